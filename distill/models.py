@@ -73,16 +73,16 @@ def encoder_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     """The (parent, attribute, ModuleList) that holds the transformer blocks.
 
     Found as the ModuleList whose length equals the config's depth and whose entries share one
-    class; this works for BERT, RoBERTa, DistilBERT, MPNet, ELECTRA, ... without a family table.
+    class (the heaviest such list); this works for BERT, RoBERTa, DistilBERT, MPNet, ELECTRA, ... without a family table.
     """
     depth = model_depth(model.config)
-    for name, module in model.named_modules():
-        for attr, child in module.named_children():
-            if (isinstance(child, nn.ModuleList) and len(child) == depth and depth > 0
-                    and len({type(m) for m in child}) == 1 and "layer" in type(child[0]).__name__.lower()):
-                return module, attr, child
-    raise ModelError(f"could not find the encoder layer list of {type(model).__name__} "
-                     f"(looked for a ModuleList of {depth} identical *Layer blocks)")
+    candidates = [(module, attr, child) for module in model.modules() for attr, child in module.named_children()
+                  if isinstance(child, nn.ModuleList) and len(child) == depth > 0 and len({type(m) for m in child}) == 1]
+    if not candidates:
+        raise ModelError(f"could not find the encoder layer list of {type(model).__name__} "
+                         f"(looked for a ModuleList of {depth} identical blocks)")
+    # Several lists can match (e.g. per-layer relative-position tables); the blocks hold the most weights.
+    return max(candidates, key=lambda c: sum(p.numel() for p in c[2].parameters()))
 
 
 def model_depth(config) -> int:

@@ -1,0 +1,43 @@
+"""The ``edgedistill`` command: one subcommand per stage, each a thin layer over a library function.
+
+    edgedistill train configs/hate-speech.yaml        fine-tune the teacher, distil the students
+    edgedistill export --run runs/hate-speech          ONNX / OpenVINO, FP32 and INT8, checked
+    edgedistill bench --run runs/hate-speech           accuracy, size, latency on this machine
+    edgedistill run configs/quickstart.yaml            all three, resuming finished stages
+    edgedistill dashboard --results results            explore the results in Streamlit
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+STAGES = {
+    "train": ("distill.cli", "fine-tune the teacher and train odd/even/LoRA/hybrid students"),
+    "export": ("export.cli", "convert trained models to ONNX and OpenVINO, FP32 and INT8, with parity checks"),
+    "bench": ("bench.cli", "measure accuracy, size and latency of every artifact on this machine"),
+    "run": ("distill.run_all", "train -> export -> bench in one go, skipping stages already complete"),
+    "dashboard": ("dashboard.cli", "start the Streamlit dashboard over a results folder"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgedistill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in STAGES.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        # Import lazily so `edgedistill dashboard --help` does not load torch.
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(importlib.import_module(args._module).main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -92,6 +92,8 @@ def from_dict(cls: type, data: dict | None, where: str = "", errors: list[str] |
 def _dataclass_in(tp: Any) -> type | None:
     if dataclasses.is_dataclass(tp):
         return tp
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
     for a in typing.get_args(tp):
         if dataclasses.is_dataclass(a):
             return a

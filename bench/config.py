@@ -1,0 +1,110 @@
+"""The bench stage's config: the recipe's ``bench:`` section, then command-line overrides.
+
+    bench:
+      threads: [all, 1]          # all = every physical core; add 1 for single-thread numbers
+      seq_lens: [natural, 16, 64, 128]
+      batch_size: 32             # throughput scenario
+      repeat: 2                  # run the timing pass twice, report the p50 spread
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from distill.configbase import ConfigError, deep_merge, dump, from_dict
+
+RUNTIMES = ("pytorch", "onnxruntime", "openvino")
+DEVICES = ("cpu", "cuda", "gpu")
+FIXED_SEQ_LENS = (16, 64, 128)
+
+# What `quick: true` changes: seconds instead of minutes, for tests and smoke runs.
+QUICK = dict(min_rounds=5, throughput_min_rounds=3, max_time=0.05, warmup_iterations=2,
+             seq_lens=["natural", 16], natural_texts=8, batch_size=4, throughput_batches=2,
+             max_test=32, include_bf16=False)
+
+
+@dataclass
+class BenchConfig:
+    # What to measure (None = everything found in the run folder / on this machine).
+    models: list[str] | None = None          # teacher, odd, even, lora, hybrid
+    variants: list[str] | None = None        # pytorch, onnx-fp32, openvino-int8, ...-trim
+    runtimes: list[Literal["pytorch", "onnxruntime", "openvino"]] | None = None
+    devices: list[Literal["cpu", "cuda", "gpu"]] | None = None
+    include_bf16: bool = True                # PyTorch / OpenVINO BF16 where the CPU has bf16 instructions
+    reference: bool = True                   # always measure teacher PyTorch FP32 (the speed-up baseline)
+
+    # Scenarios: latency at batch 1 per sequence length, throughput at batch_size.
+    threads: list[int | str] = field(default_factory=lambda: ["all"])   # "all" = physical cores
+    seq_lens: list[int | str] = field(default_factory=lambda: ["natural", 16, 64, 128])
+    natural_texts: int = 64                  # test texts cycled through by the natural-length scenario
+    batch_size: int = 32
+    throughput_seq_lens: list[int | str] = field(default_factory=lambda: ["natural"])
+    throughput_batches: int = 8              # distinct batches of test texts cycled through
+
+    # pytest-benchmark: it calibrates, warms up and picks rounds = max(min_rounds, max_time / round).
+    min_rounds: int = 200
+    throughput_min_rounds: int = 20
+    max_time: float = 2.0                    # seconds per scenario
+    warmup_iterations: int = 20
+    disable_gc: bool = True
+    repeat: int = 1                          # 2+: the timing pass again, p50 spread in report.md
+
+    # Accuracy: the full test split unless capped.
+    max_test: int | None = None
+    eval_batch_size: int = 64
+
+    quick: bool = False                      # tiny rounds and caps (tests, smoke runs)
+    job_timeout_s: float = 3600.0
+    seed: int = 0
+
+    def validate(self) -> list[str]:
+        errs = []
+        for name in ("natural_texts", "batch_size", "throughput_batches", "min_rounds", "throughput_min_rounds",
+                     "repeat", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                errs.append(f"{name}: {getattr(self, name)} must be >= 1")
+        if self.max_time <= 0:
+            errs.append(f"max_time: {self.max_time} must be > 0 seconds")
+        if self.warmup_iterations < 0:
+            errs.append(f"warmup_iterations: {self.warmup_iterations} must be >= 0")
+        if self.max_test is not None and self.max_test < 2:
+            errs.append(f"max_test: {self.max_test} must be null (the full test split) or >= 2")
+        for t in self.threads:
+            if t != "all" and not (isinstance(t, int) and t >= 1):
+                errs.append(f"threads: {t!r} is not 'all' (every physical core) or a positive count")
+        if not self.threads:
+            errs.append("threads: give at least one entry, e.g. [all] or [all, 1]")
+        for key in ("seq_lens", "throughput_seq_lens"):
+            for s in getattr(self, key):
+                if s != "natural" and not (isinstance(s, int) and s >= 4):
+                    errs.append(f"{key}: {s!r} is not 'natural' or a token count >= 4 (e.g. 16, 64, 128)")
+        if not self.seq_lens and not self.throughput_seq_lens:
+            errs.append("seq_lens and throughput_seq_lens are both empty: nothing to time")
+        return errs
+
+    def resolved(self) -> "BenchConfig":
+        """The config with `quick` applied (quick never raises a cap the user set lower)."""
+        if not self.quick:
+            return dataclasses.replace(self)
+        changes = dict(QUICK)
+        changes["batch_size"] = min(self.batch_size, QUICK["batch_size"])
+        changes["max_test"] = min(self.max_test or QUICK["max_test"], QUICK["max_test"])
+        changes["repeat"] = self.repeat
+        return dataclasses.replace(self, **changes)
+
+
+def load_bench_config(section: dict | None, overrides: dict | None = None) -> BenchConfig:
+    """BenchConfig from a recipe's ``bench:`` dict plus overrides (flags / ``--set bench.k=v``)."""
+    section = section or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"the recipe's bench section must be a mapping of options, got {section!r}")
+    data = deep_merge(section, {k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_dict(BenchConfig, data, where="bench.").resolved()
+
+
+def describe(cfg: BenchConfig) -> str:
+    return dump(cfg)
+
+
+__all__ = ["BenchConfig", "ConfigError", "load_bench_config", "describe", "RUNTIMES", "DEVICES"]

@@ -1,0 +1,231 @@
+"""What to measure: the run's checkpoints and artifacts, and one job per artifact x runtime x
+device x precision x threads.
+
+Which runtime loads which format (``LOADS``) and which precisions each runtime runs on each
+device (``precisions_for``) live here and nowhere else, so the one benchmark loop stays free of
+per-backend branches.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.config import BenchConfig, ConfigError
+
+METHODS = ("teacher", "odd", "even", "lora", "hybrid")
+WEIGHT_GLOBS = ("*.safetensors", "*.bin")
+# Formats each runtime can load through export.runtime. (OpenVINO itself reads .onnx files, but
+# OpenVinoRuntime takes IR folders only; add "onnx" here if it learns to load ONNX artifacts.)
+LOADS = {"pytorch": ("pytorch",), "onnxruntime": ("onnx",), "openvino": ("openvino",)}
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass
+class Artifact:
+    model: str
+    variant: str                 # "pytorch" for checkpoints
+    format: str                  # pytorch | onnx | openvino
+    precision: str               # as stored: fp32 | fp16 | int8
+    quantization: str            # none | dynamic | static | nncf
+    trimmed_vocab: bool
+    folder: str
+    size_bytes: int
+    params: int | None
+    label_names: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.variant}"
+
+
+@dataclass
+class Job:
+    """One subprocess: an artifact loaded once by one runtime, then every scenario timed."""
+
+    artifact: Artifact
+    runtime: str
+    device: str
+    precision: str | None        # passed to Runtime.load; None = as stored (ONNX Runtime)
+    threads: int
+
+    @property
+    def label(self) -> str:
+        p = f" {self.precision}" if self.precision and self.precision != self.artifact.precision else ""
+        return f"{self.artifact.name} [{self.runtime}/{self.device}{p} x{self.threads}]"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "artifact": asdict(self.artifact)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        return cls(**{**d, "artifact": Artifact(**d["artifact"])})
+
+    def row_precision(self) -> str:
+        """The precision a row reports: as stored, unless the runtime computes in a lower one."""
+        if self.precision in ("bf16", "fp16") and self.artifact.precision in ("fp32", "fp16"):
+            return self.precision
+        return self.artifact.precision
+
+    def row_options(self) -> str:
+        # OpenVINO's inference precision is a setting of its own, recorded in every row.
+        return f"infer={self.precision or 'fp32'}" if self.runtime == "openvino" else ""
+
+
+# --- discovery -----------------------------------------------------------------------------
+
+def _files_size(folder: Path, globs) -> int:
+    return int(sum(p.stat().st_size for g in globs for p in folder.glob(g) if p.is_file()))
+
+
+def _vocab_size(tokenizer_json: Path) -> int | None:
+    try:
+        vocab = json.loads(tokenizer_json.read_text())["model"]["vocab"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+    return len(vocab)
+
+
+def _trimmed_params(source: Path, artifact_folder: Path, params: int | None) -> int | None:
+    """Params of a vocabulary-trimmed export: the source's minus the dropped embedding rows."""
+    try:
+        cfg = json.loads((source / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    kept = _vocab_size(artifact_folder / "tokenizer.json")
+    hidden = cfg.get("hidden_size") or cfg.get("dim")
+    if params is None or kept is None or not hidden or not cfg.get("vocab_size"):
+        return None
+    return int(params - (cfg["vocab_size"] - kept) * hidden)
+
+
+def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
+    """Finished checkpoints and artifacts of a run, plus notes on unfinished folders skipped."""
+    run_dir = Path(run_dir)
+    found, notes, params_of = [], [], {}
+    order = {m: i for i, m in enumerate(METHODS)}
+    models = sorted((p for p in (run_dir / "models").glob("*") if p.is_dir()),
+                    key=lambda p: (order.get(p.name, len(order)), p.name))
+    for folder in models:
+        meta_path = folder / "edgedistill.json"
+        if not meta_path.is_file():
+            notes.append(f"{folder}: no edgedistill.json (training unfinished), skipped")
+            continue
+        meta = json.loads(meta_path.read_text())
+        params_of[folder.name] = meta.get("params_total")
+        found.append(Artifact(folder.name, "pytorch", "pytorch", "fp32", "none", False, str(folder.resolve()),
+                              _files_size(folder, WEIGHT_GLOBS), meta.get("params_total"),
+                              list(meta.get("label_names") or [])))
+    artifacts = sorted((p for p in (run_dir / "artifacts").glob("*/*") if p.is_dir()),
+                       key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name, p.name))
+    for folder in artifacts:
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.is_file():
+            notes.append(f"{folder}: no manifest.json (export unfinished), skipped")
+            continue
+        m = json.loads(manifest_path.read_text())
+        model, variant = m.get("model") or folder.parent.name, m.get("variant") or folder.name
+        trimmed = bool(m.get("trimmed_vocab", variant.endswith("-trim")))
+        params = m.get("params") or params_of.get(model)
+        if trimmed and not m.get("params"):
+            params = _trimmed_params(run_dir / "models" / model, folder, params_of.get(model))
+        size = m.get("size_bytes") or _files_size(folder, ("*.onnx", "*.onnx_data", "*.xml", "*.bin"))
+        found.append(Artifact(model, variant, m.get("format", "onnx"), m.get("precision", "fp32"),
+                              m.get("quantization", "none"), trimmed, str(folder.resolve()), int(size), params,
+                              list(m.get("label_names") or [])))
+    return found, notes
+
+
+# --- devices and precisions ----------------------------------------------------------------
+
+def available_devices(runtimes: list[str]) -> dict[str, list[str]]:
+    """Devices each runtime can use on this machine (imports only the runtimes asked for)."""
+    out: dict[str, list[str]] = {}
+    if "pytorch" in runtimes:
+        import torch
+
+        out["pytorch"] = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if "onnxruntime" in runtimes:
+        try:
+            import onnxruntime as ort
+
+            out["onnxruntime"] = ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
+        except ImportError:
+            out["onnxruntime"] = []
+    if "openvino" in runtimes:
+        try:
+            import openvino as ov
+
+            devices = ov.Core().available_devices
+            out["openvino"] = [d for d, name in (("cpu", "CPU"), ("gpu", "GPU")) if name in devices]
+        except ImportError:
+            out["openvino"] = []
+    return out
+
+
+def cpu_has_bf16(hardware: dict) -> bool:
+    return any(f in hardware.get("isa_flags", []) for f in BF16_FLAGS)
+
+
+def precisions_for(artifact: Artifact, runtime: str, device: str, cfg: BenchConfig, bf16: bool) -> list[str | None]:
+    if runtime == "pytorch":
+        if device == "cuda":
+            return ["fp32", "fp16", "bf16"]
+        return ["fp32"] + (["bf16"] if cfg.include_bf16 and bf16 else [])
+    if runtime == "openvino":
+        if device == "gpu":
+            return ["fp32", "fp16"]
+        extra = cfg.include_bf16 and bf16 and artifact.precision in ("fp32", "fp16")
+        return ["fp32"] + (["bf16"] if extra else [])
+    return [None]   # ONNX Runtime runs an artifact as stored
+
+
+def resolve_threads(threads: list, physical_cores: int) -> list[int]:
+    out = []
+    for t in threads:
+        n = physical_cores if t == "all" else int(t)
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def plan_jobs(artifacts: list[Artifact], cfg: BenchConfig, devices: dict[str, list[str]],
+              hardware: dict) -> list[Job]:
+    """Every (artifact, runtime, device, precision, threads) to measure, teacher reference first."""
+    _check_filters(artifacts, cfg)
+    threads = resolve_threads(cfg.threads, int(hardware.get("physical_cores") or 1))
+    bf16 = cpu_has_bf16(hardware)
+    wanted_runtimes = cfg.runtimes or list(LOADS)
+    jobs: list[Job] = []
+    for a in artifacts:
+        selected = ((cfg.models is None or a.model in cfg.models)
+                    and (cfg.variants is None or a.variant in cfg.variants))
+        reference = cfg.reference and a.model == "teacher" and a.variant == "pytorch"
+        if not (selected or reference):
+            continue
+        for runtime in LOADS:
+            if a.format not in LOADS[runtime]:
+                continue
+            full = selected and runtime in wanted_runtimes
+            if not (full or reference):
+                continue
+            for device in devices.get(runtime, []):
+                if cfg.devices is not None and device not in cfg.devices:
+                    continue
+                for precision in precisions_for(a, runtime, device, cfg, bf16):
+                    if not full and precision != "fp32":
+                        continue   # the reference alone: teacher PyTorch FP32
+                    # On accelerators the host thread count barely matters: measure it once.
+                    for t in (threads if device == "cpu" else threads[:1]):
+                        jobs.append(Job(a, runtime, device, precision, t))
+    return jobs
+
+
+def _check_filters(artifacts: list[Artifact], cfg: BenchConfig):
+    errs = []
+    for key, values in (("models", {a.model for a in artifacts}), ("variants", {a.variant for a in artifacts})):
+        unknown = sorted(set(getattr(cfg, key) or []) - values)
+        if unknown:
+            errs.append(f"bench.{key}: {unknown} not found in this run (found: {', '.join(sorted(values)) or 'nothing'})")
+    if errs:
+        raise ConfigError("\n".join(errs))

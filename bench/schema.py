@@ -1,0 +1,256 @@
+"""The bench result file: flat rows (docs/design.md, "Bench row columns") plus machine blocks.
+
+``BenchRow.to_dict`` is the one serialiser: ``bench.json`` rows and ``bench.csv`` lines are
+both made from it, and ``BenchRow.from_dict`` reads either back. Per-class metrics become the
+columns ``f1_<label>``, ``precision_<label>``, ``recall_<label>``.
+
+This module imports nothing heavy (no torch, no transformers, no numpy): the GPU script uses it
+on a machine with another Python stack.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+BENCH_FILE, CSV_FILE, REPORT_FILE = "bench.json", "bench.csv", "report.md"
+PER_CLASS_METRICS = ("f1", "precision", "recall")
+
+# Columns that identify a measurement; two rows with the same values here are the same
+# measurement (a re-run replaces it).
+KEY_COLUMNS = ("machine_id", "artifact", "runtime", "device", "precision", "threads", "options",
+               "scenario", "batch_size", "seq_len")
+
+
+class BenchFileError(ValueError):
+    """A bench.json that cannot be read or merged; the message names the file and the fix."""
+
+
+@dataclass
+class BenchRow:
+    # Identity
+    machine_id: str
+    machine_label: str
+    run: str
+    model: str                       # teacher | odd | even | lora | hybrid
+    artifact: str                    # <model>/<variant>; checkpoints are <model>/pytorch
+    variant: str
+    format: str                      # pytorch | onnx | openvino
+    precision: str                   # fp32 | fp16 | bf16 | int8
+    quantization: str                # none | dynamic | static | nncf
+    trimmed_vocab: bool
+    runtime: str                     # pytorch | onnxruntime | openvino
+    device: str                      # cpu | cuda | gpu
+    threads: int | None
+    options: str                     # "", "compile", "cuda-graphs", "infer=f32", ...
+    scenario: str                    # latency | throughput
+    batch_size: int
+    seq_len: str                     # natural | 16 | 64 | 128
+    # Accuracy on the test split (same on every row of one artifact x runtime x device x precision)
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    roc_auc: float | None = None
+    pr_auc: float | None = None
+    per_class: dict = field(default_factory=dict)   # label -> {f1, precision, recall}
+    # Footprint
+    size_mb: float | None = None
+    params: int | None = None
+    load_s: float | None = None
+    peak_rss_mb: float | None = None
+    # Speed (milliseconds per call; a call is one batch)
+    latency_mean_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_min_ms: float | None = None
+    latency_stddev_ms: float | None = None
+    rounds: int | None = None
+    throughput_per_s: float | None = None
+    # Derived inside the same run (bench.derive)
+    speedup_vs_teacher: float | None = None
+    size_ratio_vs_fp32: float | None = None
+    f1_retained_pct: float | None = None
+    measured_at: str | None = None
+
+    def key(self) -> tuple:
+        return tuple(getattr(self, k) for k in KEY_COLUMNS)
+
+    def to_dict(self) -> dict:
+        """The flat row, in column order; the only serialiser for JSON and CSV."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "per_class":
+                for metric in PER_CLASS_METRICS:
+                    for label, values in self.per_class.items():
+                        out[f"{metric}_{label}"] = values.get(metric)
+            else:
+                out[f.name] = getattr(self, f.name)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, label_names: list[str] | None = None) -> "BenchRow":
+        """A row from ``to_dict`` output, from JSON or from CSV strings (types restored)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"per_class"}
+        missing = [k for k in KEY_COLUMNS + ("model", "variant", "format", "run") if k not in data]
+        if missing:
+            raise ValueError(f"row lacks column(s) {', '.join(missing)}")
+        kwargs = {k: _coerce(k, data[k]) for k in names if k in data}
+        labels = label_names if label_names is not None else _labels_in(data)
+        per_class = {}
+        for label in labels:
+            per_class[label] = {m: _to_float(data.get(f"{m}_{label}")) for m in PER_CLASS_METRICS}
+        return cls(per_class=per_class, **kwargs)
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(BenchRow)}
+
+
+def _labels_in(data: dict) -> list[str]:
+    return [k[len("f1_"):] for k in data if k.startswith("f1_") and k not in _FIELD_TYPES]
+
+
+def _to_float(v):
+    if v is None or v == "":
+        return None
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def _coerce(name: str, v):
+    """Restore a column's type; CSV gives strings, JSON gives the types already."""
+    tp = _FIELD_TYPES[name]
+    if v is None or (v == "" and tp != "str"):
+        return None
+    if tp == "bool":
+        return v if isinstance(v, bool) else str(v).lower() == "true"
+    if tp.startswith("int"):
+        return int(float(v))
+    if tp.startswith("float"):
+        return _to_float(v)
+    return "" if v is None else str(v)
+
+
+def columns(rows: list[BenchRow]) -> list[str]:
+    """Every column of ``rows`` in schema order (per-class columns follow pr_auc)."""
+    cols: list[str] = []
+    for row in rows:
+        for k in row.to_dict():
+            if k not in cols:
+                cols.append(k)
+    if not rows:
+        cols = [f.name for f in dataclasses.fields(BenchRow) if f.name != "per_class"]
+    return cols
+
+
+def rows_to_csv(rows: list[BenchRow]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns(rows), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.to_dict().items()})
+    return buf.getvalue()
+
+
+def rows_from_csv(text: str) -> list[BenchRow]:
+    return [BenchRow.from_dict(d) for d in csv.DictReader(io.StringIO(text))]
+
+
+# --- the file --------------------------------------------------------------------------------
+
+def new_document(run: str) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "run": run, "machines": {}, "rows": []}
+
+
+def machine_block(hardware: dict, provenance: dict, bench_config: dict, extra: dict | None = None) -> dict:
+    """What a machine's rows were measured with; ``extra`` holds e.g. the repeat p50s."""
+    return {"hardware": hardware, "provenance": provenance, "bench_config": bench_config,
+            "measured_at": now_iso(), **(extra or {})}
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _fix_hint(path: Path) -> str:
+    return (f"Move it away (e.g. mv {path} {path}.old) to start a new file, or pass --force-new, which keeps "
+            f"it as {path.name}.corrupt-<time> and starts a new one.")
+
+
+def validate_document(doc, path: str | Path = "bench.json") -> list[BenchRow]:
+    """Check a parsed bench.json; return its rows or raise BenchFileError naming the problem."""
+    path = Path(path)
+    expected = (f"expected a bench result file: a JSON object with schema_version {SCHEMA_VERSION}, run, "
+                "machines {machine_id: {hardware, provenance, bench_config, measured_at}} and rows [...]")
+    if not isinstance(doc, dict) or not {"schema_version", "machines", "rows"} <= set(doc):
+        found = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
+        raise BenchFileError(f"{path} is not a bench result file (found {found}); {expected}. {_fix_hint(path)}")
+    if doc["schema_version"] != SCHEMA_VERSION:
+        raise BenchFileError(f"{path} has schema_version {doc['schema_version']!r}, this edgedistill writes and "
+                             f"reads version {SCHEMA_VERSION}; {expected}. {_fix_hint(path)}")
+    if not isinstance(doc["machines"], dict) or not isinstance(doc["rows"], list):
+        raise BenchFileError(f"{path}: machines must be an object and rows a list; {expected}. {_fix_hint(path)}")
+    for mid, block in doc["machines"].items():
+        if not isinstance(block, dict) or "hardware" not in block:
+            raise BenchFileError(f"{path}: machines.{mid} lacks its hardware block; {expected}. {_fix_hint(path)}")
+    rows = []
+    for i, data in enumerate(doc["rows"]):
+        try:
+            row = BenchRow.from_dict(data)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BenchFileError(f"{path}: rows[{i}] is not a bench row ({exc}); {expected}. {_fix_hint(path)}") from None
+        if row.machine_id not in doc["machines"]:
+            raise BenchFileError(f"{path}: rows[{i}] belongs to machine {row.machine_id!r}, which has no entry in "
+                                 f"machines; {expected}. {_fix_hint(path)}")
+        rows.append(row)
+    return rows
+
+
+def read_document(path: str | Path) -> tuple[dict, list[BenchRow]]:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchFileError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise BenchFileError(f"{path} is not valid JSON ({exc}), so it cannot be merged into. "
+                             f"{_fix_hint(path)}") from None
+    return doc, validate_document(doc, path)
+
+
+def load_or_new(path: str | Path, run: str, force_new: bool = False) -> tuple[dict, list[BenchRow]]:
+    """The existing bench.json (checked) or a new one; ``force_new`` sets a bad file aside."""
+    path = Path(path)
+    if not path.exists():
+        return new_document(run), []
+    try:
+        return read_document(path)
+    except BenchFileError:
+        if not force_new:
+            raise
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.move(str(path), aside)
+        print(f"{path} was not a usable bench file; kept it as {aside} and started a new one (--force-new)")
+        return new_document(run), []
+
+
+def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dict,
+                    new_rows: list[BenchRow]) -> tuple[dict, list[BenchRow]]:
+    """``doc`` with ``machine_id``'s block and rows replaced; other machines are untouched."""
+    kept = [r for r in rows if r.machine_id != machine_id]
+    machines = {k: v for k, v in doc["machines"].items() if k != machine_id}
+    machines[machine_id] = block
+    return {**doc, "machines": machines}, kept + list(new_rows)
+
+
+def document(doc: dict, rows: list[BenchRow]) -> dict:
+    """The JSON object to write: rows serialised by to_dict, machines sorted for stable diffs."""
+    rows = sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r.key()))
+    return {"schema_version": SCHEMA_VERSION, "run": doc.get("run"),
+            "machines": dict(sorted(doc["machines"].items())), "rows": [r.to_dict() for r in rows]}

@@ -1,0 +1,106 @@
+"""One bench job in a process of its own: load, accuracy, timing, peak memory.
+
+    python -m bench.worker JOB.json RESULT.json
+
+A fresh process per artifact x runtime x device x precision x threads, because the peak
+resident memory (``ru_maxrss``) only ever grows within a process, and so that one runtime's
+libraries and thread pools never share a process with another's. ONNX Runtime and OpenVINO
+jobs never import torch.
+
+Timed calls take pre-tokenized inputs: tokenization is excluded from every latency, for every
+runtime alike (it is the same ``tokenizers`` code for all of them).
+
+- latency, natural: batch 1, a fixed list of test texts at their own lengths (truncated to the
+  model's max_length), one text per call, cycling through the list;
+- latency, 16 / 64 / 128: batch 1, real test text cut to exactly that many tokens;
+- throughput: ``batch_size`` test texts per call (padded to the batch's longest, or to a fixed
+  length), cycling through a few distinct batches.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.config import BenchConfig
+from bench.plan import Job
+from bench.timing import Case, run_cases, timing_settings
+
+
+def build_cases(cfg: BenchConfig) -> list[Case]:
+    one = [Case("latency", 1, str(s), min_rounds=cfg.min_rounds) for s in cfg.seq_lens]
+    one += [Case("throughput", cfg.batch_size, str(s), min_rounds=cfg.throughput_min_rounds)
+            for s in cfg.throughput_seq_lens]
+    return [Case(c.scenario, c.batch_size, c.seq_len, repeat=r, min_rounds=c.min_rounds)
+            for r in range(cfg.repeat) for c in one]
+
+
+def case_batches(rt, inputs: dict, case: Case) -> list[dict]:
+    """The pre-tokenized batches one case cycles through."""
+    if case.seq_len == "natural":
+        if case.batch_size == 1:
+            return [rt.encode([t]) for t in inputs["natural_texts"]]
+        return [rt.encode(b) for b in inputs["throughput_batches"]]
+    n = int(case.seq_len)
+    batch = rt.encode([inputs["long_text"]] * case.batch_size, pad_to=n)
+    if batch["input_ids"].shape != (case.batch_size, n) or not batch["attention_mask"].all():
+        raise ValueError(f"could not build {n} real tokens from the test texts (got shape "
+                         f"{batch['input_ids'].shape}, {int(batch['attention_mask'].sum())} real tokens)")
+    return [batch]
+
+
+def measure(job: Job, cfg: BenchConfig, inputs: dict, workdir: Path) -> dict:
+    from distill.metrics import classification_metrics
+    from export.runtime import RUNTIMES
+
+    out: dict = {"job": job.to_dict(), "ok": False}
+    t0 = time.perf_counter()
+    rt = RUNTIMES[job.runtime].load(job.artifact.folder, device=job.device, threads=job.threads,
+                                    precision=job.precision)
+    out["load_s"] = time.perf_counter() - t0
+    out["describe"] = {k: v for k, v in rt.describe().items() if k not in ("label_names", "folder")}
+    if list(rt.label_names) != list(inputs["label_names"]):
+        raise ValueError(f"{job.artifact.name} predicts labels {rt.label_names}, the test split has "
+                         f"{inputs['label_names']}: it was trained on other data")
+    print(f"loaded {job.label} in {out['load_s']:.2f}s", flush=True)
+
+    pred = rt.predict(inputs["test_texts"], batch_size=cfg.eval_batch_size)
+    out["metrics"] = classification_metrics(inputs["test_labels"], pred.probs, inputs["label_names"])
+    print(f"accuracy on {len(inputs['test_texts'])} test texts: macro-F1 {out['metrics']['macro_f1']:.4f}",
+          flush=True)
+
+    def make_target(case: Case):
+        batches = case_batches(rt, inputs, case)
+        forward, cycle = rt.forward, itertools.cycle(batches)
+        return lambda: forward(next(cycle))
+
+    out["timings"] = {cid: {k: v for k, v in r.items() if k != "data_s"}
+                      for cid, r in run_cases(build_cases(cfg), make_target, timing_settings(cfg),
+                                              workdir / "pytest").items()}
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6   # KiB on Linux
+    out["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    out["ok"] = True
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec_path, result_path = Path(argv[0]), Path(argv[1])
+    spec = json.loads(spec_path.read_text())
+    job, cfg = Job.from_dict(spec["job"]), BenchConfig(**spec["config"])
+    inputs = json.loads(Path(spec["inputs"]).read_text())
+    try:
+        result = measure(job, cfg, inputs, spec_path.parent)
+    except Exception as exc:  # any failure is reported to the parent, which carries on with other jobs
+        traceback.print_exc()
+        result = {"job": job.to_dict(), "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result_path.write_text(json.dumps(result, default=str))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard over ``results/<run>/``: reads result files, never recomputes metrics."""

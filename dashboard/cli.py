@@ -1,0 +1,58 @@
+"""``edgedistill dashboard``: start Streamlit on a results folder.
+
+    edgedistill dashboard                                 results/ and runs/ of this checkout
+    edgedistill dashboard --results results --port 8502   another port
+    edgedistill dashboard --runs /data/runs --headless    a server without a browser to open
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).with_name("app.py")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", default="results", metavar="DIR",
+                        help="folder of results/<run>/ (metrics.json, export.json, bench.json)")
+    parser.add_argument("--runs", action="append", metavar="DIR",
+                        help="folder of runs/<run>/ whose checkpoints and artifacts the playground may load "
+                             "(repeat for several; default: runs)")
+    parser.add_argument("--port", type=int, default=8501)
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="interface to listen on; 0.0.0.0 serves other machines too (the playground runs models)")
+    parser.add_argument("--headless", action="store_true", help="do not open a browser")
+
+
+def streamlit_command(results: str, runs: list[str], port: int, address: str, headless: bool) -> tuple[list[str], dict]:
+    """The ``streamlit run`` command line and environment; also used by the screenshot script and tests."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP),
+           "--server.port", str(port), "--server.address", address,
+           "--server.headless", "true" if headless else "false",
+           "--browser.gatherUsageStats", "false",
+           # The app reads result files through its own mtime-keyed cache; no need to watch sources.
+           "--server.fileWatcherType", "none"]
+    env = {**os.environ, "EDGEDISTILL_RESULTS": str(Path(results).resolve()),
+           "EDGEDISTILL_RUNS": os.pathsep.join(str(Path(r).resolve()) for r in runs)}
+    return cmd, env
+
+
+def main(args: argparse.Namespace) -> int:
+    results = Path(args.results)
+    runs = args.runs or ["runs"]
+    if results.exists() and not results.is_dir():
+        print(f"edgedistill dashboard: --results {results} is a file; pass the folder that holds results/<run>/",
+              file=sys.stderr)
+        return 2
+    if not results.is_dir():
+        # Not an error: the page itself explains how to produce results.
+        print(f"note: {results} does not exist yet; the dashboard will say how to produce results", file=sys.stderr)
+    cmd, env = streamlit_command(str(results), runs, args.port, args.address, args.headless)
+    print(f"dashboard: results={results.resolve()} runs={os.pathsep.join(runs)} -> http://{args.address}:{args.port}")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,31 @@
+"""``edgedistill train RECIPE``: fine-tune the teacher, then train the students, LoRA and hybrid."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe YAML, e.g. configs/hate-speech.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.epochs=1 --set data.max_train=2000 (repeatable)")
+    p.add_argument("--methods", nargs="+", choices=["teacher", "odd", "even", "lora", "hybrid"],
+                   help="train only these methods (the teacher is trained first when a student needs it)")
+    p.add_argument("--force", action="store_true", help="retrain methods whose checkpoints are already complete")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+
+
+def main(args) -> int:
+    from distill.configbase import ConfigError
+    from distill.config import load_recipe
+    from distill.data import DataError
+    from distill.models import ModelError
+    from distill.pipeline import RunError, train_run
+
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        train_run(recipe, methods=args.methods, force=args.force, progress=not args.no_progress)
+    except (ConfigError, DataError, ModelError, RunError) as exc:
+        print(f"edgedistill train: {exc}", file=sys.stderr)
+        return 2
+    return 0

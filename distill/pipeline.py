@@ -1,0 +1,143 @@
+"""The training stage end to end: data -> teacher -> students / LoRA / hybrid -> results.
+
+Each finished method is a complete checkpoint folder (``edgedistill.json`` written last, with
+its metrics), so an interrupted run resumes at the first unfinished method.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from distill.configbase import dump, to_dict
+from distill.config import Recipe
+from distill.data import Dataset, load_dataset
+from distill.io import atomic_dir, atomic_write_json, atomic_write_text
+from distill.provenance import provenance
+
+SCHEMA_VERSION = 1
+MARKER = "edgedistill.json"
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked (e.g. trained with another recipe)."""
+
+
+def model_dir(recipe: Recipe, method: str) -> Path:
+    return recipe.run_dir / "models" / method
+
+
+def checkpoint_complete(folder: Path) -> bool:
+    try:
+        return json.loads((folder / MARKER).read_text()).get("schema_version") == SCHEMA_VERSION
+    except (OSError, ValueError):
+        return False
+
+
+def _training_sections(recipe: Recipe) -> dict:
+    d = to_dict(recipe)
+    return {k: d[k] for k in ("data", "teacher", "train", "loss", "methods")} | {"seed": d["run"]["seed"]}
+
+
+def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
+    """Write the resolved recipe; refuse to mix checkpoints trained under a different one."""
+    path = recipe.run_dir / "recipe.yaml"
+    if path.is_file() and not force:
+        from distill.config import load_recipe
+
+        old = load_recipe(path)
+        changed = [k for k, v in _training_sections(recipe).items() if _training_sections(old).get(k) != v]
+        # Adding or removing methods is fine; changing shared settings would mix incomparable models.
+        changed = [k for k in changed if k != "methods" or any(
+            old.methods.get(m) is not None and vars(old.methods[m]) != vars(recipe.methods[m]) for m in recipe.methods)]
+        if changed and any(checkpoint_complete(p) for p in (recipe.run_dir / "models").glob("*")):
+            raise RunError(f"{recipe.run_dir} holds models trained with different {', '.join(changed)} settings. "
+                           "Use another run.name, or --force to retrain every method from scratch.")
+    atomic_write_text(path, f"# Resolved recipe of run {recipe.run.name} (from {recipe.source})\n" + dump(recipe))
+
+
+def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True) -> dict:
+    """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/."""
+    from accelerate import Accelerator
+
+    from distill.train import setup_method, train
+
+    print("Resolved recipe:\n" + dump(recipe))
+    names = methods or recipe.method_names()
+    data = load_dataset(recipe.data)
+    summary = data.summary()
+    print(f"Data: {summary['sizes']} ({summary['origin']}); train class counts {summary['class_counts']['train']}")
+    prepare_run_dir(recipe, force)
+    teacher_dir = model_dir(recipe, "teacher")
+    acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
+    needs_teacher = [n for n in names if n in ("odd", "even", "hybrid")]
+    if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):
+        names = ["teacher", *names]
+    for name in names:
+        folder = model_dir(recipe, name)
+        if checkpoint_complete(folder) and not force:
+            print(f"[{name}] complete checkpoint found in {folder}; skipping (use --force to retrain)")
+            continue
+        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in ("odd", "even", "hybrid") else None)
+        acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters trainable; "
+                  f"layers {setup.info['layers']}; loss {setup.info['loss']}")
+        start = time.perf_counter()
+        outcome = train(setup, data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            entry = {**setup.info, "train_time_s": outcome.train_time_s, "wall_time_s": time.perf_counter() - start,
+                     "train_examples_per_s": outcome.train_examples_per_s, "best_epoch": outcome.best_epoch,
+                     "epochs": setup.train.epochs, "batch_size": setup.train.batch_size, "lr": setup.train.lr,
+                     "history": outcome.history, "validation": outcome.validation, "test": outcome.test}
+            save_checkpoint(folder, outcome.model, setup.tokenizer, entry, recipe, data.label_names)
+            print(f"[{name}] test macro-F1 {outcome.test['macro_f1']:.4f}, accuracy {outcome.test['accuracy']:.4f} "
+                  f"(best epoch {outcome.best_epoch}, {outcome.train_time_s / 60:.1f} min)")
+        acc.wait_for_everyone()
+        acc.free_memory()
+    if not acc.is_main_process:
+        return {}
+    return write_results(recipe, data)
+
+
+def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe, label_names: list[str]) -> None:
+    """save_pretrained (merged for LoRA, adapter kept beside it); the marker file goes last."""
+    from distill.models import merged
+
+    with atomic_dir(folder) as tmp:
+        if entry.get("lora"):
+            model.save_pretrained(tmp / "adapter")
+            model = merged(model)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / MARKER, {"schema_version": SCHEMA_VERSION, "label_names": label_names,
+                                         "recipe": to_dict(recipe), "provenance": provenance(), **entry})
+
+
+def collect_metrics(recipe: Recipe) -> dict:
+    out = {}
+    for folder in sorted((recipe.run_dir / "models").glob("*")):
+        if checkpoint_complete(folder):
+            entry = json.loads((folder / MARKER).read_text())
+            out[entry["method"]] = {k: v for k, v in entry.items() if k not in ("recipe", "schema_version")}
+    return out
+
+
+def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
+    """metrics.json, results.md and plots from the run's complete checkpoints."""
+    from distill.report import write_plots, results_table
+
+    from distill.config import METHODS
+
+    models = collect_metrics(recipe)
+    models = {m: models[m] for m in METHODS if m in models}
+    if not models:
+        raise RunError(f"no complete checkpoints in {recipe.run_dir / 'models'}; train first")
+    data = data or load_dataset(recipe.data)
+    out = recipe.results_path
+    metrics = {"schema_version": SCHEMA_VERSION, "run": recipe.run.name, "provenance": provenance(),
+               "recipe": to_dict(recipe), "data": data.summary(), "models": models}
+    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_text(out / "results.md", results_table(metrics))
+    write_plots(metrics, out / "plots")
+    print(f"Wrote {out / 'metrics.json'}, {out / 'results.md'} and plots in {out / 'plots'}")
+    return metrics

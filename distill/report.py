@@ -1,0 +1,90 @@
+"""Training results as a Markdown table (the course project's layout, extended) and PNG plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from distill.io import atomic_dir
+
+
+def _fmt(x, digits=4):
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def results_table(metrics: dict) -> str:
+    models = metrics["models"]
+    labels = metrics["data"]["label_names"]
+    teacher_f1 = models.get("teacher", {}).get("test", {}).get("macro_f1")
+    prov = metrics["provenance"]
+    lines = [f"# Training results: {metrics['run']}", "",
+             f"Test split: {metrics['data']['sizes']['test']} examples ({metrics['data']['origin']}); "
+             f"models selected on the validation split ({metrics['data']['sizes']['validation']} examples). "
+             f"Commit `{prov['git_commit']}`, {prov['hardware']['label']}.", ""]
+    head = ["Model", "Layers", "Trainable params", "Train loss (last epoch)", "Test accuracy", "Macro-F1",
+            "% of teacher F1", "ROC-AUC", "PR-AUC"]
+    for name in labels:
+        head += [f"{name} P", f"{name} R", f"{name} F1"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, m in models.items():
+        t = m["test"]
+        retained = "n/a" if not teacher_f1 else f"{100 * t['macro_f1'] / teacher_f1:.1f}"
+        row = [method, str(m.get("layers") or "all"), f"{m['params_trainable']:,} / {m['params_total']:,}",
+               _fmt(m["history"]["epochs"][-1]["train_loss"]), _fmt(t["accuracy"]), _fmt(t["macro_f1"]), retained,
+               _fmt(t["roc_auc"]), _fmt(t["pr_auc"])]
+        for name in labels:
+            pc = t["per_class"][name]
+            row += [_fmt(pc["precision"], 3), _fmt(pc["recall"], 3), _fmt(pc["f1"], 3)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| Model | Best epoch | Epochs | Batch | LR | Train time (min) | Train examples/s | Loss |",
+              "|---|---|---|---|---|---|---|---|"]
+    for method, m in models.items():
+        loss = m.get("loss") or {}
+        loss_s = ", ".join(f"{k}={v}" for k, v in loss.items() if k != "preset" and v) + (
+            f" ({loss['preset']})" if loss.get("preset") == "reference" else "")
+        lines.append(f"| {method} | {m['best_epoch']} | {m['epochs']} | {m['batch_size']} | {m['lr']:g} | "
+                     f"{m['train_time_s'] / 60:.1f} | {m['train_examples_per_s']:.0f} | {loss_s} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(metrics: dict, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models, labels = metrics["models"], metrics["data"]["label_names"]
+    with atomic_dir(folder) as tmp:
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+        for method, m in models.items():
+            steps = m["history"]["steps"]
+            if steps:
+                axes[0].plot([s["epoch"] for s in steps], [s["loss"] for s in steps], label=method, lw=1)
+            ep = m["history"]["epochs"]
+            axes[1].plot([e["epoch"] for e in ep], [e["val_loss"] for e in ep], marker="o", label=method)
+            axes[2].plot([e["epoch"] for e in ep], [e["val_macro_f1"] for e in ep], marker="o", label=method)
+        for ax, title in zip(axes, ["training loss (per logging step)", "validation loss (CE)", "validation macro-F1"]):
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(tmp / "training_curves.png", dpi=110)
+        plt.close(fig)
+
+        fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.6), squeeze=False)
+        for ax, (method, m) in zip(axes[0], models.items()):
+            cm = np.array(m["test"]["confusion_matrix"], dtype=float)
+            norm = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
+            ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+            for i in range(len(labels)):
+                for j in range(len(labels)):
+                    ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                            color="white" if norm[i, j] > 0.5 else "black")
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+            ax.set_yticks(range(len(labels)), labels, fontsize=8)
+            ax.set_title(f"{method} (macro-F1 {m['test']['macro_f1']:.3f})", fontsize=9)
+            ax.set_xlabel("predicted")
+        axes[0][0].set_ylabel("true")
+        fig.tight_layout()
+        fig.savefig(tmp / "confusion_matrices.png", dpi=110)
+        plt.close(fig)

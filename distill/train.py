@@ -1,0 +1,210 @@
+"""The one training loop every method shares (teacher, odd, even, lora, hybrid).
+
+Methods differ only in what ``setup_method`` builds: the model (full, layer-reduced, LoRA),
+the loss (plain cross-entropy or distillation) and whether a frozen teacher runs alongside.
+The loop runs through Hugging Face Accelerate, so ``accelerate launch`` scales it unchanged.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from distill.config import LossConfig, Recipe, TrainConfig
+from distill.data import Dataset, Split
+from distill.losses import DistillationLoss
+from distill.metrics import classification_metrics, softmax
+from distill.models import (load_classifier, make_student, model_depth, param_counts, select_layers, wrap_lora)
+
+CE_ONLY = LossConfig(ce=1.0, kl=0.0, cosine=0.0, hidden=0.0)
+
+
+@dataclass
+class MethodSetup:
+    name: str
+    model: nn.Module
+    tokenizer: object
+    loss: DistillationLoss
+    teacher: nn.Module | None
+    train: TrainConfig
+    info: dict = field(default_factory=dict)
+
+
+def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None) -> MethodSetup:
+    """Build the model, loss and (frozen) teacher for one method of the recipe."""
+    m = recipe.methods[name]
+    tcfg = TrainConfig(**{**vars(recipe.train), **({"lr": m.lr} if m.lr else {}), **({"epochs": m.epochs} if m.epochs else {})})
+    info: dict = {"method": name, "teacher_source": recipe.teacher.model, "layers": None, "lora": None}
+    teacher = None
+    if name in ("teacher", "lora"):
+        # LoRA adapts the pre-trained (not fine-tuned) backbone, like the teacher's own fine-tuning.
+        model, tok = load_classifier(recipe.teacher.model, label_names)
+        loss = DistillationLoss(m.loss or CE_ONLY)
+    else:
+        if teacher_dir is None:
+            raise ValueError(f"method {name} distils from the fine-tuned teacher; train the teacher first")
+        teacher, tok = load_classifier(str(teacher_dir), label_names)
+        teacher.eval().requires_grad_(False)
+        indices = select_layers(m.layers, model_depth(teacher.config), m.num_layers)
+        model = make_student(teacher, indices)
+        model.requires_grad_(True)
+        loss = DistillationLoss(m.loss or recipe.loss, layer_map=indices)
+        info["layers"] = indices
+        info["teacher_checkpoint"] = str(teacher_dir)
+    if m.lora is not None:
+        model = wrap_lora(model, m.lora)
+        info["lora"] = vars(m.lora)
+    if not loss.needs_teacher:
+        teacher = None
+    info["loss"] = vars(loss.cfg)
+    info.update(param_counts(model))
+    return MethodSetup(name, model, tok, loss, teacher, tcfg, info)
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(self, tokenizer, split: Split, max_length: int):
+        self.enc = tokenizer(split.texts, truncation=True, max_length=max_length)
+        self.labels = split.labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {**{k: v[i] for k, v in self.enc.items()}, "labels": int(self.labels[i])}
+
+
+def _loader(tokenizer, split: Split, max_length: int, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    from transformers import DataCollatorWithPadding
+
+    ds = _Encoded(tokenizer, split, max_length)
+    if not shuffle:
+        # Evaluation: group similar lengths so padding stays small; the order is restored later.
+        order = np.argsort([len(x) for x in ds.enc["input_ids"]], kind="stable")
+        ds = torch.utils.data.Subset(ds, order.tolist())
+        ds.order = order
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
+                      collate_fn=DataCollatorWithPadding(tokenizer, return_tensors="pt"))
+
+
+@torch.no_grad()
+def predict_logits(model, tokenizer, split: Split, max_length: int, batch_size: int, device) -> np.ndarray:
+    """Logits for every example of ``split`` in its original order."""
+    model.eval()
+    loader = _loader(tokenizer, split, max_length, batch_size, shuffle=False, seed=0)
+    out = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        out.append(model(**batch).logits.float().cpu().numpy())
+    logits = np.concatenate(out)
+    restored = np.empty_like(logits)
+    restored[loader.dataset.order] = logits
+    return restored
+
+
+@dataclass
+class TrainOutcome:
+    model: nn.Module                 # best-on-validation weights, unwrapped
+    history: dict
+    best_epoch: int
+    train_time_s: float
+    train_examples_per_s: float
+    validation: dict
+    test: dict
+
+
+def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, accelerator=None,
+          progress: bool = True) -> TrainOutcome:
+    """Train ``setup.model``; select the epoch with the best validation macro-F1; test it."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    cfg = setup.train
+    acc = accelerator or Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision)
+    set_seed(seed)
+    train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed)
+    params = [p for p in setup.model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]   # biases and LayerNorm weights: no weight decay
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train_loader) / (cfg.grad_accum * acc.num_processes))
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = get_scheduler(cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup", optimizer,
+                              num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=total_steps)
+    model, optimizer, train_loader, scheduler = acc.prepare(setup.model, optimizer, train_loader, scheduler)
+    teacher = setup.teacher.to(acc.device).eval() if setup.teacher is not None else None
+    loss_fn = setup.loss
+    hidden = loss_fn.needs_hidden
+
+    history = {"steps": [], "epochs": []}
+    best = {"f1": -1.0, "loss": math.inf, "epoch": 0, "state": None}
+    step, seen, train_time = 0, 0, 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        running, running_parts, n_running, epoch_losses = 0.0, {}, 0, []
+        bar = tqdm(train_loader, desc=f"{setup.name} epoch {epoch}/{cfg.epochs}", disable=not (progress and acc.is_main_process),
+                   dynamic_ncols=True, leave=False)
+        t0 = time.perf_counter()
+        for batch in bar:
+            labels = batch.pop("labels")
+            with acc.accumulate(model):
+                out = model(**batch, output_hidden_states=hidden)
+                t_out = None
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_out = teacher(**batch, output_hidden_states=hidden)
+                total, parts = loss_fn(out.logits, labels, None if t_out is None else t_out.logits,
+                                       out.hidden_states if hidden else None, t_out.hidden_states if hidden else None,
+                                       batch.get("attention_mask"))
+                acc.backward(total)
+                if acc.sync_gradients and cfg.max_grad_norm:
+                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            seen += len(labels) * acc.num_processes
+            running += float(total.detach())
+            n_running += 1
+            epoch_losses.append(float(total.detach()))
+            for k, v in parts.items():
+                running_parts[k] = running_parts.get(k, 0.0) + v
+            if acc.sync_gradients:
+                step += 1
+                if step % cfg.log_every == 0:
+                    history["steps"].append({"step": step, "epoch": round(epoch - 1 + bar.n / max(len(train_loader), 1), 4),
+                                             "loss": running / n_running,
+                                             **{k: v / n_running for k, v in running_parts.items()}})
+                    bar.set_postfix(loss=f"{running / n_running:.4f}")
+                    running, running_parts, n_running = 0.0, {}, 0
+        train_time += time.perf_counter() - t0
+        bar.close()
+        unwrapped = acc.unwrap_model(model)
+        val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size, acc.device)
+        val = classification_metrics(data.validation.labels, softmax(val_logits), data.label_names)
+        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(data.validation.labels)))
+        history["epochs"].append({"epoch": epoch, "train_loss": float(np.mean(epoch_losses)), "val_loss": val_loss,
+                                  "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"]})
+        if acc.is_main_process:
+            tqdm.write(f"[{setup.name}] epoch {epoch}: train loss {np.mean(epoch_losses):.4f}  "
+                       f"val loss {val_loss:.4f}  val macro-F1 {val['macro_f1']:.4f}")
+        if val["macro_f1"] > best["f1"] or (val["macro_f1"] == best["f1"] and val_loss < best["loss"]):
+            best = {"f1": val["macro_f1"], "loss": val_loss, "epoch": epoch,
+                    "state": {k: v.detach().cpu().clone() for k, v in unwrapped.state_dict().items()}}
+    unwrapped = acc.unwrap_model(model)
+    unwrapped.load_state_dict(best["state"])
+    val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size, acc.device)
+    test_logits = predict_logits(unwrapped, setup.tokenizer, data.test, max_length, cfg.eval_batch_size, acc.device)
+    return TrainOutcome(
+        model=unwrapped, history=history, best_epoch=best["epoch"], train_time_s=train_time,
+        train_examples_per_s=seen / train_time if train_time else 0.0,
+        validation=classification_metrics(data.validation.labels, softmax(val_logits), data.label_names),
+        test=classification_metrics(data.test.labels, softmax(test_logits), data.label_names))

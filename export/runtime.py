@@ -1,0 +1,349 @@
+"""One runtime interface for PyTorch checkpoints, ONNX Runtime and OpenVINO artifacts.
+
+    rt = OrtRuntime.load("runs/x/artifacts/odd/onnx-int8-dynamic", threads=1)
+    batch = rt.encode(["great movie"], pad_to=64)     # numpy int64 arrays, tokenizers only
+    logits = rt.forward(batch)                         # numpy (n, num_labels)
+    rt.predict(["great movie"]).labels                 # ["positive"]
+    rt.describe()                                      # runtime, precision, threads, size, ...
+
+The bench stage measures every artifact through ``forward`` and the dashboard serves
+``predict``. Only ``TorchRuntime`` imports torch / transformers (inside its methods), so an
+ONNX or OpenVINO artifact can be served on a machine without torch.
+"""
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.errors import ExportError
+
+MANIFEST = "manifest.json"
+CHECKPOINT_META = "edgedistill.json"
+TOKENIZER_FILE = "tokenizer.json"
+DEFAULT_MAX_LENGTH = 128
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class Prediction:
+    probs: np.ndarray          # (n, num_labels) float32 class probabilities
+    label_ids: np.ndarray      # (n,) int64 argmax
+    labels: list[str]          # label names of label_ids
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{path} is not valid JSON ({exc}); re-export the artifact with --force") from None
+
+
+def folder_size(paths) -> int:
+    return int(sum(Path(p).stat().st_size for p in paths if Path(p).is_file()))
+
+
+class TextEncoder:
+    """tokenizer.json -> numpy model inputs, with the same truncation for every runtime."""
+
+    def __init__(self, folder: str | Path, max_length: int, input_names: tuple[str, ...]):
+        from tokenizers import Tokenizer
+
+        path = Path(folder) / TOKENIZER_FILE
+        if not path.is_file():
+            raise ExportError(f"{folder} has no {TOKENIZER_FILE}; every checkpoint and artifact needs the fast "
+                              "tokenizer file (save the tokenizer with save_pretrained, or re-export with --force)")
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.max_length = int(max_length)
+        self.input_names = tuple(input_names)
+        self.pad_id, self.pad_token = self._pad(Path(folder))
+
+    def _pad(self, folder: Path) -> tuple[int, str]:
+        names = []
+        cfg = folder / "tokenizer_config.json"
+        if cfg.is_file():
+            tok = json.loads(cfg.read_text()).get("pad_token")
+            names.append(tok.get("content") if isinstance(tok, dict) else tok)
+        names += ["[PAD]", "<pad>"]
+        for name in names:
+            if name and self.tokenizer.token_to_id(name) is not None:
+                return self.tokenizer.token_to_id(name), name
+        return 0, self.tokenizer.id_to_token(0) or ""
+
+    def __call__(self, texts: list[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
+        if isinstance(texts, str):
+            texts = [texts]
+        tok = self.tokenizer
+        length = int(pad_to) if pad_to else self.max_length
+        tok.enable_truncation(max_length=length)
+        if pad_to:
+            tok.enable_padding(length=length, pad_id=self.pad_id, pad_token=self.pad_token)
+        else:
+            tok.enable_padding(pad_id=self.pad_id, pad_token=self.pad_token)   # to the batch's longest
+        encs = tok.encode_batch(list(texts))
+        out = {"input_ids": np.asarray([e.ids for e in encs], dtype=np.int64),
+               "attention_mask": np.asarray([e.attention_mask for e in encs], dtype=np.int64)}
+        if "token_type_ids" in self.input_names:
+            out["token_type_ids"] = np.asarray([e.type_ids for e in encs], dtype=np.int64)
+        return out
+
+
+class Runtime(abc.ABC):
+    """Load a model folder once; encode, forward, predict and describe it."""
+
+    runtime: str = ""        # pytorch | onnxruntime | openvino
+    format: str = ""         # pytorch | onnx | openvino
+
+    def __init__(self, folder: Path, device: str, threads: int | None, precision: str,
+                 label_names: list[str], max_length: int, input_names: tuple[str, ...], meta: dict):
+        self.folder = Path(folder)
+        self.device = device
+        self.threads = threads
+        self.precision = precision
+        self.label_names = list(label_names)
+        self.max_length = int(max_length)
+        self.input_names = tuple(input_names)
+        self.meta = meta                    # manifest.json / edgedistill.json contents
+        self.encoder = TextEncoder(self.folder, self.max_length, self.input_names)
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, folder: str | Path, device: str = "cpu", threads: int | None = None,
+             precision: str | None = None) -> "Runtime":
+        ...
+
+    @abc.abstractmethod
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits (n, num_labels) as float32 numpy for a batch from ``encode``."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict:
+        ...
+
+    def encode(self, texts: list[str], pad_to: int | None = None) -> dict[str, np.ndarray]:
+        """Token ids, truncated to max_length; ``pad_to=N`` gives exactly N tokens per text."""
+        return self.encoder(texts, pad_to)
+
+    def logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        parts = [self.forward(self.encode(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.label_names)), np.float32)
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> Prediction:
+        if isinstance(texts, str):
+            texts = [texts]
+        probs = softmax(self.logits(list(texts), batch_size).astype(np.float64)).astype(np.float32)
+        ids = probs.argmax(axis=1).astype(np.int64)
+        return Prediction(probs, ids, [self.label_names[i] for i in ids])
+
+    def _base_description(self) -> dict:
+        m = self.meta
+        return {"runtime": self.runtime, "format": self.format, "precision": self.precision,
+                "device": self.device, "threads": self.threads, "folder": str(self.folder),
+                "model": m.get("model") or m.get("method"), "variant": m.get("variant", "pytorch"),
+                "quantization": m.get("quantization", "none"), "trimmed_vocab": bool(m.get("trimmed_vocab", False)),
+                "params": m.get("params") or m.get("params_total"), "max_length": self.max_length,
+                "label_names": self.label_names}
+
+
+def _artifact_meta(folder: Path, fmt: str) -> dict:
+    """The manifest of an artifact folder (written last, so its presence = complete)."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise ExportError(f"{folder} has no {MANIFEST}: it is not a finished export (an interrupted export, or "
+                          "the wrong folder). Run `edgedistill export --run runs/<run>` to (re)create it.")
+    if manifest.get("format") != fmt:
+        raise ExportError(f"{folder} holds a {manifest.get('format')!r} artifact, not {fmt!r}; "
+                          "use export.predictor.load_predictor to pick the runtime from the folder")
+    model_file = folder / manifest.get("model_file", "")
+    if not model_file.is_file():
+        raise ExportError(f"{folder}: the model file {manifest.get('model_file')!r} named in {MANIFEST} is missing; "
+                          "re-export the artifact with --force")
+    return manifest
+
+
+class OrtRuntime(Runtime):
+    """An ONNX artifact on ONNX Runtime: CPU provider, CUDA provider when device='cuda'."""
+
+    runtime, format = "onnxruntime", "onnx"
+
+    @classmethod
+    def load(cls, folder, device="cpu", threads=None, precision=None):
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        meta = _artifact_meta(folder, "onnx")
+        if precision not in (None, meta.get("precision")):
+            raise ExportError(f"{folder} is a {meta.get('precision')} ONNX artifact; ONNX Runtime runs it as stored "
+                              f"(precision={precision!r} is not available; pick another artifact)")
+        available = ort.get_available_providers()
+        if device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        elif device == "cuda":
+            if "CUDAExecutionProvider" not in available:
+                raise ExportError(f"device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider); available: {available}")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            raise ExportError(f"ONNX Runtime device {device!r} is not supported (use cpu or cuda)")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(folder / meta["model_file"]), sess_options=opts, providers=providers)
+        inputs = tuple(i.name for i in session.get_inputs())
+        rt = cls(folder, device, threads, meta.get("precision", "fp32"), meta["label_names"],
+                 meta.get("max_length", DEFAULT_MAX_LENGTH), inputs, meta)
+        rt.session = session
+        rt.output_name = session.get_outputs()[0].name
+        return rt
+
+    def forward(self, batch):
+        feed = {k: np.ascontiguousarray(batch[k], dtype=np.int64) for k in self.input_names}
+        return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
+
+    def describe(self):
+        files = [self.folder / self.meta["model_file"]] + sorted(self.folder.glob("*.onnx_data"))
+        return {**self._base_description(), "providers": self.session.get_providers(),
+                "intra_op_threads": self.threads, "model_file": self.meta["model_file"],
+                "size_bytes": folder_size(files)}
+
+
+class OpenVinoRuntime(Runtime):
+    """An OpenVINO IR artifact; the inference precision and thread count are set explicitly.
+
+    OpenVINO runs BF16 by default on CPUs with AMX/AVX512-BF16, so an unset hint would silently
+    change numerics between machines: FP32 unless ``precision`` asks for bf16/f16.
+    """
+
+    runtime, format = "openvino", "openvino"
+    HINTS = {None: "f32", "fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
+
+    @classmethod
+    def load(cls, folder, device="cpu", threads=None, precision=None):
+        import openvino as ov
+
+        folder = Path(folder)
+        meta = _artifact_meta(folder, "openvino")
+        if precision not in cls.HINTS:
+            raise ExportError(f"OpenVINO inference precision {precision!r} is not one of fp32, bf16, fp16")
+        core = ov.Core()
+        ov_device = {"cpu": "CPU", "gpu": "GPU"}.get(device)
+        if ov_device is None or ov_device not in core.available_devices:
+            raise ExportError(f"OpenVINO device {device!r} is not available here (devices: {core.available_devices}; "
+                              "use cpu, or gpu on a machine with an Intel GPU)")
+        config = {"INFERENCE_PRECISION_HINT": cls.HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads and ov_device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        compiled = core.compile_model(core.read_model(str(folder / meta["model_file"])), ov_device, config)
+        inputs = tuple(p.get_any_name() for p in compiled.inputs)
+        rt = cls(folder, device, threads, meta.get("precision", "fp32"), meta["label_names"],
+                 meta.get("max_length", DEFAULT_MAX_LENGTH), inputs, meta)
+        rt.compiled, rt.request, rt.config = compiled, compiled.create_infer_request(), config
+        rt.inference_precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        rt.num_threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) if ov_device == "CPU" else None
+        return rt
+
+    def forward(self, batch):
+        feed = {k: np.ascontiguousarray(batch[k], dtype=np.int64) for k in self.input_names}
+        self.request.infer(feed)
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+
+    def describe(self):
+        xml = self.folder / self.meta["model_file"]
+        return {**self._base_description(), "providers": [self.config.get("PERFORMANCE_HINT")],
+                "inference_precision": self.inference_precision, "num_threads": self.num_threads,
+                "ov_config": dict(self.config), "model_file": self.meta["model_file"],
+                "size_bytes": folder_size([xml, xml.with_suffix(".bin")])}
+
+
+class TorchRuntime(Runtime):
+    """A ``runs/<run>/models/<method>`` checkpoint in PyTorch (fp32 / bf16 / fp16; cpu / cuda)."""
+
+    runtime, format = "pytorch", "pytorch"
+    DTYPES = ("fp32", "bf16", "fp16")
+
+    @classmethod
+    def load(cls, folder, device="cpu", threads=None, precision=None):
+        import torch
+
+        from distill.models import load_checkpoint
+
+        folder = Path(folder)
+        precision = precision or "fp32"
+        if precision not in cls.DTYPES:
+            raise ExportError(f"PyTorch precision {precision!r} is not one of {', '.join(cls.DTYPES)}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ExportError("device 'cuda' requested but torch sees no CUDA GPU (use device='cpu')")
+        if device not in ("cpu", "cuda"):
+            raise ExportError(f"PyTorch device {device!r} is not supported (use cpu or cuda)")
+        meta = checkpoint_meta(folder)
+        if threads:
+            torch.set_num_threads(int(threads))
+        model, _ = load_checkpoint(folder)
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        model = model.to(device=device, dtype=dtype).eval()
+        label_names = meta.get("label_names") or [model.config.id2label[i] for i in range(model.config.num_labels)]
+        rt = cls(folder, device, threads, precision, label_names, checkpoint_max_length(meta),
+                 model_input_names(model), meta)
+        rt.model, rt.torch = model, torch
+        return rt
+
+    def forward(self, batch):
+        torch = self.torch
+        feed = {k: torch.from_numpy(np.ascontiguousarray(batch[k], dtype=np.int64)).to(self.device)
+                for k in self.input_names if k in batch}
+        with torch.inference_mode():
+            logits = self.model(**feed).logits
+        return logits.float().cpu().numpy()
+
+    def describe(self):
+        weights = sorted(self.folder.glob("*.safetensors")) + sorted(self.folder.glob("*.bin"))
+        return {**self._base_description(), "providers": [f"torch-{self.device}"],
+                "torch_threads": self.torch.get_num_threads(), "model_file": weights[0].name if weights else None,
+                "size_bytes": folder_size(weights)}
+
+
+def checkpoint_meta(folder: str | Path) -> dict:
+    """``edgedistill.json`` of a checkpoint; written last, so without it the folder is unfinished."""
+    folder = Path(folder)
+    path = folder / CHECKPOINT_META
+    if not folder.is_dir():
+        raise ExportError(f"checkpoint folder {folder} does not exist; train it first with `edgedistill train <recipe>`")
+    if not path.is_file():
+        raise ExportError(f"{folder} has no {CHECKPOINT_META}, so its training did not finish (the file is written "
+                          "last). Re-run `edgedistill train <recipe>` to complete it, or leave this model out "
+                          "with --models.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{path} is not valid JSON ({exc}); re-train this model") from None
+
+
+def checkpoint_max_length(meta: dict) -> int:
+    data = (meta.get("recipe") or {}).get("data") or {}
+    return int(data.get("max_length") or DEFAULT_MAX_LENGTH)
+
+
+def model_input_names(model) -> tuple[str, ...]:
+    """Which of input_ids / attention_mask / token_type_ids the model's forward accepts."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return tuple(n for n in INPUT_NAMES if n in params)
+
+
+RUNTIMES = {"pytorch": TorchRuntime, "onnxruntime": OrtRuntime, "openvino": OpenVinoRuntime}
+FORMAT_RUNTIME = {"pytorch": "pytorch", "onnx": "onnxruntime", "openvino": "openvino"}

@@ -1,0 +1,423 @@
+"""Dashboard: the loader, the trade-off helpers and every page (Streamlit AppTest) on results written here.
+
+``write_results`` writes one run's metrics.json, export.json and bench.json in the documented schema
+(docs/design.md) for two machines, one of them with a GPU; the browser tests reuse it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import LABELS
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+RUN = "tiny"
+METHODS = {  # test macro-F1, size of the FP32 model (MB), CPU latency at one thread (ms)
+    "teacher": (0.80, 90.0, 12.0),
+    "odd": (0.798, 60.0, 7.0),
+    "even": (0.775, 60.0, 7.2),
+    "lora": (0.76, 90.0, 12.5),
+    "hybrid": (0.74, 60.0, 7.1),
+}
+# variant -> (format, precision, quantization, runtime, size factor, speed factor, F1 change)
+VARIANTS = {
+    "pytorch": ("pytorch", "fp32", "none", "pytorch", 1.0, 1.0, 0.0),
+    "onnx-fp32": ("onnx", "fp32", "none", "onnxruntime", 1.0, 0.7, 0.0),
+    "onnx-int8-dynamic": ("onnx", "int8", "dynamic", "onnxruntime", 0.26, 0.35, -0.006),
+    "openvino-int8": ("openvino", "int8", "nncf", "openvino", 0.27, 0.3, -0.008),
+}
+SUPPORT = {"negative": 30, "neutral": 120, "positive": 50}   # neutral dominates, negative is the minority
+MACHINES = {
+    "aaaa11112222": ("Laptop CPU x4", [], {"cpu": [1, 4]}),
+    "bbbb33334444": ("Server CPU x16 + NVIDIA T4", [{"name": "NVIDIA T4", "driver": "550", "memory": "15360 MiB"}],
+                     {"cpu": [8], "cuda": [8]}),
+}
+
+
+def _provenance(label="Laptop CPU x4", machine_id="aaaa11112222"):
+    return {"git_commit": "0" * 40, "command": "edgedistill test",
+            "hardware": {"machine_id": machine_id, "label": label, "cpu_model": label.split(" x")[0],
+                         "logical_cores": 4, "memory_gb": 16.0, "gpus": [], "os": "Linux", "arch": "x86_64"},
+            "libraries": {"streamlit": "1.67.0"}}
+
+
+def _per_class(f1: float) -> dict:
+    # The minority class (negative) is clearly worse: what accuracy alone would hide.
+    shift = {"negative": -0.12, "neutral": 0.06, "positive": 0.0}
+    return {label: {"precision": round(f1 + shift[label] + 0.01, 4), "recall": round(f1 + shift[label] - 0.01, 4),
+                    "f1": round(f1 + shift[label], 4), "support": SUPPORT[label]} for label in LABELS}
+
+
+def _confusion(f1: float) -> list[list[int]]:
+    rows = []
+    for i, label in enumerate(LABELS):
+        n = SUPPORT[label]
+        right = int(round(n * min(0.98, f1 + {"negative": -0.12, "neutral": 0.06, "positive": 0.0}[label])))
+        wrong = n - right
+        row = [wrong // 2] * 3
+        row[i] = right
+        row[(i + 1) % 3] = wrong - wrong // 2
+        rows.append(row)
+    return rows
+
+
+def metrics_doc(run: str = RUN) -> dict:
+    models = {}
+    for k, (method, (f1, size, _)) in enumerate(METHODS.items()):
+        steps = [{"step": s, "epoch": round(s / 10, 2), "loss": round(1.1 * 0.93 ** s + 0.05 * k, 4)} for s in range(1, 31)]
+        epochs = [{"epoch": e, "train_loss": round(0.9 / e + 0.05 * k, 4), "val_loss": round(0.8 / e + 0.3, 4),
+                   "val_macro_f1": round(f1 - 0.1 / e, 4), "val_accuracy": round(f1 + 0.03 - 0.1 / e, 4)}
+                  for e in (1, 2, 3)]
+        test = {"n": sum(SUPPORT.values()), "accuracy": round(f1 + 0.04, 4), "macro_f1": f1, "roc_auc": round(f1 + 0.12, 4),
+                "pr_auc": round(f1 + 0.05, 4), "per_class": _per_class(f1), "confusion_matrix": _confusion(f1)}
+        models[method] = {
+            "method": method, "layers": None if method in ("teacher", "lora") else ([1, 3, 5] if method != "even" else [0, 2, 4]),
+            "params_total": int(size * 0.25e6), "params_trainable": int(size * (0.01 if "lora" in method or method == "hybrid" else 0.25) * 1e6),
+            "train_time_s": 100.0 - 10 * k, "train_examples_per_s": 50.0 + k, "best_epoch": 3,
+            "history": {"steps": steps, "epochs": epochs}, "validation": {"macro_f1": f1 + 0.01}, "test": test,
+        }
+    return {"schema_version": 1, "run": run, "provenance": _provenance(), "recipe": {"run": {"name": run}},
+            "data": {"label_names": LABELS, "sizes": {"train": 1000, "validation": 200, "test": 200},
+                     "class_counts": {"test": SUPPORT}, "origin": "fixture"},
+            "models": models}
+
+
+def export_doc(run: str = RUN) -> dict:
+    artifacts = []
+    for method, (f1, size, _) in METHODS.items():
+        for variant, (fmt, prec, quant, _, size_f, _, df1) in VARIANTS.items():
+            if fmt == "pytorch":
+                continue
+            artifacts.append({"schema_version": 1, "model": method, "variant": variant, "format": fmt, "precision": prec,
+                              "quantization": quant, "calibration_size": 100 if quant != "none" else None, "opset": 17,
+                              "model_file": "model.onnx", "size_bytes": int(size * size_f * 1e6), "sha256": "0" * 64,
+                              "label_names": LABELS, "max_length": 64, "source_checkpoint": f"runs/{run}/models/{method}",
+                              "parity": {"n": 64, "max_abs_diff": 0.02 if prec == "int8" else 1e-5,
+                                         "agreement_pct": 98.4 if prec == "int8" else 100.0},
+                              "macro_f1": f1 + df1, "macro_f1_source": "validation", "macro_f1_delta": df1,
+                              "flagged": False, "fusions": {}, "provenance": _provenance()})
+    return {"schema_version": 1, "run": run, "provenance": _provenance(), "config": {}, "artifacts": artifacts}
+
+
+def bench_rows(run: str = RUN) -> list[dict]:
+    rows = []
+    for machine_id, (label, _, devices) in MACHINES.items():
+        fast = 0.6 if "Server" in label else 1.0
+        for device, thread_counts in devices.items():
+            for threads in thread_counts:
+                for batch, scenario in ((1, "latency"), (8, "throughput")):
+                    for seq_len in ("natural", "128"):
+                        for method, (f1, size, base_ms) in METHODS.items():
+                            for variant, (fmt, prec, quant, runtime, size_f, speed_f, df1) in VARIANTS.items():
+                                if device == "cuda" and fmt != "pytorch":
+                                    continue  # the GPU box measures PyTorch only on CUDA
+                                ms = base_ms * speed_f * fast / (threads ** 0.6) * (1 + 0.9 * (batch - 1)) * (2.2 if seq_len == "128" else 1)
+                                if device == "cuda":
+                                    ms = 0.8 + 0.05 * batch
+                                mf1 = round(f1 + df1, 4)
+                                row = {
+                                    "machine_id": machine_id, "machine_label": label, "run": run, "model": method,
+                                    "artifact": f"{method}/{variant}", "variant": variant, "format": fmt, "precision": prec,
+                                    "quantization": quant, "trimmed_vocab": False, "runtime": runtime, "device": device,
+                                    "threads": threads, "options": "", "scenario": scenario, "batch_size": batch,
+                                    "seq_len": seq_len, "accuracy": round(mf1 + 0.04, 4), "macro_f1": mf1,
+                                    "roc_auc": round(mf1 + 0.12, 4), "pr_auc": round(mf1 + 0.05, 4),
+                                    "size_mb": round(size * size_f, 2), "params": int(size * 0.25e6), "load_s": 0.5,
+                                    "peak_rss_mb": 300 + size, "latency_mean_ms": round(ms * 1.05, 3),
+                                    "latency_p50_ms": round(ms, 3), "latency_p90_ms": round(ms * 1.2, 3),
+                                    "latency_p99_ms": round(ms * 1.5, 3), "latency_min_ms": round(ms * 0.9, 3),
+                                    "latency_stddev_ms": round(ms * 0.1, 3), "rounds": 50,
+                                    "throughput_per_s": round(batch / (ms * 1.05) * 1000, 2),
+                                    "speedup_vs_teacher": None, "size_ratio_vs_fp32": round(size_f, 3),
+                                    "f1_retained_pct": round(mf1 / METHODS["teacher"][0] * 100, 2),
+                                    "measured_at": "2026-11-26T10:00:00+00:00",
+                                }
+                                for lab, m in _per_class(mf1).items():
+                                    row.update({f"f1_{lab}": m["f1"], f"precision_{lab}": m["precision"],
+                                                f"recall_{lab}": m["recall"]})
+                                rows.append(row)
+    # Speed-up against the teacher's PyTorch FP32 row measured under the same conditions, as the bench derives it.
+    key = ("machine_id", "device", "threads", "scenario", "batch_size", "seq_len")
+    ref = {tuple(r[k] for k in key): r["latency_p50_ms"] for r in rows if r["artifact"] == "teacher/pytorch"}
+    for r in rows:
+        r["speedup_vs_teacher"] = round(ref[tuple(r[k] for k in key)] / r["latency_p50_ms"], 3)
+    return rows
+
+
+def bench_doc(run: str = RUN) -> dict:
+    machines = {mid: {"hardware": {**_provenance(label, mid)["hardware"], "gpus": gpus,
+                                   "logical_cores": 16 if "Server" in label else 4},
+                      "provenance": _provenance(label, mid), "bench_config": {}, "measured_at": "2026-11-26T10:00:00+00:00"}
+                for mid, (label, gpus, _) in MACHINES.items()}
+    return {"schema_version": 1, "run": run, "machines": machines, "rows": bench_rows(run)}
+
+
+def write_results(root: Path, run: str = RUN) -> Path:
+    folder = Path(root) / run
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, doc in (("metrics.json", metrics_doc(run)), ("export.json", export_doc(run)), ("bench.json", bench_doc(run))):
+        (folder / name).write_text(json.dumps(doc, indent=1))
+    return Path(root)
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    return write_results(tmp_path / "results")
+
+
+@pytest.fixture
+def app(monkeypatch, results, tmp_path):
+    """An AppTest over the fixture results; ``app(page=...)`` runs one page."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EDGEDISTILL_RESULTS", str(results))
+    monkeypatch.setenv("EDGEDISTILL_RUNS", str(tmp_path / "runs"))
+
+    def run(page: str | None = None, timeout: float = 30, **params) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=timeout)
+        if page:
+            at.query_params["page"] = page
+        at.query_params.update(params)
+        return at.run()
+    return run
+
+
+def plotly_specs(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def values(array) -> list:
+    """A trace's x or y as a list; plotly ships numeric arrays as base64 typed arrays."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def n_markers(spec: dict) -> int:
+    return sum(len(values(t["x"])) for t in spec["data"] if t.get("mode") == "markers")
+
+
+def texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [h.value for h in at.header] + [t.value for t in at.title]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loader and helpers
+# ---------------------------------------------------------------------------------------------
+
+def test_loader_reads_every_file_into_tidy_frames(results):
+    from dashboard.data import read_results
+
+    res = read_results(results)
+    assert res.runs == [RUN] and res.warnings == []
+    assert res.label_names[RUN] == LABELS
+    assert sorted(res.models["method"]) == sorted(METHODS)
+    assert res.models.set_index("method").loc["odd", "macro_f1"] == pytest.approx(0.798)
+    assert len(res.per_class) == len(METHODS) * len(LABELS)
+    assert len(res.confusion) == len(METHODS) * len(LABELS) ** 2
+    assert len(res.steps) == 30 * len(METHODS) and len(res.epochs) == 3 * len(METHODS)
+    assert len(res.artifacts) == len(METHODS) * 3
+    assert len(res.bench) == len(bench_rows())
+    assert set(res.machines["machine_id"]) == set(MACHINES)
+    assert res.bench["threads"].dtype.kind in "if" and pd.api.types.is_string_dtype(res.bench["seq_len"])
+
+
+def test_loader_skips_corrupt_and_foreign_files_with_a_warning(results):
+    from dashboard.data import read_results
+
+    (results / RUN / "export.json").write_text("{ not json")
+    doc = bench_doc()
+    doc["schema_version"] = 7
+    (results / RUN / "bench.json").write_text(json.dumps(doc))
+    (results / "other").mkdir()
+    (results / "other" / "metrics.json").write_text(json.dumps([1, 2]))
+    res = read_results(results)
+    joined = "\n".join(res.warnings)
+    assert f"{RUN}/export.json" in joined and "not valid JSON" in joined
+    assert f"{RUN}/bench.json" in joined and "schema_version 7" in joined
+    assert "other/metrics.json" in joined
+    assert res.runs == [RUN] and len(res.models) == len(METHODS) and len(res.bench) == 0
+
+
+def test_cached_loader_rereads_a_rewritten_file(results):
+    from dashboard.data import load_results
+
+    first = load_results(results)
+    doc = metrics_doc()
+    doc["models"]["odd"]["test"]["macro_f1"] = 0.5
+    path = results / RUN / "metrics.json"
+    path.write_text(json.dumps(doc))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    again = load_results(results)
+    assert first.models.set_index("method").loc["odd", "macro_f1"] == pytest.approx(0.798)
+    assert again.models.set_index("method").loc["odd", "macro_f1"] == pytest.approx(0.5)
+
+
+def test_pareto_frontier_and_best_per_goal():
+    from dashboard.pareto import best_per_goal, pareto_mask, spans_decades, teacher_reference
+
+    df = pd.DataFrame({
+        "point": ["teacher", "odd-int8", "even", "slow-bad", "hybrid-int8"],
+        "model": ["teacher", "odd", "even", "lora", "hybrid"], "format": ["pytorch", "onnx", "onnx", "onnx", "onnx"],
+        "precision": ["fp32", "int8", "fp32", "fp32", "int8"],
+        "macro_f1": [0.80, 0.795, 0.79, 0.70, 0.75],
+        "latency_p50_ms": [10.0, 2.0, 4.0, 20.0, 1.0],
+        "size_mb": [90.0, 16.0, 60.0, 90.0, 15.0],
+    })
+    assert list(pareto_mask(df, "latency_p50_ms", "macro_f1")) == [True, True, False, False, True]
+    ref, source = teacher_reference(df)
+    assert ref == 0.80 and "bench" in source
+    best = best_per_goal(df, ref)
+    assert best["most_accurate"]["point"] == "teacher"
+    assert best["fastest"]["point"] == "odd-int8"     # hybrid-int8 is faster but 5 points worse
+    assert best["smallest"]["point"] == "odd-int8"
+    assert best_per_goal(df, ref, tolerance=0.06)["fastest"]["point"] == "hybrid-int8"
+    assert spans_decades([1, 20]) and not spans_decades([1, 5])
+
+
+def test_cli_builds_the_streamlit_command(tmp_path, capsys):
+    import edgedistill
+    from dashboard import cli
+
+    args = edgedistill.build_parser("dashboard").parse_args(["dashboard", "--results", str(tmp_path), "--runs", "a", "--runs", "b",
+                                                  "--port", "8765", "--headless"])
+    assert args.runs == ["a", "b"] and args.port == 8765 and args.headless
+    cmd, env = cli.streamlit_command(args.results, args.runs, args.port, args.address, args.headless)
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert "8765" in cmd and "127.0.0.1" in cmd and env["EDGEDISTILL_RESULTS"] == str(tmp_path.resolve())
+    assert env["EDGEDISTILL_RUNS"].split(os.pathsep) == [str(Path("a").resolve()), str(Path("b").resolve())]
+    not_a_folder = tmp_path / "file.json"
+    not_a_folder.write_text("{}")
+    assert edgedistill.main(["dashboard", "--results", str(not_a_folder)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The pages (AppTest)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("page", ["overview", "trade-offs", "per-class", "training", "machines", "playground", "downloads"])
+def test_every_page_renders(app, page):
+    at = app(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value.endswith(
+        {"overview": "Overview", "trade-offs": "Trade-offs", "per-class": "Per class", "training": "Training",
+         "machines": "Machines", "playground": "Playground", "downloads": "Downloads"}[page])
+    assert at.query_params["page"] == page
+    if page in ("trade-offs", "per-class", "training", "machines"):
+        assert at.get("plotly_chart"), f"{page} shows no chart"
+
+
+def test_overview_shows_runs_machines_reference_table_and_best_artifacts(app):
+    at = app("overview")
+    frames = [d.value for d in at.dataframe]
+    runs, machines, reference = frames[0], frames[1], frames[2]
+    assert list(runs["run"]) == [RUN] and runs.iloc[0]["bench rows"] == len(bench_rows())
+    assert len(machines) == 2 and "NVIDIA T4" in set(machines["gpus"])
+    assert list(reference["model"]) == list(METHODS)
+    assert {"train loss", "accuracy", "macro-F1", "F1 negative", "R neutral", "ROC-AUC", "PR-AUC"} <= set(reference.columns)
+    best = [m.label for m in at.metric]
+    # Most accurate is the teacher; within 1 point the fastest and the smallest are odd's INT8 OpenVINO model.
+    assert best == ["teacher/onnx-fp32 · onnxruntime", "odd/openvino-int8 · openvino", "odd/onnx-int8-dynamic · onnxruntime"]
+
+
+def test_selectors_change_what_is_shown(app):
+    at = app("trade-offs")
+    before = plotly_specs(at)[0]
+    assert n_markers(before) == len(METHODS) * len(VARIANTS)
+    assert at.sidebar.selectbox(key="filter_threads").value == 4   # most threads measured on the laptop
+    at.sidebar.selectbox(key="filter_machine_id").set_value("bbbb33334444").run()
+    at.sidebar.selectbox(key="filter_device").set_value("cuda").run()
+    after = plotly_specs(at)[0]
+    assert not at.exception
+    assert n_markers(after) == len(METHODS)  # the GPU box measured PyTorch only on CUDA
+    assert "Server CPU x16" in texts(at) and "cuda" in texts(at)
+    # The size chart keeps a linear axis (under a factor of 10), latency goes log when asked.
+    at.radio(key="axis_scale").set_value("log").run()
+    assert plotly_specs(at)[0]["layout"]["xaxis"]["type"] == "log"
+
+    at = app("per-class")
+    assert at.selectbox(key="confusion_method").value == "teacher"
+    at.selectbox(key="confusion_method").set_value("hybrid").run()
+    titles = [s["layout"]["title"]["text"] for s in plotly_specs(at) if s["layout"].get("title")]
+    assert "hybrid: counts" in titles and "hybrid: normalized by true class" in titles
+
+    at = app("machines")
+    spec = plotly_specs(at)[0]
+    wheres = {t["name"] for t in spec["data"]}
+    assert wheres == {"Laptop CPU x4 · cpu", "Server CPU x16 + NVIDIA T4 · cpu", "Server CPU x16 + NVIDIA T4 · cuda"}
+    at.sidebar.selectbox(key="filter_batch_size").set_value(8).run()
+    assert plotly_specs(at)[0] != spec and not at.exception
+
+
+def test_downloads_offer_the_filtered_rows(app):
+    at = app("downloads")
+    filtered = at.dataframe[0].value
+    assert len(filtered) == len(METHODS) * len(VARIANTS) and set(filtered["threads"]) == {4}
+    assert len(at.get("download_button")) == 3
+
+
+def test_empty_results_folder_says_how_to_produce_results(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EDGEDISTILL_RESULTS", str(tmp_path / "missing"))
+    for page in ("overview", "trade-offs"):
+        at = AppTest.from_file(str(APP), default_timeout=30)
+        at.query_params["page"] = page
+        at.run()
+        assert not at.exception
+        assert "No results yet" in texts(at)
+        assert {c.value for c in at.code} == {"make run", "edgedistill run configs/quickstart.yaml"}
+
+
+def test_corrupt_file_is_skipped_with_a_warning_and_the_app_keeps_working(app, results):
+    (results / RUN / "bench.json").write_text('{"schema_version": 1, "rows": [')
+    (results / "foreign").mkdir()
+    (results / "foreign" / "metrics.json").write_text(json.dumps({"schema_version": 99, "models": {}}))
+    for page in ("overview", "trade-offs", "per-class"):
+        at = app(page)
+        assert not at.exception
+        warnings = "\n".join(w.value for w in at.warning)
+        assert f"{RUN}/bench.json" in warnings and "foreign/metrics.json" in warnings
+    assert "has no bench rows yet" in texts(app("trade-offs"))
+    assert app("per-class").get("plotly_chart")
+
+
+def test_playground_without_artifacts_says_so(app):
+    at = app("playground")
+    assert not at.exception
+    assert "No trained models or exported artifacts" in texts(at)
+
+
+def test_playground_predicts_with_a_tiny_checkpoint(app, tmp_path, tiny_checkpoint):
+    pytest.importorskip("export.predictor", reason="export/predictor.py (the export stage) is not available")
+    folder = tmp_path / "runs" / RUN / "models" / "odd"
+    shutil.copytree(tiny_checkpoint, folder)
+    (folder / "edgedistill.json").write_text(json.dumps({
+        "schema_version": 1, "method": "odd", "label_names": LABELS, "teacher_source": "tiny", "layers": [1],
+        "lora": None, "params_total": 1, "params_trainable": 1, "recipe": {}, "provenance": {}}))
+    # A folder still being written (no edgedistill.json yet) must not be offered.
+    (tmp_path / "runs" / RUN / "models" / "even").mkdir()
+    at = app("playground", timeout=120)
+    options = at.multiselect(key="playground_models").options
+    assert options == [f"{RUN} · odd/pytorch"]
+    at.text_area(key="playground_text").set_value("good great love")
+    at.button[0].click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    label = at.metric[0].value
+    assert label in LABELS
+    probs = plotly_specs(at)[0]["data"][0]
+    assert values(probs["y"]) == LABELS and sum(values(probs["x"])) == pytest.approx(1, abs=1e-4)
+    assert "ms here" in texts(at) and "bench p50" in texts(at)   # odd/pytorch has bench rows on CPU, batch 1

@@ -105,14 +105,17 @@ class _CasesPlugin:
         return {}
 
 
-def run_cases(cases: list[Case], make_target: Callable[[Case], Callable[[], object]], settings: TimingSettings,
-              workdir: str | Path, verbose: bool = False) -> dict[str, dict]:
-    """Time every case with pytest-benchmark; returns {case id: summarize(...) + raw data}."""
+def run_cases_partial(cases: list[Case], make_target: Callable[[Case], Callable[[], object]],
+                      settings: TimingSettings, workdir: str | Path,
+                      verbose: bool = False) -> tuple[dict[str, dict], dict[str, str]]:
+    """Time every case with pytest-benchmark; returns ({case id: summarize(...) + raw data},
+    {case id: why it has no statistics})."""
     if not cases:
-        return {}
+        return {}, {}
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     json_path = workdir / "pytest-benchmark.json"
+    json_path.unlink(missing_ok=True)
     ini = workdir / "pytest.ini"
     # An empty ini of our own: the project's pytest options (e.g. --benchmark-disable) must not apply.
     ini.write_text("[pytest]\n")
@@ -135,11 +138,18 @@ def run_cases(cases: list[Case], make_target: Callable[[Case], Callable[[], obje
             cid = b["params"]["timing_case"]
             results[cid] = {**summarize(b["stats"], plugin.cases[cid].batch_size), "data_s": b["stats"]["data"],
                             "case": asdict(plugin.cases[cid])}
-    missing = [cid for cid in plugin.cases if cid not in results]
-    if missing:
-        detail = "; ".join(f"{cid}: {plugin.failures.get(cid, 'no statistics')}" for cid in missing[:3])
-        raise TimingError(f"pytest-benchmark (exit code {int(rc)}) produced no statistics for {len(missing)} "
-                          f"case(s): {detail}")
+    failures = {cid: plugin.failures.get(cid, f"no statistics (pytest exit code {int(rc)})")
+                for cid in plugin.cases if cid not in results}
+    return results, failures
+
+
+def run_cases(cases: list[Case], make_target: Callable[[Case], Callable[[], object]], settings: TimingSettings,
+              workdir: str | Path, verbose: bool = False) -> dict[str, dict]:
+    """Like ``run_cases_partial``, but any case without statistics is an error."""
+    results, failures = run_cases_partial(cases, make_target, settings, workdir, verbose)
+    if failures:
+        detail = "; ".join(f"{cid}: {why}" for cid, why in list(failures.items())[:3])
+        raise TimingError(f"pytest-benchmark produced no statistics for {len(failures)} case(s): {detail}")
     return results
 
 

@@ -41,12 +41,19 @@ PLOTLY_CONFIG = {"displaylogo": False}
 
 
 def number_columns(df: pd.DataFrame) -> dict:
-    """Three decimals for scores, one for milliseconds and megabytes: what a reader compares."""
+    """Three decimals for scores, one for milliseconds and megabytes, counts as counts."""
     cfg = {}
     for c in df.columns:
-        if not pd.api.types.is_float_dtype(df[c]):
+        if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
             continue
-        if c.endswith(("_ms", "_mb", "_pct", "_s", "_per_s", "speedup_vs_teacher")) or c.startswith(("params", "size")):
+        if c.startswith("params") and "(M)" not in c:
+            cfg[c] = st.column_config.NumberColumn(format="compact")
+        elif c in ("threads", "batch_size", "best_epoch", "rounds", "bench_rows", "bench rows", "models", "artifacts",
+                   "logical_cores", "cores", "support"):
+            cfg[c] = st.column_config.NumberColumn(format="%d")
+        elif not pd.api.types.is_float_dtype(df[c]):
+            continue
+        elif c.endswith(("_ms", "_mb", "_gb", "_pct", "_s", "_per_s", "speedup_vs_teacher", "(M)")):
             cfg[c] = st.column_config.NumberColumn(format="%.1f")
         else:
             cfg[c] = st.column_config.NumberColumn(format="%.3f")
@@ -142,8 +149,7 @@ def reference_table(res: data.Results, run: str) -> pd.DataFrame:
     models = res.models[res.models["run"] == run].copy()
     models = models.sort_values("method", key=lambda s: s.map(data.method_rank))
     out = pd.DataFrame({
-        "model": models["method"], "layers": models["layers"], "params (M)": models["params_total"] / 1e6,
-        "train loss": models["train_loss"], "accuracy": models["accuracy"], "macro-F1": models["macro_f1"],
+        "model": models["method"], "params (M)": models["params_total"] / 1e6, "train loss": models["train_loss"], "accuracy": models["accuracy"], "macro-F1": models["macro_f1"],
     })
     pc = res.per_class[res.per_class["run"] == run]
     labels = res.label_names.get(run) or sorted(pc["label"].unique())
@@ -283,9 +289,11 @@ def page_per_class(res: data.Results, run: str) -> None:
     rows = res.bench[res.bench["run"] == run]
     per_label = [c for c in rows.columns if c.startswith(data.PER_CLASS_PREFIXES) and rows[c].notna().any()]
     if len(rows) and per_label:
-        with st.expander("Per-class scores of every exported artifact (bench rows)"):
-            selection, rows = bench_filters(rows, res)
-            points = select.points(rows)
+        with st.expander("Per-class scores of every benchmarked artifact (bench rows)"):
+            # Scores are measured on the full test split, identical across threads, batch sizes and
+            # machines; only the runtime and device (e.g. FP16 on CUDA) can change them.
+            points = pd.concat([select.points(g) for _, g in rows.groupby("device")])
+            points = points.assign(point=points["point"] + " · " + points["device"])
             order = [f"{p}{label}" for p in data.PER_CLASS_PREFIXES[::-1] for label in labels if f"{p}{label}" in per_label]
             table(points[["point", "macro_f1", *(order or per_label)]].sort_values("macro_f1", ascending=False))
 

@@ -101,6 +101,7 @@ class TrainConfig:
     log_every: int = 20
     eval_batch_size: int = 128
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    cache_teacher: bool = True      # compute the frozen teacher's outputs once, not every epoch
 
     def validate(self):
         errs = [f"{k}: must be >= 1" for k in ("epochs", "batch_size", "grad_accum", "log_every") if getattr(self, k) < 1]

@@ -60,7 +60,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/."""
     from accelerate import Accelerator
 
-    from distill.train import setup_method, train
+    from distill.train import TeacherCache, setup_method, train
 
     print("Resolved recipe:\n" + dump(recipe))
     names = methods or recipe.method_names()
@@ -73,6 +73,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     needs_teacher = [n for n in names if n in ("odd", "even", "hybrid")]
     if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):
         names = ["teacher", *names]
+    cache = None
     for name in names:
         folder = model_dir(recipe, name)
         if checkpoint_complete(folder) and not force:
@@ -82,7 +83,13 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
-        outcome = train(setup, data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress)
+        if setup.teacher is not None and recipe.train.cache_teacher and cache is None:
+            # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
+            cache = TeacherCache(setup.teacher.to(acc.device), setup.tokenizer, data.train, recipe.data.max_length,
+                                 recipe.train.eval_batch_size, acc.device, with_hidden=True,
+                                 progress=progress and acc.is_main_process)
+        outcome = train(setup, data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
+                        cache=cache)
         acc.wait_for_everyone()
         if acc.is_main_process:
             entry = {**setup.info, "train_time_s": outcome.train_time_s, "wall_time_s": time.perf_counter() - start,

@@ -72,26 +72,104 @@ class _Encoded(torch.utils.data.Dataset):
     def __init__(self, tokenizer, split: Split, max_length: int):
         self.enc = tokenizer(split.texts, truncation=True, max_length=max_length)
         self.labels = split.labels
+        self.lengths = [len(x) for x in self.enc["input_ids"]]
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return {**{k: v[i] for k, v in self.enc.items()}, "labels": int(self.labels[i])}
+        return {**{k: v[i] for k, v in self.enc.items()}, "labels": int(self.labels[i]), "idx": i}
 
 
-def _loader(tokenizer, split: Split, max_length: int, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    from transformers import DataCollatorWithPadding
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Shuffled batches of similar-length examples (as transformers' ``group_by_length``).
 
+    Random batches of tweets pad to the longest of 32 (about twice the mean length); grouping
+    within shuffled mega-batches of 50 batches halves the padding while keeping the order random.
+    """
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = np.asarray(lengths), batch_size, seed, 0
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        order = rng.permutation(len(self.lengths))
+        mega = self.batch_size * 50
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = order[start:start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        for i in rng.permutation(len(batches)):
+            yield batches[i]
+
+    def __len__(self):
+        return -(-len(self.lengths) // self.batch_size)
+
+
+class _Collate:
+    """Pad token fields; attach the cached teacher outputs of the batch's examples."""
+    def __init__(self, tokenizer, cache: "TeacherCache | None" = None):
+        self.tokenizer, self.cache = tokenizer, cache
+
+    def __call__(self, items):
+        idx = [it.pop("idx") for it in items]
+        batch = self.tokenizer.pad(items, return_tensors="pt")
+        batch["idx"] = torch.tensor(idx)
+        if self.cache is not None:
+            batch.update(self.cache.batch(idx, batch["input_ids"].shape[1]))
+        return batch
+
+
+class TeacherCache:
+    """The frozen teacher's logits and layer outputs for every training example, computed once.
+
+    The teacher runs in eval mode, so its outputs are the same every epoch; computing them once
+    instead of once per epoch per student saves most of the distillation overhead on a CPU.
+    Hidden states are kept unpadded in float16 (about 1.4 GB for 20k tweets x 6 layers x 384).
+    """
+    def __init__(self, teacher, tokenizer, split: Split, max_length: int, batch_size: int, device, with_hidden: bool,
+                 progress: bool = True):
+        ds = _Encoded(tokenizer, split, max_length)
+        order = np.argsort(ds.lengths, kind="stable")
+        self.logits = np.zeros((len(ds), teacher.config.num_labels), dtype=np.float32)
+        self.hidden: list[np.ndarray | None] = [None] * len(ds)
+        teacher.eval()
+        collate = _Collate(tokenizer)
+        with torch.no_grad():
+            for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs (cached once)", disable=not progress,
+                              leave=False, dynamic_ncols=True):
+                ids = order[start:start + batch_size].tolist()
+                batch = collate([ds[i] for i in ids])
+                batch.pop("idx"), batch.pop("labels")
+                out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=with_hidden)
+                self.logits[ids] = out.logits.float().cpu().numpy()
+                if with_hidden:
+                    h = torch.stack(out.hidden_states[1:], dim=2).to(torch.float16).cpu().numpy()   # (b, seq, layers, H)
+                    for row, i in enumerate(ids):
+                        self.hidden[i] = h[row, :ds.lengths[i]]
+        self.with_hidden = with_hidden
+
+    def batch(self, idx: list[int], seq_len: int) -> dict:
+        out = {"teacher_logits": torch.from_numpy(self.logits[idx])}
+        if self.with_hidden:
+            first = self.hidden[idx[0]]
+            h = np.zeros((len(idx), seq_len, first.shape[1], first.shape[2]), dtype=np.float16)
+            for row, i in enumerate(idx):
+                h[row, :len(self.hidden[i])] = self.hidden[i]
+            out["teacher_hidden"] = torch.from_numpy(h)
+        return out
+
+
+def _loader(tokenizer, split: Split, max_length: int, batch_size: int, shuffle: bool, seed: int,
+            cache: TeacherCache | None = None) -> DataLoader:
     ds = _Encoded(tokenizer, split, max_length)
-    if not shuffle:
-        # Evaluation: group similar lengths so padding stays small; the order is restored later.
-        order = np.argsort([len(x) for x in ds.enc["input_ids"]], kind="stable")
-        ds = torch.utils.data.Subset(ds, order.tolist())
-        ds.order = order
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      collate_fn=DataCollatorWithPadding(tokenizer, return_tensors="pt"))
+    collate = _Collate(tokenizer, cache)
+    if shuffle:
+        return DataLoader(ds, batch_sampler=LengthGroupedBatches(ds.lengths, batch_size, seed), collate_fn=collate)
+    # Evaluation: sorted by length so padding stays small; predict_logits restores the order.
+    return DataLoader(torch.utils.data.Subset(ds, np.argsort(ds.lengths, kind="stable").tolist()),
+                      batch_size=batch_size, collate_fn=collate)
 
 
 @torch.no_grad()
@@ -100,12 +178,14 @@ def predict_logits(model, tokenizer, split: Split, max_length: int, batch_size: 
     model.eval()
     loader = _loader(tokenizer, split, max_length, batch_size, shuffle=False, seed=0)
     out = []
+    order = []
     for batch in loader:
+        order.append(batch.pop("idx").numpy())
         batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         out.append(model(**batch).logits.float().cpu().numpy())
     logits = np.concatenate(out)
     restored = np.empty_like(logits)
-    restored[loader.dataset.order] = logits
+    restored[np.concatenate(order)] = logits
     return restored
 
 
@@ -121,7 +201,7 @@ class TrainOutcome:
 
 
 def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, accelerator=None,
-          progress: bool = True) -> TrainOutcome:
+          progress: bool = True, cache: TeacherCache | None = None) -> TrainOutcome:
     """Train ``setup.model``; select the epoch with the best validation macro-F1; test it."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -130,7 +210,9 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     cfg = setup.train
     acc = accelerator or Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision)
     set_seed(seed)
-    train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed)
+    if setup.teacher is None or (cache is not None and setup.loss.needs_hidden and not cache.with_hidden):
+        cache = None   # no teacher needed, or a cache without the hidden states this loss needs
+    train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed, cache=cache)
     params = [p for p in setup.model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]   # biases and LayerNorm weights: no weight decay
@@ -141,7 +223,7 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     scheduler = get_scheduler(cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup", optimizer,
                               num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=total_steps)
     model, optimizer, train_loader, scheduler = acc.prepare(setup.model, optimizer, train_loader, scheduler)
-    teacher = setup.teacher.to(acc.device).eval() if setup.teacher is not None else None
+    teacher = setup.teacher.to(acc.device).eval() if setup.teacher is not None and cache is None else None
     loss_fn = setup.loss
     hidden = loss_fn.needs_hidden
 
@@ -156,15 +238,19 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
         t0 = time.perf_counter()
         for batch in bar:
             labels = batch.pop("labels")
+            batch.pop("idx")
+            t_logits, t_hidden = batch.pop("teacher_logits", None), batch.pop("teacher_hidden", None)
             with acc.accumulate(model):
                 out = model(**batch, output_hidden_states=hidden)
-                t_out = None
                 if teacher is not None:
                     with torch.no_grad():
                         t_out = teacher(**batch, output_hidden_states=hidden)
-                total, parts = loss_fn(out.logits, labels, None if t_out is None else t_out.logits,
-                                       out.hidden_states if hidden else None, t_out.hidden_states if hidden else None,
-                                       batch.get("attention_mask"))
+                    t_logits, t_hidden = t_out.logits, t_out.hidden_states if hidden else None
+                elif t_hidden is not None:
+                    # Cached layer outputs (b, seq, layers, H) -> transformers' tuple layout (index 0 = embeddings).
+                    t_hidden = (None, *t_hidden.float().unbind(dim=2))
+                total, parts = loss_fn(out.logits, labels, t_logits, out.hidden_states if hidden else None,
+                                       t_hidden if hidden else None, batch.get("attention_mask"))
                 acc.backward(total)
                 if acc.sync_gradients and cfg.max_grad_norm:
                     acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

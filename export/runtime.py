@@ -180,10 +180,14 @@ class OrtRuntime(Runtime):
 
     @classmethod
     def load(cls, folder, device="cpu", threads=None, precision=None):
+        return cls.open(folder, _artifact_meta(Path(folder), "onnx"), device, threads, precision)
+
+    @classmethod
+    def open(cls, folder, meta: dict, device="cpu", threads=None, precision=None):
+        """Load with ``meta`` in place of manifest.json (the export checks run before it exists)."""
         import onnxruntime as ort
 
         folder = Path(folder)
-        meta = _artifact_meta(folder, "onnx")
         if precision not in (None, meta.get("precision")):
             raise ExportError(f"{folder} is a {meta.get('precision')} ONNX artifact; ONNX Runtime runs it as stored "
                               f"(precision={precision!r} is not available; pick another artifact)")
@@ -233,10 +237,14 @@ class OpenVinoRuntime(Runtime):
 
     @classmethod
     def load(cls, folder, device="cpu", threads=None, precision=None):
+        return cls.open(folder, _artifact_meta(Path(folder), "openvino"), device, threads, precision)
+
+    @classmethod
+    def open(cls, folder, meta: dict, device="cpu", threads=None, precision=None):
+        """Load with ``meta`` in place of manifest.json (the export checks run before it exists)."""
         import openvino as ov
 
         folder = Path(folder)
-        meta = _artifact_meta(folder, "openvino")
         if precision not in cls.HINTS:
             raise ExportError(f"OpenVINO inference precision {precision!r} is not one of fp32, bf16, fp16")
         core = ov.Core()
@@ -252,7 +260,9 @@ class OpenVinoRuntime(Runtime):
         rt = cls(folder, device, threads, meta.get("precision", "fp32"), meta["label_names"],
                  meta.get("max_length", DEFAULT_MAX_LENGTH), inputs, meta)
         rt.compiled, rt.request, rt.config = compiled, compiled.create_infer_request(), config
-        rt.inference_precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        rt.inference_precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        rt.ov_device = ov_device
         rt.num_threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) if ov_device == "CPU" else None
         return rt
 
@@ -263,7 +273,7 @@ class OpenVinoRuntime(Runtime):
 
     def describe(self):
         xml = self.folder / self.meta["model_file"]
-        return {**self._base_description(), "providers": [self.config.get("PERFORMANCE_HINT")],
+        return {**self._base_description(), "providers": [self.ov_device],
                 "inference_precision": self.inference_precision, "num_threads": self.num_threads,
                 "ov_config": dict(self.config), "model_file": self.meta["model_file"],
                 "size_bytes": folder_size([xml, xml.with_suffix(".bin")])}

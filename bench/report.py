@@ -1,0 +1,170 @@
+"""report.md from the bench rows: one section per machine, device and thread count.
+
+Each section has the main table (model, format, precision, runtime, size, macro-F1, per-class
+F1, p50/p90 at batch 1, throughput, speed-up vs teacher PyTorch FP32, size ratio vs ONNX FP32,
+and the p50 spread between repeats when the bench ran with ``repeat >= 2``), p50 by sequence
+length, and "best artifact per goal". Nothing here measures or recomputes a metric.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from bench.schema import BenchRow
+
+RETAINED_GOAL = 99.0   # % of teacher macro-F1 an artifact must keep to count as "as good"
+
+
+def fmt(v, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def md_table(header: list[str], lines: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def _config_key(r: BenchRow) -> tuple:
+    return (r.artifact, r.runtime, r.precision, r.options)
+
+
+def headline_seq_len(rows: list[BenchRow]) -> str | None:
+    lens = [r.seq_len for r in rows if r.scenario == "latency"]
+    return "natural" if "natural" in lens else (lens[0] if lens else None)
+
+
+def _labels(rows: list[BenchRow]) -> list[str]:
+    for r in rows:
+        if r.per_class:
+            return list(r.per_class)
+    return []
+
+
+def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = None) -> str:
+    """One line per artifact x runtime x precision: batch-1 latency at the headline length."""
+    seq = headline_seq_len(rows)
+    latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
+    throughput = {_config_key(r): r for r in rows if r.scenario == "throughput" and r.seq_len == "natural"}
+    labels = _labels(rows)
+    with_options = any(r.options for r in latency)
+    with_spread = bool(spreads)
+    tb = next((r.batch_size for r in throughput.values()), None)
+    header = ["model", "format", "precision", "runtime"] + (["options"] if with_options else []) + \
+             ["size MB", "macro-F1"] + [f"F1 {label}" for label in labels] + \
+             ["p50 ms", "p90 ms", f"throughput/s (batch {tb})" if tb else "throughput/s", "speed-up", "size ratio"] + \
+             (["p50 spread %"] if with_spread else [])
+    lines = []
+    for r in latency:
+        t = throughput.get(_config_key(r))
+        line = [r.model, r.format if r.variant == "pytorch" else f"{r.format} ({r.variant})", r.precision, r.runtime]
+        line += [r.options] if with_options else []
+        line += [fmt(r.size_mb, 1), fmt(r.macro_f1, 4)] + [fmt(r.per_class[lb].get("f1"), 3) for lb in labels]
+        line += [fmt(r.latency_p50_ms), fmt(r.latency_p90_ms), fmt(t.throughput_per_s if t else None, 1),
+                 fmt(r.speedup_vs_teacher) + ("x" if r.speedup_vs_teacher else ""), fmt(r.size_ratio_vs_fp32)]
+        if with_spread:
+            p50s = (spreads or {}).get("|".join(str(v) for v in r.key()))
+            line.append(fmt(100 * (max(p50s) - min(p50s)) / min(p50s), 1) if p50s else "-")
+        lines.append(line)
+    return f"Latency at batch 1, {seq} length; throughput on natural-length batches.\n\n" + md_table(header, lines)
+
+
+def seq_len_table(rows: list[BenchRow]) -> str:
+    lens = list(dict.fromkeys(r.seq_len for r in rows if r.scenario == "latency" and r.batch_size == 1))
+    if len(lens) < 2:
+        return ""
+    by = defaultdict(dict)
+    for r in rows:
+        if r.scenario == "latency" and r.batch_size == 1:
+            by[_config_key(r)][r.seq_len] = r
+    lines = [[*k[:3], *([k[3]] if any(c[3] for c in by) else []),
+              *[fmt(v[s].latency_p50_ms) if s in v else "-" for s in lens]] for k, v in by.items()]
+    header = ["artifact", "runtime", "precision", *(["options"] if any(c[3] for c in by) else []),
+              *[f"p50 ms @ {s}" for s in lens]]
+    return md_table(header, lines)
+
+
+def best_per_goal(rows: list[BenchRow]) -> str:
+    seq = headline_seq_len(rows)
+    latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
+    if not any(r.f1_retained_pct is not None for r in latency):
+        return ("No teacher PyTorch FP32 row here, so retained macro-F1 (and the best artifact per goal) is "
+                "unknown; bench the teacher checkpoint too (bench.reference: true).")
+    good = [r for r in latency if r.f1_retained_pct is not None and r.f1_retained_pct >= RETAINED_GOAL]
+    tput = [r for r in rows if r.scenario == "throughput" and r.f1_retained_pct is not None
+            and r.f1_retained_pct >= RETAINED_GOAL and r.throughput_per_s]
+    out = []
+
+    def name(r):
+        return f"`{r.artifact}` on {r.runtime} ({r.precision}{', ' + r.options if r.options else ''})"
+
+    if good:
+        f = min(good, key=lambda r: r.latency_p50_ms or float("inf"))
+        out.append(f"- **Fastest keeping >= {RETAINED_GOAL:.0f}% of teacher macro-F1**: {name(f)}: p50 "
+                   f"{fmt(f.latency_p50_ms)} ms, {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
+                   f"{fmt(f.size_ratio_vs_fp32)} vs its ONNX FP32 ({fmt(f.size_mb, 1)} MB), macro-F1 "
+                   f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher).")
+        s = min(good, key=lambda r: r.size_mb or float("inf"))
+        out.append(f"- **Smallest keeping >= {RETAINED_GOAL:.0f}%**: {name(s)}: {fmt(s.size_mb, 1)} MB (size ratio "
+                   f"{fmt(s.size_ratio_vs_fp32)}), {fmt(s.speedup_vs_teacher)}x, {fmt(s.f1_retained_pct, 1)}% of "
+                   "teacher macro-F1.")
+    else:
+        out.append(f"- No artifact keeps >= {RETAINED_GOAL:.0f}% of the teacher's macro-F1 here.")
+    if tput:
+        t = max(tput, key=lambda r: r.throughput_per_s)
+        out.append(f"- **Highest throughput keeping >= {RETAINED_GOAL:.0f}%**: {name(t)}: "
+                   f"{fmt(t.throughput_per_s, 1)} texts/s at batch {t.batch_size}.")
+    a = max((r for r in latency if r.macro_f1 is not None), key=lambda r: r.macro_f1, default=None)
+    if a is not None:
+        out.append(f"- **Most accurate**: {name(a)}: macro-F1 {fmt(a.macro_f1, 4)}.")
+    return "\n".join(out)
+
+
+def _machine_header(mid: str, block: dict) -> str:
+    hw = block.get("hardware", {})
+    libs = (block.get("provenance") or {}).get("libraries", {})
+    gpus = ", ".join(g.get("name", "?") for g in hw.get("gpus", [])) or "none"
+    lib_text = ", ".join(f"{k} {libs[k]}" for k in ("torch", "onnxruntime", "openvino", "transformers") if k in libs)
+    lines = [f"## {hw.get('label', mid)} (`{mid}`)", "",
+             f"{hw.get('cpu_model', '?')}, {hw.get('physical_cores', '?')} physical / {hw.get('logical_cores', '?')} "
+             f"logical cores, {hw.get('memory_gb', '?')} GB, ISA: {' '.join(hw.get('isa_flags', [])) or '-'}; GPUs: "
+             f"{gpus}. Measured {block.get('measured_at', '?')}" + (f"; {lib_text}." if lib_text else ".")]
+    if block.get("test_size"):
+        lines.append(f"Accuracy on {block['test_size']} test texts.")
+    if block.get("transport"):
+        lines.append(f"Note: {block['transport']}")
+    failed = block.get("failed") or []
+    if failed:
+        lines += ["", f"{len(failed)} job(s) failed:"] + [f"- {f['job']}: {f['error']}" for f in failed]
+    return "\n".join(lines)
+
+
+def render_report(doc: dict, rows: list[BenchRow]) -> str:
+    parts = [f"# Bench report: {doc.get('run')}", "",
+             "Generated from bench.json (schema version {}); speed-up = teacher PyTorch FP32 p50 / p50 on the same "
+             "machine, device, threads and scenario; size ratio = size / the model's ONNX FP32 size."
+             .format(doc.get("schema_version"))]
+    for mid, block in doc.get("machines", {}).items():
+        mine = [r for r in rows if r.machine_id == mid]
+        parts += ["", _machine_header(mid, block)]
+        groups = defaultdict(list)
+        for r in mine:
+            groups[(r.device, r.threads)].append(r)
+        for (device, threads), group in groups.items():
+            parts += ["", f"### {device}, {threads} thread(s)", "", main_table(group, block.get("repeats"))]
+            by_len = seq_len_table(group)
+            if by_len:
+                parts += ["", "p50 latency (ms) at batch 1 by sequence length:", "", by_len]
+            parts += ["", "Best artifact per goal:", "", best_per_goal(group)]
+    return "\n".join(parts) + "\n"
+
+
+def summary_table(rows: list[BenchRow]) -> str:
+    """The console summary at the end of a run: the main table per device and thread count."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r.device, r.threads)].append(r)
+    return "\n\n".join(f"{device}, {threads} thread(s):\n{main_table(group)}" for (device, threads), group in groups.items())

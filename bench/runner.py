@@ -1,0 +1,266 @@
+"""The bench loop: plan jobs, measure each in its own process, write rows for this machine.
+
+    from bench.runner import run_bench
+    run_bench("runs/hate-speech", overrides={"threads": ["all", 1]})
+
+Results go to ``results/<run>/bench.json`` (+ ``bench.csv``, ``report.md``). The file holds
+every machine's rows; a run replaces this machine's rows and block, never another machine's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.config import BenchConfig, describe, load_bench_config
+from bench.derive import add_derived
+from bench.plan import Job, available_devices, discover, plan_jobs
+from bench.report import render_report, summary_table
+from bench.schema import (BENCH_FILE, CSV_FILE, REPORT_FILE, BenchFileError, BenchRow, document, load_or_new,
+                          machine_block, read_document, replace_machine, rows_to_csv)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class BenchError(ValueError):
+    """A bench run that cannot start or produced nothing; the message says how to fix it."""
+
+
+@dataclass
+class BenchOutcome:
+    results_dir: Path
+    machine_id: str
+    rows: list[BenchRow]                  # this machine's new rows
+    failures: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        return {n: self.results_dir / n for n in (BENCH_FILE, CSV_FILE, REPORT_FILE)}
+
+
+# --- inputs shared by every job --------------------------------------------------------------
+
+def bench_inputs(dataset, cfg: BenchConfig) -> dict:
+    """Test texts for accuracy and the fixed, seeded text lists the timing scenarios cycle through."""
+    texts, labels = cap_test(list(dataset.test.texts), [int(x) for x in dataset.test.labels], cfg)
+    shuffled = [texts[i] for i in text_order(len(texts), cfg.seed)]
+    need = cfg.batch_size * cfg.throughput_batches
+    pool = (shuffled * (need // len(shuffled) + 1))[:need]
+    # Real text long enough for the longest fixed length (every word is at least one token).
+    longest = max([int(s) for s in (*cfg.seq_lens, *cfg.throughput_seq_lens) if s != "natural"], default=0)
+    words: list[str] = []
+    for i in range(100 * len(shuffled)):
+        if len(words) > longest:
+            break
+        words += shuffled[i % len(shuffled)].split()
+    return {"label_names": list(dataset.label_names), "test_texts": texts, "test_labels": labels,
+            "natural_texts": shuffled[:cfg.natural_texts],
+            "throughput_batches": [pool[i:i + cfg.batch_size] for i in range(0, need, cfg.batch_size)],
+            "long_text": " ".join(words)}
+
+
+def text_order(n: int, seed: int) -> list[int]:
+    """The seeded order in which timing scenarios pick test texts (the GPU pack uses it too)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def cap_test(texts: list[str], labels: list[int], cfg: BenchConfig) -> tuple[list[str], list[int]]:
+    if cfg.max_test is not None and cfg.max_test < len(texts):
+        return _stratified_cap(texts, labels, cfg.max_test, cfg.seed)
+    return texts, labels
+
+
+def _stratified_cap(texts, labels, n, seed):
+    from sklearn.model_selection import train_test_split
+
+    idx = list(range(len(texts)))
+    try:
+        keep, _ = train_test_split(idx, train_size=n, stratify=labels, random_state=seed)
+    except ValueError:   # a class too rare to stratify at this size
+        keep = random.Random(seed).sample(idx, n)
+    keep = sorted(keep)
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+# --- one job -------------------------------------------------------------------------------
+
+def run_job(job: Job, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> dict:
+    """Measure ``job`` in a fresh Python process; returns the worker's result dict."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec, result, log = workdir / "job.json", workdir / "result.json", workdir / "worker.log"
+    spec.write_text(json.dumps({"job": job.to_dict(), "config": dataclasses.asdict(cfg), "inputs": str(inputs_path)}))
+    env = dict(os.environ)
+    threads = str(job.threads)
+    # Thread pools read these at import; the runtimes also get `threads` explicitly.
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+               TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p))
+    try:
+        with open(log, "w") as fh:
+            subprocess.run([sys.executable, "-m", "bench.worker", str(spec), str(result)], stdout=fh,
+                           stderr=subprocess.STDOUT, env=env, timeout=cfg.job_timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {cfg.job_timeout_s:.0f}s (bench.job_timeout_s)", "log": _tail(log)}
+    if not result.is_file():
+        return {"ok": False, "error": "the worker process died without a result (out of memory?)", "log": _tail(log)}
+    out = json.loads(result.read_text())
+    if not out.get("ok"):
+        out["log"] = _tail(log)
+    return out
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def rows_from_result(result: dict, job: Job, run: str, hardware: dict) -> tuple[list[BenchRow], dict]:
+    """The worker's result as rows (first repeat) and {row key: [p50 per repeat]}."""
+    a, metrics = job.artifact, result["metrics"]
+    per_class = {label: {m: v[m] for m in ("f1", "precision", "recall")} for label, v in metrics["per_class"].items()}
+    rows, repeats = {}, {}
+    for timing in result["timings"].values():
+        case = timing["case"]
+        key = (case["scenario"], case["batch_size"], case["seq_len"])
+        repeats.setdefault(key, []).append(timing["latency_p50_ms"])
+        if case["repeat"] != 0:
+            continue
+        rows[key] = BenchRow(
+            machine_id=hardware["machine_id"], machine_label=hardware["label"], run=run, model=a.model,
+            artifact=a.name, variant=a.variant, format=a.format, precision=job.row_precision(),
+            quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime, device=job.device,
+            threads=job.threads, options=job.row_options(), scenario=case["scenario"],
+            batch_size=case["batch_size"], seq_len=case["seq_len"],
+            accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"], roc_auc=metrics["roc_auc"],
+            pr_auc=metrics["pr_auc"], per_class=per_class,
+            size_mb=a.size_bytes / 1e6, params=a.params, load_s=result["load_s"], peak_rss_mb=result["peak_rss_mb"],
+            **{k: timing[k] for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+                                      "latency_min_ms", "latency_stddev_ms", "rounds", "throughput_per_s")},
+            measured_at=result["measured_at"])
+    spread = {"|".join(str(v) for v in rows[k].key()): p50s for k, p50s in repeats.items() if len(p50s) > 1}
+    return list(rows.values()), spread
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: str | Path | None = None,
+              force_new: bool = False, progress: bool = True, command: list[str] | None = None) -> BenchOutcome:
+    """Benchmark every checkpoint and artifact of ``run_dir`` on this machine (see module doc)."""
+    from distill.config import load_recipe
+    from distill.data import load_dataset
+    from distill.provenance import hardware as machine_hardware
+    from distill.provenance import provenance
+
+    run_dir = Path(run_dir)
+    recipe_path = run_dir / "recipe.yaml"
+    if not recipe_path.is_file():
+        raise BenchError(f"{run_dir} is not a finished run folder: {recipe_path} is missing. Pass --run runs/<run> "
+                         "for a run trained with `edgedistill train <recipe>`.")
+    recipe = load_recipe(recipe_path)
+    cfg = load_bench_config(recipe.bench, overrides)
+    print("bench config (recipe bench section + overrides):\n" + describe(cfg), flush=True)
+    run = run_dir.name
+    results_dir = Path(results_dir) if results_dir else Path(recipe.run.results_dir) / run
+    bench_path = results_dir / BENCH_FILE
+    doc, old_rows = load_or_new(bench_path, run, force_new)   # a bad file fails now, not after an hour
+
+    hw = machine_hardware()
+    artifacts, notes = discover(run_dir)
+    if not artifacts:
+        raise BenchError(f"{run_dir} has no finished checkpoints (models/<method>/edgedistill.json) or artifacts "
+                         "(artifacts/<model>/<variant>/manifest.json); run `edgedistill train` and "
+                         "`edgedistill export` first")
+    devices = available_devices(cfg.runtimes or ["pytorch", "onnxruntime", "openvino"])
+    jobs = plan_jobs(artifacts, cfg, devices, hw)
+    if not jobs:
+        raise BenchError(f"nothing to measure: the filters (models={cfg.models}, variants={cfg.variants}, "
+                         f"runtimes={cfg.runtimes}, devices={cfg.devices}) leave no artifact x runtime on this "
+                         f"machine (runtime devices here: {devices})")
+    print(f"machine {hw['machine_id']} ({hw['label']}); {len(artifacts)} artifacts, {len(jobs)} jobs", flush=True)
+    for note in notes:
+        print("  note: " + note)
+
+    dataset = load_dataset(recipe.data)
+    new_rows, failures, repeats, runtimes = [], [], {}, {}
+    with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
+        inputs_path = Path(tmp) / "inputs.json"
+        inputs_path.write_text(json.dumps(bench_inputs(dataset, cfg)))
+        for i, job in enumerate(_progress(jobs, progress)):
+            result = run_job(job, cfg, inputs_path, Path(tmp) / f"job-{i:03d}")
+            if not result.get("ok"):
+                failures.append({"job": job.label, "error": result.get("error"), "log": result.get("log", "")})
+                print(f"\n  FAILED {job.label}: {result.get('error')}", file=sys.stderr, flush=True)
+                continue
+            rows, spread = rows_from_result(result, job, run, hw)
+            new_rows += rows
+            repeats.update(spread)
+            runtimes[job.label] = result["describe"]
+    if not new_rows:
+        detail = "\n".join(f"  - {f['job']}: {f['error']}" for f in failures[:10])
+        raise BenchError(f"every bench job failed, so {bench_path} was left as it was:\n{detail}")
+
+    block = machine_block(hw, provenance(command), dataclasses.asdict(cfg),
+                          {"repeats": repeats, "runtimes": runtimes,
+                           "failed": [{k: f[k] for k in ("job", "error")} for f in failures],
+                           "test_size": len(dataset.test) if cfg.max_test is None else min(cfg.max_test, len(dataset.test))})
+    doc, rows = replace_machine(doc, old_rows, hw["machine_id"], block, new_rows)
+    write_outputs(doc, rows, results_dir)
+    outcome = BenchOutcome(results_dir, hw["machine_id"], new_rows, failures, notes)
+    print("\n" + summary_table(new_rows))
+    print(f"\n{len(new_rows)} rows for machine {hw['machine_id']} written to {bench_path} "
+          f"(+ {CSV_FILE}, {REPORT_FILE}); {len(failures)} job(s) failed")
+    return outcome
+
+
+def _progress(jobs: list[Job], enabled: bool):
+    if not enabled:
+        return jobs
+    from tqdm import tqdm
+
+    bar = tqdm(jobs, desc="bench", unit="job", file=sys.stderr, dynamic_ncols=True)
+    for job in bar:
+        bar.set_postfix_str(job.label, refresh=True)
+        yield job
+
+
+def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path) -> dict:
+    """bench.json, bench.csv and report.md from the same rows, derived ratios refreshed."""
+    from distill.io import atomic_write_json, atomic_write_text
+
+    results_dir = Path(results_dir)
+    add_derived(rows)
+    out = document(doc, rows)
+    ordered = [BenchRow.from_dict(r) for r in out["rows"]]
+    atomic_write_json(results_dir / BENCH_FILE, out)
+    atomic_write_text(results_dir / CSV_FILE, rows_to_csv(ordered))
+    atomic_write_text(results_dir / REPORT_FILE, render_report(out, ordered))
+    return out
+
+
+def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False) -> list[str]:
+    """Fold another machine's bench.json (e.g. from bench/gpu/run.py) into ``results_dir``;
+    each machine in ``source`` replaces that machine's rows there. Returns the machine ids merged."""
+    source, results_dir = Path(source), Path(results_dir)
+    if not source.is_file():
+        raise BenchFileError(f"{source} does not exist; pass the bench.json written on the other machine")
+    src_doc, src_rows = read_document(source)
+    target = results_dir / BENCH_FILE
+    doc, rows = load_or_new(target, src_doc.get("run") or results_dir.name, force_new)
+    if src_doc.get("run") and doc.get("run") and src_doc["run"] != doc["run"]:
+        raise BenchFileError(f"{source} holds results of run {src_doc['run']!r}, but {target} is run {doc['run']!r}; "
+                             "merge it into results/<that run>/ instead (--results)")
+    for mid, block in src_doc["machines"].items():
+        doc, rows = replace_machine(doc, rows, mid, block, [r for r in src_rows if r.machine_id == mid])
+    write_outputs(doc, rows, results_dir)
+    return list(src_doc["machines"])

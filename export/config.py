@@ -1,0 +1,103 @@
+"""The export stage's config: the recipe's ``export:`` section, typed and validated up front.
+
+    export:
+      variants: [onnx-fp32, onnx-fp32-opt, onnx-int8-dynamic, onnx-int8-dynamic-trim, openvino-int8]
+      calibration_size: 300      # TRAIN examples for static INT8 / NNCF (never test)
+      trim_min_count: 2          # vocabulary trimming: keep tokens seen >= 2 times in training
+
+Command-line flags of ``edgedistill export`` override these fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from distill.config import METHODS
+from distill.configbase import from_dict
+from export.errors import ExportError
+
+# name -> (format, precision, quantization); every one also exists as "<name>-trim".
+BASE_VARIANTS = {
+    "onnx-fp32": ("onnx", "fp32", "none"),
+    "onnx-fp32-opt": ("onnx", "fp32", "none"),
+    "onnx-int8-dynamic": ("onnx", "int8", "dynamic"),
+    "onnx-int8-static": ("onnx", "int8", "static"),
+    "openvino-fp32": ("openvino", "fp32", "none"),
+    "openvino-fp16": ("openvino", "fp16", "none"),
+    "openvino-int8": ("openvino", "int8", "nncf"),
+}
+TRIM_SUFFIX = "-trim"
+KNOWN_VARIANTS = tuple(BASE_VARIANTS) + tuple(v + TRIM_SUFFIX for v in BASE_VARIANTS)
+# Trimming pays off where the embedding table dominates what is left: the INT8 artifacts.
+DEFAULT_VARIANTS = tuple(BASE_VARIANTS) + ("onnx-int8-dynamic-trim", "openvino-int8-trim")
+
+
+def split_variant(name: str) -> tuple[str, bool]:
+    """``onnx-int8-dynamic-trim`` -> (``onnx-int8-dynamic``, True)."""
+    trimmed = name.endswith(TRIM_SUFFIX)
+    return (name[: -len(TRIM_SUFFIX)] if trimmed else name), trimmed
+
+
+def variant_spec(name: str) -> dict:
+    base, trimmed = split_variant(name)
+    if base not in BASE_VARIANTS:
+        raise ExportError(f"unknown variant {name!r}; known variants: {', '.join(KNOWN_VARIANTS)}")
+    fmt, precision, quantization = BASE_VARIANTS[base]
+    return {"variant": name, "base": base, "trimmed_vocab": trimmed, "format": fmt,
+            "precision": precision, "quantization": quantization}
+
+
+@dataclass
+class ExportConfig:
+    models: list[str] | None = None                # None -> every finished model under runs/<run>/models
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    opset: int | None = None                       # None -> optimum's default for the architecture
+    calibration_size: int = 300                    # TRAIN examples for static INT8 and NNCF
+    parity_samples: int = 256                      # TEST examples compared logit by logit with PyTorch
+    eval_samples: int | None = None                # macro-F1 on the full test split unless capped
+    fp32_tolerance: float = 1e-3                   # max |logit diff| an FP32 artifact may show
+    f1_guard_points: float = 1.0                   # flag a low-precision artifact losing more macro-F1
+    dynamic_source: Literal["auto", "optimized", "plain"] = "auto"   # graph quantized dynamically
+    static_per_channel: bool = True                # per-output-channel weight scales (static QDQ)
+    trim_vocab: bool = True                        # False drops every -trim variant
+    trim_min_count: int = 1                        # keep tokens seen at least this often in training
+    trim_keep_chars: Literal["latin", "seen"] = "latin"   # single-char pieces kept so any word tokenizes
+    threads: int | None = None                     # threads for checks; None -> all cores
+    batch_size: int = 64                           # batch size of the parity / macro-F1 checks
+    force: bool = False                            # rebuild artifacts that already have a manifest
+
+    def validate(self):
+        errs = []
+        unknown = [v for v in self.variants if v not in KNOWN_VARIANTS]
+        if unknown:
+            errs.append(f"variants: unknown {unknown} (known: {', '.join(KNOWN_VARIANTS)})")
+        if not self.variants:
+            errs.append("variants: empty; name at least one (e.g. onnx-fp32)")
+        bad_models = [m for m in self.models or [] if m not in METHODS]
+        if bad_models:
+            errs.append(f"models: unknown {bad_models} (known: {', '.join(METHODS)})")
+        for k in ("calibration_size", "parity_samples", "batch_size", "trim_min_count"):
+            if getattr(self, k) < 1:
+                errs.append(f"{k}: {getattr(self, k)} must be >= 1")
+        if self.eval_samples is not None and self.eval_samples < 1:
+            errs.append(f"eval_samples: {self.eval_samples} must be a positive count or null")
+        if self.threads is not None and self.threads < 1:
+            errs.append(f"threads: {self.threads} must be >= 1 or null")
+        if self.opset is not None and not 11 <= self.opset <= 23:
+            errs.append(f"opset: {self.opset} is outside 11..23")
+        if self.fp32_tolerance <= 0:
+            errs.append(f"fp32_tolerance: {self.fp32_tolerance} must be > 0")
+        return errs
+
+    def selected_variants(self) -> list[str]:
+        """The variants to build, in a fixed order (plain before -trim), duplicates removed."""
+        order = {v: i for i, v in enumerate(KNOWN_VARIANTS)}
+        chosen = sorted(set(self.variants), key=order.__getitem__)
+        return [v for v in chosen if self.trim_vocab or not split_variant(v)[1]]
+
+
+def load_export_config(section: dict | None, overrides: dict | None = None) -> ExportConfig:
+    """The recipe's ``export`` dict with CLI overrides on top (None values do not override)."""
+    data = dict(section or {})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_dict(ExportConfig, data, where="export.")

@@ -1,0 +1,177 @@
+"""The conversions behind each variant: ONNX export, graph fusions, ORT and NNCF quantization.
+
+Each function takes file paths (and calibration feeds) and writes one model file, so the
+pipeline can chain them: checkpoint -> ONNX FP32 -> {optimized, INT8 dynamic, INT8 static QDQ,
+OpenVINO FP32 / FP16 / INT8}. None of them checks accuracy; export/checks.py does that.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from export.errors import ExportError
+
+ONNX_FILE = "model.onnx"
+OPENVINO_FILE = "openvino_model.xml"
+# Fused operators grouped by the three fusions that matter for encoder speed.
+FUSION_KINDS = {
+    "attention": ("Attention", "MultiHeadAttention"),
+    "layer_norm": ("LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
+                   "SkipSimplifiedLayerNormalization", "EmbedLayerNormalization"),
+    "gelu": ("Gelu", "FastGelu", "BiasGelu", "GemmFastGelu"),
+}
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence the converters' progress chatter; real errors still raise."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        loggers = [logging.getLogger(n) for n in ("optimum", "transformers", "onnxruntime", "nncf", "root")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+def onnx_opset(path: str | Path) -> int | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def export_onnx(model, out_dir: str | Path, opset: int | None = None) -> Path:
+    """ONNX FP32 through optimum's exporter, batch and sequence axes dynamic."""
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp, quiet():
+        try:
+            onnx_export_from_model(model.float().eval(), tmp, opset=opset, task="text-classification",
+                                   do_validation=False)
+        except Exception as exc:  # the exporter raises many types; all mean "this model cannot export"
+            raise ExportError(f"optimum could not export {type(model).__name__} to ONNX (opset {opset}): {exc}") from exc
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for f in Path(tmp).iterdir():
+            if f.name == ONNX_FILE or f.name.startswith(ONNX_FILE + "_"):   # + external data, if any
+                shutil.move(str(f), out_dir / f.name)
+    return out_dir / ONNX_FILE
+
+
+def optimizer_model_type(config) -> str:
+    # ORT's "bert" fusions cover the BERT family (BERT, MiniLM, RoBERTa, DistilBERT, ELECTRA).
+    return "bert"
+
+
+def optimize_onnx(src: str | Path, dst: str | Path, config) -> dict:
+    """ORT transformer fusions (attention, layer norm, GELU); returns counts by kind and by op."""
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0)
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
+    options = FusionOptions("bert")
+    options.enable_gelu_approximation = False     # exact GELU: the FP32 parity check stays tight
+    with quiet():
+        model = optimizer.optimize_model(str(src), model_type=optimizer_model_type(config), num_heads=int(heads),
+                                         hidden_size=int(hidden), optimization_options=options, opt_level=0)
+        stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+        model.save_model_to_file(str(dst))
+    fusions = {kind: sum(stats.get(op, 0) for op in ops) for kind, ops in FUSION_KINDS.items()}
+    return {**fusions, "ops": stats}
+
+
+def quantize_dynamic_onnx(src: str | Path, dst: str | Path) -> None:
+    """Weights INT8 (per tensor), activations quantized on the fly; works on fused graphs too."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with quiet():
+        # DefaultTensorType: the fused contrib ops (Attention, SkipLayerNorm) carry no inferred types.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+
+
+def quantize_static_onnx(src: str | Path, dst: str | Path, feeds: list[dict], per_channel: bool = True) -> None:
+    """Static QDQ: weights INT8 (per channel), activations INT8 with MinMax ranges from ``feeds``.
+
+    Only MatMuls with constant weights and the embedding Gathers are quantized: the
+    activation x activation MatMuls of attention (QK^T, PV) lose too much at INT8.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src = Path(src)
+    with tempfile.TemporaryDirectory() as tmp, quiet():
+        pre = Path(tmp) / "pre.onnx"
+        try:   # shape inference + constant folding make the quantizer's job easier; optional
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        except Exception:  # noqa: BLE001 - the raw graph quantizes too, just less cleanly
+            shutil.copy(src, pre)
+        quantize_static(str(pre), str(dst), _reader(feeds), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        op_types_to_quantize=["MatMul", "Gather"], activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                       "MatMulConstBOnly": True})
+
+
+def _reader(feeds: list[dict]):
+    """onnxruntime's CalibrationDataReader over a list of feed dicts."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    return Reader()
+
+
+def to_openvino(onnx_path: str | Path, xml_path: str | Path, fp16: bool = False) -> None:
+    """OpenVINO IR from the ONNX FP32 graph; ``fp16`` stores FP16-compressed weights."""
+    import openvino as ov
+
+    with quiet():
+        model = ov.convert_model(str(onnx_path))
+        ov.save_model(model, str(xml_path), compress_to_fp16=fp16)
+
+
+def quantize_nncf(onnx_path: str | Path, xml_path: str | Path, feeds: list[dict]) -> None:
+    """NNCF post-training INT8 (transformer scheme: SmoothQuant, mixed preset, bias correction)."""
+    import nncf
+    import openvino as ov
+
+    with quiet():
+        nncf.set_log_level(logging.ERROR)
+        model = ov.convert_model(str(onnx_path))
+        quantized = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(feeds))
+        ov.save_model(quantized, str(xml_path), compress_to_fp16=False)
+
+
+def model_files(folder: str | Path, model_file: str) -> list[Path]:
+    """The files that make up the model (IR: .xml + .bin; ONNX: .onnx + external data)."""
+    folder = Path(folder)
+    main = folder / model_file
+    if main.suffix == ".xml":
+        return [main, main.with_suffix(".bin")]
+    return [main] + sorted(p for p in folder.iterdir() if p.name.startswith(model_file + "_") or p.suffix == ".onnx_data")
+
+
+def calibration_feeds(encoder, texts: list[str]) -> list[dict]:
+    """One feed per text at its natural length: padding would skew the activation ranges."""
+    return [{k: np.ascontiguousarray(v) for k, v in encoder([t]).items()} for t in texts]

@@ -107,7 +107,8 @@ def machine_names(res: data.Results) -> dict[str, str]:
     return {m: (f"{n} ({m})" if labels.count(n) > 1 else n) for m, n in names.items()}
 
 
-def bench_filters(rows: pd.DataFrame, res: data.Results, columns=tuple(c for c, _ in select.FILTERS)) -> tuple[dict, pd.DataFrame]:
+def bench_filters(rows: pd.DataFrame, res: data.Results,
+                  columns=tuple(c for c, _ in select.FILTERS)) -> tuple[dict, pd.DataFrame]:
     """Sidebar selectors for ``columns`` (cascading); returns the selection and the rows it leaves."""
     st.sidebar.subheader("Measurements")
     names = machine_names(res)
@@ -149,7 +150,8 @@ def reference_table(res: data.Results, run: str) -> pd.DataFrame:
     models = res.models[res.models["run"] == run].copy()
     models = models.sort_values("method", key=lambda s: s.map(data.method_rank))
     out = pd.DataFrame({
-        "model": models["method"], "params (M)": models["params_total"] / 1e6, "train loss": models["train_loss"], "accuracy": models["accuracy"], "macro-F1": models["macro_f1"],
+        "model": models["method"], "train loss": models["train_loss"], "accuracy": models["accuracy"],
+        "macro-F1": models["macro_f1"],
     })
     pc = res.per_class[res.per_class["run"] == run]
     labels = res.label_names.get(run) or sorted(pc["label"].unique())
@@ -164,15 +166,16 @@ def reference_table(res: data.Results, run: str) -> pd.DataFrame:
 
 def page_overview(res: data.Results, run: str) -> None:
     st.subheader("Runs")
-    runs = []
+    runs, names = [], machine_names(res)
     for r in res.runs:
         files = res.files[res.files["run"] == r]
+        machines = res.bench.loc[res.bench["run"] == r, "machine_id"].unique()
         runs.append({
             "run": r,
             "models": int((res.models["run"] == r).sum()),
             "artifacts": int((res.artifacts["run"] == r).sum()) if "run" in res.artifacts else 0,
             "bench rows": int((res.bench["run"] == r).sum()),
-            "machines": ", ".join(sorted(machine_names(res).get(m, m) for m in res.bench.loc[res.bench["run"] == r, "machine_id"].unique())) or "none",
+            "machines": ", ".join(sorted(names.get(m, m) for m in machines)) or "none",
             "files": ", ".join(f"{f} ({s})" if s != "ok" else f for f, s in zip(files["file"], files["status"])),
         })
     table(pd.DataFrame(runs))
@@ -204,7 +207,7 @@ def page_overview(res: data.Results, run: str) -> None:
         return
     selection, rows = bench_filters(rows, res)
     points = select.points(rows)
-    tol = st.slider("Tolerance (macro-F1 points below the teacher)", 0.0, 5.0, 1.0, 0.5, key="tolerance")
+    tol = st.slider("Tolerance (macro-F1 points below the teacher)", 0.0, 5.0, 1.0, 0.5, key="tolerance", format="%.1f")
     ref_f1, source = pareto.teacher_reference(points, res.models[res.models["run"] == run])
     best = pareto.best_per_goal(points, ref_f1, tol * pareto.POINT)
     cols = st.columns(3)
@@ -242,8 +245,8 @@ def page_tradeoffs(res: data.Results, run: str) -> None:
                "Colour: method; shape: precision; dashed: the Pareto frontier (nothing is both cheaper and more accurate).")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.tradeoff_scatter(points, latency, log_x=log_x, title=f"Latency {LATENCIES[latency]} vs macro-F1"),
-                        key="tradeoff_latency", config=PLOTLY_CONFIG)
+        fig = charts.tradeoff_scatter(points, latency, log_x=log_x, title=f"Latency {LATENCIES[latency]} vs macro-F1")
+        st.plotly_chart(fig, key="tradeoff_latency", config=PLOTLY_CONFIG)
     with right:
         st.plotly_chart(charts.tradeoff_scatter(points, "size_mb", log_x=log_x, title="Size vs macro-F1"),
                         key="tradeoff_size", config=PLOTLY_CONFIG)
@@ -344,9 +347,13 @@ def page_machines(res: data.Results, run: str) -> None:
     st.caption(f"{points['where'].nunique()} machine · device combinations, {describe_selection(selection, res)}, "
                f"threads: {policy}.")
     st.plotly_chart(charts.machines_bars(points, metric), key="machines_bars", config=PLOTLY_CONFIG)
-    for value, title in ((metric, charts.LABELS.get(metric, metric)), ("macro_f1", "macro-F1 (should agree across machines)")):
+    order = list(dict.fromkeys(points.sort_values(
+        ["model", "point"], key=lambda s: s.map(data.method_rank) if s.name == "model" else s)["point"]))
+    for value, title in ((metric, charts.LABELS.get(metric, metric)),
+                         ("macro_f1", "macro-F1 (should agree across machines)")):
         st.markdown(f"**{title}**")
-        table(points.pivot_table(index="point", columns="where", values=value, aggfunc="first").reset_index())
+        pivot = points.pivot_table(index="point", columns="where", values=value, aggfunc="first")
+        table(pivot.reindex(order).reset_index())
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -401,13 +408,16 @@ def page_playground(res: data.Results, run: str, runs_dirs: list[str]) -> None:
                 continue
             st.metric("label", r["label"])
             probs = pd.DataFrame({"class": r["classes"], "probability": r["probs"]})
-            fig = px.bar(probs, x="probability", y="class", orientation="h", range_x=[0, 1], text_auto=".3f")
+            probs["predicted"] = probs["class"] == r["label"]
+            fig = px.bar(probs, x="probability", y="class", orientation="h", range_x=[0, 1], text_auto=".3f",
+                         color="predicted", color_discrete_map={True: "#2563eb", False: "#cbd5e1"})
             fig.update_layout(height=60 + 34 * len(probs), margin=dict(l=0, r=0, t=10, b=0), yaxis_title=None,
-                              xaxis_title=None, template="plotly_white")
-            st.plotly_chart(fig, key=f"probs_{r['name']}", config=PLOTLY_CONFIG)
-            bench_p50 = r.get("bench_p50_ms")
-            st.caption(f"{r['latency_ms']:.2f} ms here (median of 3, batch 1, CPU)"
-                       + (f" · bench p50 {bench_p50:.2f} ms" if bench_p50 is not None else ""))
+                              xaxis_title=None, template="plotly_white", showlegend=False)
+            fig.update_yaxes(categoryorder="array", categoryarray=r["classes"], autorange="reversed")
+            st.plotly_chart(fig, key=f"probs_{r['name']}", config={**PLOTLY_CONFIG, "displayModeBar": False})
+            st.caption(f"{r['latency_ms']:.2f} ms here (median of 3 calls, batch 1, CPU)")
+            if r.get("bench"):
+                st.caption(f"bench p50 {r['bench']['latency_p50_ms']:.2f} ms on {r['bench']['where']}")
     st.caption(f"Text: {len(out['text'])} characters.")
 
 
@@ -425,12 +435,15 @@ def predict_all(text: str, chosen: list[playground.Candidate], bench: pd.DataFra
             entry["error"] = f"Could not load or run {c.folder}: {type(e).__name__}: {e}"
         else:
             probs = [float(p) for p in pred.probs[0]]
-            entry.update(label=str(pred.labels[0]), probs=probs, latency_ms=ms,
-                         classes=list(c.label_names) if len(c.label_names) == len(probs) else [f"class {i}" for i in range(len(probs))])
+            names = list(c.label_names) if len(c.label_names) == len(probs) else [f"class {i}" for i in range(len(probs))]
+            entry.update(label=str(pred.labels[0]), probs=probs, latency_ms=ms, classes=names)
+            # The bench's single-text CPU figure to compare with: its fastest machine and thread count.
             rows = bench[(bench["run"] == c.run) & (bench["artifact"] == c.artifact) & (bench["device"] == "cpu")
-                         & (bench["batch_size"] == 1)]
-            if rows["latency_p50_ms"].notna().any():
-                entry["bench_p50_ms"] = float(rows["latency_p50_ms"].min())
+                         & (bench["batch_size"] == 1) & (bench["seq_len"] == "natural")].dropna(subset=["latency_p50_ms"])
+            if len(rows):
+                best = rows.loc[rows["latency_p50_ms"].idxmin()]
+                entry["bench"] = {"latency_p50_ms": float(best["latency_p50_ms"]),
+                                  "where": f"{best['machine_label']}, {best['threads']:.0f} thread(s)"}
         results.append(entry)
     return {"text": text, "results": results}
 

@@ -28,6 +28,18 @@ def _method_order(methods) -> list[str]:
     return sorted(set(methods), key=lambda m: (method_rank(m), m))
 
 
+def log_ticks(values) -> dict:
+    """1-2-5 ticks labelled in full (0.5, 1, 2, ...) for a log axis; plotly's default drops the leading "0."."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce")
+    v = v[v > 0].dropna()
+    if not len(v):
+        return {}
+    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
+    ticks = [float(m * 10.0 ** e) for e in np.arange(lo, hi + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if v.min() / 1.5 <= t <= v.max() * 1.5]
+    return dict(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 480) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60 if title else 30, b=10),
                       legend=dict(title=None), template="plotly_white")
@@ -49,6 +61,8 @@ def tradeoff_scatter(points: pd.DataFrame, cost: str, score: str = "macro_f1", l
         category_orders={"model": _method_order(df["model"]), "precision": list(PRECISION_SYMBOLS)},
     )
     fig.update_traces(marker=dict(size=12, line=dict(width=1, color="white")))
+    if log_x:
+        fig.update_xaxes(**log_ticks(df[cost]))
     front = pareto_front(df, cost, score)
     if len(front):
         # A step line: past each frontier point, more cost buys nothing until the next one.
@@ -72,7 +86,8 @@ def per_class_bars(per_class: pd.DataFrame, labels: list[str] | None = None) -> 
 
 def confusion_heatmap(confusion: pd.DataFrame, labels: list[str], normalize: bool, title: str) -> go.Figure:
     """Rows are true classes, columns predictions; normalized = each row divided by its class's count."""
-    m = confusion.pivot_table(index="true", columns="pred", values="count", aggfunc="sum").reindex(index=labels, columns=labels)
+    m = confusion.pivot_table(index="true", columns="pred", values="count", aggfunc="sum")
+    m = m.reindex(index=labels, columns=labels)
     values = m.to_numpy(dtype=float)
     if normalize:
         totals = values.sum(axis=1, keepdims=True)
@@ -120,7 +135,10 @@ def machines_bars(rows: pd.DataFrame, metric: str, log_x: bool | None = None) ->
     log_x = spans_decades(df[metric]) if log_x is None else log_x
     order = df.sort_values(["model", "artifact"], key=lambda s: s.map(method_rank) if s.name == "model" else s)["point"]
     fig = px.bar(df, y="point", x=metric, color="where", barmode="group", orientation="h", log_x=log_x,
-                 hover_data={c: True for c in ("threads", "batch_size", "seq_len", "macro_f1", "speedup_vs_teacher") if c in df},
+                 hover_data={c: True for c in ("threads", "batch_size", "seq_len", "macro_f1", "speedup_vs_teacher")
+                             if c in df},
                  category_orders={"point": list(dict.fromkeys(order))}, labels={**LABELS, "where": "machine · device"})
     fig.update_yaxes(title=None)
+    if log_x:
+        fig.update_xaxes(**log_ticks(df[metric]))
     return _layout(fig, height=max(360, 26 * df["point"].nunique() * max(1, df["where"].nunique()) // 2 + 120))

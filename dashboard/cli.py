@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {results} does not exist yet; the dashboard will say how to produce results", file=sys.stderr)
     cmd, env = streamlit_command(str(results), runs, args.port, args.address, args.headless)
     print(f"dashboard: results={results.resolve()} runs={os.pathsep.join(runs)} -> http://{args.address}:{args.port}")
+    proc = subprocess.Popen(cmd, env=env)
+    # Stopping this process (kill PID, Ctrl-C) must stop the server too, not leave it serving as an orphan.
+    handlers = {sig: signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+        return proc.wait()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

@@ -265,8 +265,8 @@ def read_results(root: str | Path) -> Results:
     for col in BENCH_COLUMNS:
         if col not in bench:
             bench[col] = None
-    numeric = [c for c in bench if c in BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + ("threads", "batch_size")
-               or c.startswith(PER_CLASS_PREFIXES)]
+    numbers = BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + ("threads", "batch_size")
+    numeric = [c for c in bench if c in numbers or c.startswith(PER_CLASS_PREFIXES)]
     for col in numeric:
         bench[col] = pd.to_numeric(bench[col], errors="coerce")
     for col in ("seq_len", "options", "machine_label", "variant", "precision", "quantization", "format", "scenario"):

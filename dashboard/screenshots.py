@@ -15,7 +15,6 @@ import argparse
 import base64
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -31,7 +30,8 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 # Headless, no sandbox (containers run as root), and nothing that phones home.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--mute-audio")
+                  "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--mute-audio",
+                  "--no-proxy-server")
 INSTALL_HINT = "install Chromium (Debian/Ubuntu: apt-get install -y chromium) or put Chrome on PATH"
 
 # Ready = the script finished, the title is there, every Plotly chart has drawn its SVG.
@@ -58,6 +58,10 @@ PAGE_STATE_JS = """(() => {
     text_length: document.body.innerText.length,
   };
 })()"""
+
+
+# Everything here talks to 127.0.0.1: never through a proxy from the environment.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ScreenshotError(RuntimeError):
@@ -96,7 +100,7 @@ def start_server(results: str | Path, runs: list[str] | None = None, port: int |
             raise ScreenshotError(f"the dashboard exited with code {proc.returncode} before serving"
                                   + (f"; see {log}" if log else ""))
         with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            with _LOCAL.open(f"{url}/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":
                     return proc, url
         time.sleep(0.25)
@@ -141,13 +145,14 @@ class Chromium:
             deadline = time.monotonic() + timeout
             target = None
             while target is None and time.monotonic() < deadline:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
+                with _LOCAL.open(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
                     target = next((t for t in json.load(r) if t.get("type") == "page"), None)
                 if target is None:
                     time.sleep(0.2)
             if target is None:
                 raise ScreenshotError("Chromium opened no page")
-            self.ws = self._stack.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout))
+            self.ws = self._stack.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None,
+                                                          open_timeout=timeout, proxy=None))
         except BaseException:
             self.close()
             raise

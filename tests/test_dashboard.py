@@ -76,8 +76,9 @@ def metrics_doc(run: str = RUN) -> dict:
         test = {"n": sum(SUPPORT.values()), "accuracy": round(f1 + 0.04, 4), "macro_f1": f1, "roc_auc": round(f1 + 0.12, 4),
                 "pr_auc": round(f1 + 0.05, 4), "per_class": _per_class(f1), "confusion_matrix": _confusion(f1)}
         models[method] = {
-            "method": method, "layers": None if method in ("teacher", "lora") else ([1, 3, 5] if method != "even" else [0, 2, 4]),
-            "params_total": int(size * 0.25e6), "params_trainable": int(size * (0.01 if "lora" in method or method == "hybrid" else 0.25) * 1e6),
+            "method": method, "layers": {"teacher": None, "lora": None, "even": [0, 2, 4]}.get(method, [1, 3, 5]),
+            "params_total": int(size * 0.25e6),
+            "params_trainable": int(size * (0.01 if method in ("lora", "hybrid") else 0.25) * 1e6),
             "train_time_s": 100.0 - 10 * k, "train_examples_per_s": 50.0 + k, "best_epoch": 3,
             "history": {"steps": steps, "epochs": epochs}, "validation": {"macro_f1": f1 + 0.01}, "test": test,
         }
@@ -116,7 +117,8 @@ def bench_rows(run: str = RUN) -> list[dict]:
                             for variant, (fmt, prec, quant, runtime, size_f, speed_f, df1) in VARIANTS.items():
                                 if device == "cuda" and fmt != "pytorch":
                                     continue  # the GPU box measures PyTorch only on CUDA
-                                ms = base_ms * speed_f * fast / (threads ** 0.6) * (1 + 0.9 * (batch - 1)) * (2.2 if seq_len == "128" else 1)
+                                ms = base_ms * speed_f * fast / (threads ** 0.6) * (1 + 0.9 * (batch - 1))
+                                ms *= 2.2 if seq_len == "128" else 1
                                 if device == "cuda":
                                     ms = 0.8 + 0.05 * batch
                                 mf1 = round(f1 + df1, 4)
@@ -290,8 +292,8 @@ def test_cli_builds_the_streamlit_command(tmp_path, capsys):
     import edgedistill
     from dashboard import cli
 
-    args = edgedistill.build_parser("dashboard").parse_args(["dashboard", "--results", str(tmp_path), "--runs", "a", "--runs", "b",
-                                                  "--port", "8765", "--headless"])
+    args = edgedistill.build_parser("dashboard").parse_args(
+        ["dashboard", "--results", str(tmp_path), "--runs", "a", "--runs", "b", "--port", "8765", "--headless"])
     assert args.runs == ["a", "b"] and args.port == 8765 and args.headless
     cmd, env = cli.streamlit_command(args.results, args.runs, args.port, args.address, args.headless)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
@@ -329,7 +331,8 @@ def test_overview_shows_runs_machines_reference_table_and_best_artifacts(app):
     assert {"train loss", "accuracy", "macro-F1", "F1 negative", "R neutral", "ROC-AUC", "PR-AUC"} <= set(reference.columns)
     best = [m.label for m in at.metric]
     # Most accurate is the teacher; within 1 point the fastest and the smallest are odd's INT8 OpenVINO model.
-    assert best == ["teacher/onnx-fp32 · onnxruntime", "odd/openvino-int8 · openvino", "odd/onnx-int8-dynamic · onnxruntime"]
+    assert best == ["teacher/onnx-fp32 · onnxruntime", "odd/openvino-int8 · openvino",
+                    "odd/onnx-int8-dynamic · onnxruntime"]
 
 
 def test_selectors_change_what_is_shown(app):
@@ -419,6 +422,22 @@ def test_playground_predicts_with_a_tiny_checkpoint(app, tmp_path, tiny_checkpoi
     assert not at.error, [e.value for e in at.error]
     label = at.metric[0].value
     assert label in LABELS
-    probs = plotly_specs(at)[0]["data"][0]
-    assert values(probs["y"]) == LABELS and sum(values(probs["x"])) == pytest.approx(1, abs=1e-4)
-    assert "ms here" in texts(at) and "bench p50" in texts(at)   # odd/pytorch has bench rows on CPU, batch 1
+    bars = plotly_specs(at)[0]["data"]   # one trace for the predicted class, one for the others
+    assert sorted(y for t in bars for y in values(t["y"])) == sorted(LABELS)
+    assert sum(x for t in bars for x in values(t["x"])) == pytest.approx(1, abs=1e-4)
+    assert [values(t["y"]) for t in bars if t["name"] == "True"] == [[label]]
+    assert "ms here" in texts(at) and "bench p50" in texts(at)   # odd/pytorch has CPU bench rows at batch 1
+
+
+def test_run_chosen_from_the_url_and_a_run_without_bench(app, results):
+    other = results / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps(metrics_doc("other")))
+    at = app("trade-offs", run="other")
+    assert not at.exception
+    assert at.sidebar.selectbox(key="run").value == "other" and at.query_params["run"] == "other"
+    assert "Run **other** has no bench rows yet" in texts(at)
+    at = app("overview")   # the last run by name opens by default
+    assert at.sidebar.selectbox(key="run").options == ["other", RUN] and at.sidebar.selectbox(key="run").value == RUN
+    at.sidebar.selectbox(key="run").set_value("other").run()
+    assert not at.exception and "has no bench rows yet" in texts(at)

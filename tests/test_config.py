@@ -1,0 +1,42 @@
+import pytest
+
+from distill.config import load_recipe
+from distill.configbase import ConfigError, dump
+
+
+def test_defaults_and_overrides():
+    r = load_recipe(overrides=["train.epochs=1", "data.max_train=50", "methods.lora.lr=0.001"])
+    assert r.train.epochs == 1 and r.data.max_train == 50
+    assert r.methods["lora"].lr == 0.001 and r.methods["lora"].lora.r == 8   # merged over defaults
+    assert r.method_names() == ["teacher", "odd", "even", "lora", "hybrid"]
+
+
+def test_every_problem_reported_at_once():
+    with pytest.raises(ConfigError) as e:
+        load_recipe(overrides={"train": {"epochs": 0, "lr": -1, "bogus": 1}, "methods": {"odd": {"layers": "middle"}},
+                               "data": {"max_length": 2}})
+    msg = str(e.value)
+    for part in ("epochs", "lr", "bogus", "middle", "max_length"):
+        assert part in msg
+
+
+def test_unknown_method_and_bad_type():
+    with pytest.raises(ConfigError, match="unknown method"):
+        load_recipe(overrides={"methods": {"quantum": {"layers": "odd"}}})
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        load_recipe(overrides=["train.batch_size=big"])
+
+
+def test_recipe_round_trips_through_yaml(tmp_path):
+    r = load_recipe(overrides=["run.name=x", "loss.hidden=1.0"])
+    path = tmp_path / "r.yaml"
+    path.write_text(dump(r))
+    again = load_recipe(path)
+    for section in ("run", "data", "teacher", "train", "loss", "methods"):
+        assert getattr(again, section) == getattr(r, section)
+    assert again.methods["hybrid"].lora.target_modules == r.methods["hybrid"].lora.target_modules
+
+
+def test_missing_recipe_file_says_where_recipes_live(tmp_path):
+    with pytest.raises(ConfigError, match="configs/"):
+        load_recipe(tmp_path / "nope.yaml")

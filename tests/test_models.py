@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from distill.config import LoraSettings
+from distill.models import (ModelError, copy_is_exact, encoder_layers, make_student, param_counts, select_layers,
+                            wrap_lora)
+
+from conftest import make_tiny_model
+
+
+def test_odd_even_follow_one_based_naming():
+    # "odd" = layers 1, 3, 5 counting from 1 = 0-based 0, 2, 4 (the course project had these swapped).
+    assert select_layers("odd", 6) == [0, 2, 4]
+    assert select_layers("even", 6) == [1, 3, 5]
+    assert select_layers("odd", 12) == [0, 2, 4, 6, 8, 10]
+    assert select_layers("even", 12) == [1, 3, 5, 7, 9, 11]
+    assert select_layers("even", 12, num_layers=3) == [1, 5, 9]
+    assert select_layers([5, 1], 6) == [1, 5]
+
+
+@pytest.mark.parametrize("bad", [[0, 0], [7], []])
+def test_bad_layer_lists(bad):
+    with pytest.raises(ModelError):
+        select_layers(bad, 6)
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mpnet"])
+@pytest.mark.parametrize("spec", ["odd", "even"])
+def test_student_copies_the_chosen_teacher_layers(family, spec):
+    teacher = make_tiny_model(family, num_layers=4)
+    idx = select_layers(spec, 4)
+    student = make_student(teacher, idx)
+    assert len(encoder_layers(student)[2]) == 2
+    assert copy_is_exact(student, teacher, idx)
+    assert not copy_is_exact(student, teacher, [i ^ 1 for i in idx])   # the other half differs
+    # embeddings and head come from the teacher
+    for (n, p) in student.named_parameters():
+        if "embeddings" in n or "classifier" in n:
+            assert torch.equal(p, dict(teacher.named_parameters())[n])
+    assert student.config.edgedistill_teacher_layers == idx
+    out = student(input_ids=torch.tensor([[2, 7, 8, 3]]), output_hidden_states=True)
+    assert out.logits.shape == (1, 3) and len(out.hidden_states) == 3
+
+
+def test_lora_and_hybrid_trainable_parameter_counts():
+    teacher = make_tiny_model("bert", num_layers=4)
+    settings = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["query", "key", "value"])
+    lora = wrap_lora(make_tiny_model("bert", num_layers=4), settings)
+    counts = param_counts(lora)
+    hidden, layers, labels = 32, 4, 3
+    expected_lora = layers * 3 * settings.r * (hidden + hidden)        # A (r x in) + B (out x r) per target
+    expected_head = hidden * labels + labels                             # classifier stays trainable
+    assert counts["params_trainable"] == expected_lora + expected_head
+    hybrid = wrap_lora(make_student(teacher, select_layers("odd", 4)), settings)
+    h = param_counts(hybrid)
+    assert h["params_trainable"] == expected_lora // 2 + expected_head
+
+
+def test_lora_unknown_target_lists_linear_layers():
+    with pytest.raises(ModelError, match="q_lin"):
+        wrap_lora(make_tiny_model("distilbert"), LoraSettings(target_modules=["query"]))

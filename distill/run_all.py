@@ -1,0 +1,99 @@
+"""``edgedistill run RECIPE``: train -> export -> bench, resuming where a previous run stopped.
+
+Each stage skips what is already complete and valid: trained methods have a finished
+``edgedistill.json``, artifacts a valid ``manifest.json``, and the bench is skipped when this
+machine already has rows for every current checkpoint and artifact of the run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe YAML, e.g. configs/quickstart.yaml or configs/hate-speech.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value (repeatable), e.g. --set train.epochs=1")
+    p.add_argument("--stages", nargs="+", default=["train", "export", "bench"], choices=["train", "export", "bench"],
+                   help="stages to run, in order")
+    p.add_argument("--force", action="store_true", help="redo every stage even where its outputs are complete")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+
+
+def bench_is_current(run_dir: Path, results_dir: Path) -> bool:
+    """True when this machine's rows in bench.json cover every checkpoint and artifact of the run."""
+    from bench.plan import discover
+    from distill.provenance import hardware
+
+    try:
+        doc = json.loads((results_dir / "bench.json").read_text())
+    except (OSError, ValueError):
+        return False
+    mine = {r["artifact"] for r in doc.get("rows", []) if r.get("machine_id") == hardware()["machine_id"]}
+    artifacts, _ = discover(run_dir)
+    return bool(mine) and all(f"{a.model}/{a.variant}" in mine for a in artifacts)
+
+
+def run_all(recipe_path: str, overrides: list[str] | None = None, stages=("train", "export", "bench"),
+            force: bool = False, progress: bool = True) -> dict:
+    from distill.config import load_recipe
+    from distill.pipeline import train_run, write_results
+
+    recipe = load_recipe(recipe_path, overrides)
+    run_dir, results = recipe.run_dir, recipe.results_path
+    timings = {}
+    for i, stage in enumerate(stages, 1):
+        print(f"\n=== [{i}/{len(stages)}] {stage}: {recipe.run.name} ===", flush=True)
+        t0 = time.perf_counter()
+        if stage == "train":
+            train_run(recipe, force=force, progress=progress)
+        elif stage == "export":
+            from export.config import load_export_config
+            from export.pipeline import export_run
+
+            export_run(run_dir, load_export_config(recipe.export, {"force": force or None}))
+        elif stage == "bench":
+            from bench.runner import run_bench
+
+            if not force and bench_is_current(run_dir, results):
+                print(f"bench: {results / 'bench.json'} already has this machine's rows for every artifact; "
+                      "skipping (use --force to measure again)")
+            else:
+                run_bench(run_dir, results_dir=results, progress=progress)
+        timings[stage] = time.perf_counter() - t0
+    if "train" not in stages and (run_dir / "models").is_dir():
+        write_results(recipe)
+    summary = {"run": recipe.run.name, "results": str(results), "stage_seconds": timings}
+    print("\n=== done ===")
+    for name in ("results.md", "export.md", "report.md"):
+        path = results / name
+        if path.is_file():
+            print(f"\n--- {path} ---\n{path.read_text()}")
+    print("Stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
+    print(f"Explore the results:  edgedistill dashboard --results {recipe.run.results_dir}   (or: make dashboard)")
+    return summary
+
+
+def main(args) -> int:
+    from distill.configbase import ConfigError
+    from distill.data import DataError
+    from distill.models import ModelError
+    from distill.pipeline import RunError
+
+    errors: tuple = (ConfigError, DataError, ModelError, RunError)
+    try:
+        from bench.runner import BenchError
+        from export.errors import ExportError
+
+        errors += (BenchError, ExportError)
+    except ImportError:
+        pass
+    try:
+        run_all(args.recipe, args.overrides, args.stages, args.force, progress=not args.no_progress)
+    except errors as exc:
+        print(f"edgedistill run: {exc}", file=sys.stderr)
+        return 2
+    return 0

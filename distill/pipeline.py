@@ -34,25 +34,32 @@ def checkpoint_complete(folder: Path) -> bool:
         return False
 
 
-def _training_sections(recipe: Recipe) -> dict:
+def _affecting(recipe: Recipe, method: str) -> dict:
+    """The recipe settings that shape one method's checkpoint (what must match to reuse it)."""
     d = to_dict(recipe)
-    return {k: d[k] for k in ("data", "teacher", "train", "loss", "methods")} | {"seed": d["run"]["seed"]}
+    out = {k: d[k] for k in ("data", "teacher", "train")} | {"seed": d["run"]["seed"], "method": d["methods"].get(method)}
+    if method in ("odd", "even", "hybrid"):
+        out["loss"] = d["loss"]                   # students also depend on the teacher's checkpoint
+        out["teacher_method"] = d["methods"].get("teacher")
+    return out
 
 
 def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
-    """Write the resolved recipe; refuse to mix checkpoints trained under a different one."""
+    """Write the resolved recipe; refuse to mix checkpoints trained under different settings."""
     path = recipe.run_dir / "recipe.yaml"
     if path.is_file() and not force:
         from distill.config import load_recipe
 
         old = load_recipe(path)
-        changed = [k for k, v in _training_sections(recipe).items() if _training_sections(old).get(k) != v]
-        # Adding or removing methods is fine; changing shared settings would mix incomparable models.
-        changed = [k for k in changed if k != "methods" or any(
-            old.methods.get(m) is not None and vars(old.methods[m]) != vars(recipe.methods[m]) for m in recipe.methods)]
-        if changed and any(checkpoint_complete(p) for p in (recipe.run_dir / "models").glob("*")):
-            raise RunError(f"{recipe.run_dir} holds models trained with different {', '.join(changed)} settings. "
-                           "Use another run.name, or --force to retrain every method from scratch.")
+        for folder in sorted((recipe.run_dir / "models").glob("*")):
+            m = folder.name
+            if not checkpoint_complete(folder) or m not in recipe.methods or m not in old.methods:
+                continue
+            new, was = _affecting(recipe, m), _affecting(old, m)
+            changed = [k for k in new if new[k] != was.get(k)]
+            if changed:
+                raise RunError(f"{recipe.run_dir} holds a {m} model trained with different {', '.join(changed)} "
+                               "settings. Use another run.name, or --force to retrain every method from scratch.")
     atomic_write_text(path, f"# Resolved recipe of run {recipe.run.name} (from {recipe.source})\n" + dump(recipe))
 
 

@@ -40,8 +40,9 @@ def results_table(metrics: dict) -> str:
         loss = m.get("loss") or {}
         loss_s = ", ".join(f"{k}={v}" for k, v in loss.items() if k != "preset" and v) + (
             f" ({loss['preset']})" if loss.get("preset") == "reference" else "")
-        lines.append(f"| {method} | {m['best_epoch']} | {m['epochs']} | {m['batch_size']} | {m['lr']:g} | "
-                     f"{m['train_time_s'] / 60:.1f} | {m['train_examples_per_s']:.0f} | {loss_s} |")
+        lines.append(f"| {method} | {m.get('best_epoch', '-')} | {m.get('epochs', '-')} | {m.get('batch_size', '-')} | "
+                     f"{m.get('lr', '-')} | {m.get('train_time_s', 0) / 60:.1f} | {m.get('train_examples_per_s', 0):.0f} | "
+                     f"{loss_s} |")
     return "\n".join(lines) + "\n"
 
 

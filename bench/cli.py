@@ -33,27 +33,36 @@ def _count_or(word: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Option flags default to SUPPRESS: unset means "as the recipe's bench section says".
+    keep = argparse.SUPPRESS
     parser.add_argument("--run", help="the run folder, runs/<run> (checkpoints in models/, exports in artifacts/)")
-    parser.add_argument("--results", help="results folder (default: <results_dir>/<run> from the run's recipe)")
-    parser.add_argument("--merge", metavar="FILE", help="fold FILE (a bench.json from another machine, e.g. the "
-                        "GPU script's) into the results; that machine's rows are replaced, nothing is measured")
+    parser.add_argument("--results", default=keep,
+                        help="results folder (default: <results_dir>/<run> from the run's recipe)")
+    parser.add_argument("--merge", metavar="FILE", default=keep, help="fold FILE (a bench.json from another "
+                        "machine, e.g. the GPU script's) into the results; that machine's rows are replaced, "
+                        "nothing is measured")
     parser.add_argument("--force-new", action="store_true", help="if bench.json is corrupt or of another schema, "
                         "keep it as bench.json.corrupt-<time> and start a new file")
     parser.add_argument("--set", action="append", default=[], metavar="bench.KEY=VALUE",
                         help="override any bench option, e.g. --set bench.min_rounds=500 (repeatable)")
-    parser.add_argument("--models", type=_csv, help="comma-separated: teacher,odd,even,lora,hybrid")
-    parser.add_argument("--variants", type=_csv, help="comma-separated: pytorch,onnx-fp32,openvino-int8,...")
-    parser.add_argument("--runtimes", type=_csv, help="comma-separated: pytorch,onnxruntime,openvino")
-    parser.add_argument("--devices", type=_csv, help="comma-separated: cpu,cuda,gpu (default: all present)")
-    parser.add_argument("--threads", type=_count_or("all"), help="comma-separated thread counts; all = every "
-                        "physical core (default: all)")
+    parser.add_argument("--models", type=_csv, default=keep, help="comma-separated: teacher,odd,even,lora,hybrid")
+    parser.add_argument("--variants", type=_csv, default=keep, help="comma-separated: pytorch,onnx-fp32,...")
+    parser.add_argument("--runtimes", type=_csv, default=keep, help="comma-separated: pytorch,onnxruntime,openvino")
+    parser.add_argument("--devices", type=_csv, default=keep, help="comma-separated: cpu,cuda,gpu (unset: all present)")
+    parser.add_argument("--threads", type=_count_or("all"), default=keep,
+                        help="comma-separated thread counts; all = every physical core (recipe default: all)")
     parser.add_argument("--one-thread", action="store_true", help="also measure with 1 thread")
-    parser.add_argument("--seq-lens", type=_count_or("natural"), help="batch-1 lengths, e.g. natural,16,64,128")
-    parser.add_argument("--batch-size", type=int, help="throughput batch size (default 32)")
-    parser.add_argument("--repeat", type=int, help="time everything N times; report.md shows the p50 spread")
-    parser.add_argument("--max-test", type=int, help="cap the test texts used for accuracy (default: all)")
-    parser.add_argument("--min-rounds", type=int, help="pytest-benchmark minimum rounds per latency case")
-    parser.add_argument("--max-time", type=float, help="pytest-benchmark seconds per case")
+    parser.add_argument("--seq-lens", type=_count_or("natural"), default=keep,
+                        help="batch-1 lengths (recipe default: natural,16,64,128)")
+    parser.add_argument("--batch-size", type=int, default=keep, help="throughput batch size (recipe default: 32)")
+    parser.add_argument("--repeat", type=int, default=keep,
+                        help="time everything N times; report.md shows the p50 spread (recipe default: 1)")
+    parser.add_argument("--max-test", type=int, default=keep,
+                        help="cap the test texts used for accuracy (recipe default: the full split)")
+    parser.add_argument("--min-rounds", type=int, default=keep,
+                        help="pytest-benchmark minimum rounds per latency case (recipe default: 200)")
+    parser.add_argument("--max-time", type=float, default=keep,
+                        help="pytest-benchmark seconds per case (recipe default: 2.0)")
     parser.add_argument("--no-bf16", action="store_true", help="skip BF16 on CPUs that support it")
     parser.add_argument("--quick", action="store_true", help="a few rounds on a few texts: checks, not numbers")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -67,11 +76,10 @@ def overrides_from(args: argparse.Namespace) -> dict:
     if other:
         raise ConfigError(f"--set {other[0]}.…: bench only takes bench.KEY=VALUE overrides")
     out = dict(sets.get("bench", {}))
-    flags = {"models": args.models, "variants": args.variants, "runtimes": args.runtimes, "devices": args.devices,
-             "threads": args.threads, "seq_lens": args.seq_lens, "batch_size": args.batch_size,
-             "repeat": args.repeat, "max_test": args.max_test, "min_rounds": args.min_rounds,
-             "max_time": args.max_time}
-    out.update({k: v for k, v in flags.items() if v is not None})
+    for key in ("models", "variants", "runtimes", "devices", "threads", "seq_lens", "batch_size", "repeat",
+                "max_test", "min_rounds", "max_time"):
+        if hasattr(args, key):
+            out[key] = getattr(args, key)
     if args.quick:
         out["quick"] = True
     if args.no_bf16:
@@ -92,14 +100,16 @@ def main(args: argparse.Namespace) -> int:
     from export.errors import ExportError
 
     try:
-        if args.merge:
-            results = args.results or _results_for(args.run)
+        results = getattr(args, "results", None)
+        if getattr(args, "merge", None):
+            results = results or _results_for(args.run)
             merged = merge_bench_file(args.merge, results, force_new=args.force_new)
             print(f"merged machine(s) {', '.join(merged)} from {args.merge} into {Path(results) / 'bench.json'}")
             return 0
         if not args.run:
-            raise BenchError("pass --run runs/<run> (the run folder to benchmark), or --merge FILE with --run/--results")
-        outcome = run_bench(args.run, overrides_from(args), results_dir=args.results, force_new=args.force_new,
+            raise BenchError("pass --run runs/<run> (the run folder to benchmark), "
+                             "or --merge FILE with --run/--results")
+        outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
                             progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:])
     except (BenchError, BenchFileError, ConfigError, DataError, ExportError) as exc:
         print(f"edgedistill bench: {exc}", file=sys.stderr)

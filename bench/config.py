@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +17,7 @@ RUNTIMES = ("pytorch", "onnxruntime", "openvino")
 DEVICES = ("cpu", "cuda", "gpu")
 FIXED_SEQ_LENS = (16, 64, 128)
 
-# What `quick: true` changes: seconds instead of minutes, for tests and smoke runs.
+# What `quick: true` changes, unless set explicitly: seconds instead of minutes (tests, smoke runs).
 QUICK = dict(min_rounds=5, throughput_min_rounds=3, max_time=0.05, warmup_iterations=2,
              seq_lens=["natural", 16], natural_texts=8, batch_size=4, throughput_batches=2,
              max_test=32, include_bf16=False)
@@ -83,16 +82,6 @@ class BenchConfig:
             errs.append("seq_lens and throughput_seq_lens are both empty: nothing to time")
         return errs
 
-    def resolved(self) -> "BenchConfig":
-        """The config with `quick` applied (quick never raises a cap the user set lower)."""
-        if not self.quick:
-            return dataclasses.replace(self)
-        changes = dict(QUICK)
-        changes["batch_size"] = min(self.batch_size, QUICK["batch_size"])
-        changes["max_test"] = min(self.max_test or QUICK["max_test"], QUICK["max_test"])
-        changes["repeat"] = self.repeat
-        return dataclasses.replace(self, **changes)
-
 
 def load_bench_config(section: dict | None, overrides: dict | None = None) -> BenchConfig:
     """BenchConfig from a recipe's ``bench:`` dict plus overrides (flags / ``--set bench.k=v``)."""
@@ -100,7 +89,9 @@ def load_bench_config(section: dict | None, overrides: dict | None = None) -> Be
     if not isinstance(section, dict):
         raise ConfigError(f"the recipe's bench section must be a mapping of options, got {section!r}")
     data = deep_merge(section, {k: v for k, v in (overrides or {}).items() if v is not None})
-    return from_dict(BenchConfig, data, where="bench.").resolved()
+    if data.get("quick") is True:
+        data = {**QUICK, **data}   # quick fills in small settings; anything set explicitly wins
+    return from_dict(BenchConfig, data, where="bench.")
 
 
 def describe(cfg: BenchConfig) -> str:

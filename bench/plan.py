@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.config import BenchConfig, ConfigError
-
-METHODS = ("teacher", "odd", "even", "lora", "hybrid")
+from bench.schema import MODEL_ORDER
 WEIGHT_GLOBS = ("*.safetensors", "*.bin")
 # Formats each runtime can load through export.runtime. (OpenVINO itself reads .onnx files, but
 # OpenVinoRuntime takes IR folders only; add "onnx" here if it learns to load ONNX artifacts.)
@@ -62,8 +61,9 @@ class Job:
         return cls(**{**d, "artifact": Artifact(**d["artifact"])})
 
     def row_precision(self) -> str:
-        """The precision a row reports: as stored, unless the runtime computes in a lower one."""
-        if self.precision in ("bf16", "fp16") and self.artifact.precision in ("fp32", "fp16"):
+        """The precision a row reports when the runtime does not say: as stored, unless the
+        runtime was told a compute precision (INT8 stays INT8): the runtimes' own rule."""
+        if self.precision and self.artifact.precision != "int8":
             return self.precision
         return self.artifact.precision
 
@@ -103,7 +103,7 @@ def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
     """Finished checkpoints and artifacts of a run, plus notes on unfinished folders skipped."""
     run_dir = Path(run_dir)
     found, notes, params_of = [], [], {}
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(MODEL_ORDER)}
     models = sorted((p for p in (run_dir / "models").glob("*") if p.is_dir()),
                     key=lambda p: (order.get(p.name, len(order)), p.name))
     for folder in models:
@@ -149,7 +149,8 @@ def available_devices(runtimes: list[str]) -> dict[str, list[str]]:
         try:
             import onnxruntime as ort
 
-            out["onnxruntime"] = ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
+            cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+            out["onnxruntime"] = ["cpu"] + (["cuda"] if cuda else [])
         except ImportError:
             out["onnxruntime"] = []
     if "openvino" in runtimes:
@@ -226,6 +227,7 @@ def _check_filters(artifacts: list[Artifact], cfg: BenchConfig):
     for key, values in (("models", {a.model for a in artifacts}), ("variants", {a.variant for a in artifacts})):
         unknown = sorted(set(getattr(cfg, key) or []) - values)
         if unknown:
-            errs.append(f"bench.{key}: {unknown} not found in this run (found: {', '.join(sorted(values)) or 'nothing'})")
+            found = ", ".join(sorted(values)) or "nothing"
+            errs.append(f"bench.{key}: {unknown} not found in this run (found: {found})")
     if errs:
         raise ConfigError("\n".join(errs))

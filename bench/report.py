@@ -62,7 +62,7 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
         t = throughput.get(_config_key(r))
         line = [r.model, r.format if r.variant == "pytorch" else f"{r.format} ({r.variant})", r.precision, r.runtime]
         line += [r.options] if with_options else []
-        line += [fmt(r.size_mb, 1), fmt(r.macro_f1, 4)] + [fmt(r.per_class[lb].get("f1"), 3) for lb in labels]
+        line += [fmt(r.size_mb, 1), fmt(r.macro_f1, 4)] + [fmt(r.per_class.get(lb, {}).get("f1"), 3) for lb in labels]
         line += [fmt(r.latency_p50_ms), fmt(r.latency_p90_ms), fmt(t.throughput_per_s if t else None, 1),
                  fmt(r.speedup_vs_teacher) + ("x" if r.speedup_vs_teacher else ""), fmt(r.size_ratio_vs_fp32)]
         if with_spread:
@@ -167,4 +167,5 @@ def summary_table(rows: list[BenchRow]) -> str:
     groups = defaultdict(list)
     for r in rows:
         groups[(r.device, r.threads)].append(r)
-    return "\n\n".join(f"{device}, {threads} thread(s):\n{main_table(group)}" for (device, threads), group in groups.items())
+    return "\n\n".join(f"{device}, {threads} thread(s):\n{main_table(group)}"
+                       for (device, threads), group in groups.items())

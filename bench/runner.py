@@ -109,7 +109,8 @@ def run_job(job: Job, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> dic
             subprocess.run([sys.executable, "-m", "bench.worker", str(spec), str(result)], stdout=fh,
                            stderr=subprocess.STDOUT, env=env, timeout=cfg.job_timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {cfg.job_timeout_s:.0f}s (bench.job_timeout_s)", "log": _tail(log)}
+        return {"ok": False, "error": f"timed out after {cfg.job_timeout_s:.0f}s (bench.job_timeout_s)",
+                "log": _tail(log)}
     if not result.is_file():
         return {"ok": False, "error": "the worker process died without a result (out of memory?)", "log": _tail(log)}
     out = json.loads(result.read_text())
@@ -138,7 +139,8 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict) -> tuple[
             continue
         rows[key] = BenchRow(
             machine_id=hardware["machine_id"], machine_label=hardware["label"], run=run, model=a.model,
-            artifact=a.name, variant=a.variant, format=a.format, precision=job.row_precision(),
+            artifact=a.name, variant=a.variant, format=a.format,
+            precision=result["describe"].get("precision") or job.row_precision(),
             quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime, device=job.device,
             threads=job.threads, options=job.row_options(), scenario=case["scenario"],
             batch_size=case["batch_size"], seq_len=case["seq_len"],
@@ -200,7 +202,8 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
             result = run_job(job, cfg, inputs_path, Path(tmp) / f"job-{i:03d}")
             if not result.get("ok"):
                 failures.append({"job": job.label, "error": result.get("error"), "log": result.get("log", "")})
-                print(f"\n  FAILED {job.label}: {result.get('error')}", file=sys.stderr, flush=True)
+                tail = "".join(f"\n    | {line}" for line in result.get("log", "").splitlines()[-6:])
+                print(f"\n  FAILED {job.label}: {result.get('error')}{tail}", file=sys.stderr, flush=True)
                 continue
             rows, spread = rows_from_result(result, job, run, hw)
             new_rows += rows
@@ -213,7 +216,7 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     block = machine_block(hw, provenance(command), dataclasses.asdict(cfg),
                           {"repeats": repeats, "runtimes": runtimes,
                            "failed": [{k: f[k] for k in ("job", "error")} for f in failures],
-                           "test_size": len(dataset.test) if cfg.max_test is None else min(cfg.max_test, len(dataset.test))})
+                           "test_size": min(cfg.max_test or len(dataset.test), len(dataset.test))})
     doc, rows = replace_machine(doc, old_rows, hw["machine_id"], block, new_rows)
     write_outputs(doc, rows, results_dir)
     outcome = BenchOutcome(results_dir, hw["machine_id"], new_rows, failures, notes)
@@ -224,8 +227,10 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
 
 
 def _progress(jobs: list[Job], enabled: bool):
+    """The jobs, under a progress bar (on stderr) that names the job being measured."""
     if not enabled:
-        return jobs
+        yield from jobs
+        return
     from tqdm import tqdm
 
     bar = tqdm(jobs, desc="bench", unit="job", file=sys.stderr, dynamic_ncols=True)
@@ -255,6 +260,11 @@ def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: boo
     if not source.is_file():
         raise BenchFileError(f"{source} does not exist; pass the bench.json written on the other machine")
     src_doc, src_rows = read_document(source)
+    smoke = [mid for mid, b in src_doc["machines"].items() if (b.get("bench_config") or {}).get("smoke")]
+    if smoke:
+        raise BenchFileError(f"{source} comes from a --smoke run (machine {smoke[0]}): its numbers check the script, "
+                             "they measure nothing, and merging would replace that machine's real rows. Merge the "
+                             "file of a real run (without --smoke).")
     target = results_dir / BENCH_FILE
     doc, rows = load_or_new(target, src_doc.get("run") or results_dir.name, force_new)
     if src_doc.get("run") and doc.get("run") and src_doc["run"] != doc["run"]:

@@ -29,6 +29,18 @@ KEY_COLUMNS = ("machine_id", "artifact", "runtime", "device", "precision", "thre
                "scenario", "batch_size", "seq_len")
 
 
+MODEL_ORDER = ("teacher", "odd", "even", "lora", "hybrid")
+
+
+def sort_key(row: "BenchRow") -> tuple:
+    """Stable, readable order: machine, teacher first, checkpoint before its exports, latency
+    before throughput, natural length before fixed lengths in increasing order."""
+    model = MODEL_ORDER.index(row.model) if row.model in MODEL_ORDER else len(MODEL_ORDER)
+    seq = -1 if row.seq_len == "natural" else int(row.seq_len) if str(row.seq_len).isdigit() else 10**9
+    return (row.machine_id, model, row.model, row.variant != "pytorch", row.variant, row.runtime, row.device,
+            row.precision, row.threads or 0, row.options, row.scenario != "latency", row.batch_size, seq)
+
+
 class BenchFileError(ValueError):
     """A bench.json that cannot be read or merged; the message names the file and the fix."""
 
@@ -105,7 +117,9 @@ class BenchRow:
         labels = label_names if label_names is not None else _labels_in(data)
         per_class = {}
         for label in labels:
-            per_class[label] = {m: _to_float(data.get(f"{m}_{label}")) for m in PER_CLASS_METRICS}
+            values = {m: _to_float(data.get(f"{m}_{label}")) for m in PER_CLASS_METRICS}
+            if any(v is not None for v in values.values()):   # empty CSV cells = no accuracy measured
+                per_class[label] = values
         return cls(per_class=per_class, **kwargs)
 
 
@@ -204,7 +218,8 @@ def validate_document(doc, path: str | Path = "bench.json") -> list[BenchRow]:
         try:
             row = BenchRow.from_dict(data)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise BenchFileError(f"{path}: rows[{i}] is not a bench row ({exc}); {expected}. {_fix_hint(path)}") from None
+            raise BenchFileError(f"{path}: rows[{i}] is not a bench row ({exc}); {expected}. "
+                                 f"{_fix_hint(path)}") from None
         if row.machine_id not in doc["machines"]:
             raise BenchFileError(f"{path}: rows[{i}] belongs to machine {row.machine_id!r}, which has no entry in "
                                  f"machines; {expected}. {_fix_hint(path)}")
@@ -251,6 +266,6 @@ def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dic
 
 def document(doc: dict, rows: list[BenchRow]) -> dict:
     """The JSON object to write: rows serialised by to_dict, machines sorted for stable diffs."""
-    rows = sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r.key()))
+    rows = sorted(rows, key=sort_key)
     return {"schema_version": SCHEMA_VERSION, "run": doc.get("run"),
             "machines": dict(sorted(doc["machines"].items())), "rows": [r.to_dict() for r in rows]}

@@ -122,7 +122,7 @@ def run_cases_partial(cases: list[Case], make_target: Callable[[Case], Callable[
     plugin = _CasesPlugin(cases, make_target)
     args = [str(CASES_FILE), "-c", str(ini), "--rootdir", str(workdir), "-p", "no:cacheprovider",
             "-q" if verbose else "-qq", "--no-header", "-W", "ignore::DeprecationWarning",
-            "--benchmark-enable", f"--benchmark-json={json_path}",
+            "--benchmark-enable", f"--benchmark-json={json_path}", f"--benchmark-storage={workdir / 'storage'}",
             f"--benchmark-max-time={settings.max_time}", "--benchmark-timer=time.perf_counter",
             "--benchmark-sort=name"]
     if settings.warmup_iterations > 0:

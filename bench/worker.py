@@ -53,11 +53,28 @@ def case_batches(rt, inputs: dict, case: Case) -> list[dict]:
     return [batch]
 
 
+def import_runtime_libraries(job: Job) -> None:
+    """Import the runtime's libraries before the clock starts: load_s is the artifact's load
+    (reading weights, building the session or compiling the graph), not Python imports."""
+    if job.runtime == "pytorch":
+        import transformers
+
+        from distill.models import load_checkpoint  # noqa: F401 - the import is the point
+        archs = json.loads((Path(job.artifact.folder) / "config.json").read_text()).get("architectures") or []
+        for arch in archs:
+            getattr(transformers, arch, None)   # transformers imports model classes lazily
+    elif job.runtime == "onnxruntime":
+        import onnxruntime  # noqa: F401
+    elif job.runtime == "openvino":
+        import openvino  # noqa: F401
+
+
 def measure(job: Job, cfg: BenchConfig, inputs: dict, workdir: Path) -> dict:
     from distill.metrics import classification_metrics
     from export.runtime import RUNTIMES
 
     out: dict = {"job": job.to_dict(), "ok": False}
+    import_runtime_libraries(job)
     t0 = time.perf_counter()
     rt = RUNTIMES[job.runtime].load(job.artifact.folder, device=job.device, threads=job.threads,
                                     precision=job.precision)

@@ -1,0 +1,380 @@
+"""Benchmark a GPU pack (bench/gpu/pack.py) on a CUDA machine; writes bench.json, same schema.
+
+    python3 -m bench.gpu.run --pack runs/<run>/gpu_pack --out $OUT/bench.json      (on the GPU box)
+    python3 -m bench.gpu.run --pack ... --out /tmp/bench.json --smoke               (CPU, seconds)
+
+PyTorch eager at FP32 / FP16 / BF16, batch 1 (natural length and 16 / 64 / 128 tokens) and a
+throughput batch (default 256); at batch 1 also replayed as CUDA graphs (batch 1 is bound by
+kernel launches, which a graph replays in one go), optionally ``torch.compile`` (``--compile``;
+slow to compile, fixed lengths only). Accuracy on the carried test split. Timing by
+pytest-benchmark (``bench.timing``), each call ending with the logits copied to the host
+(which waits for the GPU), as the CPU runtimes return them.
+
+Each model x precision runs in a child process of its own (peak RSS per artifact, a crashed
+CUDA graph capture cannot take other measurements down); the parent keeps a deadline
+(``--deadline-s``) so the whole script ends inside one 10-minute device call and always writes
+its file, with what did not fit listed under the machine's ``failed``.
+
+Needs torch, transformers (4.x or 5.x), safetensors, pytest-benchmark, psutil, scikit-learn;
+imports from this repository only ``bench.schema``/``derive``/``timing`` and
+``distill.provenance``/``metrics``/``io``, none of which import transformers.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+SEQ_LENS = ("natural", "16", "64", "128")
+
+
+def settings_for(args) -> dict:
+    if args.smoke:
+        return {"device": "cpu", "precisions": ["fp32"], "seq_lens": ["natural", "16"], "batch_size": 4,
+                "throughput_batches": 2, "natural_texts": 8, "max_time": 0.02, "min_rounds": 3,
+                "throughput_min_rounds": 3, "warmup_iterations": 2, "graphs": False, "compile": [],
+                "eval_batch_size": 64}
+    return {"device": "cuda", "precisions": args.precisions, "seq_lens": list(SEQ_LENS), "batch_size": args.batch_size,
+            "throughput_batches": 4, "natural_texts": None, "max_time": args.max_time, "min_rounds": args.min_rounds,
+            "throughput_min_rounds": 20, "warmup_iterations": 20, "graphs": not args.no_graphs,
+            "compile": args.compile, "eval_batch_size": 256}
+
+
+# --- child: one model at one precision -----------------------------------------------------
+
+def load_model(folder: Path, info: dict, dtype, device: str):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(folder)
+    try:
+        model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
+    except (TypeError, ValueError, ImportError):
+        model = AutoModelForSequenceClassification.from_config(config)
+    weights = folder / "model.safetensors"
+    if info["weights"]:
+        missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
+        params = {n for n, _ in model.named_parameters()}
+        if unexpected or params & set(missing):
+            raise RuntimeError(f"{weights} does not fit the model: missing {sorted(params & set(missing))[:5]}, "
+                               f"unexpected {unexpected[:5]}")
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def make_batch(seqs: list[list[int]], pad_id: int, input_names: list[str], device: str) -> dict:
+    import torch
+
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    out = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in input_names:
+        out["token_type_ids"] = torch.zeros_like(ids)
+    return {k: v.to(device) for k, v in out.items() if k in input_names}
+
+
+def case_batches(inputs: dict, case, s: dict, device: str) -> list[dict]:
+    names, pad = inputs["input_names"], inputs["pad_id"]
+    order, ids = inputs["order"], inputs["test_ids"]
+    if case.seq_len != "natural":
+        return [make_batch([inputs["fixed_ids"][case.seq_len]] * case.batch_size, pad, names, device)]
+    if case.batch_size == 1:
+        k = s["natural_texts"] or inputs["natural_texts"]
+        return [make_batch([ids[i]], pad, names, device) for i in order[:k]]
+    pool = list(itertools.islice(itertools.cycle(order), case.batch_size * s["throughput_batches"]))
+    return [make_batch([ids[i] for i in pool[j:j + case.batch_size]], pad, names, device)
+            for j in range(0, len(pool), case.batch_size)]
+
+
+def accuracy(model, inputs: dict, label_names: list[str], s: dict, device: str) -> dict:
+    import numpy as np
+    import torch
+
+    from distill.metrics import classification_metrics, softmax
+
+    ids, bs, parts = inputs["test_ids"], s["eval_batch_size"], []
+    with torch.inference_mode():
+        for i in range(0, len(ids), bs):
+            batch = make_batch(ids[i:i + bs], inputs["pad_id"], inputs["input_names"], device)
+            parts.append(model(**batch).logits.float().cpu().numpy())
+    return classification_metrics(inputs["labels"], softmax(np.concatenate(parts).astype(np.float64)), label_names)
+
+
+class GraphRunner:
+    """Batch-1 forwards replayed from CUDA graphs, one captured graph per input length."""
+
+    def __init__(self, model, batches: list[dict]):
+        import torch
+
+        self.torch, self.graphs = torch, {}
+        self.pool = torch.cuda.graph_pool_handle()
+        for b in batches:
+            shape = tuple(b["input_ids"].shape)
+            if shape in self.graphs:
+                continue
+            # Batch 1 has no padding, so the mask carries nothing; without it no mask code (which can
+            # synchronise on the host and break a capture) runs inside the graph.
+            static = {k: v.clone() for k, v in b.items() if k != "attention_mask"}
+            try:
+                self.graphs[shape] = self._capture(model, static)
+            except RuntimeError:
+                # Some transformers versions check the mask on the host inside SDPA attention;
+                # eager attention has no such check. Same maths, so the rows stay comparable.
+                if not hasattr(model, "set_attn_implementation") or getattr(model.config, "_attn_implementation",
+                                                                             None) == "eager":
+                    raise
+                model.set_attn_implementation("eager")
+                self.graphs[shape] = self._capture(model, static)
+
+    def _capture(self, model, static: dict):
+        torch = self.torch
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.inference_mode():
+            for _ in range(3):
+                model(**static)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph, pool=self.pool):
+            out = model(**static).logits
+        return graph, static, out
+
+    def __call__(self, batch: dict):
+        graph, static, out = self.graphs[tuple(batch["input_ids"].shape)]
+        for k, v in static.items():
+            v.copy_(batch[k])
+        graph.replay()
+        return out.float().cpu()   # logits on the host, as the runtimes return them (waits for the GPU)
+
+
+def child(args) -> int:
+    """Measure one model at one precision; write its rows (as dicts) to --child-out."""
+    import torch
+
+    from bench.timing import Case, TimingSettings, run_cases_partial
+
+    pack = Path(args.pack)
+    info, inputs = json.loads((pack / "pack.json").read_text()), json.loads((pack / "inputs.json").read_text())
+    s = json.loads(args.settings)
+    model_name, precision = args.child.split(":")
+    m = info["models"][model_name]
+    device = s["device"]
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    result = {"model": model_name, "precision": precision, "ok": False, "failed": [], "notes": []}
+    try:
+        if device == "cuda":
+            torch.zeros(1, device=device)   # CUDA context start-up is not the model's load time
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        model = load_model(pack / "models" / model_name, m, dtype, device)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        result["load_s"] = time.perf_counter() - t0
+        result["metrics"] = accuracy(model, inputs, info["label_names"], s, device) if m["weights"] else None
+
+        # Every timed call ends with the logits on the host, as the runtimes return them; the copy
+        # waits for the GPU, so no kernel is left running outside the timer.
+        def eager(case):
+            batches = case_batches(inputs, case, s, device)
+            cycle = itertools.cycle(batches)
+
+            def call():
+                with torch.inference_mode():
+                    return model(**next(cycle)).logits.float().cpu()
+            return call
+
+        def graphed(case):
+            batches = case_batches(inputs, case, s, device)
+            runner, cycle = GraphRunner(model, batches), itertools.cycle(batches)
+            return lambda: runner(next(cycle))
+
+        compiled = {}
+
+        def compiled_call(case):
+            if "model" not in compiled:
+                compiled["model"] = torch.compile(model, dynamic=False)
+            batches = case_batches(inputs, case, s, device)
+            fn, cycle = compiled["model"], itertools.cycle(batches)
+
+            def call():
+                with torch.inference_mode():
+                    return fn(**next(cycle)).logits.float().cpu()
+            call()   # compile outside the timed region
+            return call
+
+        settings = TimingSettings(max_time=s["max_time"], warmup_iterations=s["warmup_iterations"])
+        base = [Case("latency", 1, n, min_rounds=s["min_rounds"]) for n in s["seq_lens"]]
+        base.append(Case("throughput", s["batch_size"], "natural", min_rounds=s["throughput_min_rounds"]))
+        work = Path(args.child_out).parent
+        timings, fails = run_cases_partial(base, eager, settings, work / "eager")
+        # Graph and compile cases after the eager ones: a failed capture cannot cost eager numbers.
+        if s["graphs"] and device == "cuda":
+            attn = getattr(model.config, "_attn_implementation", None)
+            g = [Case("latency", 1, n, options="cuda-graphs", min_rounds=s["min_rounds"]) for n in s["seq_lens"]]
+            more, f2 = run_cases_partial(g, graphed, settings, work / "graphs")
+            timings.update(more)
+            fails.update(f2)
+            if getattr(model.config, "_attn_implementation", None) != attn:
+                result["notes"].append(f"{model_name} {precision}: CUDA graphs captured with eager attention "
+                                       f"({attn} could not be captured)")
+                model.set_attn_implementation(attn)
+        if model_name in s["compile"] and precision == "fp16":
+            c = [Case("latency", 1, n, options="compile", min_rounds=s["min_rounds"]) for n in s["seq_lens"]
+                 if n != "natural"]
+            more, f3 = run_cases_partial(c, compiled_call, settings, work / "compile")
+            timings.update(more)
+            fails.update(f3)
+        result["timings"] = {k: {kk: vv for kk, vv in v.items() if kk != "data_s"} for k, v in timings.items()}
+        result["failed"] = [{"job": f"{model_name}/pytorch [{device} {precision}] {cid}", "error": why[-400:]}
+                            for cid, why in fails.items()]
+        result["threads"] = torch.get_num_threads()
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+        result["ok"] = True
+    except Exception as exc:  # reported to the parent, which writes it into the result file
+        traceback.print_exc()
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    Path(args.child_out).write_text(json.dumps(result, default=str))
+    return 0 if result["ok"] else 1
+
+
+# --- parent: plan, deadline, rows, file ------------------------------------------------------
+
+def rows_for(result: dict, info: dict, hw: dict) -> list:
+    from bench.schema import BenchRow
+
+    m, metrics = info["models"][result["model"]], result.get("metrics")
+    per_class = ({lb: {k: v[k] for k in ("f1", "precision", "recall")} for lb, v in metrics["per_class"].items()}
+                 if metrics else {})
+    rows = []
+    for t in result["timings"].values():
+        c = t["case"]
+        rows.append(BenchRow(
+            machine_id=hw["machine_id"], machine_label=hw["label"], run=info["run"], model=result["model"],
+            artifact=f"{result['model']}/pytorch", variant="pytorch", format="pytorch", precision=result["precision"],
+            quantization="none", trimmed_vocab=False, runtime="pytorch", device=result["device"],
+            threads=result["threads"], options=c["options"], scenario=c["scenario"], batch_size=c["batch_size"],
+            seq_len=c["seq_len"], accuracy=metrics and metrics["accuracy"], macro_f1=metrics and metrics["macro_f1"],
+            roc_auc=metrics and metrics["roc_auc"], pr_auc=metrics and metrics["pr_auc"], per_class=per_class,
+            size_mb=m["size_mb"], params=m["params"], load_s=result["load_s"], peak_rss_mb=result["peak_rss_mb"],
+            **{k: t[k] for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+                                 "latency_min_ms", "latency_stddev_ms", "rounds", "throughput_per_s")},
+            measured_at=result["measured_at"]))
+    return rows
+
+
+def parent(args) -> int:
+    from bench.derive import add_derived
+    from bench.schema import document, machine_block, new_document
+    from distill.io import atomic_write_json
+    from distill.provenance import hardware, provenance
+
+    start = time.time()
+    pack = Path(args.pack)
+    info = json.loads((pack / "pack.json").read_text())
+    s = settings_for(args)
+    if s["device"] == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("bench.gpu.run: torch sees no CUDA GPU; use --smoke for a CPU check", file=sys.stderr)
+            return 2
+    models = [m for m in info["order"] if not args.models or m in args.models]
+    # The teacher's FP32 first: every speed-up and retained F1 is relative to it.
+    jobs = [(m, p) for m in models for p in s["precisions"]]
+    jobs.sort(key=lambda j: (j != ("teacher", "fp32"),))
+    hw = hardware()
+    rows, failed, notes = [], [], []
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p))
+    scratch = tempfile.TemporaryDirectory(prefix="gpu-bench-")
+    for model, precision in jobs:
+        left = args.deadline_s - (time.time() - start)
+        if left < 20:
+            failed.append({"job": f"{model}/pytorch [{s['device']} {precision}]", "error": "skipped: deadline"})
+            continue
+        work = Path(scratch.name) / f"{model}-{precision}"
+        work.mkdir()
+        out, log = work / "result.json", work / "child.log"
+        cmd = [sys.executable, "-m", "bench.gpu.run", "--pack", str(pack), "--child", f"{model}:{precision}",
+               "--child-out", str(out), "--settings", json.dumps(s)]
+        name = f"{model}/pytorch [{s['device']} {precision}]"
+        print(f"[{time.time() - start:6.1f}s] {name} ...", flush=True)
+        try:
+            with open(log, "w") as fh:
+                subprocess.run(cmd, env=env, timeout=left, check=False, stdout=fh, stderr=subprocess.STDOUT)
+        except subprocess.TimeoutExpired:
+            failed.append({"job": name, "error": "killed at the deadline"})
+            continue
+        result = json.loads(out.read_text()) if out.is_file() else {"ok": False, "error": "child died without a result"}
+        if not result["ok"]:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-12:])
+            print(tail, file=sys.stderr)
+            failed.append({"job": name, "error": result.get("error")})
+            continue
+        result.update(device=s["device"], measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        rows += rows_for(result, info, hw)
+        failed += result["failed"]
+        notes += result["notes"]
+    scratch.cleanup()
+    add_derived(rows, {k: v["onnx_fp32_mb"] for k, v in info["models"].items() if v.get("onnx_fp32_mb")})
+    no_weights = [k for k, v in info["models"].items() if not v["weights"]]
+    transport = ("Weights travelled as FP16 with the vocabulary cut to the test texts' tokens (bench/gpu/pack.py); "
+                 "FP32 rows run those weights upcast.")
+    if no_weights:
+        transport += f" Timed with random weights, no accuracy (did not fit the pack): {', '.join(no_weights)}."
+    block = machine_block(hw, provenance(["python", "-m", "bench.gpu.run"] + (args.argv or [])),
+                          {"script": "bench/gpu/run.py", **s, "smoke": args.smoke},
+                          {"failed": failed, "notes": notes, "transport": transport, "test_size": info["test_size"],
+                           "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")}})
+    doc = new_document(info["run"])
+    doc["machines"][hw["machine_id"]] = block
+    atomic_write_json(args.out, document(doc, rows))
+    print(f"[{time.time() - start:6.1f}s] {len(rows)} rows, {len(failed)} failed/skipped -> {args.out}")
+    for f in failed:
+        print(f"  {f['job']}: {f['error']}")
+    return 0 if rows else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python3 -m bench.gpu.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pack", required=True, help="the folder written by bench/gpu/pack.py")
+    parser.add_argument("--out", help="bench.json to write")
+    parser.add_argument("--smoke", action="store_true", help="CPU, FP32, a few rounds: checks the script, not numbers")
+    parser.add_argument("--models", type=lambda v: v.split(","), help="comma-separated subset of the pack")
+    parser.add_argument("--precisions", type=lambda v: v.split(","), default=list(PRECISIONS))
+    parser.add_argument("--batch-size", type=int, default=256, help="throughput batch")
+    parser.add_argument("--max-time", type=float, default=1.0, help="pytest-benchmark seconds per case")
+    parser.add_argument("--min-rounds", type=int, default=100)
+    parser.add_argument("--no-graphs", action="store_true", help="skip the CUDA-graph replays at batch 1")
+    parser.add_argument("--compile", type=lambda v: v.split(","), default=[],
+                        help="models to also run through torch.compile (FP16, fixed lengths; minutes each)")
+    parser.add_argument("--deadline-s", type=float, default=480.0, help="stop starting new work after this")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    if args.child:
+        return child(args)
+    if not args.out:
+        parser.error("--out is required")
+    return parent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The bench on a tiny run folder: every backend agrees, a quick run writes schema-valid
+results, a re-run replaces only this machine's rows, the CLI contract holds."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import LABELS, make_tiny_model, make_tokenizer, tiny_texts
+
+RUN = "tiny"
+
+
+def make_tiny_run(root: Path, methods=("teacher", "odd"), exports=()) -> Path:
+    """runs/<run>/ with checkpoints (+ edgedistill.json), recipe.yaml on a small CSV, and the
+    requested export variants of the teacher, made by the export stage itself."""
+    run = root / "runs" / RUN
+    texts, labels = tiny_texts(150)
+    csv = root / "tiny.csv"
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(csv, index=False)
+    recipe = {"run": {"name": RUN, "runs_dir": str(root / "runs"), "results_dir": str(root / "results")},
+              "data": {"source": "file", "path": str(csv), "text_column": "text", "label_column": "label",
+                       "labels": LABELS, "max_length": 32},
+              "bench": {"quick": True, "threads": [1]}}
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    tok = make_tokenizer(root / "vocab")
+    for i, method in enumerate(methods):
+        model = make_tiny_model("bert", num_layers=2 if method == "teacher" else 1, vocab_size=len(tok), seed=i)
+        folder = run / "models" / method
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        n = sum(p.numel() for p in model.parameters())
+        (folder / "edgedistill.json").write_text(json.dumps({
+            "schema_version": 1, "method": method, "label_names": LABELS, "teacher_source": "tiny",
+            "layers": None, "lora": None, "params_total": n, "params_trainable": n, "recipe": recipe,
+            "provenance": {}}))
+    if exports:
+        from export.config import load_export_config
+        from export.pipeline import export_run
+
+        export_run(run, load_export_config({"models": ["teacher"], "variants": list(exports), "parity_samples": 8}),
+                   log=lambda *a: None)
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    return make_tiny_run(tmp_path_factory.mktemp("bench"), exports=("onnx-fp32", "openvino-fp32"))
+
+
+def test_every_backend_agrees_with_pytorch(tiny_run):
+    from export.runtime import RUNTIMES
+
+    texts = tiny_texts(12, seed=3)[0]
+    folders = {"pytorch": tiny_run / "models" / "teacher",
+               "onnxruntime": tiny_run / "artifacts" / "teacher" / "onnx-fp32",
+               "openvino": tiny_run / "artifacts" / "teacher" / "openvino-fp32"}
+    logits = {}
+    for name, folder in folders.items():
+        rt = RUNTIMES[name].load(folder, threads=1, precision="fp32" if name != "onnxruntime" else None)
+        logits[name] = rt.forward(rt.encode(texts))
+        fixed = rt.encode(texts[:2], pad_to=16)
+        assert fixed["input_ids"].shape == (2, 16)
+        assert rt.describe()["runtime"] == name
+    for name in ("onnxruntime", "openvino"):
+        np.testing.assert_allclose(logits[name], logits["pytorch"], atol=1e-4)
+
+
+def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
+    from bench.runner import run_bench
+    from bench.schema import read_document, rows_from_csv
+    from distill.provenance import hardware
+
+    results = tmp_path / "results"
+    outcome = run_bench(tiny_run, results_dir=results, progress=False)
+    assert outcome.failures == []
+    doc, rows = read_document(results / "bench.json")
+    mid = hardware()["machine_id"]
+    assert list(doc["machines"]) == [mid] and doc["run"] == RUN
+    assert set(doc["machines"][mid]) >= {"hardware", "provenance", "bench_config", "measured_at"}
+    assert doc["machines"][mid]["bench_config"]["quick"] is True
+    combos = {(r.artifact, r.runtime) for r in rows}
+    assert combos == {("teacher/pytorch", "pytorch"), ("odd/pytorch", "pytorch"),
+                      ("teacher/onnx-fp32", "onnxruntime"), ("teacher/openvino-fp32", "openvino")}
+    # 2 latency lengths + 1 throughput scenario per artifact x runtime (quick mode)
+    assert len(rows) == 4 * 3
+    for r in rows:
+        assert r.latency_p50_ms > 0 and r.rounds >= (5 if r.scenario == "latency" else 3)
+        assert r.latency_min_ms <= r.latency_p50_ms <= r.latency_p90_ms <= r.latency_p99_ms
+        assert r.peak_rss_mb > 10 and r.load_s > 0 and r.size_mb > 0 and r.params > 0
+        assert set(r.per_class) == set(LABELS) and 0 <= r.macro_f1 <= 1
+        assert r.threads == 1 and r.speedup_vs_teacher is not None and r.f1_retained_pct is not None
+    by = {(r.artifact, r.scenario, r.seq_len): r for r in rows}
+    ref = by[("teacher/pytorch", "latency", "natural")]
+    assert ref.speedup_vs_teacher == pytest.approx(1.0) and ref.f1_retained_pct == pytest.approx(100.0)
+    # the same model through three runtimes: same predictions on the test split
+    assert by[("teacher/onnx-fp32", "latency", "natural")].macro_f1 == pytest.approx(ref.macro_f1)
+    assert by[("teacher/openvino-fp32", "latency", "natural")].macro_f1 == pytest.approx(ref.macro_f1)
+    assert by[("teacher/openvino-fp32", "latency", "16")].options == "infer=fp32"
+    assert by[("teacher/onnx-fp32", "latency", "16")].size_ratio_vs_fp32 == pytest.approx(1.0)
+    assert by[("teacher/pytorch", "throughput", "natural")].batch_size == 4
+    assert rows_from_csv((results / "bench.csv").read_text()) == rows
+    report = (results / "report.md").read_text()
+    assert "Best artifact per goal" in report and "teacher/onnx-fp32" in report
+
+
+def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, capsys):
+    import edgedistill
+    from bench.schema import document, read_document, replace_machine
+    from test_bench_schema import block, row
+
+    # A copy of the run with one broken export: its job fails, the others are still written.
+    run = tmp_path / "runs" / RUN
+    shutil.copytree(tiny_run, run)
+    broken = run / "artifacts" / "teacher" / "onnx-broken"
+    shutil.copytree(run / "artifacts" / "teacher" / "onnx-fp32", broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx graph")
+    manifest = json.loads((broken / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "variant": "onnx-broken"}))
+    results = tmp_path / "results"
+    results.mkdir()
+    foreign = [row("other-box", p50=3.0), row("other-box", variant="onnx-fp32", runtime="onnxruntime")]
+    from distill.provenance import hardware
+
+    mid = hardware()["machine_id"]
+    stale = [row(mid, model="odd", variant="onnx-int8-static", runtime="onnxruntime", precision="int8")]
+    doc, rows = replace_machine({"schema_version": 1, "run": RUN, "machines": {}, "rows": []}, [], "other-box",
+                                block("other-box"), foreign)
+    doc, rows = replace_machine(doc, rows, mid, block(mid), stale)
+    (results / "bench.json").write_text(json.dumps(document(doc, rows)))
+
+    # One ONNX Runtime job (no teacher reference): the cheapest re-run there is.
+    rc = edgedistill.main(["bench", "--run", str(run), "--results", str(results), "--variants",
+                           "onnx-fp32,onnx-broken", "--runtimes", "onnxruntime", "--set", "bench.reference=false",
+                           "--seq-lens", "natural", "--no-progress"])
+    assert rc == 1                                   # some jobs failed; the rest were written
+    captured = capsys.readouterr()
+    assert "bench config" in captured.out and "threads:" in captured.out and "rows for machine" in captured.out
+    assert "FAILED teacher/onnx-broken" in captured.err
+    doc, rows = read_document(results / "bench.json")
+    assert sorted(doc["machines"]) == sorted(["other-box", mid])
+    kept = sorted((r.key(), r.latency_p50_ms, r.macro_f1) for r in rows if r.machine_id == "other-box")
+    assert kept == sorted((r.key(), r.latency_p50_ms, r.macro_f1) for r in foreign)
+    mine = [r for r in rows if r.machine_id == mid]
+    assert {(r.artifact, r.scenario, r.seq_len) for r in mine} == {
+        ("teacher/onnx-fp32", "latency", "natural"), ("teacher/onnx-fp32", "throughput", "natural")}
+    assert all(r.speedup_vs_teacher is None for r in mine)   # no teacher PyTorch row on this machine now
+    assert [f["job"] for f in doc["machines"][mid]["failed"]] == ["teacher/onnx-broken [onnxruntime/cpu x1]"]
+    assert "1 job(s) failed" in (results / "report.md").read_text()
+
+
+def test_cli_errors_are_one_paragraph_and_exit_2(tiny_run, tmp_path, capsys):
+    import edgedistill
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "bench.json").write_text(json.dumps({"schema_version": 1, "run": RUN, "models": {}}))
+    assert edgedistill.main(["bench", "--run", str(tiny_run), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a bench result file" in err and "--force-new" in err and str(results / "bench.json") in err
+    assert edgedistill.main(["bench", "--run", str(tmp_path / "missing")]) == 2
+    assert "recipe.yaml is missing" in capsys.readouterr().err
+    assert edgedistill.main(["bench", "--run", str(tiny_run), "--models", "nope", "--results", str(tmp_path)]) == 2
+    assert "not found in this run" in capsys.readouterr().err

@@ -63,3 +63,8 @@ def require_fp32_parity(name: str, result: dict, tolerance: float, reference: st
             "The exported graph does not compute what the checkpoint computes: check the opset "
             "(--set opset=18), the runtime's precision settings (OpenVINO must run f32), or raise "
             "export.fp32_tolerance only if the drift is understood.")
+
+
+def is_flagged(f1: float, f1_source: float, guard_points: float = 1.0) -> bool:
+    """The accuracy guard: more than ``guard_points`` macro-F1 points below the FP32 source."""
+    return bool(f1 - f1_source < -guard_points / 100)

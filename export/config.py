@@ -3,7 +3,7 @@
     export:
       variants: [onnx-fp32, onnx-fp32-opt, onnx-int8-dynamic, onnx-int8-dynamic-trim, openvino-int8]
       calibration_size: 300      # TRAIN examples for static INT8 / NNCF (never test)
-      trim_min_count: 2          # vocabulary trimming: keep tokens seen >= 2 times in training
+      trim_min_count: auto       # vocabulary trimming: keep pieces seen >= N times in training
 
 Command-line flags of ``edgedistill export`` override these fields.
 """
@@ -58,9 +58,12 @@ class ExportConfig:
     fp32_tolerance: float = 1e-3                   # max |logit diff| an FP32 artifact may show
     f1_guard_points: float = 1.0                   # flag a low-precision artifact losing more macro-F1
     dynamic_source: Literal["auto", "optimized", "plain"] = "auto"   # graph quantized dynamically
+    dynamic_per_channel: bool = True               # per-output-channel weight scales (dynamic INT8)
     static_per_channel: bool = True                # per-output-channel weight scales (static QDQ)
+    static_skip_gelu_matmuls: bool = True          # keep FFN output projections FP32 (static QDQ)
     trim_vocab: bool = True                        # False drops every -trim variant
-    trim_min_count: int = 1                        # keep tokens seen at least this often in training
+    trim_min_count: int | str = "auto"             # keep pieces seen this often in training; auto: see vocab.py
+    trim_target_ratio: float = 0.15                # auto: smallest count whose INT8 size fits this x FP32
     trim_keep_chars: Literal["latin", "seen"] = "latin"   # single-char pieces kept so any word tokenizes
     threads: int | None = None                     # threads for checks; None -> all cores
     batch_size: int = 64                           # batch size of the parity / macro-F1 checks
@@ -76,7 +79,11 @@ class ExportConfig:
         bad_models = [m for m in self.models or [] if m not in METHODS]
         if bad_models:
             errs.append(f"models: unknown {bad_models} (known: {', '.join(METHODS)})")
-        for k in ("calibration_size", "parity_samples", "batch_size", "trim_min_count"):
+        if self.trim_min_count != "auto" and (isinstance(self.trim_min_count, str) or self.trim_min_count < 1):
+            errs.append(f"trim_min_count: {self.trim_min_count!r} must be a count >= 1 or auto")
+        if not 0 < self.trim_target_ratio <= 1:
+            errs.append(f"trim_target_ratio: {self.trim_target_ratio} must lie in (0, 1]")
+        for k in ("calibration_size", "parity_samples", "batch_size"):
             if getattr(self, k) < 1:
                 errs.append(f"{k}: {getattr(self, k)} must be >= 1")
         if self.eval_samples is not None and self.eval_samples < 1:

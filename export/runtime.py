@@ -233,7 +233,8 @@ class OpenVinoRuntime(Runtime):
     """
 
     runtime, format = "openvino", "openvino"
-    HINTS = {None: "f32", "fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
+    # precision -> INFERENCE_PRECISION_HINT; "int8" (an INT8 artifact as stored) computes the rest in f32.
+    HINTS = {None: "f32", "fp32": "f32", "f32": "f32", "int8": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
 
     @classmethod
     def load(cls, folder, device="cpu", threads=None, precision=None):
@@ -246,7 +247,8 @@ class OpenVinoRuntime(Runtime):
 
         folder = Path(folder)
         if precision not in cls.HINTS:
-            raise ExportError(f"OpenVINO inference precision {precision!r} is not one of fp32, bf16, fp16")
+            raise ExportError(f"OpenVINO inference precision {precision!r} is not one of fp32, bf16, fp16 (or int8 "
+                              "for an INT8 artifact as stored)")
         core = ov.Core()
         ov_device = {"cpu": "CPU", "gpu": "GPU"}.get(device)
         if ov_device is None or ov_device not in core.available_devices:
@@ -257,7 +259,11 @@ class OpenVinoRuntime(Runtime):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         compiled = core.compile_model(core.read_model(str(folder / meta["model_file"])), ov_device, config)
         inputs = tuple(p.get_any_name() for p in compiled.inputs)
-        rt = cls(folder, device, threads, meta.get("precision", "fp32"), meta["label_names"],
+        stored = meta.get("precision", "fp32")
+        # An explicit bf16/f16 hint changes how FP32/FP16 weights are computed; INT8 stays INT8.
+        label = stored if precision is None or stored == "int8" else {"f32": "fp32", "f16": "fp16"}.get(
+            cls.HINTS[precision], cls.HINTS[precision])
+        rt = cls(folder, device, threads, label, meta["label_names"],
                  meta.get("max_length", DEFAULT_MAX_LENGTH), inputs, meta)
         rt.compiled, rt.request, rt.config = compiled, compiled.create_infer_request(), config
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")

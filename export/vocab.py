@@ -7,6 +7,12 @@ the single-character pieces (``a``, ``##a``, ...) so any word still tokenizes: a
 pieces were dropped falls back to shorter kept pieces, and one with unknown characters becomes
 [UNK] exactly as before. Kept pieces keep their relative order, so [PAD] stays id 0 in BERT.
 
+``min_count='auto'`` picks the smallest count (1, 2, ... MAX_AUTO_MIN_COUNT) whose INT8 model
+is estimated to fit ``target_ratio`` of the FP32 size: a small training set keeps every piece
+it has seen, a large one drops the pieces seen once or twice (their embeddings barely moved
+in training; the words fall back to more frequent pieces). If no count reaches the target
+(a deep model whose layers alone exceed it), every seen piece is kept.
+
 Only WordPiece tokenizers (BERT, MiniLM, DistilBERT, MPNet, ELECTRA) are supported: a BPE
 vocabulary cannot lose pieces without also rewriting its merges.
 """
@@ -21,6 +27,8 @@ from export.errors import ExportError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 SELF_CHECK_TEXTS = 2000
+MAX_AUTO_MIN_COUNT = 5
+INT8_OVERHEAD = 1.01        # scales, zero points and graph structure on top of one byte per weight
 
 
 def load_tokenizer_json(folder: str | Path) -> dict:
@@ -52,11 +60,22 @@ def token_counts(tj: dict, texts: list[str]) -> collections.Counter:
     return counts
 
 
-def select_ids(tj: dict, counts: collections.Counter, min_count: int = 1, keep_chars: str = "latin") -> list[int]:
+def seen_characters(tj: dict, texts: list[str]) -> set[str]:
+    """Characters of the texts after the tokenizer's normalizer (lower-casing, accent handling)."""
+    normalizer = _tokenizer_from(tj).normalizer
+    chars: set[str] = set()
+    for text in texts:
+        chars.update(normalizer.normalize_str(text) if normalizer else text)
+    return chars
+
+
+def select_ids(tj: dict, counts: collections.Counter, min_count: int = 1, keep_chars: str = "latin",
+               chars: set[str] = frozenset()) -> list[int]:
     """Old ids to keep, ascending: specials, pieces seen >= min_count times, single-char pieces.
 
-    ``keep_chars='latin'`` keeps every single-character piece of Latin-1 characters plus any
-    other seen at all; ``'seen'`` keeps only the single-character pieces seen in training.
+    Single-character pieces (``c`` and ``##c``) are kept for every character in ``chars`` (those
+    of the training texts) and, with ``keep_chars='latin'``, for every Latin-1 character, so
+    any word spelled with them still tokenizes instead of collapsing to [UNK].
     """
     vocab = tj["model"]["vocab"]
     prefix = tj["model"].get("continuing_subword_prefix", "##")
@@ -67,7 +86,7 @@ def select_ids(tj: dict, counts: collections.Counter, min_count: int = 1, keep_c
     keep |= {i for i, c in counts.items() if c >= min_count}
     for token, i in vocab.items():
         char = token[len(prefix):] if token.startswith(prefix) else token
-        if len(char) == 1 and (counts.get(i, 0) > 0 or (keep_chars == "latin" and ord(char) < 256)):
+        if len(char) == 1 and (char in chars or (keep_chars == "latin" and ord(char) < 256)):
             keep.add(i)
     return sorted(keep)
 
@@ -157,8 +176,26 @@ def check_consistent(old_tj: dict, new_tj: dict, keep: list[int], texts: list[st
     return checked
 
 
-def trim_checkpoint(model, src: str | Path, dst: str | Path, train_texts: list[str], min_count: int = 1,
-                    keep_chars: str = "latin") -> tuple[object, dict]:
+def int8_ratio(kept_rows: int, vocab_rows: int, dim: int, total_params: int) -> float:
+    """Estimated INT8 size of the trimmed model / FP32 size of the untrimmed one."""
+    return INT8_OVERHEAD * (total_params - (vocab_rows - kept_rows) * dim) / (4 * total_params)
+
+
+def choose_min_count(tj: dict, counts, chars: set[str], keep_chars: str, dim: int, total_params: int,
+                     target_ratio: float) -> tuple[int, dict[int, float]]:
+    """The smallest min_count whose INT8 estimate meets ``target_ratio`` (1 if none does)."""
+    vocab_rows = len(tj["model"]["vocab"])
+    ratios = {}
+    for m in range(1, MAX_AUTO_MIN_COUNT + 1):
+        ratios[m] = round(int8_ratio(len(select_ids(tj, counts, m, keep_chars, chars)), vocab_rows, dim,
+                                     total_params), 4)
+        if ratios[m] <= target_ratio:
+            return m, ratios
+    return 1, ratios
+
+
+def trim_checkpoint(model, src: str | Path, dst: str | Path, train_texts: list[str], min_count: int | str = 1,
+                    keep_chars: str = "latin", target_ratio: float = 0.15) -> tuple[object, dict]:
     """Write a trimmed copy of checkpoint ``src`` (model already loaded) to ``dst``.
 
     Returns the trimmed model and a report (sizes before/after, tokens kept, self-check count).
@@ -167,7 +204,13 @@ def trim_checkpoint(model, src: str | Path, dst: str | Path, train_texts: list[s
     src, dst = Path(src), Path(dst)
     tj = load_tokenizer_json(src)
     counts = token_counts(tj, train_texts)
-    keep = select_ids(tj, counts, min_count, keep_chars)
+    chars = seen_characters(tj, train_texts)
+    estimates = None
+    if min_count == "auto":
+        dim = model.get_input_embeddings().embedding_dim
+        total = sum(p.numel() for p in model.parameters())
+        min_count, estimates = choose_min_count(tj, counts, chars, keep_chars, dim, total, target_ratio)
+    keep = select_ids(tj, counts, min_count, keep_chars, chars)
     new_tj, old_to_new = remap_tokenizer_json(tj, keep)
     checked = check_consistent(tj, new_tj, keep, train_texts)
     before = model.get_input_embeddings().weight.shape[0]
@@ -178,7 +221,7 @@ def trim_checkpoint(model, src: str | Path, dst: str | Path, train_texts: list[s
               "kept_pct": round(100 * len(keep) / before, 2), "min_count": min_count, "keep_chars": keep_chars,
               "train_texts": len(train_texts), "distinct_train_tokens": len(counts),
               "embedding_params_removed": int((before - len(keep)) * model.get_input_embeddings().embedding_dim),
-              "self_check_texts": checked}
+              "self_check_texts": checked, "auto_int8_ratio_estimates": estimates, "target_ratio": target_ratio}
     meta_path = src / "edgedistill.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())

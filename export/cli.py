@@ -1,0 +1,73 @@
+"""``edgedistill export --run runs/<run>``: a thin layer over ``export.pipeline.export_run``.
+
+    edgedistill export --run runs/quickstart
+    edgedistill export --run runs/quickstart --models odd,even --variants onnx-int8-dynamic,openvino-int8-trim
+    edgedistill export --run runs/quickstart --calibration-size 500 --set trim_min_count=2 --force
+
+Settings come from the recipe's ``export:`` section (runs/<run>/recipe.yaml); flags override.
+Heavy imports (torch, onnxruntime, openvino) happen inside ``main`` so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from export.config import KNOWN_VARIANTS
+
+    parser.add_argument("--run", required=True, help="run folder written by `edgedistill train` (runs/<run>)")
+    parser.add_argument("--models", type=_csv, default=None,
+                        help="comma-separated models (teacher,odd,even,lora,hybrid); None = every trained one")
+    parser.add_argument("--variants", type=_csv, default=None,
+                        help="comma-separated variants; None = the recipe's export.variants. Known: "
+                             + ", ".join(KNOWN_VARIANTS))
+    parser.add_argument("--calibration-size", type=int, default=None,
+                        help="TRAIN examples for static INT8 / NNCF calibration; None = the recipe's (300)")
+    parser.add_argument("--parity-samples", type=int, default=None, help="TEST examples for the logit parity check; None = the recipe's (256)")
+    parser.add_argument("--eval-samples", type=int, default=None,
+                        help="cap on TEST examples for macro-F1; None = the recipe's (the whole test split)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for the checks; None = all cores")
+    parser.add_argument("--no-trim", action="store_true", help="skip the vocabulary-trimmed (-trim) variants")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any export setting, e.g. --set trim_min_count=2 --set dynamic_source=plain")
+    parser.add_argument("--force", action="store_true", help="rebuild artifacts that already have a manifest")
+
+
+def config_from_args(args):
+    """The recipe's export section, then --set overrides, then the dedicated flags."""
+    from distill.configbase import parse_overrides
+    from export.config import load_export_config
+    from export.pipeline import load_run_recipe
+
+    recipe = load_run_recipe(Path(args.run))
+    extra = parse_overrides(args.overrides)             # "trim_min_count=2" or "export.trim_min_count=2"
+    extra = {**{k: v for k, v in extra.items() if k != "export"}, **extra.get("export", {})}
+    flags = {"models": args.models, "variants": args.variants, "calibration_size": args.calibration_size,
+             "parity_samples": args.parity_samples, "eval_samples": args.eval_samples, "threads": args.threads,
+             "trim_vocab": False if args.no_trim else None, "force": True if args.force else None}
+    return load_export_config(recipe.export, {**extra, **flags})
+
+
+def main(args) -> int:
+    from distill.configbase import ConfigError
+    from export.errors import ExportError
+
+    try:
+        from distill.data import DataError
+        from distill.models import ModelError
+        from export.pipeline import export_run
+
+        cfg = config_from_args(args)
+        rows = export_run(args.run, cfg)
+    except (ExportError, ConfigError, DataError, ModelError) as exc:
+        message = str(exc) if "\n" in str(exc) else textwrap.fill(" ".join(str(exc).split()), width=100)
+        print(f"edgedistill export: error: {message}", file=sys.stderr)
+        return 2
+    return 0 if rows is not None else 1

@@ -72,6 +72,12 @@ class LossConfig:
     hidden: float = 0.0
     temperature: float = 2.0
 
+    def __post_init__(self):
+        # The preset fixes every weight, so two spellings of it compare (and resume) as equal.
+        if self.preset == "reference":
+            self.ce = self.kl = self.cosine = 1.0 / 3.0
+            self.hidden, self.temperature = 0.0, 1.0
+
     def validate(self):
         errs = [f"{k}: {getattr(self, k)} must be >= 0" for k in ("ce", "kl", "cosine", "hidden") if getattr(self, k) < 0]
         if self.temperature <= 0:

@@ -38,8 +38,9 @@ def results_table(metrics: dict) -> str:
               "|---|---|---|---|---|---|---|---|"]
     for method, m in models.items():
         loss = m.get("loss") or {}
-        loss_s = ", ".join(f"{k}={v}" for k, v in loss.items() if k != "preset" and v) + (
-            f" ({loss['preset']})" if loss.get("preset") == "reference" else "")
+        terms = [f"{k} {loss[k]:.3g}" for k in ("ce", "kl", "cosine", "hidden") if loss.get(k)]
+        loss_s = " + ".join(terms) + (f", T={loss['temperature']:g}" if loss.get("kl") else "")
+        loss_s += " (reference)" if loss.get("preset") == "reference" else ""
         lines.append(f"| {method} | {m.get('best_epoch', '-')} | {m.get('epochs', '-')} | {m.get('batch_size', '-')} | "
                      f"{m.get('lr', '-')} | {m.get('train_time_s', 0) / 60:.1f} | {m.get('train_examples_per_s', 0):.0f} | "
                      f"{loss_s} |")

@@ -82,7 +82,7 @@ def _student_vs_teacher(metrics: dict) -> list[str]:
         lines.append(f"- **{m}** keeps {100 * e['macro_f1'] / t['test']['macro_f1']:.1f}% of the teacher's test "
                      f"macro-F1 ({e['macro_f1']:.4f} vs {t['test']['macro_f1']:.4f}); per-class F1 change: "
                      + ", ".join(f"{lb} {d:+.3f}" for lb, d in deltas.items())
-                     + f". The largest loss is on **{worst}**.")
+                     + (f". The largest loss is on **{worst}**." if deltas[worst] < 0 else ". No class loses F1."))
     return lines
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import importlib.metadata
 import json
 import os
 import shutil
@@ -42,13 +41,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def tool_versions() -> dict[str, str]:
-    out = {}
-    for name in TOOLS:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
+    from distill.provenance import library_versions
+
+    return library_versions(TOOLS)
 
 
 def sha256(path: Path) -> str:

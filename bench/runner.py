@@ -119,6 +119,21 @@ def run_job(job: Job, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> dic
     return out
 
 
+def add_metrics(result: dict, inputs: dict) -> dict:
+    """The worker returns class probabilities; accuracy metrics are computed here, so that
+    scikit-learn's memory never counts towards the peak of the process serving the artifact."""
+    import numpy as np
+
+    from distill.metrics import classification_metrics
+
+    probs = np.asarray(result.pop("probs"), dtype=np.float64)
+    if probs.shape != (len(inputs["test_labels"]), len(inputs["label_names"])):
+        raise BenchError(f"the worker returned probabilities of shape {probs.shape} for "
+                         f"{len(inputs['test_labels'])} test texts and {len(inputs['label_names'])} labels")
+    result["metrics"] = classification_metrics(inputs["test_labels"], probs, inputs["label_names"])
+    return result
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -196,10 +211,12 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     dataset = load_dataset(recipe.data)
     new_rows, failures, repeats, runtimes = [], [], {}, {}
     with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
-        inputs_path = Path(tmp) / "inputs.json"
-        inputs_path.write_text(json.dumps(bench_inputs(dataset, cfg)))
+        inputs_path, inputs = Path(tmp) / "inputs.json", bench_inputs(dataset, cfg)
+        inputs_path.write_text(json.dumps(inputs))
         for i, job in enumerate(_progress(jobs, progress)):
             result = run_job(job, cfg, inputs_path, Path(tmp) / f"job-{i:03d}")
+            if result.get("ok"):
+                result = add_metrics(result, inputs)
             if not result.get("ok"):
                 failures.append({"job": job.label, "error": result.get("error"), "log": result.get("log", "")})
                 tail = "".join(f"\n    | {line}" for line in result.get("log", "").splitlines()[-6:])

@@ -29,7 +29,7 @@ KEY_COLUMNS = ("machine_id", "artifact", "runtime", "device", "precision", "thre
                "scenario", "batch_size", "seq_len")
 
 
-MODEL_ORDER = ("teacher", "odd", "even", "lora", "hybrid")
+MODEL_ORDER = ("teacher", "odd", "even", "tiny", "lora", "hybrid")
 
 
 def sort_key(row: "BenchRow") -> tuple:
@@ -51,7 +51,7 @@ class BenchRow:
     machine_id: str
     machine_label: str
     run: str
-    model: str                       # teacher | odd | even | lora | hybrid
+    model: str                       # teacher | odd | even | tiny | lora | hybrid
     artifact: str                    # <model>/<variant>; checkpoints are <model>/pytorch
     variant: str
     format: str                      # pytorch | onnx | openvino

@@ -17,7 +17,7 @@ import streamlit as st
 
 SCHEMA_VERSION = 1
 RESULT_FILES = ("metrics.json", "export.json", "bench.json")
-METHOD_ORDER = ("teacher", "odd", "even", "lora", "hybrid")
+METHOD_ORDER = ("teacher", "odd", "even", "tiny", "lora", "hybrid")
 
 # docs/design.md, "Bench row columns"; per-class columns (f1_<label>, ...) come on top.
 BENCH_IDENTITY = ("machine_id", "machine_label", "run", "model", "artifact", "variant", "format", "precision",

@@ -18,7 +18,7 @@ MAX_CHOSEN = 4
 @dataclass(frozen=True)
 class Candidate:
     run: str
-    model: str           # teacher, odd, even, lora, hybrid
+    model: str           # teacher, odd, even, tiny, lora, hybrid
     variant: str         # "pytorch" for a checkpoint, else the artifact variant (onnx-int8-dynamic, ...)
     folder: str
     label_names: tuple[str, ...] = ()

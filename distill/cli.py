@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from distill.config import METHODS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe YAML, e.g. configs/hate-speech.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value, e.g. --set train.epochs=1 --set data.max_train=2000 (repeatable)")
-    p.add_argument("--methods", nargs="+", choices=["teacher", "odd", "even", "lora", "hybrid"],
+    p.add_argument("--methods", nargs="+", choices=list(METHODS),
                    help="train only these methods (the teacher is trained first when a student needs it)")
     p.add_argument("--force", action="store_true", help="retrain methods whose checkpoints are already complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")

@@ -11,7 +11,9 @@ from typing import Literal
 
 from distill.configbase import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides
 
-METHODS = ("teacher", "odd", "even", "lora", "hybrid")
+METHODS = ("teacher", "odd", "even", "tiny", "lora", "hybrid")
+# Methods built from the fine-tuned teacher's layers and trained against it (distillation).
+STUDENTS = ("odd", "even", "tiny", "hybrid")
 
 
 @dataclass
@@ -132,6 +134,9 @@ def default_methods() -> dict[str, MethodConfig]:
         "teacher": MethodConfig(),
         "odd": MethodConfig(layers="odd"),
         "even": MethodConfig(layers="even"),
+        # A third of the teacher's depth, for the tightest latency budgets; off unless a recipe
+        # enables it. Default picks every third layer (1-based 3 and 6), the PKD "skip" pattern.
+        "tiny": MethodConfig(enabled=False, layers=[2, 5]),
         "lora": MethodConfig(lora=LoraSettings(), lr=5e-4),
         "hybrid": MethodConfig(layers="odd", lora=LoraSettings(), lr=5e-4),
     }
@@ -155,7 +160,7 @@ class Recipe:
         if unknown:
             errs.append(f"methods: unknown method(s) {sorted(unknown)} (known: {', '.join(METHODS)})")
         for name, m in self.methods.items():
-            if name in ("odd", "even", "hybrid") and m.layers is None:
+            if name in STUDENTS and m.layers is None:
                 errs.append(f"methods.{name}.layers: a student needs layers: odd, even or a list of 0-based indices")
             if isinstance(m.layers, str) and m.layers not in ("odd", "even"):
                 errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even or a list of 0-based indices")
@@ -198,4 +203,4 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | No
 
 
 __all__ = ["ConfigError", "Recipe", "RunConfig", "DataConfig", "TeacherConfig", "TrainConfig",
-           "LossConfig", "LoraSettings", "MethodConfig", "METHODS", "load_recipe"]
+           "LossConfig", "LoraSettings", "MethodConfig", "METHODS", "STUDENTS", "load_recipe"]

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from distill.configbase import dump, to_dict
-from distill.config import Recipe
+from distill.config import STUDENTS, Recipe
 from distill.data import Dataset, load_dataset
 from distill.io import atomic_dir, atomic_write_json, atomic_write_text
 from distill.provenance import provenance
@@ -38,7 +38,7 @@ def _affecting(recipe: Recipe, method: str) -> dict:
     """The recipe settings that shape one method's checkpoint (what must match to reuse it)."""
     d = to_dict(recipe)
     out = {k: d[k] for k in ("data", "teacher", "train")} | {"seed": d["run"]["seed"], "method": d["methods"].get(method)}
-    if method in ("odd", "even", "hybrid"):
+    if method in STUDENTS:
         out["loss"] = d["loss"]                   # students also depend on the teacher's checkpoint
         out["teacher_method"] = d["methods"].get("teacher")
     return out
@@ -77,7 +77,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     prepare_run_dir(recipe, force)
     teacher_dir = model_dir(recipe, "teacher")
     acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
-    needs_teacher = [n for n in names if n in ("odd", "even", "hybrid")]
+    needs_teacher = [n for n in names if n in STUDENTS]
     if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):
         names = ["teacher", *names]
     cache = None
@@ -86,7 +86,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         if checkpoint_complete(folder) and not force:
             print(f"[{name}] complete checkpoint found in {folder}; skipping (use --force to retrain)")
             continue
-        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in ("odd", "even", "hybrid") else None)
+        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in STUDENTS else None)
         acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()

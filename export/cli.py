@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--run", required=True, help="run folder written by `edgedistill train` (runs/<run>)")
     parser.add_argument("--models", type=_csv, default=None,
-                        help="comma-separated models (teacher,odd,even,lora,hybrid); None = every trained one")
+                        help="comma-separated models (teacher,odd,even,tiny,lora,hybrid); None = every trained one")
     parser.add_argument("--variants", type=_csv, default=None,
                         help="comma-separated variants; None = the recipe's export.variants. Known: "
                              + ", ".join(KNOWN_VARIANTS))

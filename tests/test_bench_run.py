@@ -105,6 +105,8 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     assert by[("teacher/openvino-fp32", "latency", "16")].options == "infer=fp32"
     assert by[("teacher/onnx-fp32", "latency", "16")].size_ratio_vs_fp32 == pytest.approx(1.0)
     assert by[("teacher/pytorch", "throughput", "natural")].batch_size == 4
+    # each worker reports its own peak: an ONNX Runtime worker never imports torch
+    assert by[("teacher/onnx-fp32", "latency", "16")].peak_rss_mb < 0.75 * ref.peak_rss_mb
     assert rows_from_csv((results / "bench.csv").read_text()) == rows
     report = (results / "report.md").read_text()
     assert "Best artifact per goal" in report and "teacher/onnx-fp32" in report
@@ -168,3 +170,19 @@ def test_cli_errors_are_one_paragraph_and_exit_2(tiny_run, tmp_path, capsys):
     assert "recipe.yaml is missing" in capsys.readouterr().err
     assert edgedistill.main(["bench", "--run", str(tiny_run), "--models", "nope", "--results", str(tmp_path)]) == 2
     assert "not found in this run" in capsys.readouterr().err
+
+
+def test_peak_memory_is_the_workers_own_not_its_parents():
+    """ru_maxrss carries a parent's peak over fork + exec; the bench must not report that."""
+    import subprocess
+    import sys
+
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])          # touch every page: 400 MB resident here
+    code = "from bench.memory import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                 cwd=Path(__file__).resolve().parents[1]).stdout)
+    from bench.memory import peak_rss_mb
+
+    assert 1 < child < 200 < 400 < peak_rss_mb()
+    del ballast

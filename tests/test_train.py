@@ -1,4 +1,4 @@
-"""End-to-end training of all five methods on a tiny random teacher, plus a 2-process Accelerate run."""
+"""End-to-end training of every method on a tiny random teacher, plus a 2-process Accelerate run."""
 import json
 import os
 import subprocess
@@ -22,7 +22,8 @@ def tiny_recipe(tmp_path, teacher, csv, **extra):
         "teacher": {"model": str(teacher)},
         "train": {"epochs": 3, "batch_size": 8, "lr": 5e-3, "warmup_ratio": 0.0, "log_every": 2, "eval_batch_size": 32},
         "loss": {"ce": 1.0, "kl": 1.0, "hidden": 1.0, "temperature": 2.0},
-        "methods": {"lora": {"lora": {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["query", "value"]}},
+        "methods": {"tiny": {"enabled": True, "layers": [1]},
+                    "lora": {"lora": {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["query", "value"]}},
                     "hybrid": {"lora": {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["query", "value"]}}},
     }
     for k, v in extra.items():
@@ -30,12 +31,12 @@ def tiny_recipe(tmp_path, teacher, csv, **extra):
     return load_recipe(overrides=overrides)
 
 
-def test_all_five_methods_train_and_write_results(tmp_path, tiny_checkpoint, tiny_csv):
+def test_every_method_trains_and_writes_results(tmp_path, tiny_checkpoint, tiny_csv):
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv)
     metrics = train_run(recipe, progress=False)
-    assert list(metrics["models"]) == ["teacher", "odd", "even", "lora", "hybrid"]
+    assert list(metrics["models"]) == ["teacher", "odd", "even", "tiny", "lora", "hybrid"]
     m = metrics["models"]
-    assert m["odd"]["layers"] == [0] and m["even"]["layers"] == [1]
+    assert m["odd"]["layers"] == [0] and m["even"]["layers"] == [1] and m["tiny"]["layers"] == [1]
     assert m["lora"]["params_trainable"] < m["lora"]["params_total"]
     assert m["teacher"]["params_trainable"] == m["teacher"]["params_total"]
     for name, entry in m.items():

@@ -16,7 +16,7 @@ CUDA graph capture cannot take other measurements down); the parent keeps a dead
 its file, with what did not fit listed under the machine's ``failed``.
 
 Needs torch, transformers (4.x or 5.x), safetensors, pytest-benchmark, psutil, scikit-learn;
-imports from this repository only ``bench.schema``/``derive``/``timing`` and
+imports from this repository only ``bench.schema``/``derive``/``timing``/``memory`` and
 ``distill.provenance``/``metrics``/``io``, none of which import transformers.
 """
 from __future__ import annotations
@@ -25,7 +25,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -165,6 +164,7 @@ def child(args) -> int:
     import torch
 
     from bench.timing import Case, TimingSettings, run_cases_partial
+    from bench.memory import peak_rss_mb
 
     pack = Path(args.pack)
     info, inputs = json.loads((pack / "pack.json").read_text()), json.loads((pack / "inputs.json").read_text())
@@ -241,7 +241,7 @@ def child(args) -> int:
         result["failed"] = [{"job": f"{model_name}/pytorch [{device} {precision}] {cid}", "error": why[-400:]}
                             for cid, why in fails.items()]
         result["threads"] = torch.get_num_threads()
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+        result["peak_rss_mb"] = peak_rss_mb()
         result["ok"] = True
     except Exception as exc:  # reported to the parent, which writes it into the result file
         traceback.print_exc()

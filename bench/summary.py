@@ -115,7 +115,7 @@ def build(run: str, results_root: Path = Path("results")) -> str:
         int8 = [a for a in arts if a.get("precision") == "int8"]
         parts += ["### Export: size and what INT8 costs", ""]
         header = ["artifact", "size MB", "x FP32 ONNX", "agreement %", "macro-F1", "dF1 (pts)", "flagged"]
-        sel = [a for a in arts if a["model"] in ("teacher", "odd", "hybrid")]
+        sel = [a for a in arts if a["model"] in ("teacher", "odd", "tiny", "hybrid")]
         parts.append(md_table(header, [[a["artifact"], fmt(a["size_mb"], 1), fmt(a.get("size_ratio_vs_fp32"), 3),
                                         fmt(a.get("agreement_pct"), 1), fmt(a.get("macro_f1"), 4),
                                         fmt(a.get("macro_f1_delta"), 2), "yes" if a.get("flagged") else ""] for a in sel]))
@@ -167,6 +167,10 @@ def build(run: str, results_root: Path = Path("results")) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def _key(row) -> str:
+    return "|".join(str(v) for v in row.key())
+
+
 def repeat_spreads(repeats: dict[str, list[float]], threads: int | None = None) -> list[float]:
     """p50 spread (max / min - 1, in %) of each row timed more than once; row keys hold the
     thread count as their 6th field (see BenchRow.key)."""
@@ -198,13 +202,26 @@ def _ratios(lat, rows, repeats: dict | None = None, threads: int | None = None) 
     tb, bt = tput.get((best.artifact, best.runtime, best.precision, best.options)), tput.get(
         (base.artifact, base.runtime, base.precision, base.options))
     met = {True: "yes", False: "**no**"}
-    speedup = base.latency_p50_ms / best.latency_p50_ms
+
+    def per_pass(slow, fast) -> list[float]:
+        """The p50 ratio in each timing pass (the rows hold the first pass): a ratio that only
+        holds in one pass is noise, so a target counts as met only when every pass meets it."""
+        a, b = (repeats or {}).get(_key(slow)), (repeats or {}).get(_key(fast))
+        if a and b and len(a) == len(b):
+            return [x / y for x, y in zip(a, b)]
+        return [slow.latency_p50_ms / fast.latency_p50_ms]
+
+    def shown(ratios: list[float]) -> str:
+        return f"{ratios[0]:.1f}x" + (" (other pass: " + ", ".join(f"{r:.1f}x" for r in ratios[1:]) + ")"
+                                      if len(ratios) > 1 else "")
+
+    speedups = per_pass(base, best)
     lines = ["| ratio (same run, same machine) | value | target | met |", "|---|---|---|---|",
              f"| p50 speed-up of `{best.artifact}` ({best.runtime}) over teacher PyTorch FP32, batch 1 | "
-             f"{speedup:.1f}x | >= 8x | {met[speedup >= 8]} |"]
+             f"{shown(speedups)} | >= 8x | {met[min(speedups) >= 8]} |"]
     if ort and ort.latency_p50_ms:
-        r = ort.latency_p50_ms / best.latency_p50_ms
-        lines.append(f"| ... over the teacher's own ORT dynamic INT8 | {r:.1f}x | >= 2x | {met[r >= 2]} |")
+        r = per_pass(ort, best)
+        lines.append(f"| ... over the teacher's own ORT dynamic INT8 | {shown(r)} | >= 2x | {met[min(r) >= 2]} |")
     if tb and bt and tb.throughput_per_s and bt.throughput_per_s:
         r = tb.throughput_per_s / bt.throughput_per_s
         lines.append(f"| throughput at batch {tb.batch_size} vs teacher PyTorch FP32 | {r:.1f}x | >= 3x | {met[r >= 3]} |")

@@ -18,3 +18,22 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path):
     readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
     replace_block(readme, "new block\n")
     assert readme.read_text() == f"intro\n{START}\nnew block\n{END}\noutro\n"
+
+
+def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
+    from bench.derive import add_derived
+    from bench.summary import _key, _ratios, repeat_spreads
+    from test_bench_schema import row
+
+    base = row(p50=10.0)                                                     # teacher PyTorch FP32
+    fast = row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=1.0, f1=0.8)
+    rows = [base, fast]
+    add_derived(rows)
+    # first pass: 10x; second pass: the teacher ran faster, 6x
+    repeats = {_key(base): [10.0, 6.0], _key(fast): [1.0, 1.0]}
+    table = "\n".join(_ratios(rows, rows, repeats, threads=2))
+    assert "10.0x (other pass: 6.0x) | >= 8x | **no** |" in table
+    assert "2 of 2" not in table and "1 of 2 (median spread 66.7%" in table   # 6 -> 10 is a 67% spread
+    steady = {_key(base): [10.0, 9.5], _key(fast): [1.0, 1.05]}
+    assert "10.0x (other pass: 9.0x) | >= 8x | yes |" in "\n".join(_ratios(rows, rows, steady, threads=2))
+    assert repeat_spreads(steady, threads=1) == []                          # other thread counts are left out

@@ -66,7 +66,7 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
         line += [fmt(r.latency_p50_ms), fmt(r.latency_p90_ms), fmt(t.throughput_per_s if t else None, 1),
                  fmt(r.speedup_vs_teacher) + ("x" if r.speedup_vs_teacher else ""), fmt(r.size_ratio_vs_fp32)]
         if with_spread:
-            p50s = (spreads or {}).get("|".join(str(v) for v in r.key()))
+            p50s = (spreads or {}).get(r.key_text())
             line.append(fmt(100 * (max(p50s) - min(p50s)) / min(p50s), 1) if p50s else "-")
         lines.append(line)
     return f"Latency at batch 1, {seq} length; throughput on natural-length batches.\n\n" + md_table(header, lines)

@@ -165,7 +165,7 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict) -> tuple[
             **{k: timing[k] for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
                                       "latency_min_ms", "latency_stddev_ms", "rounds", "throughput_per_s")},
             measured_at=result["measured_at"])
-    spread = {"|".join(str(v) for v in rows[k].key()): p50s for k, p50s in repeats.items() if len(p50s) > 1}
+    spread = {rows[k].key_text(): p50s for k, p50s in repeats.items() if len(p50s) > 1}
     return list(rows.values()), spread
 
 

@@ -94,6 +94,10 @@ class BenchRow:
     def key(self) -> tuple:
         return tuple(getattr(self, k) for k in KEY_COLUMNS)
 
+    def key_text(self) -> str:
+        """``key()`` as one string: how a machine block's ``repeats`` names the row."""
+        return "|".join(str(v) for v in self.key())
+
     def to_dict(self) -> dict:
         """The flat row, in column order; the only serialiser for JSON and CSV."""
         out = {}

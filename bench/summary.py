@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.report import best_per_goal, fmt, md_table
-from bench.schema import read_document
+from bench.schema import KEY_COLUMNS, MODEL_ORDER, read_document
 from distill.io import atomic_write_text
 from distill.report import results_table
 
@@ -73,8 +73,8 @@ def _student_vs_teacher(metrics: dict) -> list[str]:
     if not t:
         return []
     lines = []
-    for m in ("odd", "even", "tiny", "lora", "hybrid"):
-        if m not in models:
+    for m in MODEL_ORDER:
+        if m == "teacher" or m not in models:
             continue
         e = models[m]["test"]
         deltas = {lb: e["per_class"][lb]["f1"] - t["test"]["per_class"][lb]["f1"] for lb in labels}
@@ -129,8 +129,10 @@ def build(run: str, results_root: Path = Path("results")) -> str:
         parts.append("")
 
     bench_path = out_dir / "bench.json"
+    gpu_rows = False
     if bench_path.is_file():
         doc, rows = read_document(bench_path)
+        gpu_rows = any(b.get("hardware", {}).get("gpus") for b in doc["machines"].values())
         cpu_machines = [m for m, b in doc["machines"].items() if not b.get("hardware", {}).get("gpus")]
         if cpu_machines:
             mid = cpu_machines[0]
@@ -162,22 +164,18 @@ def build(run: str, results_root: Path = Path("results")) -> str:
                   f"{share:.0f}% {minority} minority class, not Wikipedia comments), so accuracy is dominated by the "
                   f"majority class: read macro-F1 and the {minority} F1 instead. Results are from one seed; on a "
                   f"{support[minority]}-example minority class a few predictions move its F1 by several points.", ""]
-    if bench_path.is_file() and not any(b.get("hardware", {}).get("gpus") for b in read_document(bench_path)[0]["machines"].values()):
+    if bench_path.is_file() and not gpu_rows:
         parts += ["No GPU rows yet: `bench/gpu/` holds the prepared GPU script (see `bench/gpu/README.md`).", ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _key(row) -> str:
-    return "|".join(str(v) for v in row.key())
-
-
 def repeat_spreads(repeats: dict[str, list[float]], threads: int | None = None) -> list[float]:
-    """p50 spread (max / min - 1, in %) of each row timed more than once; row keys hold the
-    thread count as their 6th field (see BenchRow.key)."""
+    """p50 spread (max / min - 1, in %) of each row timed more than once (keys: BenchRow.key_text)."""
+    at = KEY_COLUMNS.index("threads")
     out = []
     for key, p50s in repeats.items():
         fields = key.split("|")
-        if threads is not None and (len(fields) < 6 or fields[5] != str(threads)):
+        if threads is not None and (len(fields) <= at or fields[at] != str(threads)):
             continue
         if len(p50s) > 1 and min(p50s) > 0:
             out.append(100 * (max(p50s) / min(p50s) - 1))
@@ -206,7 +204,7 @@ def _ratios(lat, rows, repeats: dict | None = None, threads: int | None = None) 
     def per_pass(slow, fast) -> list[float]:
         """The p50 ratio in each timing pass (the rows hold the first pass): a ratio that only
         holds in one pass is noise, so a target counts as met only when every pass meets it."""
-        a, b = (repeats or {}).get(_key(slow)), (repeats or {}).get(_key(fast))
+        a, b = (repeats or {}).get(slow.key_text()), (repeats or {}).get(fast.key_text())
         if a and b and len(a) == len(b):
             return [x / y for x, y in zip(a, b)]
         return [slow.latency_p50_ms / fast.latency_p50_ms]

@@ -206,8 +206,8 @@ class OrtRuntime(Runtime):
             opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Text arrives at its own length, so input shapes change call to call; a memory pattern
-        # is planned and kept per shape, which grows the process by ~80 MB over a test split at
-        # batch 64 and buys no measurable batch-1 latency on these graphs.
+        # is planned and kept per shape, which only grows the process (see the bench's peak
+        # memory before and after this setting in results/<run>/bench.json's git history).
         opts.enable_mem_pattern = False
         opts.log_severity_level = 3
         session = ort.InferenceSession(str(folder / meta["model_file"]), sess_options=opts, providers=providers)

@@ -22,7 +22,7 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path):
 
 def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
     from bench.derive import add_derived
-    from bench.summary import _key, _ratios, repeat_spreads
+    from bench.summary import _ratios, repeat_spreads
     from test_bench_schema import row
 
     base = row(p50=10.0)                                                     # teacher PyTorch FP32
@@ -30,10 +30,10 @@ def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
     rows = [base, fast]
     add_derived(rows)
     # first pass: 10x; second pass: the teacher ran faster, 6x
-    repeats = {_key(base): [10.0, 6.0], _key(fast): [1.0, 1.0]}
+    repeats = {base.key_text(): [10.0, 6.0], fast.key_text(): [1.0, 1.0]}
     table = "\n".join(_ratios(rows, rows, repeats, threads=2))
     assert "10.0x (other pass: 6.0x) | >= 8x | **no** |" in table
     assert "2 of 2" not in table and "1 of 2 (median spread 66.7%" in table   # 6 -> 10 is a 67% spread
-    steady = {_key(base): [10.0, 9.5], _key(fast): [1.0, 1.05]}
+    steady = {base.key_text(): [10.0, 9.5], fast.key_text(): [1.0, 1.05]}
     assert "10.0x (other pass: 9.0x) | >= 8x | yes |" in "\n".join(_ratios(rows, rows, steady, threads=2))
     assert repeat_spreads(steady, threads=1) == []                          # other thread counts are left out

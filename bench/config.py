@@ -18,7 +18,7 @@ DEVICES = ("cpu", "cuda", "gpu")
 FIXED_SEQ_LENS = (16, 64, 128)
 
 # What `quick: true` changes, unless set explicitly: seconds instead of minutes (tests, smoke runs).
-QUICK = dict(min_rounds=5, throughput_min_rounds=3, max_time=0.05, warmup_iterations=2,
+QUICK = dict(min_rounds=5, throughput_min_rounds=3, max_time=0.05, warmup_iterations=2, probe_s=0.01,
              seq_lens=["natural", 16], natural_texts=8, batch_size=4, throughput_batches=2,
              max_test=32, include_bf16=False)
 
@@ -48,6 +48,7 @@ class BenchConfig:
     warmup_iterations: int = 20
     disable_gc: bool = True
     repeat: int = 1                          # 2+: the timing pass again, p50 spread in report.md
+    probe_s: float = 0.3                     # memory-bandwidth probe before and after each job (0: off)
 
     # Accuracy: the full test split unless capped.
     max_test: int | None = None
@@ -65,6 +66,8 @@ class BenchConfig:
                 errs.append(f"{name}: {getattr(self, name)} must be >= 1")
         if self.max_time <= 0:
             errs.append(f"max_time: {self.max_time} must be > 0 seconds")
+        if self.probe_s < 0:
+            errs.append(f"probe_s: {self.probe_s} must be >= 0 seconds (0 turns the bandwidth probe off)")
         if self.warmup_iterations < 0:
             errs.append(f"warmup_iterations: {self.warmup_iterations} must be >= 0")
         if self.max_test is not None and self.max_test < 2:

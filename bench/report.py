@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from bench.schema import BenchRow
+from bench.probe import change_pct
+from bench.schema import KEY_COLUMNS, BenchRow
 
 RETAINED_GOAL = 99.0   # % of teacher macro-F1 an artifact must keep to count as "as good"
 
@@ -44,6 +45,47 @@ def _labels(rows: list[BenchRow]) -> list[str]:
     return []
 
 
+def _at_threads(key: str, threads: int | None) -> bool:
+    """Whether a ``BenchRow.key_text()`` key belongs to ``threads`` (None: any)."""
+    fields, at = key.split("|"), KEY_COLUMNS.index("threads")
+    return threads is None or (len(fields) > at and fields[at] == str(threads))
+
+
+def spread_pct(p50s: list[float]) -> float | None:
+    """p50 spread between timing passes: max / min - 1, in %."""
+    return 100 * (max(p50s) / min(p50s) - 1) if len(p50s) > 1 and min(p50s) > 0 else None
+
+
+def repeat_spreads(repeats: dict[str, list[float]], threads: int | None = None) -> list[float]:
+    """p50 spread of each row timed more than once (keys: BenchRow.key_text)."""
+    spreads = [spread_pct(p50s) for key, p50s in repeats.items() if _at_threads(key, threads)]
+    return [s for s in spreads if s is not None]
+
+
+def drift_note(block: dict, threads: int | None = None) -> str:
+    """How much the machine itself moved during the run (``bench/probe.py``), and whether the rows
+    whose job saw a steady machine repeated better than those whose job did not."""
+    probes = {k: v for k, v in (block.get("bandwidth_gbs") or {}).items()
+              if _at_threads(k, threads) and v and None not in v}
+    if not probes:
+        return ""
+    values = [x for pair in probes.values() for x in pair]
+    moved = sorted(change_pct(*pair) for pair in probes.values())
+    text = (f"Machine drift: the memory-bandwidth probe (`bench/probe.py`, one thread, just before and just after "
+            f"each job) read {min(values):.1f} to {max(values):.1f} GB/s over the run ({max(values) / min(values):.1f}x); "
+            f"across one job it moved by a median {moved[len(moved) // 2]:.0f}%.")
+    steady, unsteady = [], []
+    for key, pair in probes.items():
+        s = spread_pct((block.get("repeats") or {}).get(key) or [])
+        if s is not None:
+            (steady if change_pct(*pair) <= 10 else unsteady).append(s <= 10)
+    if steady or unsteady:
+        text += " Rows whose two timing passes agree within 10%: " + "; ".join(
+            f"{sum(group)} of {len(group)} where the probe moved {what} during the job"
+            for group, what in ((steady, "10% or less"), (unsteady, "more than 10%")) if group) + "."
+    return text
+
+
 def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = None) -> str:
     """One line per artifact x runtime x precision: batch-1 latency at the headline length."""
     seq = headline_seq_len(rows)
@@ -67,7 +109,7 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
                  fmt(r.speedup_vs_teacher) + ("x" if r.speedup_vs_teacher else ""), fmt(r.size_ratio_vs_fp32)]
         if with_spread:
             p50s = (spreads or {}).get(r.key_text())
-            line.append(fmt(100 * (max(p50s) - min(p50s)) / min(p50s), 1) if p50s else "-")
+            line.append(fmt(spread_pct(p50s or []), 1))
         lines.append(line)
     return f"Latency at batch 1, {seq} length; throughput on natural-length batches.\n\n" + md_table(header, lines)
 
@@ -155,6 +197,8 @@ def render_report(doc: dict, rows: list[BenchRow]) -> str:
             groups[(r.device, r.threads)].append(r)
         for (device, threads), group in groups.items():
             parts += ["", f"### {device}, {threads} thread(s)", "", main_table(group, block.get("repeats"))]
+            note = drift_note(block, threads) if device == "cpu" else ""
+            parts += ["", note] if note else []
             by_len = seq_len_table(group)
             if by_len:
                 parts += ["", "p50 latency (ms) at batch 1 by sequence length:", "", by_len]

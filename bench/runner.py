@@ -21,6 +21,7 @@ from pathlib import Path
 from bench.config import BenchConfig, describe, load_bench_config
 from bench.derive import add_derived
 from bench.plan import Job, available_devices, discover, plan_jobs
+from bench.probe import BandwidthProbe
 from bench.report import render_report, summary_table
 from bench.schema import (BENCH_FILE, CSV_FILE, REPORT_FILE, BenchFileError, BenchRow, document, load_or_new,
                           machine_block, read_document, replace_machine, rows_to_csv)
@@ -128,8 +129,9 @@ def add_metrics(result: dict, inputs: dict) -> dict:
 
     probs = np.asarray(result.pop("probs"), dtype=np.float64)
     if probs.shape != (len(inputs["test_labels"]), len(inputs["label_names"])):
-        raise BenchError(f"the worker returned probabilities of shape {probs.shape} for "
-                         f"{len(inputs['test_labels'])} test texts and {len(inputs['label_names'])} labels")
+        # One artifact that predicts the wrong shape is one failed job, not a failed bench.
+        return {**result, "ok": False, "error": f"the worker returned probabilities of shape {probs.shape} for "
+                f"{len(inputs['test_labels'])} test texts and {len(inputs['label_names'])} labels"}
     result["metrics"] = classification_metrics(inputs["test_labels"], probs, inputs["label_names"])
     return result
 
@@ -209,12 +211,15 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
         print("  note: " + note)
 
     dataset = load_dataset(recipe.data)
-    new_rows, failures, repeats, runtimes = [], [], {}, {}
+    new_rows, failures, repeats, runtimes, bandwidth = [], [], {}, {}, {}
+    probe = BandwidthProbe() if cfg.probe_s > 0 else None
     with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
         inputs_path, inputs = Path(tmp) / "inputs.json", bench_inputs(dataset, cfg)
         inputs_path.write_text(json.dumps(inputs))
         for i, job in enumerate(_progress(jobs, progress)):
+            before = probe.gbs(cfg.probe_s) if probe else None
             result = run_job(job, cfg, inputs_path, Path(tmp) / f"job-{i:03d}")
+            after = probe.gbs(cfg.probe_s) if probe else None
             if result.get("ok"):
                 result = add_metrics(result, inputs)
             if not result.get("ok"):
@@ -226,12 +231,14 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
             new_rows += rows
             repeats.update(spread)
             runtimes[job.label] = result["describe"]
+            if probe:
+                bandwidth.update({r.key_text(): [before, after] for r in rows})
     if not new_rows:
         detail = "\n".join(f"  - {f['job']}: {f['error']}" for f in failures[:10])
         raise BenchError(f"every bench job failed, so {bench_path} was left as it was:\n{detail}")
 
     block = machine_block(hw, provenance(command), dataclasses.asdict(cfg),
-                          {"repeats": repeats, "runtimes": runtimes,
+                          {"repeats": repeats, "bandwidth_gbs": bandwidth, "runtimes": runtimes,
                            "failed": [{k: f[k] for k in ("job", "error")} for f in failures],
                            "test_size": min(cfg.max_test or len(dataset.test), len(dataset.test))})
     doc, rows = replace_machine(doc, old_rows, hw["machine_id"], block, new_rows)

@@ -15,8 +15,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bench.report import best_per_goal, fmt, md_table
-from bench.schema import KEY_COLUMNS, MODEL_ORDER, read_document
+from bench.report import best_per_goal, drift_note, fmt, md_table, repeat_spreads
+from bench.schema import MODEL_ORDER, read_document
 from distill.io import atomic_write_text
 from distill.report import results_table
 
@@ -144,6 +144,8 @@ def build(run: str, results_root: Path = Path("results")) -> str:
                 parts += [f"### Speed on this CPU ({block['hardware']['label']}, {threads} thread{'s' * (threads > 1)})",
                           "", best_per_goal(mine), ""]
                 parts += _ratios(lat, mine, block.get("repeats") or {}, threads) + [""]
+                note = drift_note(block, threads)
+                parts += [note, ""] if note else []
             threads = counts[0] if counts else None
             lat = _latency_rows(rows, mid, threads)
             png = out_dir / "tradeoff.png"
@@ -167,19 +169,6 @@ def build(run: str, results_root: Path = Path("results")) -> str:
     if bench_path.is_file() and not gpu_rows:
         parts += ["No GPU rows yet: `bench/gpu/` holds the prepared GPU script (see `bench/gpu/README.md`).", ""]
     return "\n".join(parts).rstrip() + "\n"
-
-
-def repeat_spreads(repeats: dict[str, list[float]], threads: int | None = None) -> list[float]:
-    """p50 spread (max / min - 1, in %) of each row timed more than once (keys: BenchRow.key_text)."""
-    at = KEY_COLUMNS.index("threads")
-    out = []
-    for key, p50s in repeats.items():
-        fields = key.split("|")
-        if threads is not None and (len(fields) <= at or fields[at] != str(threads)):
-            continue
-        if len(p50s) > 1 and min(p50s) > 0:
-            out.append(100 * (max(p50s) / min(p50s) - 1))
-    return out
 
 
 def _ratios(lat, rows, repeats: dict | None = None, threads: int | None = None) -> list[str]:

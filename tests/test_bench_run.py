@@ -108,6 +108,10 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     # each worker reports its own peak: an ONNX Runtime worker never imports torch
     assert by[("teacher/onnx-fp32", "latency", "16")].peak_rss_mb < 0.75 * ref.peak_rss_mb
     assert rows_from_csv((results / "bench.csv").read_text()) == rows
+    # the machine's own bandwidth, probed before and after the job that measured each row
+    probes = doc["machines"][mid]["bandwidth_gbs"]
+    assert set(probes) == {r.key_text() for r in rows}
+    assert all(len(p) == 2 and min(p) > 0.1 for p in probes.values())
     report = (results / "report.md").read_text()
     assert "Best artifact per goal" in report and "teacher/onnx-fp32" in report
 
@@ -186,3 +190,20 @@ def test_peak_memory_is_the_workers_own_not_its_parents():
 
     assert 1 < child < 200 < 400 < peak_rss_mb()
     del ballast
+
+
+def test_a_worker_answer_of_the_wrong_shape_is_one_failed_job():
+    from bench.runner import add_metrics
+
+    inputs = {"test_labels": [0, 1, 2], "label_names": list(LABELS)}
+    bad = add_metrics({"ok": True, "probs": [[1.0, 0.0, 0.0]] * 2}, inputs)       # 2 rows for 3 texts
+    assert bad["ok"] is False and "shape (2, 3) for 3 test texts" in bad["error"]
+    good = add_metrics({"ok": True, "probs": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]}, inputs)
+    assert good["ok"] and good["metrics"]["accuracy"] == 1.0
+
+
+def test_bandwidth_probe_reads_a_plausible_rate():
+    from bench.probe import BandwidthProbe, change_pct
+
+    assert 0.1 < BandwidthProbe(mb=16).gbs(0.02) < 10_000
+    assert change_pct(10.0, 12.0) == pytest.approx(20.0) == change_pct(12.0, 10.0)

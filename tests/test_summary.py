@@ -37,3 +37,17 @@ def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
     steady = {base.key_text(): [10.0, 9.5], fast.key_text(): [1.0, 1.05]}
     assert "10.0x (other pass: 9.0x) | >= 8x | yes |" in "\n".join(_ratios(rows, rows, steady, threads=2))
     assert repeat_spreads(steady, threads=1) == []                          # other thread counts are left out
+
+
+def test_drift_note_splits_rows_by_how_much_the_machine_moved_during_their_job():
+    from bench.report import drift_note
+    from test_bench_schema import row
+
+    a, b = row(p50=10.0), row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=1.0)
+    block = {"repeats": {a.key_text(): [10.0, 10.5], b.key_text(): [1.0, 1.3]},
+             "bandwidth_gbs": {a.key_text(): [8.0, 8.4], b.key_text(): [6.0, 12.0]}}
+    note = drift_note(block, threads=2)
+    assert "read 6.0 to 12.0 GB/s over the run (2.0x)" in note
+    assert "1 of 1 where the probe moved 10% or less" in note
+    assert "0 of 1 where the probe moved more than 10%" in note
+    assert drift_note(block, threads=1) == "" and drift_note({"repeats": block["repeats"]}, threads=2) == ""

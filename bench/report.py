@@ -62,6 +62,41 @@ def repeat_spreads(repeats: dict[str, list[float]], threads: int | None = None) 
     return [s for s in spreads if s is not None]
 
 
+# Settings that change what a p50 means; two runs that differ in one are not repeats of each other.
+TIMING_SETTINGS = ("min_rounds", "throughput_min_rounds", "max_time", "warmup_iterations", "disable_gc",
+                   "natural_texts", "batch_size", "throughput_batches", "seed", "max_test")
+
+
+def run_to_run(block: dict, rows: list[BenchRow], threads: int | None = None) -> tuple[list[float], str]:
+    """p50 spread of each row against the previous bench run on this machine, and where that run
+    came from (commit, time, any timing setting that differed). ([], "") without a previous run."""
+    prev = block.get("previous_run") or {}
+    before = prev.get("p50") or {}
+    spreads = [spread_pct([before[r.key_text()], r.latency_p50_ms]) for r in rows
+               if r.key_text() in before and r.latency_p50_ms and _at_threads(r.key_text(), threads)]
+    spreads = [s for s in spreads if s is not None]
+    if not spreads:
+        return [], ""
+    now_cfg, old_cfg = block.get("bench_config") or {}, prev.get("bench_config") or {}
+    differ = [k for k in TIMING_SETTINGS if now_cfg.get(k) != old_cfg.get(k)]
+    origin = f"commit {(prev.get('git_commit') or '?')[:7]}, {prev.get('measured_at') or '?'}" + (
+        f"; timing settings differed: {', '.join(differ)}" if differ else "")
+    return spreads, origin
+
+
+def agreement(spreads: list[float]) -> str:
+    """'N of M (median spread X%, worst Y%)': how many rows agree within 10%."""
+    return (f"{sum(s <= 10 for s in spreads)} of {len(spreads)} (median spread "
+            f"{sorted(spreads)[len(spreads) // 2]:.1f}%, worst {max(spreads):.0f}%)")
+
+
+def run_to_run_note(block: dict, rows: list[BenchRow], threads: int | None = None) -> str:
+    spreads, origin = run_to_run(block, rows, threads)
+    if not spreads:
+        return ""
+    return f"Against the previous bench run on this machine ({origin}), rows whose p50 agrees within 10%: {agreement(spreads)}."
+
+
 def drift_note(block: dict, threads: int | None = None) -> str:
     """How much the machine itself moved during the run (``bench/probe.py``), and whether the rows
     whose job saw a steady machine repeated better than those whose job did not."""
@@ -197,8 +232,9 @@ def render_report(doc: dict, rows: list[BenchRow]) -> str:
             groups[(r.device, r.threads)].append(r)
         for (device, threads), group in groups.items():
             parts += ["", f"### {device}, {threads} thread(s)", "", main_table(group, block.get("repeats"))]
-            note = drift_note(block, threads) if device == "cpu" else ""
-            parts += ["", note] if note else []
+            for note in (drift_note(block, threads) if device == "cpu" else "",
+                         run_to_run_note(block, group, threads)):
+                parts += ["", note] if note else []
             by_len = seq_len_table(group)
             if by_len:
                 parts += ["", "p50 latency (ms) at batch 1 by sequence length:", "", by_len]

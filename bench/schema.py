@@ -259,11 +259,28 @@ def load_or_new(path: str | Path, run: str, force_new: bool = False) -> tuple[di
         return new_document(run), []
 
 
+def previous_run(block: dict, rows: list[BenchRow], machine_id: str) -> dict:
+    """What a re-run keeps of the run it replaces on the same machine: when it ran, from which
+    commit and with which settings, and each row's p50. Two bench runs are the honest test of
+    repeatability; the two timing passes inside one run sit only seconds apart."""
+    return {"measured_at": block.get("measured_at"),
+            "git_commit": (block.get("provenance") or {}).get("git_commit"),
+            "bench_config": block.get("bench_config"),
+            "p50": {r.key_text(): r.latency_p50_ms for r in rows
+                    if r.machine_id == machine_id and r.latency_p50_ms is not None}}
+
+
 def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dict,
                     new_rows: list[BenchRow]) -> tuple[dict, list[BenchRow]]:
-    """``doc`` with ``machine_id``'s block and rows replaced; other machines are untouched."""
+    """``doc`` with ``machine_id``'s block and rows replaced; other machines are untouched. The
+    replaced run's p50s stay in the new block as ``previous_run`` (one run back, not a history)."""
     kept = [r for r in rows if r.machine_id != machine_id]
     machines = {k: v for k, v in doc["machines"].items() if k != machine_id}
+    old = doc["machines"].get(machine_id)
+    if old and old.get("measured_at") != block.get("measured_at"):
+        block = {**block, "previous_run": previous_run(old, rows, machine_id)}
+    elif old and old.get("previous_run"):          # the same run merged again: it is not its own predecessor
+        block = {**block, "previous_run": old["previous_run"]}
     machines[machine_id] = block
     return {**doc, "machines": machines}, kept + list(new_rows)
 

@@ -205,3 +205,40 @@ def test_document_validation_matches_schema():
     assert set(out["machines"]["m1"]) >= {"hardware", "provenance", "bench_config", "measured_at"}
     assert len(validate_document(out)) == len(rows)
     assert all(set(KEY_COLUMNS) <= set(r) for r in out["rows"])
+
+
+def test_a_rerun_keeps_the_replaced_runs_p50s_and_reports_how_far_they_agree(tmp_path, capsys):
+    from bench.compare import main as compare_main
+    from bench.report import run_to_run
+
+    first = {**block("m1"), "measured_at": "2026-01-01T10:00:00+0000"}
+    doc, rows = replace_machine(new_document("tiny"), [], "m1", first, machine_rows("m1"))
+    doc, rows = replace_machine(doc, rows, "m2", block("m2"), machine_rows("m2"))
+    assert "previous_run" not in doc["machines"]["m1"]                  # nothing to compare with yet
+    write_outputs(doc, rows, tmp_path / "old")
+    again = machine_rows("m1")
+    again[0].latency_p50_ms = 13.0                                       # teacher: 10 -> 13 ms, a 30% spread
+    second = {**block("m1"), "measured_at": "2026-01-02T10:00:00+0000"}
+    doc, rows = replace_machine(doc, rows, "m1", second, again)
+    prev = doc["machines"]["m1"]["previous_run"]
+    assert prev["measured_at"] == first["measured_at"] and prev["git_commit"] == "abc"
+    assert prev["p50"] == {r.key_text(): r.latency_p50_ms for r in machine_rows("m1")}
+    assert "previous_run" not in doc["machines"]["m2"]                  # another machine's block is untouched
+    spreads, origin = run_to_run(doc["machines"]["m1"], [r for r in rows if r.machine_id == "m1"])
+    assert sorted(spreads)[-1] == pytest.approx(30.0) and sum(s <= 10 for s in spreads) == len(again) - 1
+    assert origin.startswith("commit abc, 2026-01-01") and "differed" not in origin
+    # merging the same run again does not make it its own predecessor
+    redo, _ = replace_machine(doc, rows, "m1", second, again)
+    assert redo["machines"]["m1"]["previous_run"] == prev
+    write_outputs(doc, rows, tmp_path / "new")
+    assert "Against the previous bench run on this machine" in (tmp_path / "new" / "report.md").read_text()
+
+    out = tmp_path / "repeat.md"
+    assert compare_main([str(tmp_path / "old" / "bench.json"), str(tmp_path / "new" / "bench.json"),
+                         "--machine", "m1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert f"{len(again) - 1} of {len(again)} (median spread 0.0%, worst 30%)" in text
+    assert "| teacher/pytorch | pytorch | fp32 | 2 | latency | natural | 10.000 | 13.000 | 30.0 |" in text
+    assert compare_main([str(tmp_path / "old" / "bench.json"), str(tmp_path / "new" / "bench.json"),
+                         "--machine", "m9"]) == 2
+    assert "machine 'm9' is not in both files" in capsys.readouterr().err

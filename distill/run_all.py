@@ -2,7 +2,7 @@
 
 Each stage skips what is already complete and valid: trained methods have a finished
 ``edgedistill.json``, artifacts a valid ``manifest.json``, and the bench is skipped when this
-machine already has rows for every current checkpoint and artifact of the run.
+machine already has rows, measured after they were written, for every checkpoint and artifact.
 """
 from __future__ import annotations
 
@@ -24,7 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def bench_is_current(run_dir: Path, results_dir: Path) -> bool:
-    """True when this machine's rows in bench.json cover every checkpoint and artifact of the run."""
+    """True when this machine's rows in bench.json cover every checkpoint and artifact of the run
+    and were measured after each was last written. A model trained or exported again (or a fresh
+    clone that re-creates ``runs/`` beside committed results) makes its rows stale."""
+    from datetime import datetime
+
     from bench.plan import discover
     from distill.provenance import hardware
 
@@ -32,9 +36,23 @@ def bench_is_current(run_dir: Path, results_dir: Path) -> bool:
         doc = json.loads((results_dir / "bench.json").read_text())
     except (OSError, ValueError):
         return False
-    mine = {r["artifact"] for r in doc.get("rows", []) if r.get("machine_id") == hardware()["machine_id"]}
+    measured: dict[str, float] = {}
+    for r in doc.get("rows", []):
+        if r.get("machine_id") != hardware()["machine_id"]:
+            continue
+        try:
+            t = datetime.strptime(r.get("measured_at") or "", "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        except ValueError:
+            return False                  # a row that cannot say when it was measured is not current
+        measured[r["artifact"]] = min(t, measured.get(r["artifact"], t))
     artifacts, _ = discover(run_dir)
-    return bool(mine) and all(f"{a.model}/{a.variant}" in mine for a in artifacts)
+    if not artifacts:
+        return False
+    for a in artifacts:
+        written = max((p.stat().st_mtime for p in Path(a.folder).iterdir()), default=float("inf"))
+        if a.name not in measured or written > measured[a.name]:
+            return False
+    return True
 
 
 def run_all(recipe_path: str, overrides: list[str] | None = None, stages=("train", "export", "bench"),
@@ -59,8 +77,8 @@ def run_all(recipe_path: str, overrides: list[str] | None = None, stages=("train
             from bench.runner import run_bench
 
             if not force and bench_is_current(run_dir, results):
-                print(f"bench: {results / 'bench.json'} already has this machine's rows for every artifact; "
-                      "skipping (use --force to measure again)")
+                print(f"bench: {results / 'bench.json'} already has this machine's rows for every artifact, measured "
+                      "after it was written; skipping (use --force to measure again)")
             else:
                 run_bench(run_dir, results_dir=results, progress=progress)
         timings[stage] = time.perf_counter() - t0

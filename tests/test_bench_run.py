@@ -207,3 +207,37 @@ def test_bandwidth_probe_reads_a_plausible_rate():
 
     assert 0.1 < BandwidthProbe(mb=16).gbs(0.02) < 10_000
     assert change_pct(10.0, 12.0) == pytest.approx(20.0) == change_pct(12.0, 10.0)
+
+
+def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts(tiny_run, tmp_path):
+    import os
+
+    from bench.plan import discover
+    from distill.provenance import hardware
+    from distill.run_all import bench_is_current
+
+    artifacts, _ = discover(tiny_run)
+    mid, results = hardware()["machine_id"], tmp_path / "results"
+    results.mkdir()
+
+    def bench_file(measured_at: str, machine: str = mid, skip: int = 0) -> None:
+        rows = [{"artifact": a.name, "machine_id": machine, "measured_at": measured_at} for a in artifacts[skip:]]
+        (results / "bench.json").write_text(json.dumps({"rows": rows}))
+
+    bench_file("2999-01-01T00:00:00+0000")
+    assert bench_is_current(tiny_run, results)
+    bench_file("2999-01-01T00:00:00+0000", skip=1)                     # one artifact never measured
+    assert not bench_is_current(tiny_run, results)
+    bench_file("2999-01-01T00:00:00+0000", machine="another-machine")   # another machine's rows do not count
+    assert not bench_is_current(tiny_run, results)
+    bench_file("2000-01-01T00:00:00+0000")                              # rows older than the artifacts
+    assert not bench_is_current(tiny_run, results)
+    # a model exported again after its rows were measured makes them stale
+    bench_file("2030-01-01T00:00:00+0000")
+    later = sorted(Path(artifacts[-1].folder).iterdir())[0]
+    stamp = later.stat().st_mtime
+    os.utime(later, (stamp, 2000000000.0))                               # 2033, after the rows
+    try:
+        assert not bench_is_current(tiny_run, results)
+    finally:
+        os.utime(later, (stamp, stamp))

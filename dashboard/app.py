@@ -186,7 +186,8 @@ def page_overview(res: data.Results, run: str) -> None:
             machine=("machine_label", "last"), cpu=("cpu_model", "last"), cores=("logical_cores", "last"),
             memory_gb=("memory_gb", "last"), gpus=("gpus", "last"), os=("os", "last"),
             runs=("run", lambda s: ", ".join(sorted(set(s)))), bench_rows=("bench_rows", "sum"),
-            last_measured=("measured_at", "last"))
+            last_measured=("measured_at", "last"), bandwidth_gbs=("bandwidth_gbs", "last"),
+            passes_within_10pct=("passes_within_10pct", "last"))
         table(m)
     else:
         st.caption("No bench.json yet, so no machines.")

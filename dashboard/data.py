@@ -41,7 +41,7 @@ EPOCH_COLUMNS = ("run", "method", "epoch", "train_loss", "val_loss", "val_macro_
 PER_CLASS_COLUMNS = ("run", "method", "label", "precision", "recall", "f1", "support")
 CONFUSION_COLUMNS = ("run", "method", "true", "pred", "count")
 MACHINE_COLUMNS = ("run", "machine_id", "machine_label", "cpu_model", "logical_cores", "memory_gb", "gpus",
-                   "os", "measured_at", "bench_rows")
+                   "os", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct")
 
 
 class ResultFileError(ValueError):
@@ -192,7 +192,20 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
             "memory_gb": _num(hw.get("memory_gb")),
             "gpus": ", ".join(str(g.get("name")) for g in gpus if isinstance(g, dict)) or "none",
             "os": hw.get("os"), "measured_at": info.get("measured_at"), "bench_rows": int(counts.get(machine_id, 0)),
+            **_steadiness(info),
         })
+
+
+def _steadiness(info: dict) -> dict:
+    """How steady the machine was during its bench: the range of its memory-bandwidth probe and
+    how many rows' two timing passes agree on p50 within 10% (None where not recorded)."""
+    probes = info.get("bandwidth_gbs") if isinstance(info.get("bandwidth_gbs"), dict) else {}
+    gbs = [v for pair in probes.values() if isinstance(pair, list) for v in pair if isinstance(v, (int, float))]
+    repeats = info.get("repeats") if isinstance(info.get("repeats"), dict) else {}
+    p50s = [p for p in repeats.values() if isinstance(p, list) and len(p) > 1
+            and all(isinstance(v, (int, float)) and v > 0 for v in p)]
+    return {"bandwidth_gbs": f"{min(gbs):.1f} to {max(gbs):.1f}" if gbs else None,
+            "passes_within_10pct": f"{sum(max(p) <= 1.1 * min(p) for p in p50s)} of {len(p50s)}" if p50s else None}
 
 
 PARSERS = {

@@ -66,6 +66,7 @@ def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
 def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True) -> dict:
     """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/."""
     from accelerate import Accelerator
+    from accelerate.utils import set_seed
 
     from distill.train import TeacherCache, setup_method, train
 
@@ -86,6 +87,9 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         if checkpoint_complete(folder) and not force:
             print(f"[{name}] complete checkpoint found in {folder}; skipping (use --force to retrain)")
             continue
+        # Seed before the model is built: a new classification head and LoRA matrices are random,
+        # and each method must start the same whether or not other methods trained before it.
+        set_seed(recipe.run.seed)
         setup = setup_method(name, recipe, data.label_names, teacher_dir if name in STUDENTS else None)
         acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")

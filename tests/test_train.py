@@ -91,3 +91,27 @@ def test_two_process_cpu_run_through_accelerate(tmp_path, tiny_checkpoint, tiny_
     assert set(metrics["models"]) == {"teacher", "odd"}
     # each of the two processes saw half of each batch: the examples seen add up to the split
     assert r.stdout.count("test macro-F1") == 2   # printed once per method, by the main process only
+
+
+def test_training_is_reproducible_whatever_ran_before(tmp_path, tiny_checkpoint, tiny_csv):
+    """The teacher's new classification head is random: it must come from the run's seed, not from
+    whatever state the global random generators were left in."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    # an encoder without a classification head, like the packaged MiniLM
+    encoder = tmp_path / "encoder"
+    BertForSequenceClassification.from_pretrained(tiny_checkpoint).bert.save_pretrained(encoder)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(encoder)
+    results = []
+    for i, noise in enumerate((3, 17)):
+        torch.manual_seed(noise)
+        torch.rand(noise)                                   # leave the generators somewhere else each time
+        recipe = tiny_recipe(tmp_path / f"r{i}", encoder, tiny_csv, train={"epochs": 1})
+        metrics = train_run(recipe, methods=["teacher"], progress=False)
+        weights = load_file(recipe.run_dir / "models" / "teacher" / "model.safetensors")
+        results.append((metrics["models"]["teacher"]["test"], weights))
+    (test_a, w_a), (test_b, w_b) = results
+    assert test_a == test_b
+    assert w_a.keys() == w_b.keys() and all(torch.equal(w_a[k], w_b[k]) for k in w_a)

@@ -16,7 +16,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bench.report import agreement, md_table, run_to_run, spread_pct
+from bench.report import agreement, md_table, previous_origin, run_to_run_pairs
 from bench.schema import BenchFileError, previous_run, read_document
 from distill.io import atomic_write_text
 
@@ -33,24 +33,18 @@ def compare(old_path: str | Path, new_path: str | Path, machine: str | None = No
     mid = machine or shared[0]
     block = {**new_doc["machines"][mid],
              "previous_run": previous_run(old_doc["machines"][mid], old_rows, mid)}
-    mine = [r for r in new_rows if r.machine_id == mid]
-    spreads, origin = run_to_run(block, mine)
-    if not spreads:
+    pairs = run_to_run_pairs(block, [r for r in new_rows if r.machine_id == mid])
+    if not pairs:
         raise BenchFileError(f"no row of machine {mid} is in both {old_path} and {new_path}")
     new_prov = block.get("provenance") or {}
     parts = [f"# Two bench runs on machine {mid}", "",
-             f"- earlier: `{old_path}` ({origin})",
+             f"- earlier: `{old_path}` ({previous_origin(block)})",
              f"- later: `{new_path}` (commit {(new_prov.get('git_commit') or '?')[:7]}, {block.get('measured_at')})",
              f"- command: `python -m bench.compare {old_path} {new_path}`", "",
-             f"Rows whose p50 agrees within 10%: {agreement(spreads)}.", ""]
-    before = block["previous_run"]["p50"]
+             f"Rows whose p50 agrees within 10%: {agreement([s for _, _, s in pairs])}.", ""]
     by_group: dict[tuple, list[float]] = defaultdict(list)
-    worst = []
-    for r in mine:
-        if r.key_text() in before and r.latency_p50_ms:
-            s = spread_pct([before[r.key_text()], r.latency_p50_ms])
-            by_group[(r.runtime, r.precision, r.threads, r.scenario)].append(s)
-            worst.append((s, r, before[r.key_text()]))
+    for r, _, s in pairs:
+        by_group[(r.runtime, r.precision, r.threads, r.scenario)].append(s)
     parts += [md_table(["runtime", "precision", "threads", "scenario", "rows", "within 10%", "median spread %"],
                        [[*k, len(v), sum(s <= 10 for s in v), f"{statistics.median(v):.1f}"]
                         for k, v in sorted(by_group.items(), key=lambda kv: tuple(map(str, kv[0])))]), "",
@@ -59,7 +53,7 @@ def compare(old_path: str | Path, new_path: str | Path, machine: str | None = No
                         "p50 later ms", "spread %"],
                        [[r.artifact, r.runtime, r.precision, r.threads, r.scenario, r.seq_len, f"{b:.3f}",
                          f"{r.latency_p50_ms:.3f}", f"{s:.1f}"]
-                        for s, r, b in sorted(worst, key=lambda t: -t[0])[:10]])]
+                        for r, b, s in sorted(pairs, key=lambda t: -t[2])[:10]])]
     return "\n".join(parts) + "\n"
 
 

@@ -52,7 +52,7 @@ def _at_threads(key: str, threads: int | None) -> bool:
 
 
 def spread_pct(p50s: list[float]) -> float | None:
-    """p50 spread between timing passes: max / min - 1, in %."""
+    """Spread of two or more p50s of one row (timing passes, or two runs): max / min - 1, in %."""
     return 100 * (max(p50s) / min(p50s) - 1) if len(p50s) > 1 and min(p50s) > 0 else None
 
 
@@ -67,21 +67,33 @@ TIMING_SETTINGS = ("min_rounds", "throughput_min_rounds", "max_time", "warmup_it
                    "natural_texts", "batch_size", "throughput_batches", "seed", "max_test")
 
 
-def run_to_run(block: dict, rows: list[BenchRow], threads: int | None = None) -> tuple[list[float], str]:
-    """p50 spread of each row against the previous bench run on this machine, and where that run
-    came from (commit, time, any timing setting that differed). ([], "") without a previous run."""
+def run_to_run_pairs(block: dict, rows: list[BenchRow], threads: int | None = None) -> list[tuple]:
+    """(row, its p50 in the previous bench run on this machine, spread %) for every row that run
+    also measured; [] without a previous run."""
+    before = (block.get("previous_run") or {}).get("p50") or {}
+    pairs = []
+    for r in rows:
+        if r.key_text() in before and r.latency_p50_ms and _at_threads(r.key_text(), threads):
+            spread = spread_pct([before[r.key_text()], r.latency_p50_ms])
+            if spread is not None:
+                pairs.append((r, before[r.key_text()], spread))
+    return pairs
+
+
+def previous_origin(block: dict) -> str:
+    """Where the previous run came from: commit, time, and any timing setting that differed."""
     prev = block.get("previous_run") or {}
-    before = prev.get("p50") or {}
-    spreads = [spread_pct([before[r.key_text()], r.latency_p50_ms]) for r in rows
-               if r.key_text() in before and r.latency_p50_ms and _at_threads(r.key_text(), threads)]
-    spreads = [s for s in spreads if s is not None]
-    if not spreads:
-        return [], ""
     now_cfg, old_cfg = block.get("bench_config") or {}, prev.get("bench_config") or {}
     differ = [k for k in TIMING_SETTINGS if now_cfg.get(k) != old_cfg.get(k)]
-    origin = f"commit {(prev.get('git_commit') or '?')[:7]}, {prev.get('measured_at') or '?'}" + (
+    return f"commit {(prev.get('git_commit') or '?')[:7]}, {prev.get('measured_at') or '?'}" + (
         f"; timing settings differed: {', '.join(differ)}" if differ else "")
-    return spreads, origin
+
+
+def run_to_run(block: dict, rows: list[BenchRow], threads: int | None = None) -> tuple[list[float], str]:
+    """p50 spread of each row against the previous bench run on this machine, and where that run
+    came from. ([], "") without a previous run."""
+    spreads = [spread for _, _, spread in run_to_run_pairs(block, rows, threads)]
+    return (spreads, previous_origin(block)) if spreads else ([], "")
 
 
 def agreement(spreads: list[float]) -> str:

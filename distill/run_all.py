@@ -36,9 +36,9 @@ def bench_is_current(run_dir: Path, results_dir: Path) -> bool:
         doc = json.loads((results_dir / "bench.json").read_text())
     except (OSError, ValueError):
         return False
-    measured: dict[str, float] = {}
+    machine_id, measured = hardware()["machine_id"], {}
     for r in doc.get("rows", []):
-        if r.get("machine_id") != hardware()["machine_id"]:
+        if r.get("machine_id") != machine_id:
             continue
         try:
             t = datetime.strptime(r.get("measured_at") or "", "%Y-%m-%dT%H:%M:%S%z").timestamp()

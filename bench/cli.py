@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
-    from distill.configbase import ConfigError, parse_overrides
+    from edgedistill.configbase import ConfigError, parse_overrides
 
     sets = parse_overrides(args.set)
     other = sorted(set(sets) - {"bench"})
@@ -95,9 +95,10 @@ def main(args: argparse.Namespace) -> int:
 
     from bench.runner import BenchError, merge_bench_file, run_bench
     from bench.schema import BenchFileError
-    from distill.configbase import ConfigError
+    from edgedistill.configbase import ConfigError
     from distill.data import DataError
-    from export.errors import ExportError
+    from edgedistill.layout import RunFolderError
+    from edgedistill.runtime import ArtifactError
 
     try:
         results = getattr(args, "results", None)
@@ -111,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
                              "or --merge FILE with --run/--results")
         outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
                             progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:])
-    except (BenchError, BenchFileError, ConfigError, DataError, ExportError) as exc:
+    except (ArtifactError, BenchError, BenchFileError, ConfigError, DataError, RunFolderError) as exc:
         print(f"edgedistill bench: {exc}", file=sys.stderr)
         return 2
     return 1 if outcome.failures else 0
@@ -121,10 +122,8 @@ def _results_for(run: str | None) -> str:
     from pathlib import Path
 
     from bench.runner import BenchError
-    from distill.config import load_recipe
+    from edgedistill.layout import results_root_of
 
     if not run:
         raise BenchError("--merge needs --run runs/<run> or --results results/<run> to know where to merge")
-    recipe = Path(run) / "recipe.yaml"
-    base = load_recipe(recipe).run.results_dir if recipe.is_file() else "results"
-    return str(Path(base) / Path(run).name)
+    return str(results_root_of(run))

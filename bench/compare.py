@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.report import agreement, md_table, previous_origin, run_to_run_pairs
 from bench.schema import BenchFileError, previous_run, read_document
-from distill.io import atomic_write_text
+from edgedistill.io import atomic_write_text
 
 
 def compare(old_path: str | Path, new_path: str | Path, machine: str | None = None) -> str:

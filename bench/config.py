@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from distill.configbase import ConfigError, deep_merge, dump, from_dict
+from edgedistill.configbase import ConfigError, deep_merge, dump, from_dict
 
 RUNTIMES = ("pytorch", "onnxruntime", "openvino")
 DEVICES = ("cpu", "cuda", "gpu")

@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.config import BenchConfig, ConfigError
-from bench.schema import MODEL_ORDER
+from edgedistill import layout
+
 WEIGHT_GLOBS = ("*.safetensors", "*.bin")
-# Formats each runtime can load through export.runtime. (OpenVINO itself reads .onnx files, but
+# Formats each runtime can load through edgedistill.runtime. (OpenVINO itself reads .onnx files, but
 # OpenVinoRuntime takes IR folders only; add "onnx" here if it learns to load ONNX artifacts.)
 LOADS = {"pytorch": ("pytorch",), "onnxruntime": ("onnx",), "openvino": ("openvino",)}
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -103,11 +104,8 @@ def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
     """Finished checkpoints and artifacts of a run, plus notes on unfinished folders skipped."""
     run_dir = Path(run_dir)
     found, notes, params_of = [], [], {}
-    order = {m: i for i, m in enumerate(MODEL_ORDER)}
-    models = sorted((p for p in (run_dir / "models").glob("*") if p.is_dir()),
-                    key=lambda p: (order.get(p.name, len(order)), p.name))
-    for folder in models:
-        meta_path = folder / "edgedistill.json"
+    for folder in layout.model_folders(run_dir):
+        meta_path = folder / layout.CHECKPOINT_MARKER
         if not meta_path.is_file():
             notes.append(f"{folder}: no edgedistill.json (training unfinished), skipped")
             continue
@@ -116,10 +114,8 @@ def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
         found.append(Artifact(folder.name, "pytorch", "pytorch", "fp32", "none", False, str(folder.resolve()),
                               _files_size(folder, WEIGHT_GLOBS), meta.get("params_total"),
                               list(meta.get("label_names") or [])))
-    artifacts = sorted((p for p in (run_dir / "artifacts").glob("*/*") if p.is_dir()),
-                       key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name, p.name))
-    for folder in artifacts:
-        manifest_path = folder / "manifest.json"
+    for folder in layout.artifact_folders(run_dir):
+        manifest_path = folder / layout.ARTIFACT_MARKER
         if not manifest_path.is_file():
             notes.append(f"{folder}: no manifest.json (export unfinished), skipped")
             continue
@@ -128,7 +124,7 @@ def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
         trimmed = bool(m.get("trimmed_vocab", variant.endswith("-trim")))
         params = m.get("params") or params_of.get(model)
         if trimmed and not m.get("params"):
-            params = _trimmed_params(run_dir / "models" / model, folder, params_of.get(model))
+            params = _trimmed_params(layout.model_dir(run_dir, model), folder, params_of.get(model))
         size = m.get("size_bytes") or _files_size(folder, ("*.onnx", "*.onnx_data", "*.xml", "*.bin"))
         found.append(Artifact(model, variant, m.get("format", "onnx"), m.get("precision", "fp32"),
                               m.get("quantization", "none"), trimmed, str(folder.resolve()), int(size), params,

@@ -125,7 +125,7 @@ def add_metrics(result: dict, inputs: dict) -> dict:
     scikit-learn's memory never counts towards the peak of the process serving the artifact."""
     import numpy as np
 
-    from distill.metrics import classification_metrics
+    from edgedistill.metrics import classification_metrics
 
     probs = np.asarray(result.pop("probs"), dtype=np.float64)
     if probs.shape != (len(inputs["test_labels"]), len(inputs["label_names"])):
@@ -174,23 +174,28 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict) -> tuple[
 # --- the loop ------------------------------------------------------------------------------
 
 def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: str | Path | None = None,
-              force_new: bool = False, progress: bool = True, command: list[str] | None = None) -> BenchOutcome:
-    """Benchmark every checkpoint and artifact of ``run_dir`` on this machine (see module doc)."""
+              force_new: bool = False, progress: bool = True, command: list[str] | None = None,
+              recipe=None) -> BenchOutcome:
+    """Benchmark every checkpoint and artifact of ``run_dir`` on this machine (see module doc).
+
+    ``recipe`` (default: the run's stored recipe.yaml) gives the bench section and the test data.
+    """
     from distill.config import load_recipe
+    from edgedistill import layout
     from distill.data import load_dataset
-    from distill.provenance import hardware as machine_hardware
-    from distill.provenance import provenance
+    from edgedistill.provenance import hardware as machine_hardware
+    from edgedistill.provenance import provenance
 
     run_dir = Path(run_dir)
-    recipe_path = run_dir / "recipe.yaml"
-    if not recipe_path.is_file():
+    recipe_path = layout.recipe_file(run_dir)
+    if recipe is None and not recipe_path.is_file():
         raise BenchError(f"{run_dir} is not a finished run folder: {recipe_path} is missing. Pass --run runs/<run> "
                          "for a run trained with `edgedistill train <recipe>`.")
-    recipe = load_recipe(recipe_path)
+    recipe = recipe or load_recipe(recipe_path)
     cfg = load_bench_config(recipe.bench, overrides)
     print("bench config (recipe bench section + overrides):\n" + describe(cfg), flush=True)
     run = run_dir.name
-    results_dir = Path(results_dir) if results_dir else Path(recipe.run.results_dir) / run
+    results_dir = Path(results_dir) if results_dir else layout.run_results_dir(recipe, run_dir)
     bench_path = results_dir / BENCH_FILE
     doc, old_rows = load_or_new(bench_path, run, force_new)   # a bad file fails now, not after an hour
 
@@ -265,7 +270,7 @@ def _progress(jobs: list[Job], enabled: bool):
 
 def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path) -> dict:
     """bench.json, bench.csv and report.md from the same rows, derived ratios refreshed."""
-    from distill.io import atomic_write_json, atomic_write_text
+    from edgedistill.io import atomic_write_json, atomic_write_text
 
     results_dir = Path(results_dir)
     add_derived(rows)

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgedistill.methods import rank
+
 SCHEMA_VERSION = 1
 BENCH_FILE, CSV_FILE, REPORT_FILE = "bench.json", "bench.csv", "report.md"
 PER_CLASS_METRICS = ("f1", "precision", "recall")
@@ -29,13 +31,10 @@ KEY_COLUMNS = ("machine_id", "artifact", "runtime", "device", "precision", "thre
                "scenario", "batch_size", "seq_len")
 
 
-MODEL_ORDER = ("teacher", "odd", "even", "tiny", "lora", "hybrid")
-
-
 def sort_key(row: "BenchRow") -> tuple:
     """Stable, readable order: machine, teacher first, checkpoint before its exports, latency
     before throughput, natural length before fixed lengths in increasing order."""
-    model = MODEL_ORDER.index(row.model) if row.model in MODEL_ORDER else len(MODEL_ORDER)
+    model = rank(row.model)
     seq = -1 if row.seq_len == "natural" else int(row.seq_len) if str(row.seq_len).isdigit() else 10**9
     return (row.machine_id, model, row.model, row.variant != "pytorch", row.variant, row.runtime, row.device,
             row.precision, row.threads or 0, row.options, row.scenario != "latency", row.batch_size, seq)

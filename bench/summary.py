@@ -16,8 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.report import agreement, best_per_goal, drift_note, fmt, md_table, repeat_spreads, run_to_run
-from bench.schema import MODEL_ORDER, read_document
-from distill.io import atomic_write_text
+from bench.schema import read_document
+from edgedistill.methods import COLOURS, ORDER
+from edgedistill.io import atomic_write_text
 from distill.report import results_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -42,13 +43,12 @@ def tradeoff_plot(rows, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"teacher": "#444444", "odd": "#1f77b4", "even": "#2ca02c", "tiny": "#17becf", "lora": "#d62728", "hybrid": "#9467bd"}
     markers = {"fp32": "o", "bf16": "s", "fp16": "D", "int8": "^"}
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     for r in rows:
         if r.macro_f1 is None or r.latency_p50_ms is None:
             continue
-        kw = dict(c=colours.get(r.model, "black"), marker=markers.get(r.precision, "x"), s=46, alpha=0.8,
+        kw = dict(c=COLOURS.get(r.model, "black"), marker=markers.get(r.precision, "x"), s=46, alpha=0.8,
                   edgecolors="white", linewidths=0.5)
         axes[0].scatter(r.latency_p50_ms, r.macro_f1, **kw)
         axes[1].scatter(r.size_mb, r.macro_f1, **kw)
@@ -57,7 +57,7 @@ def tradeoff_plot(rows, path: Path, title: str) -> None:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test macro-F1")
         ax.grid(alpha=0.3, which="both")
-    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=m) for m, c in colours.items()]
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=m) for m, c in COLOURS.items()]
     handles += [plt.Line2D([], [], color="grey", marker=mk, ls="", label=p) for p, mk in markers.items()]
     axes[1].legend(handles=handles, loc="lower right", fontsize=8, ncol=2)
     fig.suptitle(title, fontsize=10)
@@ -73,7 +73,7 @@ def _student_vs_teacher(metrics: dict) -> list[str]:
     if not t:
         return []
     lines = []
-    for m in MODEL_ORDER:
+    for m in ORDER:
         if m == "teacher" or m not in models:
             continue
         e = models[m]["test"]

@@ -72,7 +72,7 @@ def import_runtime_libraries(job: Job) -> None:
 
 
 def measure(job: Job, cfg: BenchConfig, inputs: dict, workdir: Path) -> dict:
-    from export.runtime import RUNTIMES
+    from edgedistill.runtime import RUNTIMES
 
     out: dict = {"job": job.to_dict(), "ok": False}
     import_runtime_libraries(job)

@@ -360,7 +360,7 @@ def page_machines(res: data.Results, run: str) -> None:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def load_predictor(folder: str, stamp: float):
     """One predictor per folder and version, shared by every session of this server."""
-    from export.predictor import load_predictor as load
+    from edgedistill.predictor import load_predictor as load
 
     predictor = load(folder, device="cpu")
     # The first call pays one-off costs (allocation, graph set-up) that the shown latency should not include.

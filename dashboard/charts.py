@@ -7,11 +7,13 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from edgedistill.methods import COLOURS
+
 from dashboard.data import method_rank
 from dashboard.pareto import pareto_front, spans_decades
 
-# One colour per method everywhere, so "odd" is the same colour on every page.
-METHOD_COLORS = {"teacher": "#1f2937", "odd": "#2563eb", "even": "#16a34a", "tiny": "#0891b2", "lora": "#ea580c", "hybrid": "#9333ea"}
+# One colour per method everywhere (edgedistill.methods), so "odd" is the same colour on every page.
+METHOD_COLORS = COLOURS
 PRECISION_SYMBOLS = {"fp32": "circle", "fp16": "diamond", "bf16": "square", "int8": "triangle-up"}
 LABELS = {
     "macro_f1": "macro-F1 (test)", "accuracy": "accuracy (test)", "size_mb": "size (MB)",

@@ -15,9 +15,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from edgedistill.methods import rank
+
 SCHEMA_VERSION = 1
 RESULT_FILES = ("metrics.json", "export.json", "bench.json")
-METHOD_ORDER = ("teacher", "odd", "even", "tiny", "lora", "hybrid")
 
 # docs/design.md, "Bench row columns"; per-class columns (f1_<label>, ...) come on top.
 BENCH_IDENTITY = ("machine_id", "machine_label", "run", "model", "artifact", "variant", "format", "precision",
@@ -315,4 +316,4 @@ def load_results(root: str | Path) -> Results:
 
 def method_rank(method: str) -> int:
     """Teacher first, then students in the documented order, unknown names last."""
-    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    return rank(method)

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgedistill import layout
+
 MAX_CHARS = 1000   # the text box's cap: a tweet-sized model gains nothing from more
 MAX_CHOSEN = 4
 
@@ -41,11 +43,6 @@ def _read_json(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _subdirs(folder: Path) -> list[Path]:
-    # Dot-folders are atomic_dir's temporaries (.name.partial) or leftovers (.name.old).
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
-
-
 def discover(runs_dirs: list[str | Path], runs: list[str]) -> tuple[list[Candidate], list[str]]:
     """Every loadable folder of ``runs`` under ``runs_dirs``, and warnings for folders that look broken."""
     found, warnings, seen = [], [], set()
@@ -55,25 +52,24 @@ def discover(runs_dirs: list[str | Path], runs: list[str]) -> tuple[list[Candida
             if not root.is_dir() or run in seen:
                 continue
             seen.add(run)  # the first runs folder holding a run wins, as with a search path
-            for folder in _subdirs(root / "models"):
-                if not (folder / "edgedistill.json").is_file():
+            for folder in layout.model_folders(root):
+                if not (folder / layout.CHECKPOINT_MARKER).is_file():
                     continue
-                info = _read_json(folder / "edgedistill.json")
+                info = _read_json(folder / layout.CHECKPOINT_MARKER)
                 if info is None:
                     warnings.append(f"{folder}/edgedistill.json is not readable JSON; checkpoint not offered")
                     continue
                 found.append(Candidate(run, folder.name, "pytorch", str(folder), tuple(info.get("label_names") or ())))
-            for method in _subdirs(root / "artifacts"):
-                for folder in _subdirs(method):
-                    if not (folder / "manifest.json").is_file():
-                        continue
-                    info = _read_json(folder / "manifest.json")
-                    if info is None:
-                        warnings.append(f"{folder}/manifest.json is not readable JSON; artifact not offered")
-                        continue
-                    found.append(Candidate(run, str(info.get("model") or method.name),
-                                           str(info.get("variant") or folder.name), str(folder),
-                                           tuple(info.get("label_names") or ())))
+            for folder in layout.artifact_folders(root):
+                if not (folder / layout.ARTIFACT_MARKER).is_file():
+                    continue
+                info = _read_json(folder / layout.ARTIFACT_MARKER)
+                if info is None:
+                    warnings.append(f"{folder}/manifest.json is not readable JSON; artifact not offered")
+                    continue
+                found.append(Candidate(run, str(info.get("model") or folder.parent.name),
+                                       str(info.get("variant") or folder.name), str(folder),
+                                       tuple(info.get("label_names") or ())))
     return found, warnings
 
 

@@ -9,10 +9,11 @@ import argparse
 import sys
 import time
 
-from distill.config import STUDENTS, LossConfig, Recipe, load_recipe
-from distill.configbase import ConfigError, from_dict
-from distill.io import atomic_write_json, atomic_write_text
-from distill.provenance import provenance
+from distill.config import LossConfig, Recipe, load_recipe
+from edgedistill.methods import students
+from edgedistill.configbase import ConfigError, from_dict
+from edgedistill.io import atomic_write_json, atomic_write_text
+from edgedistill.provenance import provenance
 
 # What the literature suggests, from the course project's loss to patient-KD style hidden losses.
 DEFAULT_VARIANTS = {
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m distill.ablation", description=__doc__)
     p.add_argument("recipe")
     p.add_argument("--set", dest="overrides", action="append", default=[])
-    p.add_argument("--method", default="odd", choices=list(STUDENTS))
+    p.add_argument("--method", default="odd", choices=list(students()))
     p.add_argument("--max-train", type=int, default=4000, help="cap on training examples (stratified)")
     args = p.parse_args(argv)
     try:

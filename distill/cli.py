@@ -4,21 +4,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distill.config import METHODS
+from edgedistill.methods import ORDER
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe YAML, e.g. configs/hate-speech.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value, e.g. --set train.epochs=1 --set data.max_train=2000 (repeatable)")
-    p.add_argument("--methods", nargs="+", choices=list(METHODS),
+    p.add_argument("--methods", nargs="+", choices=list(ORDER),
                    help="train only these methods (the teacher is trained first when a student needs it)")
     p.add_argument("--force", action="store_true", help="retrain methods whose checkpoints are already complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 
 
 def main(args) -> int:
-    from distill.configbase import ConfigError
+    from edgedistill.configbase import ConfigError
     from distill.config import load_recipe
     from distill.data import DataError
     from distill.models import ModelError

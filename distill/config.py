@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from distill.configbase import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides
+from edgedistill import methods as registry
+from edgedistill.configbase import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides
 
-METHODS = ("teacher", "odd", "even", "tiny", "lora", "hybrid")
-# Methods built from the fine-tuned teacher's layers and trained against it (distillation).
-STUDENTS = ("odd", "even", "tiny", "hybrid")
 
 
 @dataclass
@@ -156,15 +154,15 @@ class Recipe:
 
     def validate(self):
         errs = []
-        unknown = set(self.methods) - set(METHODS)
+        unknown = set(self.methods) - set(registry.ORDER)
         if unknown:
-            errs.append(f"methods: unknown method(s) {sorted(unknown)} (known: {', '.join(METHODS)})")
+            errs.append(f"methods: unknown method(s) {sorted(unknown)} (known: {', '.join(registry.ORDER)})")
         for name, m in self.methods.items():
-            if name in STUDENTS and m.layers is None:
+            if name in registry.students() and m.layers is None:
                 errs.append(f"methods.{name}.layers: a student needs layers: odd, even or a list of 0-based indices")
             if isinstance(m.layers, str) and m.layers not in ("odd", "even"):
                 errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even or a list of 0-based indices")
-            if name in ("lora", "hybrid") and m.lora is None:
+            if registry.uses_lora(name) and m.lora is None:
                 errs.append(f"methods.{name}.lora: LoRA settings (r, alpha, dropout, target_modules) are required")
         return errs
 
@@ -174,10 +172,13 @@ class Recipe:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.run.results_dir) / self.run.name
+        """The run's results folder (edgedistill.layout decides it for every stage)."""
+        from edgedistill.layout import run_results_dir
+
+        return run_results_dir(self)
 
     def method_names(self) -> list[str]:
-        return [m for m in METHODS if m in self.methods and self.methods[m].enabled]
+        return [m for m in registry.ORDER if m in self.methods and self.methods[m].enabled]
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Recipe:
@@ -203,4 +204,4 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | No
 
 
 __all__ = ["ConfigError", "Recipe", "RunConfig", "DataConfig", "TeacherConfig", "TrainConfig",
-           "LossConfig", "LoraSettings", "MethodConfig", "METHODS", "STUDENTS", "load_recipe"]
+           "LossConfig", "LoraSettings", "MethodConfig", "load_recipe"]

@@ -9,14 +9,17 @@ import json
 import time
 from pathlib import Path
 
-from distill.configbase import dump, to_dict
-from distill.config import STUDENTS, Recipe
+from edgedistill.configbase import dump, to_dict
+from distill.config import Recipe
 from distill.data import Dataset, load_dataset
-from distill.io import atomic_dir, atomic_write_json, atomic_write_text
-from distill.provenance import provenance
+from edgedistill import layout
+from edgedistill.layout import CHECKPOINT_MARKER as MARKER
+from edgedistill.layout import checkpoint_complete
+from edgedistill.methods import ORDER, students
+from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text
+from edgedistill.provenance import provenance
 
 SCHEMA_VERSION = 1
-MARKER = "edgedistill.json"
 
 
 class RunError(ValueError):
@@ -24,21 +27,14 @@ class RunError(ValueError):
 
 
 def model_dir(recipe: Recipe, method: str) -> Path:
-    return recipe.run_dir / "models" / method
-
-
-def checkpoint_complete(folder: Path) -> bool:
-    try:
-        return json.loads((folder / MARKER).read_text()).get("schema_version") == SCHEMA_VERSION
-    except (OSError, ValueError):
-        return False
+    return layout.model_dir(recipe.run_dir, method)
 
 
 def _affecting(recipe: Recipe, method: str) -> dict:
     """The recipe settings that shape one method's checkpoint (what must match to reuse it)."""
     d = to_dict(recipe)
     out = {k: d[k] for k in ("data", "teacher", "train")} | {"seed": d["run"]["seed"], "method": d["methods"].get(method)}
-    if method in STUDENTS:
+    if method in students():
         out["loss"] = d["loss"]                   # students also depend on the teacher's checkpoint
         out["teacher_method"] = d["methods"].get("teacher")
     return out
@@ -46,12 +42,12 @@ def _affecting(recipe: Recipe, method: str) -> dict:
 
 def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
     """Write the resolved recipe; refuse to mix checkpoints trained under different settings."""
-    path = recipe.run_dir / "recipe.yaml"
+    path = layout.recipe_file(recipe.run_dir)
     if path.is_file() and not force:
         from distill.config import load_recipe
 
         old = load_recipe(path)
-        for folder in sorted((recipe.run_dir / "models").glob("*")):
+        for folder in layout.model_folders(recipe.run_dir):
             m = folder.name
             if not checkpoint_complete(folder) or m not in recipe.methods or m not in old.methods:
                 continue
@@ -78,7 +74,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     prepare_run_dir(recipe, force)
     teacher_dir = model_dir(recipe, "teacher")
     acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
-    needs_teacher = [n for n in names if n in STUDENTS]
+    needs_teacher = [n for n in names if n in students()]
     if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):
         names = ["teacher", *names]
     cache = None
@@ -90,7 +86,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         # Seed before the model is built: a new classification head and LoRA matrices are random,
         # and each method must start the same whether or not other methods trained before it.
         set_seed(recipe.run.seed)
-        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in STUDENTS else None)
+        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in students() else None)
         acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
@@ -133,7 +129,7 @@ def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe,
 
 def collect_metrics(recipe: Recipe) -> dict:
     out = {}
-    for folder in sorted((recipe.run_dir / "models").glob("*")):
+    for folder in layout.model_folders(recipe.run_dir):
         if checkpoint_complete(folder):
             entry = json.loads((folder / MARKER).read_text())
             out[entry["method"]] = {k: v for k, v in entry.items() if k not in ("recipe", "schema_version")}
@@ -144,12 +140,10 @@ def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
     """metrics.json, results.md and plots from the run's complete checkpoints."""
     from distill.report import write_plots, results_table
 
-    from distill.config import METHODS
-
     models = collect_metrics(recipe)
-    models = {m: models[m] for m in METHODS if m in models}
+    models = {m: models[m] for m in ORDER if m in models}
     if not models:
-        raise RunError(f"no complete checkpoints in {recipe.run_dir / 'models'}; train first")
+        raise RunError(f"no complete checkpoints in {layout.models_dir(recipe.run_dir)}; train first")
     data = data or load_dataset(recipe.data)
     out = recipe.results_path
     metrics = {"schema_version": SCHEMA_VERSION, "run": recipe.run.name, "provenance": provenance(),

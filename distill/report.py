@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.io import atomic_dir
+from edgedistill.io import atomic_dir
 
 
 def _fmt(x, digits=4):

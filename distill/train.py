@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from distill.config import LossConfig, Recipe, TrainConfig
 from distill.data import Dataset, Split
 from distill.losses import DistillationLoss
-from distill.metrics import classification_metrics, softmax
+from edgedistill.methods import method
+from edgedistill.metrics import classification_metrics, softmax
 from distill.models import (load_classifier, make_student, model_depth, param_counts, select_layers, wrap_lora)
 
 CE_ONLY = LossConfig(ce=1.0, kl=0.0, cosine=0.0, hidden=0.0)
@@ -43,7 +44,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
     tcfg = TrainConfig(**{**vars(recipe.train), **({"lr": m.lr} if m.lr else {}), **({"epochs": m.epochs} if m.epochs else {})})
     info: dict = {"method": name, "teacher_source": recipe.teacher.model, "layers": None, "lora": None}
     teacher = None
-    if name in ("teacher", "lora"):
+    if not method(name).distilled:
         # LoRA adapts the pre-trained (not fine-tuned) backbone, like the teacher's own fine-tuning.
         model, tok = load_classifier(recipe.teacher.model, label_names)
         loss = DistillationLoss(m.loss or CE_ONLY)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distill.metrics import classification_metrics, softmax
+from edgedistill.metrics import classification_metrics, softmax
 from export.errors import ExportError
 
 

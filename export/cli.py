@@ -42,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args):
     """The recipe's export section, then --set overrides, then the dedicated flags."""
-    from distill.configbase import parse_overrides
+    from edgedistill.configbase import parse_overrides
     from export.config import load_export_config
-    from export.pipeline import load_run_recipe
+    from edgedistill.layout import load_run_recipe
 
     recipe = load_run_recipe(Path(args.run))
     extra = parse_overrides(args.overrides)             # "trim_min_count=2" or "export.trim_min_count=2"
@@ -56,8 +56,9 @@ def config_from_args(args):
 
 
 def main(args) -> int:
-    from distill.configbase import ConfigError
-    from export.errors import ExportError
+    from edgedistill.configbase import ConfigError
+    from edgedistill.layout import RunFolderError
+    from edgedistill.runtime import ArtifactError
 
     try:
         from distill.data import DataError
@@ -66,7 +67,7 @@ def main(args) -> int:
 
         cfg = config_from_args(args)
         rows = export_run(args.run, cfg)
-    except (ExportError, ConfigError, DataError, ModelError) as exc:
+    except (ArtifactError, ConfigError, DataError, ModelError, RunFolderError) as exc:
         message = str(exc) if "\n" in str(exc) else textwrap.fill(" ".join(str(exc).split()), width=100)
         print(f"edgedistill export: error: {message}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ For each model (``runs/<run>/models/<method>``) and variant it builds
 checks it against the PyTorch FP32 checkpoint (parity on TEST texts, macro-F1 delta) and
 writes manifest.json last inside an atomic folder. Artifacts with a valid manifest are kept
 unless ``force``, so an interrupted export resumes. The summary goes to
-``results/<run>/export.json`` and ``export.md``.
+``results/<run>/export.json`` and ``export.md`` (export/report.py).
 """
 from __future__ import annotations
 
@@ -25,14 +25,17 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from distill.config import METHODS, Recipe, load_recipe
-from distill.configbase import dump, to_dict
-from distill.io import atomic_dir, atomic_write_json, atomic_write_text
-from distill.provenance import provenance
+from distill.config import Recipe
+from edgedistill.configbase import dump, to_dict
+from edgedistill import layout
+from edgedistill.methods import ORDER as METHODS
+from edgedistill.io import atomic_dir, atomic_write_json
+from edgedistill.provenance import provenance
 from export import checks, convert, vocab
 from export.config import ExportConfig, variant_spec
 from export.errors import ExportError
-from export.runtime import (MANIFEST, OpenVinoRuntime, OrtRuntime, TextEncoder, TorchRuntime, checkpoint_max_length,
+from export.report import format_table, summary_row, write_results
+from edgedistill.runtime import (MANIFEST, OpenVinoRuntime, OrtRuntime, TextEncoder, TorchRuntime, checkpoint_max_length,
                             checkpoint_meta, read_manifest)
 
 SCHEMA_VERSION = 1
@@ -41,7 +44,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def tool_versions() -> dict[str, str]:
-    from distill.provenance import library_versions
+    from edgedistill.provenance import library_versions
 
     return library_versions(TOOLS)
 
@@ -56,20 +59,9 @@ def sha256(path: Path) -> str:
 
 # --- the run -------------------------------------------------------------------------------
 
-def load_run_recipe(run_dir: Path) -> Recipe:
-    if not run_dir.is_dir():
-        raise ExportError(f"run folder {run_dir} does not exist; pass --run runs/<run> of a trained run "
-                          "(train one with `edgedistill train configs/<recipe>.yaml`)")
-    path = run_dir / "recipe.yaml"
-    if not path.is_file():
-        raise ExportError(f"{run_dir} has no recipe.yaml, so it is not a run folder written by `edgedistill train` "
-                          "(the export needs the run's resolved recipe for its data and label names)")
-    return load_recipe(path)
-
-
 def discover_models(run_dir: Path, wanted: list[str] | None) -> list[str]:
     """The models to export, in METHODS order; each must be a finished checkpoint."""
-    models_dir = run_dir / "models"
+    models_dir = layout.models_dir(run_dir)
     present = [m for m in METHODS if (models_dir / m).is_dir()]
     if wanted:
         missing = [m for m in wanted if m not in present]
@@ -82,7 +74,7 @@ def discover_models(run_dir: Path, wanted: list[str] | None) -> list[str]:
     if not chosen:
         raise ExportError(f"{run_dir} has no trained models (no folders {', '.join(METHODS)} under {models_dir}); "
                           "run `edgedistill train <recipe>` first")
-    unfinished = [m for m in chosen if not (models_dir / m / "edgedistill.json").is_file()]
+    unfinished = [m for m in chosen if not (models_dir / m / layout.CHECKPOINT_MARKER).is_file()]
     if unfinished:
         raise ExportError(f"checkpoint(s) {', '.join(str(models_dir / m) for m in unfinished)} have no edgedistill.json: "
                           "their training did not finish (the file is written last). Finish training "
@@ -99,7 +91,7 @@ class ModelJob:
     def __init__(self, run_dir: Path, method: str, recipe: Recipe, data, evalset: checks.EvalSet,
                  cfg: ExportConfig, workspace: Path, threads: int):
         self.method, self.recipe, self.data, self.evalset, self.cfg = method, recipe, data, evalset, cfg
-        self.folder = run_dir / "models" / method
+        self.folder = layout.model_dir(run_dir, method)
         self.meta = checkpoint_meta(self.folder)
         self.label_names = list(self.meta.get("label_names") or data.label_names)
         if self.label_names != list(data.label_names):
@@ -185,7 +177,7 @@ class ModelJob:
         return self._cached(("calibration", trim), build)
 
     def fp32_onnx_size(self) -> int:
-        manifest = valid_manifest(self.folder.parent.parent / "artifacts" / self.method / "onnx-fp32")
+        manifest = valid_manifest(layout.artifact_dir(self.folder.parent.parent, self.method, "onnx-fp32"))
         if manifest:
             return int(manifest["size_bytes"])
         return self._cached("fp32_size", lambda: sum(p.stat().st_size for p in convert.model_files(
@@ -413,14 +405,18 @@ def check_artifact(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict
 
 # --- the whole run --------------------------------------------------------------------------
 
-def export_run(run_dir: str | Path, cfg: ExportConfig, log=print) -> list[dict]:
-    """Export every selected model x variant of a run; return the summary rows of that selection."""
+def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe | None = None) -> list[dict]:
+    """Export every selected model x variant of a run; return the summary rows of that selection.
+
+    ``recipe`` (default: the run's stored recipe.yaml) gives the data the checks evaluate on.
+    """
     from tqdm.auto import tqdm
 
     from distill.data import load_dataset
 
     run_dir = Path(run_dir)
-    recipe = load_run_recipe(run_dir)
+    recipe = recipe or layout.load_run_recipe(run_dir)
+    results = layout.run_results_dir(recipe, run_dir)
     models = discover_models(run_dir, cfg.models)
     variants = cfg.selected_variants()
     for v in variants:
@@ -439,7 +435,7 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print) -> list[dict]:
                 job = ModelJob(run_dir, method, recipe, data, evalset, cfg, workspace, threads)
                 for variant in variants:
                     bar.set_postfix_str(f"{method}/{variant}")
-                    final = run_dir / "artifacts" / method / variant
+                    final = layout.artifact_dir(run_dir, method, variant)
                     manifest = None if cfg.force else valid_manifest(final)
                     if manifest is not None:
                         bar.write(f"{method}/{variant}: kept (manifest present; --force rebuilds)")
@@ -453,23 +449,13 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print) -> list[dict]:
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     all_rows = collect_rows(run_dir)
-    write_results(recipe, run_dir, cfg, all_rows)
+    write_results(recipe, run_dir, cfg, all_rows, results)
     log(format_table(rows))
     flagged = [r["artifact"] for r in rows if r["flagged"]]
     if flagged:
         log(f"FLAGGED (macro-F1 more than {cfg.f1_guard_points:g} point(s) below the FP32 source): {', '.join(flagged)}")
-    log(f"wrote {recipe.results_path / 'export.json'} and export.md")
+    log(f"wrote {results / 'export.json'} and export.md")
     return rows
-
-
-def summary_row(manifest: dict, folder: Path) -> dict:
-    row = {k: v for k, v in manifest.items() if k not in ("provenance", "export_config", "files", "tool_versions")}
-    row["artifact"] = f"{manifest['model']}/{manifest['variant']}"
-    row["path"] = str(folder)
-    row["size_mb"] = round(manifest["size_bytes"] / 1e6, 3)
-    row["agreement_pct"] = manifest["parity"]["agreement_pct"]
-    row["max_abs_diff"] = manifest["parity"]["max_abs_diff"]
-    return row
 
 
 def collect_rows(run_dir: Path) -> list[dict]:
@@ -479,53 +465,11 @@ def collect_rows(run_dir: Path) -> list[dict]:
     rows = []
     for method in METHODS:
         for variant in KNOWN_VARIANTS:
-            folder = run_dir / "artifacts" / method / variant
+            folder = layout.artifact_dir(run_dir, method, variant)
             manifest = valid_manifest(folder)
             if manifest:
                 rows.append(summary_row(manifest, folder))
     return rows
 
 
-TABLE = (("artifact", "artifact", "{}"), ("size MB", "size_mb", "{:.2f}"), ("x FP32 ONNX", "size_ratio_vs_fp32", "{:.3f}"),
-         ("agreement %", "agreement_pct", "{:.1f}"), ("max abs dlogit", "max_abs_diff", "{:.2e}"),
-         ("macro-F1", "macro_f1", "{:.4f}"), ("dF1 pts", "macro_f1_delta", "{:+.2f}"), ("flagged", "flagged", "{}"))
-
-
-def _cells(row: dict) -> list[str]:
-    cells = []
-    for _, key, fmt in TABLE:
-        value = row.get(key)
-        if key == "macro_f1_delta" and value is not None:
-            value = 100 * value
-        cells.append("-" if value is None else ("FLAGGED" if value is True else "" if value is False else fmt.format(value)))
-    return cells
-
-
-def format_table(rows: list[dict]) -> str:
-    head = [h for h, _, _ in TABLE]
-    body = [_cells(r) for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(c) for c in body])
-
-
-def format_markdown(rows: list[dict], run: str) -> str:
-    head = [h for h, _, _ in TABLE]
-    out = [f"# Export: {run}", "",
-           "Sizes are model files only; `x FP32 ONNX` is the size relative to the model's onnx-fp32. Agreement and "
-           "max abs dlogit compare with the PyTorch FP32 checkpoint on the parity sample of the test split; "
-           "dF1 is the macro-F1 difference (points) on the test split.", "",
-           "| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
-    out += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def write_results(recipe: Recipe, run_dir: Path, cfg: ExportConfig, rows: list[dict]):
-    results = recipe.results_path
-    atomic_write_json(results / "export.json", {"schema_version": SCHEMA_VERSION, "run": recipe.run.name,
-                                                "run_dir": str(run_dir), "provenance": provenance(),
-                                                "config": to_dict(cfg), "artifacts": rows})
-    atomic_write_text(results / "export.md", format_markdown(rows, recipe.run.name))
-
-
-__all__ = ["export_run", "discover_models", "load_run_recipe", "valid_manifest", "build_artifact", "BUILDERS"]
+__all__ = ["export_run", "discover_models", "valid_manifest", "build_artifact", "BUILDERS"]

@@ -55,7 +55,7 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def test_every_backend_agrees_with_pytorch(tiny_run):
-    from export.runtime import RUNTIMES
+    from edgedistill.runtime import RUNTIMES
 
     texts = tiny_texts(12, seed=3)[0]
     folders = {"pytorch": tiny_run / "models" / "teacher",
@@ -75,7 +75,7 @@ def test_every_backend_agrees_with_pytorch(tiny_run):
 def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     from bench.runner import run_bench
     from bench.schema import read_document, rows_from_csv
-    from distill.provenance import hardware
+    from edgedistill.provenance import hardware
 
     results = tmp_path / "results"
     outcome = run_bench(tiny_run, results_dir=results, progress=False)
@@ -117,7 +117,7 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
 
 
 def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, capsys):
-    import edgedistill
+    import edgedistill.cli as edgedistill
     from bench.schema import document, read_document, replace_machine
     from test_bench_schema import block, row
 
@@ -132,7 +132,7 @@ def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, 
     results = tmp_path / "results"
     results.mkdir()
     foreign = [row("other-box", p50=3.0), row("other-box", variant="onnx-fp32", runtime="onnxruntime")]
-    from distill.provenance import hardware
+    from edgedistill.provenance import hardware
 
     mid = hardware()["machine_id"]
     stale = [row(mid, model="odd", variant="onnx-int8-static", runtime="onnxruntime", precision="int8")]
@@ -162,7 +162,7 @@ def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, 
 
 
 def test_cli_errors_are_one_paragraph_and_exit_2(tiny_run, tmp_path, capsys):
-    import edgedistill
+    import edgedistill.cli as edgedistill
 
     results = tmp_path / "results"
     results.mkdir()
@@ -213,8 +213,8 @@ def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts
     import os
 
     from bench.plan import discover
-    from distill.provenance import hardware
-    from distill.run_all import bench_is_current
+    from edgedistill.provenance import hardware
+    from edgedistill.orchestrate import bench_is_current
 
     artifacts, _ = discover(tiny_run)
     mid, results = hardware()["machine_id"], tmp_path / "results"

@@ -1,7 +1,7 @@
 import pytest
 
 from distill.config import load_recipe
-from distill.configbase import ConfigError, dump
+from edgedistill.configbase import ConfigError, dump
 
 
 def test_defaults_and_overrides():

@@ -292,7 +292,7 @@ def test_pareto_frontier_and_best_per_goal():
 
 
 def test_cli_builds_the_streamlit_command(tmp_path, capsys):
-    import edgedistill
+    import edgedistill.cli as edgedistill
     from dashboard import cli
 
     args = edgedistill.build_parser("dashboard").parse_args(
@@ -411,7 +411,7 @@ def test_playground_without_artifacts_says_so(app):
 
 
 def test_playground_predicts_with_a_tiny_checkpoint(app, tmp_path, tiny_checkpoint):
-    pytest.importorskip("export.predictor", reason="export/predictor.py (the export stage) is not available")
+    pytest.importorskip("edgedistill.predictor", reason="edgedistill/predictor.py (the export stage) is not available")
     folder = tmp_path / "runs" / RUN / "models" / "odd"
     shutil.copytree(tiny_checkpoint, folder)
     (folder / "edgedistill.json").write_text(json.dumps({

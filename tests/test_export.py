@@ -33,7 +33,7 @@ def write_recipe(root: Path, name: str = "tiny", export: dict | None = None):
     import pandas as pd
 
     from distill.config import load_recipe
-    from distill.configbase import dump
+    from edgedistill.configbase import dump
 
     texts, labels = tiny_texts(240)
     pd.DataFrame({"text": texts, "label": labels}).to_csv(root / "data.csv", index=False)
@@ -49,7 +49,7 @@ def write_recipe(root: Path, name: str = "tiny", export: dict | None = None):
 
 
 def finish(folder: Path, method: str, recipe, lora=None):
-    from distill.configbase import to_dict
+    from edgedistill.configbase import to_dict
 
     (folder / "edgedistill.json").write_text(json.dumps({
         "schema_version": 1, "method": method, "label_names": LABELS, "teacher_source": "tiny", "layers": None,
@@ -165,7 +165,7 @@ def test_missing_fusions_warn(tmp_path, capsys):
 
 
 def test_artifacts_match_pytorch_through_the_predictor(exported):
-    from export.predictor import load_predictor
+    from edgedistill.predictor import load_predictor
 
     _, run, _, rows = exported
     refs = {m: load_predictor(run / "models" / m, threads=1) for m in ("odd", "lora")}
@@ -186,7 +186,7 @@ def test_artifacts_match_pytorch_through_the_predictor(exported):
 
 
 def test_runtimes_record_threads_and_precision(exported):
-    from export.runtime import OpenVinoRuntime, OrtRuntime
+    from edgedistill.runtime import OpenVinoRuntime, OrtRuntime
 
     _, run, _, _ = exported
     folder = run / "artifacts" / "odd" / "openvino-fp32"
@@ -204,7 +204,7 @@ def test_lora_adapter_is_merged_before_export(exported):
     from transformers import AutoModelForSequenceClassification
 
     from distill.models import load_checkpoint
-    from export.predictor import load_predictor
+    from edgedistill.predictor import load_predictor
 
     root, run, _, _ = exported
     merged, tok = load_checkpoint(run / "models" / "lora")
@@ -297,7 +297,7 @@ def test_onnx_and_openvino_serve_without_torch(exported):
     script = textwrap.dedent(f"""
         import sys
         sys.modules["torch"] = None          # any `import torch` now raises ImportError
-        from export.predictor import load_predictor
+        from edgedistill.predictor import load_predictor
         for folder in {[str(f) for f in folders]!r}:
             pred = load_predictor(folder, threads=1).predict(["good movie", "awful day"])
             assert pred.probs.shape == (2, 3), pred
@@ -320,7 +320,7 @@ def test_onnx_and_openvino_serve_without_torch(exported):
 # --- bad inputs: clear errors, exit code 2 ---------------------------------------------------
 
 def run_cli(argv):
-    import edgedistill
+    import edgedistill.cli as edgedistill
 
     return edgedistill.main(["export", *argv])
 
@@ -357,7 +357,7 @@ def test_cli_run_without_models_or_recipe(tmp_path, capsys):
 
 
 def test_config_overrides_and_trim_switch():
-    from distill.configbase import ConfigError
+    from edgedistill.configbase import ConfigError
     from export.config import DEFAULT_VARIANTS, load_export_config
 
     cfg = load_export_config({"calibration_size": 100}, {"calibration_size": 50, "eval_samples": None})

@@ -18,7 +18,7 @@ def finish_checkpoint(folder, method="odd", max_length=16):
 
 
 def test_encoder_truncates_pads_and_knows_its_inputs(tiny_checkpoint):
-    from export.runtime import TextEncoder
+    from edgedistill.runtime import TextEncoder
 
     long_text = " ".join(["good movie"] * 40)
     enc = TextEncoder(tiny_checkpoint, max_length=16, input_names=("input_ids", "attention_mask"))
@@ -37,7 +37,7 @@ def test_torch_runtime_matches_transformers(tiny_checkpoint):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from export.predictor import load_predictor
+    from edgedistill.predictor import load_predictor
 
     finish_checkpoint(tiny_checkpoint)
     rt = load_predictor(tiny_checkpoint, threads=1)
@@ -56,7 +56,7 @@ def test_torch_runtime_matches_transformers(tiny_checkpoint):
 
 
 def test_torch_runtime_leaves_out_inputs_the_model_does_not_take(tmp_path):
-    from export.runtime import TorchRuntime
+    from edgedistill.runtime import TorchRuntime
 
     tok = make_tokenizer(tmp_path / "vocab")
     folder = tmp_path / "distil"
@@ -69,19 +69,18 @@ def test_torch_runtime_leaves_out_inputs_the_model_does_not_take(tmp_path):
 
 
 def test_predictor_errors_name_the_problem(tmp_path, tiny_checkpoint):
-    from export.errors import ExportError
-    from export.predictor import load_predictor
-    from export.runtime import OrtRuntime
+    from edgedistill.predictor import load_predictor
+    from edgedistill.runtime import ArtifactError, OrtRuntime
 
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(ArtifactError, match="does not exist"):
         load_predictor(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ExportError, match="unfinished export"):
+    with pytest.raises(ArtifactError, match="unfinished export"):
         load_predictor(tmp_path / "empty")
-    with pytest.raises(ExportError, match="edgedistill.json"):   # a checkpoint whose training did not finish
+    with pytest.raises(ArtifactError, match="edgedistill.json"):   # a checkpoint whose training did not finish
         load_predictor(tiny_checkpoint)
     (tmp_path / "empty" / "model.onnx").write_bytes(b"")
-    with pytest.raises(ExportError, match="no manifest.json"):
+    with pytest.raises(ArtifactError, match="no manifest.json"):
         OrtRuntime.load(tmp_path / "empty")
-    with pytest.raises(ExportError, match="unknown runtime"):
+    with pytest.raises(ArtifactError, match="unknown runtime"):
         load_predictor(tiny_checkpoint, runtime="tflite")

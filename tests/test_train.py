@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from distill.config import load_recipe
-from distill.configbase import dump
+from edgedistill.configbase import dump
 from distill.pipeline import RunError, checkpoint_complete, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_every_method_trains_and_writes_results(tmp_path, tiny_checkpoint, tiny_
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path):
-    from edgedistill import main
+    from edgedistill.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {source: nowhere}\nrun: {runs_dir: %s}\n" % (tmp_path / "runs"))
@@ -84,7 +84,7 @@ def test_two_process_cpu_run_through_accelerate(tmp_path, tiny_checkpoint, tiny_
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-           str(ROOT / "edgedistill.py"), "train", str(path), "--methods", "teacher", "odd", "--no-progress"]
+           "-m", "edgedistill", "train", str(path), "--methods", "teacher", "odd", "--no-progress"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((recipe.results_path / "metrics.json").read_text())

@@ -17,7 +17,7 @@ its file, with what did not fit listed under the machine's ``failed``.
 
 Needs torch, transformers (4.x or 5.x), safetensors, pytest-benchmark, psutil, scikit-learn;
 imports from this repository only ``bench.schema``/``derive``/``timing``/``memory`` and
-``distill.provenance``/``metrics``/``io``, none of which import transformers.
+``edgedistill.provenance``/``metrics``/``io``, none of which import transformers.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def accuracy(model, inputs: dict, label_names: list[str], s: dict, device: str) 
     import numpy as np
     import torch
 
-    from distill.metrics import classification_metrics, softmax
+    from edgedistill.metrics import classification_metrics, softmax
 
     ids, bs, parts = inputs["test_ids"], s["eval_batch_size"], []
     with torch.inference_mode():
@@ -278,8 +278,8 @@ def rows_for(result: dict, info: dict, hw: dict) -> list:
 def parent(args) -> int:
     from bench.derive import add_derived
     from bench.schema import document, machine_block, new_document
-    from distill.io import atomic_write_json
-    from distill.provenance import hardware, provenance
+    from edgedistill.io import atomic_write_json
+    from edgedistill.provenance import hardware, provenance
 
     start = time.time()
     pack = Path(args.pack)

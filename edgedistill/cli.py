@@ -16,7 +16,7 @@ STAGES = {
     "train": ("distill.cli", "fine-tune the teacher and train odd/even/LoRA/hybrid students"),
     "export": ("export.cli", "convert trained models to ONNX and OpenVINO, FP32 and INT8, with parity checks"),
     "bench": ("bench.cli", "measure accuracy, size and latency of every artifact on this machine"),
-    "run": ("distill.run_all", "train -> export -> bench in one go, skipping stages already complete"),
+    "run": ("edgedistill.orchestrate", "train -> export -> bench in one go, skipping stages already complete"),
     "dashboard": ("dashboard.cli", "start the Streamlit dashboard over a results folder"),
 }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.errors import ExportError
+from edgedistill.metrics import softmax
 
 MANIFEST = "manifest.json"
 CHECKPOINT_META = "edgedistill.json"
@@ -35,10 +35,8 @@ class Prediction:
     labels: list[str]          # label names of label_ids
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+class ArtifactError(ValueError):
+    """A checkpoint or artifact folder that cannot be loaded; the message says how to fix it."""
 
 
 def read_manifest(folder: str | Path) -> dict | None:
@@ -48,7 +46,7 @@ def read_manifest(folder: str | Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ExportError(f"{path} is not valid JSON ({exc}); re-export the artifact with --force") from None
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); re-export the artifact with --force") from None
 
 
 def folder_size(paths) -> int:
@@ -63,7 +61,7 @@ class TextEncoder:
 
         path = Path(folder) / TOKENIZER_FILE
         if not path.is_file():
-            raise ExportError(f"{folder} has no {TOKENIZER_FILE}; every checkpoint and artifact needs the fast "
+            raise ArtifactError(f"{folder} has no {TOKENIZER_FILE}; every checkpoint and artifact needs the fast "
                               "tokenizer file (save the tokenizer with save_pretrained, or re-export with --force)")
         self.tokenizer = Tokenizer.from_file(str(path))
         self.max_length = int(max_length)
@@ -119,10 +117,16 @@ class Runtime(abc.ABC):
         self.encoder = TextEncoder(self.folder, self.max_length, self.input_names)
 
     @classmethod
-    @abc.abstractmethod
     def load(cls, folder: str | Path, device: str = "cpu", threads: int | None = None,
              precision: str | None = None) -> "Runtime":
-        ...
+        """An export artifact: its manifest (checked to be complete and of this format), then ``open``."""
+        return cls.open(folder, _artifact_meta(Path(folder), cls.format), device, threads, precision)
+
+    @classmethod
+    def open(cls, folder: str | Path, meta: dict, device: str = "cpu", threads: int | None = None,
+             precision: str | None = None) -> "Runtime":
+        """Load with ``meta`` in place of manifest.json (the export checks run before it exists)."""
+        raise NotImplementedError(f"{cls.__name__} loads checkpoints through load(), not artifact folders")
 
     @abc.abstractmethod
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -161,14 +165,14 @@ def _artifact_meta(folder: Path, fmt: str) -> dict:
     """The manifest of an artifact folder (written last, so its presence = complete)."""
     manifest = read_manifest(folder)
     if manifest is None:
-        raise ExportError(f"{folder} has no {MANIFEST}: it is not a finished export (an interrupted export, or "
+        raise ArtifactError(f"{folder} has no {MANIFEST}: it is not a finished export (an interrupted export, or "
                           "the wrong folder). Run `edgedistill export --run runs/<run>` to (re)create it.")
     if manifest.get("format") != fmt:
-        raise ExportError(f"{folder} holds a {manifest.get('format')!r} artifact, not {fmt!r}; "
-                          "use export.predictor.load_predictor to pick the runtime from the folder")
+        raise ArtifactError(f"{folder} holds a {manifest.get('format')!r} artifact, not {fmt!r}; "
+                          "use edgedistill.predictor.load_predictor to pick the runtime from the folder")
     model_file = folder / manifest.get("model_file", "")
     if not model_file.is_file():
-        raise ExportError(f"{folder}: the model file {manifest.get('model_file')!r} named in {MANIFEST} is missing; "
+        raise ArtifactError(f"{folder}: the model file {manifest.get('model_file')!r} named in {MANIFEST} is missing; "
                           "re-export the artifact with --force")
     return manifest
 
@@ -179,27 +183,22 @@ class OrtRuntime(Runtime):
     runtime, format = "onnxruntime", "onnx"
 
     @classmethod
-    def load(cls, folder, device="cpu", threads=None, precision=None):
-        return cls.open(folder, _artifact_meta(Path(folder), "onnx"), device, threads, precision)
-
-    @classmethod
     def open(cls, folder, meta: dict, device="cpu", threads=None, precision=None):
-        """Load with ``meta`` in place of manifest.json (the export checks run before it exists)."""
         import onnxruntime as ort
 
         folder = Path(folder)
         if precision not in (None, meta.get("precision")):
-            raise ExportError(f"{folder} is a {meta.get('precision')} ONNX artifact; ONNX Runtime runs it as stored "
+            raise ArtifactError(f"{folder} is a {meta.get('precision')} ONNX artifact; ONNX Runtime runs it as stored "
                               f"(precision={precision!r} is not available; pick another artifact)")
         available = ort.get_available_providers()
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
         elif device == "cuda":
             if "CUDAExecutionProvider" not in available:
-                raise ExportError(f"device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider); available: {available}")
+                raise ArtifactError(f"device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider); available: {available}")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         else:
-            raise ExportError(f"ONNX Runtime device {device!r} is not supported (use cpu or cuda)")
+            raise ArtifactError(f"ONNX Runtime device {device!r} is not supported (use cpu or cuda)")
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
@@ -241,22 +240,17 @@ class OpenVinoRuntime(Runtime):
     HINTS = {None: "f32", "fp32": "f32", "f32": "f32", "int8": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
 
     @classmethod
-    def load(cls, folder, device="cpu", threads=None, precision=None):
-        return cls.open(folder, _artifact_meta(Path(folder), "openvino"), device, threads, precision)
-
-    @classmethod
     def open(cls, folder, meta: dict, device="cpu", threads=None, precision=None):
-        """Load with ``meta`` in place of manifest.json (the export checks run before it exists)."""
         import openvino as ov
 
         folder = Path(folder)
         if precision not in cls.HINTS:
-            raise ExportError(f"OpenVINO inference precision {precision!r} is not one of fp32, bf16, fp16 (or int8 "
+            raise ArtifactError(f"OpenVINO inference precision {precision!r} is not one of fp32, bf16, fp16 (or int8 "
                               "for an INT8 artifact as stored)")
         core = ov.Core()
         ov_device = {"cpu": "CPU", "gpu": "GPU"}.get(device)
         if ov_device is None or ov_device not in core.available_devices:
-            raise ExportError(f"OpenVINO device {device!r} is not available here (devices: {core.available_devices}; "
+            raise ArtifactError(f"OpenVINO device {device!r} is not available here (devices: {core.available_devices}; "
                               "use cpu, or gpu on a machine with an Intel GPU)")
         config = {"INFERENCE_PRECISION_HINT": cls.HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads and ov_device == "CPU":
@@ -304,11 +298,11 @@ class TorchRuntime(Runtime):
         folder = Path(folder)
         precision = precision or "fp32"
         if precision not in cls.DTYPES:
-            raise ExportError(f"PyTorch precision {precision!r} is not one of {', '.join(cls.DTYPES)}")
+            raise ArtifactError(f"PyTorch precision {precision!r} is not one of {', '.join(cls.DTYPES)}")
         if device == "cuda" and not torch.cuda.is_available():
-            raise ExportError("device 'cuda' requested but torch sees no CUDA GPU (use device='cpu')")
+            raise ArtifactError("device 'cuda' requested but torch sees no CUDA GPU (use device='cpu')")
         if device not in ("cpu", "cuda"):
-            raise ExportError(f"PyTorch device {device!r} is not supported (use cpu or cuda)")
+            raise ArtifactError(f"PyTorch device {device!r} is not supported (use cpu or cuda)")
         meta = checkpoint_meta(folder)
         if threads:
             torch.set_num_threads(int(threads))
@@ -341,15 +335,15 @@ def checkpoint_meta(folder: str | Path) -> dict:
     folder = Path(folder)
     path = folder / CHECKPOINT_META
     if not folder.is_dir():
-        raise ExportError(f"checkpoint folder {folder} does not exist; train it first with `edgedistill train <recipe>`")
+        raise ArtifactError(f"checkpoint folder {folder} does not exist; train it first with `edgedistill train <recipe>`")
     if not path.is_file():
-        raise ExportError(f"{folder} has no {CHECKPOINT_META}, so its training did not finish (the file is written "
+        raise ArtifactError(f"{folder} has no {CHECKPOINT_META}, so its training did not finish (the file is written "
                           "last). Re-run `edgedistill train <recipe>` to complete it, or leave this model out "
                           "with --models.")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ExportError(f"{path} is not valid JSON ({exc}); re-train this model") from None
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); re-train this model") from None
 
 
 def checkpoint_max_length(meta: dict) -> int:

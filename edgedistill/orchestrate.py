@@ -30,7 +30,7 @@ def bench_is_current(run_dir: Path, results_dir: Path) -> bool:
     from datetime import datetime
 
     from bench.plan import discover
-    from distill.provenance import hardware
+    from edgedistill.provenance import hardware
 
     try:
         doc = json.loads((results_dir / "bench.json").read_text())
@@ -96,19 +96,15 @@ def run_all(recipe_path: str, overrides: list[str] | None = None, stages=("train
 
 
 def main(args) -> int:
-    from distill.configbase import ConfigError
+    from edgedistill.configbase import ConfigError
     from distill.data import DataError
     from distill.models import ModelError
     from distill.pipeline import RunError
 
-    errors: tuple = (ConfigError, DataError, ModelError, RunError)
-    try:
-        from bench.runner import BenchError
-        from export.errors import ExportError
+    from bench.runner import BenchError
+    from edgedistill.runtime import ArtifactError
 
-        errors += (BenchError, ExportError)
-    except ImportError:
-        pass
+    errors: tuple = (ArtifactError, BenchError, ConfigError, DataError, ModelError, RunError)
     try:
         run_all(args.recipe, args.overrides, args.stages, args.force, progress=not args.no_progress)
     except errors as exc:

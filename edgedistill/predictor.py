@@ -1,6 +1,6 @@
 """Pick the right runtime for a folder: an artifact (manifest.json) or a PyTorch checkpoint.
 
-    from export.predictor import load_predictor
+    from edgedistill.predictor import load_predictor
     load_predictor("runs/x/artifacts/odd/onnx-int8-dynamic-trim").predict(["so good"]).labels
 
 Serving an ONNX or OpenVINO artifact never imports torch.
@@ -9,24 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from export.errors import ExportError
-from export.runtime import FORMAT_RUNTIME, RUNTIMES, Runtime, read_manifest
+from edgedistill.runtime import FORMAT_RUNTIME, RUNTIMES, ArtifactError, Runtime, read_manifest
 
 
 def runtime_name_for(folder: str | Path) -> str:
     folder = Path(folder)
     if not folder.is_dir():
-        raise ExportError(f"{folder} does not exist; pass an artifact folder (runs/<run>/artifacts/<model>/<variant>) "
+        raise ArtifactError(f"{folder} does not exist; pass an artifact folder (runs/<run>/artifacts/<model>/<variant>) "
                           "or a checkpoint folder (runs/<run>/models/<method>)")
     manifest = read_manifest(folder)
     if manifest is not None:
         fmt = manifest.get("format")
         if fmt not in FORMAT_RUNTIME:
-            raise ExportError(f"{folder}/manifest.json has format {fmt!r}; known: {', '.join(FORMAT_RUNTIME)}")
+            raise ArtifactError(f"{folder}/manifest.json has format {fmt!r}; known: {', '.join(FORMAT_RUNTIME)}")
         return FORMAT_RUNTIME[fmt]
     if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
         return "pytorch"
-    raise ExportError(f"{folder} is neither an export artifact (no manifest.json) nor a checkpoint (no config.json). "
+    raise ArtifactError(f"{folder} is neither an export artifact (no manifest.json) nor a checkpoint (no config.json). "
                       "An artifact without manifest.json is an unfinished export: re-run `edgedistill export`.")
 
 
@@ -35,5 +34,5 @@ def load_predictor(folder: str | Path, runtime: str | None = None, device: str =
     """A loaded Runtime for ``folder``; ``runtime`` (pytorch|onnxruntime|openvino) overrides the guess."""
     name = runtime or runtime_name_for(folder)
     if name not in RUNTIMES:
-        raise ExportError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
+        raise ArtifactError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
     return RUNTIMES[name].load(folder, device=device, threads=threads, precision=precision)

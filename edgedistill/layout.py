@@ -1,0 +1,118 @@
+"""The run folder, ``runs/<run>/``, and where its results go: the one module that knows the layout.
+
+    runs/<run>/recipe.yaml                       the resolved recipe the run was trained with
+    runs/<run>/models/<method>/                  a checkpoint; edgedistill.json written last
+    runs/<run>/artifacts/<method>/<variant>/     an export; manifest.json written last
+    <results_dir>/<run>/                         metrics, export and bench results (committed)
+
+Every stage finds folders, completion markers and the stored recipe here, and the results folder
+of a run is decided by ``results_dir`` alone, so training, export and bench always write to the
+same place. Nothing heavy is imported (the dashboard uses it).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgedistill.methods import rank
+
+RECIPE_FILE = "recipe.yaml"
+CHECKPOINT_MARKER = "edgedistill.json"     # written last into models/<method>/
+ARTIFACT_MARKER = "manifest.json"          # written last into artifacts/<method>/<variant>/
+CHECKPOINT_SCHEMA_VERSION = 1
+
+
+class RunFolderError(ValueError):
+    """A folder that is not a usable run folder; the message says how to make one."""
+
+
+def models_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "models"
+
+
+def model_dir(run_dir: str | Path, method: str) -> Path:
+    return models_dir(run_dir) / method
+
+
+def artifacts_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "artifacts"
+
+
+def artifact_dir(run_dir: str | Path, method: str, variant: str) -> Path:
+    return artifacts_dir(run_dir) / method / variant
+
+
+def recipe_file(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RECIPE_FILE
+
+
+def results_dir(results_root: str | Path, run_dir: str | Path) -> Path:
+    """Where a run's results go: ``<results_root>/<name of the run folder>``.
+
+    The run folder's own name, never a name stored inside it, so a copied run folder writes to
+    results of its own instead of overwriting those of the run it was copied from.
+    """
+    return Path(results_root) / Path(run_dir).name
+
+
+def run_results_dir(recipe, run_dir: str | Path | None = None) -> Path:
+    """The results folder of ``run_dir`` (default: the recipe's own run folder) under the recipe's results_dir."""
+    return results_dir(recipe.run.results_dir, run_dir if run_dir is not None else recipe.run_dir)
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    # Dot-folders are atomic_dir's temporaries (.name.partial) and leftovers (.name.old).
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
+def model_folders(run_dir: str | Path) -> list[Path]:
+    """Every checkpoint folder (finished or not), in registry order, unknown methods last by name."""
+    return sorted(_subdirs(models_dir(run_dir)), key=lambda p: (rank(p.name), p.name))
+
+
+def artifact_folders(run_dir: str | Path) -> list[Path]:
+    """Every artifact folder (finished or not), by method in registry order, then variant name."""
+    folders = [v for m in _subdirs(artifacts_dir(run_dir)) for v in _subdirs(m)]
+    return sorted(folders, key=lambda p: (rank(p.parent.name), p.parent.name, p.name))
+
+
+def checkpoint_complete(folder: str | Path) -> bool:
+    """True when the checkpoint's marker exists, parses and has the current schema version."""
+    try:
+        meta = json.loads((Path(folder) / CHECKPOINT_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("schema_version") == CHECKPOINT_SCHEMA_VERSION
+
+
+def has_marker(folder: str | Path) -> bool:
+    """True when a checkpoint's or an artifact's completion marker is present (written last)."""
+    folder = Path(folder)
+    return (folder / CHECKPOINT_MARKER).is_file() or (folder / ARTIFACT_MARKER).is_file()
+
+
+def load_run_recipe(run_dir: str | Path):
+    """The resolved recipe a run folder was trained with (``runs/<run>/recipe.yaml``)."""
+    from distill.config import load_recipe
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} does not exist; pass --run runs/<run> of a trained run "
+                             "(train one with `edgedistill train configs/<recipe>.yaml`)")
+    path = recipe_file(run_dir)
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir} has no {RECIPE_FILE}, so it is not a run folder written by `edgedistill "
+                             "train` (the stages need the run's resolved recipe for its data and label names)")
+    return load_recipe(path)
+
+
+def results_root_of(run_dir: str | Path) -> Path:
+    """The results folder of a run folder, from its stored recipe when it has one (else ``results/``)."""
+    path = recipe_file(run_dir)
+    if path.is_file():
+        from distill.config import load_recipe
+
+        return results_dir(load_recipe(path).run.results_dir, run_dir)
+    return results_dir("results", run_dir)

@@ -11,8 +11,7 @@ from collections import defaultdict
 
 from bench.probe import change_pct
 from bench.schema import KEY_COLUMNS, BenchRow
-
-RETAINED_GOAL = 99.0   # % of teacher macro-F1 an artifact must keep to count as "as good"
+from edgedistill.targets import RETAINED_PCT as RETAINED_GOAL   # % of teacher macro-F1 kept to count as "as good"
 
 
 def fmt(v, digits: int = 2) -> str:
@@ -107,6 +106,20 @@ def run_to_run_note(block: dict, rows: list[BenchRow], threads: int | None = Non
     if not spreads:
         return ""
     return f"Against the previous bench run on this machine ({origin}), rows whose p50 agrees within 10%: {agreement(spreads)}."
+
+
+def steadiness(block: dict) -> dict:
+    """How steady a machine was during its bench, from its block in bench.json: the range of the
+    memory-bandwidth probe (GB/s) and how many rows' timing passes agree on p50 within 10%
+    (``(agreeing, timed more than once)``); None where the bench did not record it."""
+    probes = block.get("bandwidth_gbs") if isinstance(block.get("bandwidth_gbs"), dict) else {}
+    gbs = [v for pair in probes.values() if isinstance(pair, list) for v in pair
+           if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    repeats = block.get("repeats") if isinstance(block.get("repeats"), dict) else {}
+    spreads = [spread_pct(p) for p in repeats.values() if isinstance(p, list) and len(p) > 1
+               and all(isinstance(v, (int, float)) and v > 0 for v in p)]
+    return {"bandwidth_gbs": (min(gbs), max(gbs)) if gbs else None,
+            "passes_within_10pct": (sum(s <= 10 for s in spreads), len(spreads)) if spreads else None}
 
 
 def drift_note(block: dict, threads: int | None = None) -> str:

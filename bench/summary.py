@@ -19,10 +19,11 @@ from bench.report import agreement, best_per_goal, drift_note, fmt, md_table, re
 from bench.schema import read_document
 from edgedistill.methods import COLOURS, ORDER
 from edgedistill.io import atomic_write_text
+from edgedistill.targets import RETAINED_PCT
 from distill.report import results_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-GOAL = 99.0
+GOAL = RETAINED_PCT
 
 
 def _load(path: Path):

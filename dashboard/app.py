@@ -21,6 +21,7 @@ import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard import charts, data, pareto, playground, select  # noqa: E402
+from edgedistill.targets import RETAINED_PCT  # noqa: E402
 
 RESULTS_ENV, RUNS_ENV = "EDGEDISTILL_RESULTS", "EDGEDISTILL_RUNS"
 PAGES = {
@@ -208,16 +209,17 @@ def page_overview(res: data.Results, run: str) -> None:
         return
     selection, rows = bench_filters(rows, res)
     points = select.points(rows)
-    tol = st.slider("Tolerance (macro-F1 points below the teacher)", 0.0, 5.0, 1.0, 0.5, key="tolerance", format="%.1f")
+    keep = st.slider("Target (% of the teacher's macro-F1 kept)", 90.0, 100.0, RETAINED_PCT, 0.5, key="retained",
+                     format="%.1f")
     ref_f1, source = pareto.teacher_reference(points, res.models[res.models["run"] == run])
-    best = pareto.best_per_goal(points, ref_f1, tol * pareto.POINT)
+    best = pareto.best_per_goal(points, ref_f1, keep)
     cols = st.columns(3)
     values = {"most_accurate": ("macro_f1", "macro-F1 {:.3f}"), "fastest": ("latency_p50_ms", "p50 {:.2f} ms"),
               "smallest": ("size_mb", "{:.1f} MB")}
     for col, (goal, title) in zip(cols, pareto.GOALS.items()):
         row = best[goal]
         with col.container(border=True):
-            st.markdown(f"**{title.replace('tolerance', f'{tol:g} point' + ('s' if tol != 1 else ''))}**")
+            st.markdown(f"**{title.replace('the target', f'>= {keep:g}% of the teacher')}**")
             if row is None:
                 st.write("No artifact qualifies" + ("" if ref_f1 is not None else " (no teacher result to compare with)"))
                 continue

@@ -198,15 +198,13 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
 
 
 def _steadiness(info: dict) -> dict:
-    """How steady the machine was during its bench: the range of its memory-bandwidth probe and
-    how many rows' two timing passes agree on p50 within 10% (None where not recorded)."""
-    probes = info.get("bandwidth_gbs") if isinstance(info.get("bandwidth_gbs"), dict) else {}
-    gbs = [v for pair in probes.values() if isinstance(pair, list) for v in pair if isinstance(v, (int, float))]
-    repeats = info.get("repeats") if isinstance(info.get("repeats"), dict) else {}
-    p50s = [p for p in repeats.values() if isinstance(p, list) and len(p) > 1
-            and all(isinstance(v, (int, float)) and v > 0 for v in p)]
-    return {"bandwidth_gbs": f"{min(gbs):.1f} to {max(gbs):.1f}" if gbs else None,
-            "passes_within_10pct": f"{sum(max(p) <= 1.1 * min(p) for p in p50s)} of {len(p50s)}" if p50s else None}
+    """The bench's own steadiness figures for one machine (bench.report.steadiness), as text."""
+    from bench.report import steadiness
+
+    s = steadiness(info)
+    gbs, passes = s["bandwidth_gbs"], s["passes_within_10pct"]
+    return {"bandwidth_gbs": f"{gbs[0]:.1f} to {gbs[1]:.1f}" if gbs else None,
+            "passes_within_10pct": f"{passes[0]} of {passes[1]}" if passes else None}
 
 
 PARSERS = {

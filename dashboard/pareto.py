@@ -10,8 +10,7 @@ import math
 
 import pandas as pd
 
-# "Within 1 point of the teacher": macro-F1 is stored as a fraction, so one point is 0.01.
-POINT = 0.01
+from edgedistill.targets import RETAINED_PCT, min_f1
 
 
 def pareto_mask(df: pd.DataFrame, cost: str, score: str) -> pd.Series:
@@ -35,7 +34,7 @@ def pareto_front(df: pd.DataFrame, cost: str, score: str) -> pd.DataFrame:
 
 
 def teacher_reference(rows: pd.DataFrame, models: pd.DataFrame | None = None) -> tuple[float | None, str]:
-    """The teacher's macro-F1 that "within 1 point" refers to, and where it came from.
+    """The teacher's macro-F1 that the retained-F1 target refers to, and where it came from.
 
     The bench's teacher PyTorch FP32 row is preferred (the same basis as ``f1_retained_pct``); the
     training stage's test macro-F1 is the fallback when the teacher was not benchmarked.
@@ -54,17 +53,17 @@ def teacher_reference(rows: pd.DataFrame, models: pd.DataFrame | None = None) ->
 
 GOALS = {
     "most_accurate": "Most accurate",
-    "fastest": "Fastest within tolerance",
-    "smallest": "Smallest within tolerance",
+    "fastest": "Fastest keeping the target",
+    "smallest": "Smallest keeping the target",
 }
 
 
-def best_per_goal(rows: pd.DataFrame, reference_f1: float | None, tolerance: float = POINT,
+def best_per_goal(rows: pd.DataFrame, reference_f1: float | None, retained_pct: float = RETAINED_PCT,
                   latency: str = "latency_p50_ms") -> dict[str, pd.Series | None]:
     """The winning row for each goal in GOALS; None where no row qualifies.
 
     Most accurate: highest macro-F1 (ties: lower latency). Fastest / smallest: lowest latency /
-    size among rows whose macro-F1 is at least ``reference_f1 - tolerance``.
+    size among rows that keep ``retained_pct`` percent of ``reference_f1`` (edgedistill.targets).
     """
     out: dict[str, pd.Series | None] = {g: None for g in GOALS}
     rows = rows.dropna(subset=["macro_f1"])
@@ -73,8 +72,8 @@ def best_per_goal(rows: pd.DataFrame, reference_f1: float | None, tolerance: flo
     out["most_accurate"] = rows.sort_values(["macro_f1", latency], ascending=[False, True]).iloc[0]
     if reference_f1 is None:
         return out
-    # A hair of slack so 0.8 - 0.01 is not lost to float rounding against a stored 0.79.
-    close = rows[rows["macro_f1"] >= reference_f1 - tolerance - 1e-9]
+    # A hair of slack so a value exactly at the target is not lost to float rounding.
+    close = rows[rows["macro_f1"] >= min_f1(reference_f1, retained_pct) - 1e-9]
     fast = close.dropna(subset=[latency])
     if len(fast):
         out["fastest"] = fast.sort_values([latency, "macro_f1"], ascending=[True, False]).iloc[0]

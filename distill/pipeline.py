@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from edgedistill.configbase import dump, to_dict
+from edgedistill.configbase import ConfigError, dump, to_dict
 from distill.config import Recipe
 from distill.data import Dataset, load_dataset
 from edgedistill import layout
@@ -40,6 +40,41 @@ def _affecting(recipe: Recipe, method: str) -> dict:
     return out
 
 
+def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[str]:
+    """Every student's layer selection checked against the teacher's depth (read from the teacher's
+    config.json, no weights loaded): one line per problem, naming ``methods.<name>``."""
+    from distill.models import ModelError, select_layers, source_depth
+
+    students_ = [n for n in (methods or recipe.method_names()) if n in students()]
+    if not students_:
+        return []
+    teacher = model_dir(recipe, "teacher")
+    source = str(teacher) if checkpoint_complete(teacher) else recipe.teacher.model
+    try:
+        depth = source_depth(source)
+    except ModelError as exc:
+        return [f"teacher.model: {exc}"]
+    problems = []
+    for name in students_:
+        m = recipe.methods[name]
+        where = f"methods.{name}.layers"
+        if isinstance(m.layers, list):
+            bad = [i for i in m.layers if not 0 <= i < depth]
+            if bad or not m.layers or len(set(m.layers)) != len(m.layers):
+                problems.append(f"{where}: {m.layers}: teacher has {depth} layers (valid: distinct indices "
+                                f"0..{depth - 1})")
+                continue
+        try:
+            indices = select_layers(m.layers, depth, m.num_layers)
+        except ModelError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if len(indices) >= depth:
+            problems.append(f"methods.{name}: a student of {len(indices)} of the teacher's {depth} layers is not "
+                            "smaller than the teacher; pick fewer layers, a deeper teacher, or disable this method")
+    return problems
+
+
 def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
     """Write the resolved recipe; refuse to mix checkpoints trained under different settings."""
     path = layout.recipe_file(recipe.run_dir)
@@ -68,6 +103,10 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
 
     print("Resolved recipe:\n" + dump(recipe))
     names = methods or recipe.method_names()
+    problems = method_problems(recipe, names)
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in the recipe; nothing was trained:\n  - "
+                          + "\n  - ".join(problems))
     data = load_dataset(recipe.data)
     summary = data.summary()
     print(f"Data: {summary['sizes']} ({summary['origin']}); train class counts {summary['class_counts']['train']}")

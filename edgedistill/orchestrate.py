@@ -7,17 +7,20 @@ machine already has rows, measured after they were written, for every checkpoint
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from edgedistill import layout
+
+STAGES = ("train", "export", "bench")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe YAML, e.g. configs/quickstart.yaml or configs/hate-speech.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value (repeatable), e.g. --set train.epochs=1")
-    p.add_argument("--stages", nargs="+", default=["train", "export", "bench"], choices=["train", "export", "bench"],
+    p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
                    help="stages to run, in order")
     p.add_argument("--force", action="store_true", help="redo every stage even where its outputs are complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
@@ -30,21 +33,22 @@ def bench_is_current(run_dir: Path, results_dir: Path) -> bool:
     from datetime import datetime
 
     from bench.plan import discover
+    from bench.schema import BENCH_FILE, BenchFileError, read_document
     from edgedistill.provenance import hardware
 
     try:
-        doc = json.loads((results_dir / "bench.json").read_text())
-    except (OSError, ValueError):
+        _, rows = read_document(Path(results_dir) / BENCH_FILE)
+    except BenchFileError:
         return False
     machine_id, measured = hardware()["machine_id"], {}
-    for r in doc.get("rows", []):
-        if r.get("machine_id") != machine_id:
+    for r in rows:
+        if r.machine_id != machine_id:
             continue
         try:
-            t = datetime.strptime(r.get("measured_at") or "", "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            t = datetime.strptime(r.measured_at or "", "%Y-%m-%dT%H:%M:%S%z").timestamp()
         except ValueError:
             return False                  # a row that cannot say when it was measured is not current
-        measured[r["artifact"]] = min(t, measured.get(r["artifact"], t))
+        measured[r.artifact] = min(t, measured.get(r.artifact, t))
     artifacts, _ = discover(run_dir)
     if not artifacts:
         return False
@@ -55,13 +59,60 @@ def bench_is_current(run_dir: Path, results_dir: Path) -> bool:
     return True
 
 
-def run_all(recipe_path: str, overrides: list[str] | None = None, stages=("train", "export", "bench"),
-            force: bool = False, progress: bool = True) -> dict:
-    from distill.config import load_recipe
-    from distill.pipeline import train_run, write_results
+def _problems(exc: Exception) -> list[str]:
+    """The individual problems of a ConfigError (one per line after its heading) or its message."""
+    text = str(exc)
+    return text.split("\n  - ")[1:] if "\n  - " in text else [text]
 
-    recipe = load_recipe(recipe_path, overrides)
+
+def check_recipe(recipe_path: str, overrides: list[str] | None = None, stages=STAGES, force: bool = False):
+    """Build and validate every stage's config before any work: the recipe's own sections, the
+    ``export`` and ``bench`` sections, and every method's layers against the teacher's depth.
+
+    Returns ``(recipe, export_config, bench_config)`` (None for stages not run) or raises one
+    ConfigError listing every problem found, each naming its section and field.
+    """
+    from bench.config import load_bench_config
+    from distill.config import load_recipe
+    from distill.pipeline import method_problems
+    from edgedistill.configbase import ConfigError, deep_merge, load_yaml, parse_overrides
+    from export.config import load_export_config
+
+    raw = deep_merge(load_yaml(recipe_path), parse_overrides(overrides))
+    problems: list[str] = []
+    recipe = export_cfg = bench_cfg = None
+    try:
+        recipe = load_recipe(recipe_path, overrides)
+    except ConfigError as exc:
+        problems += _problems(exc)
+    if "export" in stages:
+        try:
+            export_cfg = load_export_config(raw.get("export"), {"force": force or None})
+        except ConfigError as exc:
+            problems += _problems(exc)
+    if "bench" in stages:
+        try:
+            bench_cfg = load_bench_config(raw.get("bench"))
+        except ConfigError as exc:
+            problems += _problems(exc)
+    if recipe is not None and "train" in stages:
+        problems += method_problems(recipe)
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in {recipe_path}; nothing was run:\n  - "
+                          + "\n  - ".join(problems))
+    return recipe, export_cfg, bench_cfg
+
+
+def run_all(recipe_path: str, overrides: list[str] | None = None, stages=STAGES,
+            force: bool = False, progress: bool = True) -> dict:
+    from distill.pipeline import prepare_run_dir, train_run, write_results
+
+    recipe, export_cfg, _ = check_recipe(recipe_path, overrides, stages, force)
     run_dir, results = recipe.run_dir, recipe.results_path
+    if "train" not in stages and layout.models_dir(run_dir).is_dir():
+        # The recipe given is the one the later stages use: check it matches the trained models
+        # and store it as the run's recipe, so a standalone export or bench reads the same one.
+        prepare_run_dir(recipe)
     timings = {}
     for i, stage in enumerate(stages, 1):
         print(f"\n=== [{i}/{len(stages)}] {stage}: {recipe.run.name} ===", flush=True)
@@ -69,10 +120,9 @@ def run_all(recipe_path: str, overrides: list[str] | None = None, stages=("train
         if stage == "train":
             train_run(recipe, force=force, progress=progress)
         elif stage == "export":
-            from export.config import load_export_config
             from export.pipeline import export_run
 
-            export_run(run_dir, load_export_config(recipe.export, {"force": force or None}))
+            export_run(run_dir, export_cfg, recipe=recipe)
         elif stage == "bench":
             from bench.runner import run_bench
 
@@ -80,9 +130,9 @@ def run_all(recipe_path: str, overrides: list[str] | None = None, stages=("train
                 print(f"bench: {results / 'bench.json'} already has this machine's rows for every artifact, measured "
                       "after it was written; skipping (use --force to measure again)")
             else:
-                run_bench(run_dir, results_dir=results, progress=progress)
+                run_bench(run_dir, results_dir=results, progress=progress, recipe=recipe)
         timings[stage] = time.perf_counter() - t0
-    if "train" not in stages and (run_dir / "models").is_dir():
+    if "train" not in stages and layout.models_dir(run_dir).is_dir():
         write_results(recipe)
     summary = {"run": recipe.run.name, "results": str(results), "stage_seconds": timings}
     print("\n=== done ===")
@@ -102,9 +152,10 @@ def main(args) -> int:
     from distill.pipeline import RunError
 
     from bench.runner import BenchError
+    from edgedistill.layout import RunFolderError
     from edgedistill.runtime import ArtifactError
 
-    errors: tuple = (ArtifactError, BenchError, ConfigError, DataError, ModelError, RunError)
+    errors: tuple = (ArtifactError, BenchError, ConfigError, DataError, ModelError, RunError, RunFolderError)
     try:
         run_all(args.recipe, args.overrides, args.stages, args.force, progress=not args.no_progress)
     except errors as exc:

@@ -221,8 +221,14 @@ def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts
     results.mkdir()
 
     def bench_file(measured_at: str, machine: str = mid, skip: int = 0) -> None:
-        rows = [{"artifact": a.name, "machine_id": machine, "measured_at": measured_at} for a in artifacts[skip:]]
-        (results / "bench.json").write_text(json.dumps({"rows": rows}))
+        # Rows as the bench writes them (the skip decision reads them through bench's own loader).
+        rows = [{"artifact": a.name, "machine_id": machine, "machine_label": "", "run": RUN, "model": a.model,
+                 "variant": a.variant, "format": a.format, "precision": a.precision, "quantization": a.quantization,
+                 "trimmed_vocab": a.trimmed_vocab, "runtime": "onnxruntime",
+                 "device": "cpu", "threads": 1, "options": "", "scenario": "latency", "batch_size": 1,
+                 "seq_len": "natural", "measured_at": measured_at} for a in artifacts[skip:]]
+        doc = {"schema_version": 1, "run": RUN, "machines": {machine: {"hardware": {}}}, "rows": rows}
+        (results / "bench.json").write_text(json.dumps(doc))
 
     bench_file("2999-01-01T00:00:00+0000")
     assert bench_is_current(tiny_run, results)
@@ -231,6 +237,8 @@ def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts
     bench_file("2999-01-01T00:00:00+0000", machine="another-machine")   # another machine's rows do not count
     assert not bench_is_current(tiny_run, results)
     bench_file("2000-01-01T00:00:00+0000")                              # rows older than the artifacts
+    assert not bench_is_current(tiny_run, results)
+    (results / "bench.json").write_text('{"rows": []}')                  # not a bench file: measure again
     assert not bench_is_current(tiny_run, results)
     # a model exported again after its rows were measured makes them stale
     bench_file("2030-01-01T00:00:00+0000")

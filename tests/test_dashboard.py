@@ -285,9 +285,9 @@ def test_pareto_frontier_and_best_per_goal():
     assert ref == 0.80 and "bench" in source
     best = best_per_goal(df, ref)
     assert best["most_accurate"]["point"] == "teacher"
-    assert best["fastest"]["point"] == "odd-int8"     # hybrid-int8 is faster but 5 points worse
+    assert best["fastest"]["point"] == "odd-int8"     # hybrid-int8 is faster but keeps only 94% of the teacher
     assert best["smallest"]["point"] == "odd-int8"
-    assert best_per_goal(df, ref, tolerance=0.06)["fastest"]["point"] == "hybrid-int8"
+    assert best_per_goal(df, ref, retained_pct=93)["fastest"]["point"] == "hybrid-int8"
     assert spans_decades([1, 20]) and not spans_decades([1, 5])
 
 
@@ -336,8 +336,9 @@ def test_overview_shows_runs_machines_reference_table_and_best_artifacts(app):
     assert list(reference["model"]) == list(METHODS)
     assert {"train loss", "accuracy", "macro-F1", "F1 negative", "R neutral", "ROC-AUC", "PR-AUC"} <= set(reference.columns)
     best = [m.label for m in at.metric]
-    # Most accurate is the teacher; within 1 point the fastest and the smallest are odd's INT8 OpenVINO model.
-    assert best == ["teacher/onnx-fp32 · onnxruntime", "odd/openvino-int8 · openvino",
+    # Most accurate is the teacher. Keeping 99% of its macro-F1 (0.792 of 0.80, the bench's target) the fastest
+    # and the smallest are odd's dynamic INT8 ONNX model; its INT8 OpenVINO model (0.790) falls just short.
+    assert best == ["teacher/onnx-fp32 · onnxruntime", "odd/onnx-int8-dynamic · onnxruntime",
                     "odd/onnx-int8-dynamic · onnxruntime"]
 
 

@@ -1,0 +1,103 @@
+"""``edgedistill run``: the whole recipe is checked before any work, and the later stages use the
+recipe given and the run's one results folder."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from conftest import make_tiny_model, make_tokenizer
+from test_bench_run import make_tiny_run
+
+
+def _write(path, recipe: dict):
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _recipe(tmp_path, teacher, csv, **sections) -> dict:
+    recipe = {"run": {"name": "checked", "runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results")},
+              "data": {"source": "file", "path": str(csv), "text_column": "text", "label_column": "label",
+                       "max_length": 16},
+              "teacher": {"model": str(teacher)}, "train": {"epochs": 1, "batch_size": 8}}
+    recipe.update(sections)
+    return recipe
+
+
+def test_run_reports_every_bad_section_before_any_work(tmp_path, tiny_checkpoint, tiny_csv):
+    from edgedistill.configbase import ConfigError
+    from edgedistill.orchestrate import run_all
+
+    path = _write(tmp_path / "r.yaml", _recipe(
+        tmp_path, tiny_checkpoint, tiny_csv, methods={"odd": {"layers": [0, 9]}},
+        export={"variants": ["onnx-fp32", "onnx-int4"]}, bench={"seq_lens": ["natural", 2]}))
+    with pytest.raises(ConfigError) as err:
+        run_all(str(path), progress=False)
+    message = str(err.value)
+    assert "methods.odd.layers: [0, 9]: teacher has 2 layers" in message
+    assert "export.variants: unknown ['onnx-int4']" in message
+    assert "bench.seq_lens: 2 is not 'natural'" in message
+    assert "3 problem(s)" in message
+    assert not (tmp_path / "runs").exists()                # nothing trained, nothing written
+
+
+def test_a_student_as_deep_as_its_teacher_is_refused_up_front(tmp_path, tiny_csv):
+    from distill.pipeline import train_run
+    from edgedistill.configbase import ConfigError
+    from edgedistill.orchestrate import check_recipe
+
+    teacher = tmp_path / "one-layer"
+    tok = make_tokenizer(tmp_path / "vocab")
+    make_tiny_model("bert", num_layers=1, vocab_size=len(tok)).save_pretrained(teacher)
+    tok.save_pretrained(teacher)
+    path = _write(tmp_path / "r.yaml", _recipe(tmp_path, teacher, tiny_csv))
+    with pytest.raises(ConfigError, match="methods.odd: a student of 1 of the teacher's 1 layers is not smaller"):
+        check_recipe(str(path))
+    # `edgedistill train` alone checks before training the teacher too
+    from distill.config import load_recipe
+
+    with pytest.raises(ConfigError, match="methods.even.layers"):
+        train_run(load_recipe(path), progress=False)
+    assert not (tmp_path / "runs" / "checked" / "models").exists()
+
+
+def test_stages_after_training_use_the_recipe_given_and_one_results_folder(tmp_path, monkeypatch):
+    import distill.pipeline
+    from edgedistill.orchestrate import run_all
+
+    run = make_tiny_run(tmp_path, methods=("teacher",))
+    stored = yaml.safe_load((run / "recipe.yaml").read_text())
+    # A copy of the run under another name: its results must not land in the original's folder.
+    copy = run.parent / "copy"
+    shutil.copytree(run, copy)
+    given = {**stored, "run": {**stored["run"], "name": "copy"},
+             "bench": {"quick": True, "threads": [1], "seq_lens": [16], "runtimes": ["onnxruntime"]},
+             "export": {"variants": ["onnx-fp32"], "parity_samples": 8}}
+    path = _write(tmp_path / "given.yaml", given)
+    monkeypatch.setattr(distill.pipeline, "write_results", lambda recipe, data=None: None)  # fake checkpoints
+    run_all(str(path), stages=["export", "bench"], progress=False)
+    results = tmp_path / "results"
+    assert sorted(p.name for p in results.iterdir()) == ["copy"]
+    export = json.loads((results / "copy" / "export.json").read_text())
+    assert [a["artifact"] for a in export["artifacts"]] == ["teacher/onnx-fp32"]
+    bench = json.loads((results / "copy" / "bench.json").read_text())
+    (block,) = bench["machines"].values()
+    assert block["bench_config"]["seq_lens"] == [16]             # the recipe given, not runs/copy/recipe.yaml
+    assert {r["runtime"] for r in bench["rows"]} == {"onnxruntime"}
+    assert yaml.safe_load((copy / "recipe.yaml").read_text())["bench"]["seq_lens"] == [16]
+
+
+def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path):
+    from edgedistill import layout
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    run = make_tiny_run(tmp_path, methods=("teacher",))
+    copy = run.parent / "renamed"
+    shutil.copytree(run, copy)
+    export_run(copy, load_export_config({"variants": ["onnx-fp32"], "parity_samples": 8}), log=lambda *a: None)
+    assert (tmp_path / "results" / "renamed" / "export.json").is_file()
+    assert not (tmp_path / "results" / "tiny").exists()
+    assert layout.results_root_of(copy) == tmp_path / "results" / "renamed"

@@ -1,0 +1,80 @@
+"""The shared ground floor: light imports, one method registry, one run layout, one target."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_registry_layout_and_runtimes_import_without_heavy_libraries():
+    code = ("import sys, edgedistill.methods, edgedistill.layout, edgedistill.targets, edgedistill.runtime, "
+            "edgedistill.predictor; print(sorted(m for m in ('torch', 'transformers', 'optimum') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_one_method_registry_drives_every_list():
+    from distill.config import default_methods
+    from edgedistill import methods
+
+    assert methods.ORDER == ("teacher", "odd", "even", "tiny", "lora", "hybrid")
+    assert set(default_methods()) == set(methods.ORDER)
+    assert methods.students() == ("odd", "even", "tiny", "hybrid")
+    assert [n for n in methods.ORDER if methods.uses_lora(n)] == ["lora", "hybrid"]
+    assert {m.kind for m in methods.METHODS.values()} == {"pretrained", "teacher_layers"}
+    assert len(set(methods.COLOURS.values())) == len(methods.ORDER)
+    assert methods.rank("hybrid") == 5 and methods.rank("mystery") == len(methods.ORDER)
+    from dashboard.charts import METHOD_COLORS
+
+    assert METHOD_COLORS is methods.COLOURS
+
+
+def test_layout_lists_folders_in_registry_order_and_skips_temporaries(tmp_path):
+    from edgedistill import layout
+
+    run = tmp_path / "runs" / "r"
+    for m in ("odd", "teacher", "hybrid", ".odd.x.partial"):
+        (layout.model_dir(run, m)).mkdir(parents=True)
+    for m, v in (("odd", "onnx-fp32"), ("teacher", "openvino-int8"), ("teacher", "onnx-fp32")):
+        layout.artifact_dir(run, m, v).mkdir(parents=True)
+    assert [p.name for p in layout.model_folders(run)] == ["teacher", "odd", "hybrid"]
+    assert [f"{p.parent.name}/{p.name}" for p in layout.artifact_folders(run)] == [
+        "teacher/onnx-fp32", "teacher/openvino-int8", "odd/onnx-fp32"]
+    (layout.model_dir(run, "teacher") / layout.CHECKPOINT_MARKER).write_text(json.dumps({"schema_version": 1}))
+    (layout.model_dir(run, "odd") / layout.CHECKPOINT_MARKER).write_text("{not json")
+    assert layout.checkpoint_complete(layout.model_dir(run, "teacher"))
+    assert not layout.checkpoint_complete(layout.model_dir(run, "odd"))
+    assert layout.results_dir("results", run) == Path("results") / "r"
+
+
+def test_good_enough_means_the_same_in_bench_and_dashboard():
+    from bench.report import RETAINED_GOAL
+    from dashboard.pareto import best_per_goal
+    from edgedistill.targets import RETAINED_PCT, good_enough
+
+    assert RETAINED_GOAL == RETAINED_PCT == 99.0
+    teacher = 0.80
+    df = pd.DataFrame({"point": ["t", "a", "b"], "macro_f1": [teacher, 0.7921, 0.7919],
+                       "latency_p50_ms": [10.0, 5.0, 1.0], "size_mb": [90.0, 20.0, 10.0]})
+    retained = 100 * df["macro_f1"] / teacher
+    qualifying = [p for p, r in zip(df["point"], retained) if good_enough(r)]
+    assert qualifying == ["t", "a"]
+    best = best_per_goal(df, teacher)
+    assert best["fastest"]["point"] == "a" and best["smallest"]["point"] == "a"
+
+
+def test_dashboard_reads_the_benchs_steadiness():
+    from bench.report import steadiness
+    from dashboard.data import _steadiness
+
+    block = {"bandwidth_gbs": {"k1": [7.5, 8.0], "k2": [9.0, 8.1]},
+             "repeats": {"k1": [1.0, 1.05], "k2": [1.0, 1.5], "k3": [2.0]}}
+    assert steadiness(block) == {"bandwidth_gbs": (7.5, 9.0), "passes_within_10pct": (1, 2)}
+    assert _steadiness(block) == {"bandwidth_gbs": "7.5 to 9.0", "passes_within_10pct": "1 of 2"}
+    assert steadiness({}) == {"bandwidth_gbs": None, "passes_within_10pct": None}

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def chromium():
-    from dashboard.screenshots import find_chromium
+    from tools.screenshots import find_chromium
 
     binary = find_chromium()
     if not binary:
@@ -31,7 +31,7 @@ def png_size(path) -> tuple[int, int]:
 
 
 def test_pages_render_in_headless_chromium_and_screenshot(chromium, tmp_path):
-    from dashboard.screenshots import DEFAULT_PAGES, capture, start_server, stop_server
+    from tools.screenshots import DEFAULT_PAGES, capture, start_server, stop_server
 
     results = write_results(tmp_path / "results")
     proc, url = start_server(results, [str(tmp_path / "runs")], log=tmp_path / "server.log")

@@ -1,5 +1,5 @@
 """The README results block is generated from result files: every number traces back to them."""
-from bench.summary import END, START, build, replace_block
+from tools.readme_results import END, START, build, replace_block
 
 from test_dashboard import RUN, write_results
 
@@ -22,7 +22,7 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path):
 
 def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
     from bench.derive import add_derived
-    from bench.summary import _ratios, repeat_spreads
+    from tools.readme_results import _ratios, repeat_spreads
     from test_bench_schema import row
 
     base = row(p50=10.0)                                                     # teacher PyTorch FP32

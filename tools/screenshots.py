@@ -1,8 +1,8 @@
 """Render dashboard pages to PNG with headless Chromium, e.g. for the README.
 
-    python -m dashboard.screenshots --results results --out docs/screenshots
-    python -m dashboard.screenshots --results results --run quickstart --pages overview trade-offs
-    python -m dashboard.screenshots --url http://127.0.0.1:8501 --out /tmp/shots   (a dashboard already running)
+    python -m tools.screenshots --results results --out docs/screenshots
+    python -m tools.screenshots --results results --run quickstart --pages overview trade-offs
+    python -m tools.screenshots --url http://127.0.0.1:8501 --out /tmp/shots   (a dashboard already running)
 
 Starts the app on a free loopback port (unless --url), drives Chromium over the DevTools protocol
 on loopback, waits until Streamlit has finished the script and every chart is drawn, grows the
@@ -266,7 +266,7 @@ def capture(url: str, out_dir: str | Path, pages=DEFAULT_PAGES, run: str | None 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboard.screenshots", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.screenshots", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results", metavar="DIR", help="results folder to show")
     parser.add_argument("--runs", action="append", metavar="DIR", help="runs folder(s) for the playground")

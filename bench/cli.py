@@ -95,8 +95,8 @@ def main(args: argparse.Namespace) -> int:
 
     from bench.runner import BenchError, merge_bench_file, run_bench
     from bench.schema import BenchFileError
-    from edgedistill.configbase import ConfigError
     from distill.data import DataError
+    from edgedistill.configbase import ConfigError
     from edgedistill.layout import RunFolderError
     from edgedistill.runtime import ArtifactError
 
@@ -119,7 +119,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _results_for(run: str | None) -> str:
-    from pathlib import Path
 
     from bench.runner import BenchError
     from edgedistill.layout import results_root_of

@@ -58,7 +58,7 @@ class Job:
         return {**asdict(self), "artifact": asdict(self.artifact)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Job":
+    def from_dict(cls, d: dict) -> Job:
         return cls(**{**d, "artifact": Artifact(**d["artifact"])})
 
     def row_precision(self) -> str:

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from bench.probe import change_pct
 from bench.schema import KEY_COLUMNS, BenchRow
-from edgedistill.targets import RETAINED_PCT as RETAINED_GOAL   # % of teacher macro-F1 kept to count as "as good"
+from edgedistill.targets import RETAINED_PCT as RETAINED_GOAL  # % of teacher macro-F1 kept to count as "as good"
 
 
 def fmt(v, digits: int = 2) -> str:

@@ -23,8 +23,19 @@ from bench.derive import add_derived
 from bench.plan import Job, available_devices, discover, plan_jobs
 from bench.probe import BandwidthProbe
 from bench.report import render_report, summary_table
-from bench.schema import (BENCH_FILE, CSV_FILE, REPORT_FILE, BenchFileError, BenchRow, document, load_or_new,
-                          machine_block, read_document, replace_machine, rows_to_csv)
+from bench.schema import (
+    BENCH_FILE,
+    CSV_FILE,
+    REPORT_FILE,
+    BenchFileError,
+    BenchRow,
+    document,
+    load_or_new,
+    machine_block,
+    read_document,
+    replace_machine,
+    rows_to_csv,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,8 +192,8 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     ``recipe`` (default: the run's stored recipe.yaml) gives the bench section and the test data.
     """
     from distill.config import load_recipe
-    from edgedistill import layout
     from distill.data import load_dataset
+    from edgedistill import layout
     from edgedistill.provenance import hardware as machine_hardware
     from edgedistill.provenance import provenance
 

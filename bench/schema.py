@@ -31,7 +31,7 @@ KEY_COLUMNS = ("machine_id", "artifact", "runtime", "device", "precision", "thre
                "scenario", "batch_size", "seq_len")
 
 
-def sort_key(row: "BenchRow") -> tuple:
+def sort_key(row: BenchRow) -> tuple:
     """Stable, readable order: machine, teacher first, checkpoint before its exports, latency
     before throughput, natural length before fixed lengths in increasing order."""
     model = rank(row.model)
@@ -110,7 +110,7 @@ class BenchRow:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict, label_names: list[str] | None = None) -> "BenchRow":
+    def from_dict(cls, data: dict, label_names: list[str] | None = None) -> BenchRow:
         """A row from ``to_dict`` output, from JSON or from CSV strings (types restored)."""
         names = {f.name for f in dataclasses.fields(cls)} - {"per_class"}
         missing = [k for k in KEY_COLUMNS + ("model", "variant", "format", "run") if k not in data]

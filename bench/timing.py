@@ -16,9 +16,9 @@ Imports only the standard library and pytest (with pytest-benchmark), so the GPU
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

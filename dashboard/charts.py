@@ -7,10 +7,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from edgedistill.methods import COLOURS
-
 from dashboard.data import method_rank
 from dashboard.pareto import pareto_front, spans_decades
+from edgedistill.methods import COLOURS
 
 # One colour per method everywhere (edgedistill.methods), so "odd" is the same colour on every page.
 METHOD_COLORS = COLOURS

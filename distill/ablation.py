@@ -10,9 +10,9 @@ import sys
 import time
 
 from distill.config import LossConfig, Recipe, load_recipe
-from edgedistill.methods import students
 from edgedistill.configbase import ConfigError, from_dict
 from edgedistill.io import atomic_write_json, atomic_write_text
+from edgedistill.methods import students
 from edgedistill.provenance import provenance
 
 # What the literature suggests, from the course project's loss to patient-KD style hidden losses.

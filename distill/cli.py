@@ -18,11 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from edgedistill.configbase import ConfigError
     from distill.config import load_recipe
     from distill.data import DataError
     from distill.models import ModelError
     from distill.pipeline import RunError, train_run
+    from edgedistill.configbase import ConfigError
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)

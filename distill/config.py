@@ -13,7 +13,6 @@ from edgedistill import methods as registry
 from edgedistill.configbase import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides
 
 
-
 @dataclass
 class RunConfig:
     name: str = "run"

@@ -9,14 +9,14 @@ import json
 import time
 from pathlib import Path
 
-from edgedistill.configbase import ConfigError, dump, to_dict
 from distill.config import Recipe
 from distill.data import Dataset, load_dataset
 from edgedistill import layout
+from edgedistill.configbase import ConfigError, dump, to_dict
+from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text
 from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
 from edgedistill.methods import ORDER, students
-from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text
 from edgedistill.provenance import provenance
 
 SCHEMA_VERSION = 1
@@ -177,7 +177,7 @@ def collect_metrics(recipe: Recipe) -> dict:
 
 def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
     """metrics.json, results.md and plots from the run's complete checkpoints."""
-    from distill.report import write_plots, results_table
+    from distill.report import results_table, write_plots
 
     models = collect_metrics(recipe)
     models = {m: models[m] for m in ORDER if m in models}

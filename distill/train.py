@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 from distill.config import LossConfig, Recipe, TrainConfig
 from distill.data import Dataset, Split
 from distill.losses import DistillationLoss
+from distill.models import load_classifier, make_student, model_depth, param_counts, select_layers, wrap_lora
 from edgedistill.methods import method
 from edgedistill.metrics import classification_metrics, softmax
-from distill.models import (load_classifier, make_student, model_depth, param_counts, select_layers, wrap_lora)
 
 CE_ONLY = LossConfig(ce=1.0, kl=0.0, cosine=0.0, hidden=0.0)
 
@@ -110,7 +110,7 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
 
 class _Collate:
     """Pad token fields; attach the cached teacher outputs of the batch's examples."""
-    def __init__(self, tokenizer, cache: "TeacherCache | None" = None):
+    def __init__(self, tokenizer, cache: TeacherCache | None = None):
         self.tokenizer, self.cache = tokenizer, cache
 
     def __call__(self, items):

@@ -16,8 +16,14 @@ def classification_metrics(y_true, probs, label_names: list[str]) -> dict:
     ``probs`` are class probabilities (n, k). AUCs are None when a class is absent from y_true.
     """
     # Imported here: the runtimes use ``softmax`` and must stay light to import.
-    from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
-                                 precision_recall_fscore_support, roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     y_true = np.asarray(y_true)
     probs = np.asarray(probs, dtype=np.float64)

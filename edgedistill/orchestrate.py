@@ -146,12 +146,11 @@ def run_all(recipe_path: str, overrides: list[str] | None = None, stages=STAGES,
 
 
 def main(args) -> int:
-    from edgedistill.configbase import ConfigError
+    from bench.runner import BenchError
     from distill.data import DataError
     from distill.models import ModelError
     from distill.pipeline import RunError
-
-    from bench.runner import BenchError
+    from edgedistill.configbase import ConfigError
     from edgedistill.layout import RunFolderError
     from edgedistill.runtime import ArtifactError
 

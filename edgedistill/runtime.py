@@ -118,13 +118,13 @@ class Runtime(abc.ABC):
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu", threads: int | None = None,
-             precision: str | None = None) -> "Runtime":
+             precision: str | None = None) -> Runtime:
         """An export artifact: its manifest (checked to be complete and of this format), then ``open``."""
         return cls.open(folder, _artifact_meta(Path(folder), cls.format), device, threads, precision)
 
     @classmethod
     def open(cls, folder: str | Path, meta: dict, device: str = "cpu", threads: int | None = None,
-             precision: str | None = None) -> "Runtime":
+             precision: str | None = None) -> Runtime:
         """Load with ``meta`` in place of manifest.json (the export checks run before it exists)."""
         raise NotImplementedError(f"{cls.__name__} loads checkpoints through load(), not artifact folders")
 

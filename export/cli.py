@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args):
     """The recipe's export section, then --set overrides, then the dedicated flags."""
     from edgedistill.configbase import parse_overrides
-    from export.config import load_export_config
     from edgedistill.layout import load_run_recipe
+    from export.config import load_export_config
 
     recipe = load_run_recipe(Path(args.run))
     extra = parse_overrides(args.overrides)             # "trim_min_count=2" or "export.trim_min_count=2"

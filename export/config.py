@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgedistill.methods import ORDER as METHODS
 from edgedistill.configbase import from_dict
+from edgedistill.methods import ORDER as METHODS
 from export.errors import ExportError
 
 # name -> (format, precision, quantization); every one also exists as "<name>-trim".

@@ -26,17 +26,25 @@ from types import SimpleNamespace
 import numpy as np
 
 from distill.config import Recipe
-from edgedistill.configbase import dump, to_dict
 from edgedistill import layout
-from edgedistill.methods import ORDER as METHODS
+from edgedistill.configbase import dump, to_dict
 from edgedistill.io import atomic_dir, atomic_write_json
+from edgedistill.methods import ORDER as METHODS
 from edgedistill.provenance import provenance
+from edgedistill.runtime import (
+    MANIFEST,
+    OpenVinoRuntime,
+    OrtRuntime,
+    TextEncoder,
+    TorchRuntime,
+    checkpoint_max_length,
+    checkpoint_meta,
+    read_manifest,
+)
 from export import checks, convert, vocab
 from export.config import ExportConfig, variant_spec
 from export.errors import ExportError
 from export.report import format_table, summary_row, write_results
-from edgedistill.runtime import (MANIFEST, OpenVinoRuntime, OrtRuntime, TextEncoder, TorchRuntime, checkpoint_max_length,
-                            checkpoint_meta, read_manifest)
 
 SCHEMA_VERSION = 1
 TOOLS = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "openvino", "nncf", "tokenizers")

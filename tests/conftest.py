@@ -33,8 +33,14 @@ def make_tokenizer(folder):
 def make_tiny_model(family: str = "bert", num_layers: int = 2, num_labels: int = 3, vocab_size: int = 64, seed: int = 0):
     """A random 2-layer encoder classifier of the given family (bert, distilbert, mpnet)."""
     import torch
-    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
-                              DistilBertForSequenceClassification, MPNetConfig, MPNetForSequenceClassification)
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        MPNetConfig,
+        MPNetForSequenceClassification,
+    )
 
     torch.manual_seed(seed)
     id2label = {i: n for i, n in enumerate(LABELS[:num_labels])}

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_bench_run import RUN, make_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]

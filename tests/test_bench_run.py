@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import LABELS, make_tiny_model, make_tokenizer, tiny_texts
 
 RUN = "tiny"
@@ -117,9 +116,10 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
 
 
 def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, capsys):
+    from test_bench_schema import block, row
+
     import edgedistill.cli as edgedistill
     from bench.schema import document, read_document, replace_machine
-    from test_bench_schema import block, row
 
     # A copy of the run with one broken export: its job fails, the others are still written.
     run = tmp_path / "runs" / RUN
@@ -213,8 +213,8 @@ def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts
     import os
 
     from bench.plan import discover
-    from edgedistill.provenance import hardware
     from edgedistill.orchestrate import bench_is_current
+    from edgedistill.provenance import hardware
 
     artifacts, _ = discover(tiny_run)
     mid, results = hardware()["machine_id"], tmp_path / "results"

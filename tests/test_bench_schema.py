@@ -11,9 +11,20 @@ from bench.derive import add_derived
 from bench.plan import Artifact, plan_jobs
 from bench.report import render_report
 from bench.runner import merge_bench_file, write_outputs
-from bench.schema import (BenchFileError, BenchRow, KEY_COLUMNS, document, load_or_new, machine_block,
-                          new_document, read_document, replace_machine, rows_from_csv, rows_to_csv,
-                          validate_document)
+from bench.schema import (
+    KEY_COLUMNS,
+    BenchFileError,
+    BenchRow,
+    document,
+    load_or_new,
+    machine_block,
+    new_document,
+    read_document,
+    replace_machine,
+    rows_from_csv,
+    rows_to_csv,
+    validate_document,
+)
 from bench.timing import Case, TimingSettings, run_cases
 
 LABELS = ["negative", "neutral", "positive"]

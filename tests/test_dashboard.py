@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import LABELS
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"

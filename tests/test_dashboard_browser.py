@@ -8,7 +8,6 @@ import os
 import struct
 
 import pytest
-
 from test_dashboard import write_results
 
 pytestmark = pytest.mark.slow

@@ -1,13 +1,10 @@
-import json
 
-import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_texts
 
 from distill.config import DataConfig
 from distill.data import DataError, load_dataset
-
-from conftest import tiny_texts
 
 
 def test_file_csv_jsonl_parquet_give_same_stratified_splits(tmp_path, tiny_csv):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import LABELS, make_tiny_model, make_tokenizer, tiny_texts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,8 @@ TRAIN = ["good movie", "bad movie", "played the movie", "good good", "unknown mo
 @pytest.fixture
 def char_checkpoint(tmp_path):
     """A tiny BERT whose vocabulary has words, single characters and ## character pieces."""
-    from transformers import BertTokenizerFast
-
     from conftest import make_tiny_model
+    from transformers import BertTokenizerFast
 
     vocab = SPECIALS + WORDS + CHARS + ["##" + c for c in CHARS] + ["☃"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")

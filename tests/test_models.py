@@ -1,11 +1,17 @@
 import pytest
 import torch
+from conftest import make_tiny_model
 
 from distill.config import LoraSettings
-from distill.models import (ModelError, copy_is_exact, encoder_layers, make_student, param_counts, select_layers,
-                            wrap_lora)
-
-from conftest import make_tiny_model
+from distill.models import (
+    ModelError,
+    copy_is_exact,
+    encoder_layers,
+    make_student,
+    param_counts,
+    select_layers,
+    wrap_lora,
+)
 
 
 def test_odd_even_follow_one_based_naming():

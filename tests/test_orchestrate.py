@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import make_tiny_model, make_tokenizer
 from test_bench_run import make_tiny_run
 

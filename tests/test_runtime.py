@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import LABELS, make_tiny_model, make_tokenizer
 
 

@@ -1,7 +1,7 @@
 """The README results block is generated from result files: every number traces back to them."""
-from tools.readme_results import END, START, build, replace_block
-
 from test_dashboard import RUN, write_results
+
+from tools.readme_results import END, START, build, replace_block
 
 
 def test_summary_is_built_from_the_result_files(tmp_path):
@@ -21,9 +21,10 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path):
 
 
 def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
+    from test_bench_schema import row
+
     from bench.derive import add_derived
     from tools.readme_results import _ratios, repeat_spreads
-    from test_bench_schema import row
 
     base = row(p50=10.0)                                                     # teacher PyTorch FP32
     fast = row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=1.0, f1=0.8)
@@ -40,8 +41,9 @@ def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
 
 
 def test_drift_note_splits_rows_by_how_much_the_machine_moved_during_their_job():
-    from bench.report import drift_note
     from test_bench_schema import row
+
+    from bench.report import drift_note
 
     a, b = row(p50=10.0), row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=1.0)
     block = {"repeats": {a.key_text(): [10.0, 10.5], b.key_text(): [1.0, 1.3]},

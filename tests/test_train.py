@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from distill.config import load_recipe
-from edgedistill.configbase import dump
 from distill.pipeline import RunError, checkpoint_complete, train_run
+from edgedistill.configbase import dump
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,6 @@ def test_every_method_trains_and_writes_results(tmp_path, tiny_checkpoint, tiny_
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path):
-    from edgedistill.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {source: nowhere}\nrun: {runs_dir: %s}\n" % (tmp_path / "runs"))

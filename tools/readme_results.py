@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from bench.report import agreement, best_per_goal, drift_note, fmt, md_table, repeat_spreads, run_to_run
 from bench.schema import read_document
-from edgedistill.methods import COLOURS, ORDER
-from edgedistill.io import atomic_write_text
-from edgedistill.targets import RETAINED_PCT
 from distill.report import results_table
+from edgedistill.io import atomic_write_text
+from edgedistill.methods import COLOURS, ORDER
+from edgedistill.targets import RETAINED_PCT
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 GOAL = RETAINED_PCT

@@ -46,8 +46,8 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     from bench.runner import bench_inputs, cap_test, text_order
     from distill.config import load_recipe
     from distill.data import load_dataset
-    from edgedistill.io import atomic_dir
     from distill.models import load_checkpoint
+    from edgedistill.io import atomic_dir
     from edgedistill.provenance import git_commit
     from edgedistill.runtime import TextEncoder, checkpoint_max_length, checkpoint_meta, model_input_names
 

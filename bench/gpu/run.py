@@ -51,7 +51,6 @@ def settings_for(args) -> dict:
 # --- child: one model at one precision -----------------------------------------------------
 
 def load_model(folder: Path, info: dict, dtype, device: str):
-    import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -163,8 +162,8 @@ def child(args) -> int:
     """Measure one model at one precision; write its rows (as dicts) to --child-out."""
     import torch
 
-    from bench.timing import Case, TimingSettings, run_cases_partial
     from bench.memory import peak_rss_mb
+    from bench.timing import Case, TimingSettings, run_cases_partial
 
     pack = Path(args.pack)
     info, inputs = json.loads((pack / "pack.json").read_text()), json.loads((pack / "inputs.json").read_text())

@@ -1,5 +1,5 @@
 # Quick start:  make run   (set up + the main job on the offline default recipe)
-#               make test  (set up + the test suite)
+#               make test  (set up + lint (ruff) + the test suite)
 PY ?= python3
 VENV ?= .venv
 RECIPE ?= configs/quickstart.yaml
@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(BIN)/edgedistill run $(RECIPE)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 dashboard: $(STAMP)

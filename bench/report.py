@@ -105,7 +105,8 @@ def run_to_run_note(block: dict, rows: list[BenchRow], threads: int | None = Non
     spreads, origin = run_to_run(block, rows, threads)
     if not spreads:
         return ""
-    return f"Against the previous bench run on this machine ({origin}), rows whose p50 agrees within 10%: {agreement(spreads)}."
+    return (f"Against the previous bench run on this machine ({origin}), rows whose p50 agrees within 10%: "
+            f"{agreement(spreads)}.")
 
 
 def steadiness(block: dict) -> dict:
@@ -132,7 +133,8 @@ def drift_note(block: dict, threads: int | None = None) -> str:
     values = [x for pair in probes.values() for x in pair]
     moved = sorted(change_pct(*pair) for pair in probes.values())
     text = (f"Machine drift: the memory-bandwidth probe (`bench/probe.py`, one thread, just before and just after "
-            f"each job) read {min(values):.1f} to {max(values):.1f} GB/s over the run ({max(values) / min(values):.1f}x); "
+            f"each job) read {min(values):.1f} to {max(values):.1f} GB/s over the run "
+            f"({max(values) / min(values):.1f}x); "
             f"across one job it moved by a median {moved[len(moved) // 2]:.0f}%.")
     steady, unsteady = [], []
     for key, pair in probes.items():

@@ -221,7 +221,8 @@ def page_overview(res: data.Results, run: str) -> None:
         with col.container(border=True):
             st.markdown(f"**{title.replace('the target', f'>= {keep:g}% of the teacher')}**")
             if row is None:
-                st.write("No artifact qualifies" + ("" if ref_f1 is not None else " (no teacher result to compare with)"))
+                st.write("No artifact qualifies" + ("" if ref_f1 is not None
+                                                    else " (no teacher result to compare with)"))
                 continue
             key, fmt = values[goal]
             st.metric(row["point"], fmt.format(row[key]))
@@ -245,7 +246,8 @@ def page_tradeoffs(res: data.Results, run: str) -> None:
                      help="auto: logarithmic when the values span a factor of 10 or more")
     log_x = None if scale == "auto" else scale == "log"
     st.caption(f"{len(points)} artifact × runtime measurements on {describe_selection(selection, res)}. "
-               "Colour: method; shape: precision; dashed: the Pareto frontier (nothing is both cheaper and more accurate).")
+               "Colour: method; shape: precision; dashed: the Pareto frontier (nothing is both cheaper and more "
+               "accurate).")
     left, right = st.columns(2)
     with left:
         fig = charts.tradeoff_scatter(points, latency, log_x=log_x, title=f"Latency {LATENCIES[latency]} vs macro-F1")
@@ -300,7 +302,8 @@ def page_per_class(res: data.Results, run: str) -> None:
             # machines; only the runtime and device (e.g. FP16 on CUDA) can change them.
             points = pd.concat([select.points(g) for _, g in rows.groupby("device")])
             points = points.assign(point=points["point"] + " · " + points["device"])
-            order = [f"{p}{label}" for p in data.PER_CLASS_PREFIXES[::-1] for label in labels if f"{p}{label}" in per_label]
+            order = [f"{p}{label}" for p in data.PER_CLASS_PREFIXES[::-1] for label in labels
+                     if f"{p}{label}" in per_label]
             table(points[["point", "macro_f1", *(order or per_label)]].sort_values("macro_f1", ascending=False))
 
 
@@ -396,7 +399,8 @@ def page_playground(res: data.Results, run: str, runs_dirs: list[str]) -> None:
                                 max_selections=playground.MAX_CHOSEN, key="playground_models")
         submitted = st.form_submit_button("Predict", type="primary")
     if submitted:
-        st.session_state["playground_out"] = predict_all(playground.cap(text), [by_name[n] for n in chosen if n in by_name],
+        st.session_state["playground_out"] = predict_all(playground.cap(text),
+                                                         [by_name[n] for n in chosen if n in by_name],
                                                          res.bench)
     out = st.session_state.get("playground_out")
     if not out:
@@ -438,11 +442,13 @@ def predict_all(text: str, chosen: list[playground.Candidate], bench: pd.DataFra
             entry["error"] = f"Could not load or run {c.folder}: {type(e).__name__}: {e}"
         else:
             probs = [float(p) for p in pred.probs[0]]
-            names = list(c.label_names) if len(c.label_names) == len(probs) else [f"class {i}" for i in range(len(probs))]
+            names = (list(c.label_names) if len(c.label_names) == len(probs)
+                     else [f"class {i}" for i in range(len(probs))])
             entry.update(label=str(pred.labels[0]), probs=probs, latency_ms=ms, classes=names)
             # The bench's single-text CPU figure to compare with: its fastest machine and thread count.
             rows = bench[(bench["run"] == c.run) & (bench["artifact"] == c.artifact) & (bench["device"] == "cpu")
-                         & (bench["batch_size"] == 1) & (bench["seq_len"] == "natural")].dropna(subset=["latency_p50_ms"])
+                         & (bench["batch_size"] == 1)
+                         & (bench["seq_len"] == "natural")].dropna(subset=["latency_p50_ms"])
             if len(rows):
                 best = rows.loc[rows["latency_p50_ms"].idxmin()]
                 entry["bench"] = {"latency_p50_ms": float(best["latency_p50_ms"]),

@@ -125,7 +125,8 @@ def _parse_metrics(run: str, doc: dict, out: dict, warn) -> list[str]:
         layers = entry.get("layers")
         out["models"].append({
             "run": run, "method": method,
-            "layers": ",".join(map(str, layers)) if isinstance(layers, list) else ("all" if layers is None else str(layers)),
+            "layers": (",".join(map(str, layers)) if isinstance(layers, list)
+                       else ("all" if layers is None else str(layers))),
             "params_total": _num(entry.get("params_total")), "params_trainable": _num(entry.get("params_trainable")),
             "train_time_s": _num(entry.get("train_time_s")),
             "train_examples_per_s": _num(entry.get("train_examples_per_s")), "best_epoch": best,
@@ -255,7 +256,7 @@ def read_results(root: str | Path) -> Results:
                 warnings.append(f"{shown}: says run {doc.get('run')!r} but lies in folder {run!r}; "
                                 f"shown as {run!r}")
             staged = {k: [] for k in out}
-            labels = parse(run, doc, staged, lambda msg: warnings.append(f"{shown}: {msg}"))
+            labels = parse(run, doc, staged, lambda msg, shown=shown: warnings.append(f"{shown}: {msg}"))
         except ResultFileError as e:
             warnings.append(f"{shown} skipped: {e}.")
             out["files"].append({"run": run, "file": name, "status": f"skipped: {e}"})
@@ -295,7 +296,8 @@ def read_results(root: str | Path) -> Results:
         models=_table(out["models"], MODEL_COLUMNS), per_class=_table(out["per_class"], PER_CLASS_COLUMNS),
         confusion=_table(out["confusion"], CONFUSION_COLUMNS), steps=_table(out["steps"], STEP_COLUMNS),
         epochs=_table(out["epochs"], EPOCH_COLUMNS),
-        artifacts=pd.DataFrame.from_records(out["artifacts"]) if out["artifacts"] else _frame(("run", "model", "variant")),
+        artifacts=(pd.DataFrame.from_records(out["artifacts"]) if out["artifacts"]
+                   else _frame(("run", "model", "variant"))),
         bench=bench, machines=_table(out["machines"], MACHINE_COLUMNS),
         files=_table(out["files"], ("run", "file", "status")), warnings=warnings,
     )

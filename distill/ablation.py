@@ -36,13 +36,15 @@ def run_ablation(recipe: Recipe, method: str = "odd", variants: dict | None = No
     variants = variants or DEFAULT_VARIANTS
     teacher_dir = model_dir(recipe, "teacher")
     if not checkpoint_complete(teacher_dir):
-        raise ConfigError(f"no fine-tuned teacher in {teacher_dir}; run `edgedistill train {recipe.source} --methods teacher` first")
+        raise ConfigError(f"no fine-tuned teacher in {teacher_dir}; "
+                          f"run `edgedistill train {recipe.source} --methods teacher` first")
     data_cfg = replace(recipe.data, max_train=max_train or recipe.data.max_train)
     data = load_dataset(data_cfg)
     rows, cache = {}, None
     for name, loss_dict in variants.items():
         loss = from_dict(LossConfig, loss_dict)
-        r = replace(recipe, methods={**recipe.methods, method: replace(recipe.methods[method], loss=loss, lora=recipe.methods[method].lora)})
+        entry = replace(recipe.methods[method], loss=loss, lora=recipe.methods[method].lora)
+        r = replace(recipe, methods={**recipe.methods, method: entry})
         setup = setup_method(method, r, data.label_names, teacher_dir)
         if cache is None and setup.teacher is not None:
             cache = TeacherCache(setup.teacher, setup.tokenizer, data.train, data_cfg.max_length,
@@ -54,7 +56,8 @@ def run_ablation(recipe: Recipe, method: str = "odd", variants: dict | None = No
                       "test_macro_f1": out.test["macro_f1"], "test_accuracy": out.test["accuracy"],
                       "test_per_class_f1": {k: v["f1"] for k, v in out.test["per_class"].items()},
                       "best_epoch": out.best_epoch, "train_time_s": time.perf_counter() - t0}
-        print(f"[ablation {name}] val macro-F1 {out.validation['macro_f1']:.4f}  test macro-F1 {out.test['macro_f1']:.4f}")
+        print(f"[ablation {name}] val macro-F1 {out.validation['macro_f1']:.4f}  "
+              f"test macro-F1 {out.test['macro_f1']:.4f}")
     best = max(rows, key=lambda k: rows[k]["validation_macro_f1"])
     result = {"schema_version": 1, "run": recipe.run.name, "method": method, "layers": setup.info["layers"],
               "train_examples": len(data.train), "epochs": recipe.train.epochs, "selected_on": "validation macro-F1",
@@ -68,16 +71,19 @@ def run_ablation(recipe: Recipe, method: str = "odd", variants: dict | None = No
 
 def ablation_table(result: dict) -> str:
     labels = list(next(iter(result["variants"].values()))["test_per_class_f1"])
-    lines = [f"# Distillation-loss ablation: {result['run']}, {result['method']} student (teacher layers {result['layers']})",
+    lines = [f"# Distillation-loss ablation: {result['run']}, {result['method']} student "
+             f"(teacher layers {result['layers']})",
              "", f"{result['train_examples']} training examples, {result['epochs']} epochs each, same seed; "
              f"chosen on {result['selected_on']}: **{result['best']}**.", "",
-             "| Variant | CE | KL | cosine | hidden | T | Val macro-F1 | Test macro-F1 | " + " | ".join(f"{l} F1" for l in labels) + " |",
+             "| Variant | CE | KL | cosine | hidden | T | Val macro-F1 | Test macro-F1 | "
+             + " | ".join(f"{label} F1" for label in labels) + " |",
              "|" + "---|" * (8 + len(labels))]
     for name, r in result["variants"].items():
         c = r["loss"]
-        lines.append(f"| {name} | {c['ce']:.2g} | {c['kl']:.2g} | {c['cosine']:.2g} | {c['hidden']:.2g} | {c['temperature']:g} | "
+        lines.append(f"| {name} | {c['ce']:.2g} | {c['kl']:.2g} | {c['cosine']:.2g} | {c['hidden']:.2g} | "
+                     f"{c['temperature']:g} | "
                      f"{r['validation_macro_f1']:.4f} | {r['test_macro_f1']:.4f} | "
-                     + " | ".join(f"{r['test_per_class_f1'][l]:.3f}" for l in labels) + " |")
+                     + " | ".join(f"{r['test_per_class_f1'][label]:.3f}" for label in labels) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -78,7 +78,8 @@ class LossConfig:
             self.hidden, self.temperature = 0.0, 1.0
 
     def validate(self):
-        errs = [f"{k}: {getattr(self, k)} must be >= 0" for k in ("ce", "kl", "cosine", "hidden") if getattr(self, k) < 0]
+        errs = [f"{k}: {getattr(self, k)} must be >= 0" for k in ("ce", "kl", "cosine", "hidden")
+                if getattr(self, k) < 0]
         if self.temperature <= 0:
             errs.append(f"temperature: {self.temperature} must be > 0")
         return errs
@@ -109,7 +110,8 @@ class TrainConfig:
     cache_teacher: bool = True      # compute the frozen teacher's outputs once, not every epoch
 
     def validate(self):
-        errs = [f"{k}: must be >= 1" for k in ("epochs", "batch_size", "grad_accum", "log_every") if getattr(self, k) < 1]
+        errs = [f"{k}: must be >= 1" for k in ("epochs", "batch_size", "grad_accum", "log_every")
+                if getattr(self, k) < 1]
         if self.lr <= 0:
             errs.append(f"lr: {self.lr} must be > 0")
         return errs

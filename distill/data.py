@@ -144,14 +144,17 @@ def _file(cfg: DataConfig):
     df = _read_table(path)
     missing = [k for k in ("text_column", "label_column") if not getattr(cfg, k)]
     if missing:
-        raise DataError(f"{path}: set {' and '.join(missing)} in the data section; columns present: {', '.join(map(str, df.columns))}")
+        raise DataError(f"{path}: set {' and '.join(missing)} in the data section; columns present: "
+                        f"{', '.join(map(str, df.columns))}")
     _require_columns(df, [cfg.text_column, cfg.label_column], path)
     df = df.dropna(subset=[cfg.text_column, cfg.label_column])
     raw = df[cfg.label_column]
     names = [str(x) for x in cfg.labels] if cfg.labels else sorted({str(v) for v in raw})
     if len(names) < 2:
-        raise DataError(f"{path}: column {cfg.label_column!r} holds fewer than two classes ({names}); a classifier needs two or more")
-    return df[cfg.text_column].astype(str).tolist(), _map_labels(raw.astype(str), names, path, cfg.label_column, allow_ids=True), names, str(path)
+        raise DataError(f"{path}: column {cfg.label_column!r} holds fewer than two classes ({names}); a classifier "
+                        "needs two or more")
+    return df[cfg.text_column].astype(str).tolist(), _map_labels(raw.astype(str), names, path, cfg.label_column,
+                                                                 allow_ids=True), names, str(path)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -159,7 +162,8 @@ def _file(cfg: DataConfig):
 def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"data file {path} does not exist; check data.path in the recipe "
-                        "(the hate-speech CSV ships at ../shared/data/hate_speech_offensive/labeled_data.csv for developers)")
+                        "(the hate-speech CSV ships at ../shared/data/hate_speech_offensive/labeled_data.csv for "
+                        "developers)")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":

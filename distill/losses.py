@@ -49,7 +49,8 @@ class DistillationLoss(nn.Module):
             teacher_logits = teacher_logits.detach()
             if c.kl > 0:
                 t = c.temperature
-                parts["kl"] = F.kl_div(F.log_softmax(student_logits / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1),
+                parts["kl"] = F.kl_div(F.log_softmax(student_logits / t, dim=-1),
+                                       F.log_softmax(teacher_logits / t, dim=-1),
                                        reduction="batchmean", log_target=True) * t * t
             if c.cosine > 0:
                 parts["cosine"] = (1 - F.cosine_similarity(student_logits, teacher_logits, dim=-1)).mean()

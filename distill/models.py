@@ -74,11 +74,13 @@ def encoder_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     """The (parent, attribute, ModuleList) that holds the transformer blocks.
 
     Found as the ModuleList whose length equals the config's depth and whose entries share one
-    class (the heaviest such list); this works for BERT, RoBERTa, DistilBERT, MPNet, ELECTRA, ... without a family table.
+    class (the heaviest such list); this works for BERT, RoBERTa, DistilBERT, MPNet, ELECTRA, ... without a family
+    table.
     """
     depth = model_depth(model.config)
     candidates = [(module, attr, child) for module in model.modules() for attr, child in module.named_children()
-                  if isinstance(child, nn.ModuleList) and len(child) == depth > 0 and len({type(m) for m in child}) == 1]
+                  if isinstance(child, nn.ModuleList) and len(child) == depth > 0
+                  and len({type(m) for m in child}) == 1]
     if not candidates:
         raise ModelError(f"could not find the encoder layer list of {type(model).__name__} "
                          f"(looked for a ModuleList of {depth} identical blocks)")

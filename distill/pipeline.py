@@ -33,7 +33,8 @@ def model_dir(recipe: Recipe, method: str) -> Path:
 def _affecting(recipe: Recipe, method: str) -> dict:
     """The recipe settings that shape one method's checkpoint (what must match to reuse it)."""
     d = to_dict(recipe)
-    out = {k: d[k] for k in ("data", "teacher", "train")} | {"seed": d["run"]["seed"], "method": d["methods"].get(method)}
+    out = {k: d[k] for k in ("data", "teacher", "train")}
+    out |= {"seed": d["run"]["seed"], "method": d["methods"].get(method)}
     if method in students():
         out["loss"] = d["loss"]                   # students also depend on the teacher's checkpoint
         out["teacher_method"] = d["methods"].get("teacher")
@@ -126,7 +127,8 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         # and each method must start the same whether or not other methods trained before it.
         set_seed(recipe.run.seed)
         setup = setup_method(name, recipe, data.label_names, teacher_dir if name in students() else None)
-        acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters trainable; "
+        acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters "
+                  "trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
         if setup.teacher is not None and recipe.train.cache_teacher and cache is None:

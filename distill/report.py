@@ -42,7 +42,8 @@ def results_table(metrics: dict) -> str:
         loss_s = " + ".join(terms) + (f", T={loss['temperature']:g}" if loss.get("kl") else "")
         loss_s += " (reference)" if loss.get("preset") == "reference" else ""
         lines.append(f"| {method} | {m.get('best_epoch', '-')} | {m.get('epochs', '-')} | {m.get('batch_size', '-')} | "
-                     f"{m.get('lr', '-')} | {m.get('train_time_s', 0) / 60:.1f} | {m.get('train_examples_per_s', 0):.0f} | "
+                     f"{m.get('lr', '-')} | {m.get('train_time_s', 0) / 60:.1f} | "
+                     f"{m.get('train_examples_per_s', 0):.0f} | "
                      f"{loss_s} |")
     return "\n".join(lines) + "\n"
 

@@ -41,7 +41,8 @@ class MethodSetup:
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None) -> MethodSetup:
     """Build the model, loss and (frozen) teacher for one method of the recipe."""
     m = recipe.methods[name]
-    tcfg = TrainConfig(**{**vars(recipe.train), **({"lr": m.lr} if m.lr else {}), **({"epochs": m.epochs} if m.epochs else {})})
+    tcfg = TrainConfig(**{**vars(recipe.train), **({"lr": m.lr} if m.lr else {}),
+                          **({"epochs": m.epochs} if m.epochs else {})})
     info: dict = {"method": name, "teacher_source": recipe.teacher.model, "layers": None, "lora": None}
     teacher = None
     if not method(name).distilled:
@@ -138,7 +139,8 @@ class TeacherCache:
         teacher.eval()
         collate = _Collate(tokenizer)
         with torch.no_grad():
-            for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs (cached once)", disable=not progress,
+            for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs (cached once)",
+                              disable=not progress,
                               leave=False, dynamic_ncols=True):
                 ids = order[start:start + batch_size].tolist()
                 batch = collate([ds[i] for i in ids])
@@ -146,7 +148,8 @@ class TeacherCache:
                 out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=with_hidden)
                 self.logits[ids] = out.logits.float().cpu().numpy()
                 if with_hidden:
-                    h = torch.stack(out.hidden_states[1:], dim=2).to(torch.float16).cpu().numpy()   # (b, seq, layers, H)
+                    # (b, seq, layers, H)
+                    h = torch.stack(out.hidden_states[1:], dim=2).to(torch.float16).cpu().numpy()
                     for row, i in enumerate(ids):
                         self.hidden[i] = h[row, :ds.lengths[i]]
         self.with_hidden = with_hidden
@@ -213,7 +216,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     set_seed(seed)
     if setup.teacher is None or (cache is not None and setup.loss.needs_hidden and not cache.with_hidden):
         cache = None   # no teacher needed, or a cache without the hidden states this loss needs
-    train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed, cache=cache)
+    train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed,
+                           cache=cache)
     params = [p for p in setup.model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]   # biases and LayerNorm weights: no weight decay
@@ -234,7 +238,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         running, running_parts, n_running, epoch_losses = 0.0, {}, 0, []
-        bar = tqdm(train_loader, desc=f"{setup.name} epoch {epoch}/{cfg.epochs}", disable=not (progress and acc.is_main_process),
+        bar = tqdm(train_loader, desc=f"{setup.name} epoch {epoch}/{cfg.epochs}",
+                   disable=not (progress and acc.is_main_process),
                    dynamic_ncols=True, leave=False)
         t0 = time.perf_counter()
         for batch in bar:
@@ -267,7 +272,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
             if acc.sync_gradients:
                 step += 1
                 if step % cfg.log_every == 0:
-                    history["steps"].append({"step": step, "epoch": round(epoch - 1 + bar.n / max(len(train_loader), 1), 4),
+                    epoch_at = round(epoch - 1 + bar.n / max(len(train_loader), 1), 4)
+                    history["steps"].append({"step": step, "epoch": epoch_at,
                                              "loss": running / n_running,
                                              **{k: v / n_running for k, v in running_parts.items()}})
                     bar.set_postfix(loss=f"{running / n_running:.4f}")
@@ -275,9 +281,11 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
         train_time += time.perf_counter() - t0
         bar.close()
         unwrapped = acc.unwrap_model(model)
-        val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size, acc.device)
+        val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size,
+                                    acc.device)
         val = classification_metrics(data.validation.labels, softmax(val_logits), data.label_names)
-        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(data.validation.labels)))
+        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(val_logits),
+                                                           torch.from_numpy(data.validation.labels)))
         history["epochs"].append({"epoch": epoch, "train_loss": float(np.mean(epoch_losses)), "val_loss": val_loss,
                                   "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"]})
         if acc.is_main_process:
@@ -288,7 +296,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
                     "state": {k: v.detach().cpu().clone() for k, v in unwrapped.state_dict().items()}}
     unwrapped = acc.unwrap_model(model)
     unwrapped.load_state_dict(best["state"])
-    val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size, acc.device)
+    val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size,
+                                acc.device)
     test_logits = predict_logits(unwrapped, setup.tokenizer, data.test, max_length, cfg.eval_batch_size, acc.device)
     return TrainOutcome(
         model=unwrapped, history=history, best_epoch=best["epoch"], train_time_s=train_time,

@@ -15,7 +15,8 @@ from edgedistill.runtime import FORMAT_RUNTIME, RUNTIMES, ArtifactError, Runtime
 def runtime_name_for(folder: str | Path) -> str:
     folder = Path(folder)
     if not folder.is_dir():
-        raise ArtifactError(f"{folder} does not exist; pass an artifact folder (runs/<run>/artifacts/<model>/<variant>) "
+        raise ArtifactError(f"{folder} does not exist; pass an artifact folder "
+                            "(runs/<run>/artifacts/<model>/<variant>) "
                           "or a checkpoint folder (runs/<run>/models/<method>)")
     manifest = read_manifest(folder)
     if manifest is not None:

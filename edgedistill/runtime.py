@@ -195,7 +195,8 @@ class OrtRuntime(Runtime):
             providers = ["CPUExecutionProvider"]
         elif device == "cuda":
             if "CUDAExecutionProvider" not in available:
-                raise ArtifactError(f"device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider); available: {available}")
+                raise ArtifactError("device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider); available: "
+                                    f"{available}")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         else:
             raise ArtifactError(f"ONNX Runtime device {device!r} is not supported (use cpu or cuda)")
@@ -335,7 +336,8 @@ def checkpoint_meta(folder: str | Path) -> dict:
     folder = Path(folder)
     path = folder / CHECKPOINT_META
     if not folder.is_dir():
-        raise ArtifactError(f"checkpoint folder {folder} does not exist; train it first with `edgedistill train <recipe>`")
+        raise ArtifactError(f"checkpoint folder {folder} does not exist; train it first with `edgedistill train "
+                            "<recipe>`")
     if not path.is_file():
         raise ArtifactError(f"{folder} has no {CHECKPOINT_META}, so its training did not finish (the file is written "
                           "last). Re-run `edgedistill train <recipe>` to complete it, or leave this model out "

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              + ", ".join(KNOWN_VARIANTS))
     parser.add_argument("--calibration-size", type=int, default=None,
                         help="TRAIN examples for static INT8 / NNCF calibration; None = the recipe's (300)")
-    parser.add_argument("--parity-samples", type=int, default=None, help="TEST examples for the logit parity check; None = the recipe's (256)")
+    parser.add_argument("--parity-samples", type=int, default=None,
+                        help="TEST examples for the logit parity check; None = the recipe's (256)")
     parser.add_argument("--eval-samples", type=int, default=None,
                         help="cap on TEST examples for macro-F1; None = the recipe's (the whole test split)")
     parser.add_argument("--threads", type=int, default=None, help="threads for the checks; None = all cores")

@@ -62,7 +62,8 @@ def export_onnx(model, out_dir: str | Path, opset: int | None = None) -> Path:
             onnx_export_from_model(model.float().eval(), tmp, opset=opset, task="text-classification",
                                    do_validation=False)
         except Exception as exc:  # the exporter raises many types; all mean "this model cannot export"
-            raise ExportError(f"optimum could not export {type(model).__name__} to ONNX (opset {opset}): {exc}") from exc
+            raise ExportError(f"optimum could not export {type(model).__name__} to ONNX (opset {opset}): "
+                              f"{exc}") from exc
         out_dir.mkdir(parents=True, exist_ok=True)
         for f in Path(tmp).iterdir():
             if f.name == ONNX_FILE or f.name.startswith(ONNX_FILE + "_"):   # + external data, if any
@@ -201,7 +202,8 @@ def model_files(folder: str | Path, model_file: str) -> list[Path]:
     main = folder / model_file
     if main.suffix == ".xml":
         return [main, main.with_suffix(".bin")]
-    return [main] + sorted(p for p in folder.iterdir() if p.name.startswith(model_file + "_") or p.suffix == ".onnx_data")
+    return [main] + sorted(p for p in folder.iterdir() if p.name.startswith(model_file + "_")
+                           or p.suffix == ".onnx_data")
 
 
 def calibration_feeds(encoder, texts: list[str]) -> list[dict]:

@@ -74,7 +74,8 @@ def discover_models(run_dir: Path, wanted: list[str] | None) -> list[str]:
     if wanted:
         missing = [m for m in wanted if m not in present]
         if missing:
-            raise ExportError(f"model(s) {missing} not found under {models_dir} (present: {', '.join(present) or 'none'}); "
+            raise ExportError(f"model(s) {missing} not found under {models_dir} (present: "
+                              f"{', '.join(present) or 'none'}); "
                               "train them first or leave them out of --models")
         chosen = [m for m in METHODS if m in wanted]
     else:
@@ -84,7 +85,8 @@ def discover_models(run_dir: Path, wanted: list[str] | None) -> list[str]:
                           "run `edgedistill train <recipe>` first")
     unfinished = [m for m in chosen if not (models_dir / m / layout.CHECKPOINT_MARKER).is_file()]
     if unfinished:
-        raise ExportError(f"checkpoint(s) {', '.join(str(models_dir / m) for m in unfinished)} have no edgedistill.json: "
+        raise ExportError(f"checkpoint(s) {', '.join(str(models_dir / m) for m in unfinished)} have no "
+                          "edgedistill.json: "
                           "their training did not finish (the file is written last). Finish training "
                           f"(`edgedistill train`), or export only the finished ones with --models "
                           f"{','.join(m for m in chosen if m not in unfinished) or '<method>'}.")
@@ -461,7 +463,8 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
     log(format_table(rows))
     flagged = [r["artifact"] for r in rows if r["flagged"]]
     if flagged:
-        log(f"FLAGGED (macro-F1 more than {cfg.f1_guard_points:g} point(s) below the FP32 source): {', '.join(flagged)}")
+        log(f"FLAGGED (macro-F1 more than {cfg.f1_guard_points:g} point(s) below the FP32 source): "
+            f"{', '.join(flagged)}")
     log(f"wrote {results / 'export.json'} and export.md")
     return rows
 

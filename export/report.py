@@ -20,7 +20,8 @@ def summary_row(manifest: dict, folder: Path) -> dict:
     return row
 
 
-TABLE = (("artifact", "artifact", "{}"), ("size MB", "size_mb", "{:.2f}"), ("x FP32 ONNX", "size_ratio_vs_fp32", "{:.3f}"),
+TABLE = (("artifact", "artifact", "{}"), ("size MB", "size_mb", "{:.2f}"),
+         ("x FP32 ONNX", "size_ratio_vs_fp32", "{:.3f}"),
          ("agreement %", "agreement_pct", "{:.1f}"), ("max abs dlogit", "max_abs_diff", "{:.2e}"),
          ("macro-F1", "macro_f1", "{:.4f}"), ("dF1 pts", "macro_f1_delta", "{:+.2f}"), ("flagged", "flagged", "{}"))
 
@@ -31,7 +32,8 @@ def _cells(row: dict) -> list[str]:
         value = row.get(key)
         if key == "macro_f1_delta" and value is not None:
             value = 100 * value
-        cells.append("-" if value is None else ("FLAGGED" if value is True else "" if value is False else fmt.format(value)))
+        cells.append("-" if value is None else ("FLAGGED" if value is True else "" if value is False
+                                                else fmt.format(value)))
     return cells
 
 
@@ -39,7 +41,8 @@ def format_table(rows: list[dict]) -> str:
     head = [h for h, _, _ in TABLE]
     body = [_cells(r) for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells,
+                                                                                                       widths)))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(c) for c in body])
 
 

@@ -243,7 +243,8 @@ def tokenization_change(src_tj: dict, trimmed_folder: str | Path, texts: list[st
         u_old, u_new = u_old + a.ids.count(unk_old), u_new + b.ids.count(unk_new)
     n = max(len(texts), 1)
     return {"texts": len(texts), "texts_changed_pct": round(100 * changed / n, 2),
-            "unk_pct_before": round(100 * u_old / max(n_old, 1), 3), "unk_pct_after": round(100 * u_new / max(n_new, 1), 3),
+            "unk_pct_before": round(100 * u_old / max(n_old, 1), 3), "unk_pct_after": round(100 * u_new / max(n_new,
+                                                                                                              1), 3),
             "tokens_per_text_before": round(n_old / n, 2), "tokens_per_text_after": round(n_new / n, 2)}
 
 

@@ -30,7 +30,8 @@ def make_tokenizer(folder):
     return BertTokenizerFast(vocab_file=write_vocab(folder), do_lower_case=True)
 
 
-def make_tiny_model(family: str = "bert", num_layers: int = 2, num_labels: int = 3, vocab_size: int = 64, seed: int = 0):
+def make_tiny_model(family: str = "bert", num_layers: int = 2, num_labels: int = 3, vocab_size: int = 64,
+                    seed: int = 0):
     """A random 2-layer encoder classifier of the given family (bert, distilbert, mpnet)."""
     import torch
     from transformers import (
@@ -69,7 +70,9 @@ def tiny_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     for i in range(n):
         label = LABELS[i % 3]
         pool = {"negative": neg, "neutral": neutral, "positive": pos}[label]
-        words = [rng.choice(pool) for _ in range(rng.randint(2, 6))] + [rng.choice(neutral) for _ in range(rng.randint(0, 3))]
+        words = [rng.choice(pool) for _ in range(rng.randint(2,
+                                                             6))] + [rng.choice(neutral) for _ in range(rng.randint(0,
+                                                                                                                    3))]
         rng.shuffle(words)
         texts.append(" ".join(words))
         labels.append(label)

@@ -68,11 +68,13 @@ def _confusion(f1: float) -> list[list[int]]:
 def metrics_doc(run: str = RUN) -> dict:
     models = {}
     for k, (method, (f1, size, _)) in enumerate(METHODS.items()):
-        steps = [{"step": s, "epoch": round(s / 10, 2), "loss": round(1.1 * 0.93 ** s + 0.05 * k, 4)} for s in range(1, 31)]
+        steps = [{"step": s, "epoch": round(s / 10, 2), "loss": round(1.1 * 0.93 ** s + 0.05 * k, 4)} for s in range(1,
+                                                                                                                     31)]
         epochs = [{"epoch": e, "train_loss": round(0.9 / e + 0.05 * k, 4), "val_loss": round(0.8 / e + 0.3, 4),
                    "val_macro_f1": round(f1 - 0.1 / e, 4), "val_accuracy": round(f1 + 0.03 - 0.1 / e, 4)}
                   for e in (1, 2, 3)]
-        test = {"n": sum(SUPPORT.values()), "accuracy": round(f1 + 0.04, 4), "macro_f1": f1, "roc_auc": round(f1 + 0.12, 4),
+        test = {"n": sum(SUPPORT.values()), "accuracy": round(f1 + 0.04, 4), "macro_f1": f1,
+                "roc_auc": round(f1 + 0.12, 4),
                 "pr_auc": round(f1 + 0.05, 4), "per_class": _per_class(f1), "confusion_matrix": _confusion(f1)}
         models[method] = {
             "method": method, "layers": {"teacher": None, "lora": None, "even": [0, 2, 4]}.get(method, [1, 3, 5]),
@@ -93,10 +95,12 @@ def export_doc(run: str = RUN) -> dict:
         for variant, (fmt, prec, quant, _, size_f, _, df1) in VARIANTS.items():
             if fmt == "pytorch":
                 continue
-            artifacts.append({"schema_version": 1, "model": method, "variant": variant, "format": fmt, "precision": prec,
+            artifacts.append({"schema_version": 1, "model": method, "variant": variant, "format": fmt,
+                              "precision": prec,
                               "quantization": quant, "calibration_size": 100 if quant != "none" else None, "opset": 17,
                               "model_file": "model.onnx", "size_bytes": int(size * size_f * 1e6), "sha256": "0" * 64,
-                              "label_names": LABELS, "max_length": 64, "source_checkpoint": f"runs/{run}/models/{method}",
+                              "label_names": LABELS, "max_length": 64,
+                              "source_checkpoint": f"runs/{run}/models/{method}",
                               "parity": {"n": 64, "max_abs_diff": 0.02 if prec == "int8" else 1e-5,
                                          "agreement_pct": 98.4 if prec == "int8" else 100.0},
                               "macro_f1": f1 + df1, "macro_f1_source": "validation", "macro_f1_delta": df1,
@@ -123,7 +127,8 @@ def bench_rows(run: str = RUN) -> list[dict]:
                                 mf1 = round(f1 + df1, 4)
                                 row = {
                                     "machine_id": machine_id, "machine_label": label, "run": run, "model": method,
-                                    "artifact": f"{method}/{variant}", "variant": variant, "format": fmt, "precision": prec,
+                                    "artifact": f"{method}/{variant}", "variant": variant, "format": fmt,
+                                       "precision": prec,
                                     "quantization": quant, "trimmed_vocab": False, "runtime": runtime, "device": device,
                                     "threads": threads, "options": "", "scenario": scenario, "batch_size": batch,
                                     "seq_len": seq_len, "accuracy": round(mf1 + 0.04, 4), "macro_f1": mf1,
@@ -153,7 +158,8 @@ def bench_rows(run: str = RUN) -> list[dict]:
 def bench_doc(run: str = RUN) -> dict:
     machines = {mid: {"hardware": {**_provenance(label, mid)["hardware"], "gpus": gpus,
                                    "logical_cores": 16 if "Server" in label else 4},
-                      "provenance": _provenance(label, mid), "bench_config": {}, "measured_at": "2026-11-26T10:00:00+00:00"}
+                      "provenance": _provenance(label, mid), "bench_config": {},
+                      "measured_at": "2026-11-26T10:00:00+00:00"}
                 for mid, (label, gpus, _) in MACHINES.items()}
     # the laptop's bench recorded how steady it was: its bandwidth probe and two timing passes
     machines["aaaa11112222"].update(bandwidth_gbs={"a": [8.0, 9.0], "b": [7.5, 8.2]},
@@ -164,7 +170,8 @@ def bench_doc(run: str = RUN) -> dict:
 def write_results(root: Path, run: str = RUN) -> Path:
     folder = Path(root) / run
     folder.mkdir(parents=True, exist_ok=True)
-    for name, doc in (("metrics.json", metrics_doc(run)), ("export.json", export_doc(run)), ("bench.json", bench_doc(run))):
+    for name, doc in (("metrics.json", metrics_doc(run)), ("export.json", export_doc(run)), ("bench.json",
+                                                                                             bench_doc(run))):
         (folder / name).write_text(json.dumps(doc, indent=1))
     return Path(root)
 
@@ -311,7 +318,8 @@ def test_cli_builds_the_streamlit_command(tmp_path, capsys):
 # The pages (AppTest)
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("page", ["overview", "trade-offs", "per-class", "training", "machines", "playground", "downloads"])
+@pytest.mark.parametrize("page", ["overview", "trade-offs", "per-class", "training", "machines", "playground",
+                                  "downloads"])
 def test_every_page_renders(app, page):
     at = app(page)
     assert not at.exception, [e.value for e in at.exception]
@@ -331,9 +339,11 @@ def test_overview_shows_runs_machines_reference_table_and_best_artifacts(app):
     assert len(machines) == 2 and "NVIDIA T4" in set(machines["gpus"])
     steady = machines.set_index("machine").loc["Laptop CPU x4"]
     assert steady["bandwidth_gbs"] == "7.5 to 9.0" and steady["passes_within_10pct"] == "1 of 2"
-    assert machines.set_index("machine").loc["Server CPU x16 + NVIDIA T4"][["bandwidth_gbs", "passes_within_10pct"]].isna().all()
+    assert machines.set_index("machine").loc["Server CPU x16 + NVIDIA T4"][["bandwidth_gbs",
+                                                                            "passes_within_10pct"]].isna().all()
     assert list(reference["model"]) == list(METHODS)
-    assert {"train loss", "accuracy", "macro-F1", "F1 negative", "R neutral", "ROC-AUC", "PR-AUC"} <= set(reference.columns)
+    assert {"train loss", "accuracy", "macro-F1", "F1 negative", "R neutral", "ROC-AUC",
+            "PR-AUC"} <= set(reference.columns)
     best = [m.label for m in at.metric]
     # Most accurate is the teacher. Keeping 99% of its macro-F1 (0.792 of 0.80, the bench's target) the fastest
     # and the smallest are odd's dynamic INT8 ONNX model; its INT8 OpenVINO model (0.790) falls just short.

@@ -145,7 +145,8 @@ def test_fusions_are_counted(exported):
     static = manifest(run, "odd", "onnx-int8-static")
     assert len(static["fp32_nodes"]) == 2 and all("output/dense" in n for n in static["fp32_nodes"])   # FFN outputs
     dynamic = manifest(run, "odd", "onnx-int8-dynamic")
-    assert dynamic["quantized_from"] in ("optimized", "plain") and set(dynamic["dynamic_candidates"]) == {"optimized", "plain"}
+    assert dynamic["quantized_from"] in ("optimized", "plain") and set(dynamic["dynamic_candidates"]) == {"optimized",
+                                                                                                          "plain"}
 
 
 def test_missing_fusions_warn(tmp_path, capsys):
@@ -240,7 +241,8 @@ def test_results_files_and_summary(exported):
     results = root / "results" / "tiny"
     data = json.loads((results / "export.json").read_text())
     assert data["schema_version"] == 1 and data["run"] == "tiny" and "git_commit" in data["provenance"]
-    assert {r["artifact"] for r in data["artifacts"]} == {f"odd/{v}" for v in ODD_VARIANTS} | {f"lora/{v}" for v in LORA_VARIANTS}
+    assert {r["artifact"] for r in data["artifacts"]} == {f"odd/{v}" for v in ODD_VARIANTS} | {f"lora/{v}"
+                                                                                               for v in LORA_VARIANTS}
     assert all("provenance" not in r for r in data["artifacts"])
     fp32 = next(r for r in data["artifacts"] if r["artifact"] == "odd/onnx-fp32")
     assert fp32["size_ratio_vs_fp32"] == 1.0
@@ -311,7 +313,8 @@ def test_onnx_and_openvino_serve_without_torch(exported):
         print("served without torch")
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "served without torch" in proc.stdout
 

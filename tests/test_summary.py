@@ -45,7 +45,8 @@ def test_drift_note_splits_rows_by_how_much_the_machine_moved_during_their_job()
 
     from bench.report import drift_note
 
-    a, b = row(p50=10.0), row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=1.0)
+    a, b = row(p50=10.0), row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8",
+                              p50=1.0)
     block = {"repeats": {a.key_text(): [10.0, 10.5], b.key_text(): [1.0, 1.3]},
              "bandwidth_gbs": {a.key_text(): [8.0, 8.4], b.key_text(): [6.0, 12.0]}}
     note = drift_note(block, threads=2)

@@ -71,7 +71,8 @@ def test_cli_reports_bad_input_without_traceback(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {source: nowhere}\nrun: {runs_dir: %s}\n" % (tmp_path / "runs"))
-    r = subprocess.run([sys.executable, "-c", "import sys, edgedistill; sys.exit(edgedistill.main())", "train", str(bad)],
+    r = subprocess.run([sys.executable, "-c", "import sys, edgedistill; sys.exit(edgedistill.main())", "train",
+                        str(bad)],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "Known presets" in r.stderr and "Traceback" not in r.stderr
 

@@ -53,7 +53,8 @@ PAGE_STATE_JS = """(() => {
     exceptions: document.querySelectorAll('[data-testid="stException"]').length,
     // Page height = the bottom of the last element (the main pane scrolls inside the window).
     height: Math.ceil(Math.max(
-      ...Array.from(block ? block.children : []).map(e => e.getBoundingClientRect().bottom + (main ? main.scrollTop : 0)),
+      ...Array.from(block ? block.children : [])
+        .map(e => e.getBoundingClientRect().bottom + (main ? main.scrollTop : 0)),
       sidebar ? sidebar.scrollHeight : 0) + 48),
     text_length: document.body.innerText.length,
   };
@@ -284,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = args.url
         if not url:
-            proc, url = start_server(args.results, args.runs, log=Path(tempfile.gettempdir()) / "edgedistill-dashboard.log")
+            proc, url = start_server(args.results, args.runs,
+                                     log=Path(tempfile.gettempdir()) / "edgedistill-dashboard.log")
         for shot in capture(url, args.out, args.pages, args.run, args.width, timeout=args.timeout):
             flag = f"  ({shot['exceptions']} exception(s) on the page!)" if shot["exceptions"] else ""
             print(f"{shot['path']}: {shot['heading']}, {shot['charts']} chart(s), {shot['height']} px{flag}")

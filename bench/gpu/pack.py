@@ -47,13 +47,14 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     from distill.config import load_recipe
     from distill.data import load_dataset
     from distill.models import load_checkpoint
+    from edgedistill import layout
     from edgedistill.io import atomic_dir
     from edgedistill.provenance import git_commit
     from edgedistill.runtime import TextEncoder, checkpoint_max_length, checkpoint_meta, model_input_names
 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / "gpu_pack"
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    recipe = load_recipe(layout.recipe_file(run_dir))
     cfg = load_bench_config(recipe.bench, {"max_test": max_test} if max_test else None)
     checkpoints = [a for a in discover(run_dir)[0] if a.variant == "pytorch" and (not models or a.model in models)]
     if not checkpoints:

@@ -92,7 +92,7 @@ def load_classifier(source: str, label_names: list[str]):
             path, num_labels=len(label_names), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             ignore_mismatched_sizes=True)
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:   # transformers raises ValueError for an unknown architecture
         raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
     return model, tokenizer
 

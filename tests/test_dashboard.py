@@ -435,6 +435,19 @@ def test_playground_predicts_with_a_tiny_checkpoint(app, tmp_path, tiny_checkpoi
     assert "ms here" in texts(at) and "bench p50" in texts(at)   # odd/pytorch has CPU bench rows at batch 1
 
 
+@pytest.mark.parametrize("text", ["", "   \n\t  "])
+def test_playground_says_there_is_nothing_to_classify(app, tmp_path, tiny_checkpoint, text):
+    folder = tmp_path / "runs" / RUN / "models" / "odd"
+    shutil.copytree(tiny_checkpoint, folder)
+    (folder / "edgedistill.json").write_text(json.dumps({"schema_version": 1, "method": "odd", "label_names": LABELS}))
+    at = app("playground")
+    at.text_area(key="playground_text").set_value(text)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert not at.metric and not plotly_specs(at)        # no prediction shown
+    assert "Nothing to classify" in "\n".join(i.value for i in at.info)
+
+
 def test_run_chosen_from_the_url_and_a_run_without_bench(app, results):
     other = results / "other"
     other.mkdir()

@@ -320,19 +320,33 @@ RUNTIME_FOR_FORMAT = {"onnx": OrtRuntime, "openvino": OpenVinoRuntime}
 
 # --- one artifact ---------------------------------------------------------------------------
 
-def valid_manifest(folder: Path) -> dict | None:
+def valid_manifest(folder: Path, verify_sha256: bool = False) -> dict | None:
     """The manifest of a finished artifact whose model files are intact, else None."""
+    return inspect_artifact(folder, verify_sha256)[0]
+
+
+def inspect_artifact(folder: Path, verify_sha256: bool = False) -> tuple[dict | None, str | None]:
+    """(manifest, None) for a finished artifact whose model files are intact, else (None, why not).
+
+    Sizes are always compared; ``verify_sha256`` also hashes every model file against the
+    manifest (a file damaged in place keeps its size), which the export does before keeping one."""
     try:
         manifest = read_manifest(folder)
-    except ExportError:
-        return None
-    if not manifest or manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("model_file"):
-        return None
-    files = manifest.get("files") or {}
-    if not files or any(not (folder / n).is_file() or (folder / n).stat().st_size != f["size_bytes"]
-                        for n, f in files.items()):
-        return None
-    return manifest
+    except ExportError as exc:
+        return None, str(exc)
+    if not manifest:
+        return None, "no manifest.json (not exported, or the export was interrupted)"
+    if manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("model_file") or not manifest.get("files"):
+        return None, f"manifest.json has schema {manifest.get('schema_version')!r}, not {SCHEMA_VERSION}, or no file list"
+    for name, f in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            return None, f"{name} is missing"
+        if path.stat().st_size != f["size_bytes"]:
+            return None, f"{name} is {path.stat().st_size} bytes, its manifest says {f['size_bytes']}"
+        if verify_sha256 and f.get("sha256") and sha256(path) != f["sha256"]:
+            return None, f"{name} does not match the sha256 in its manifest (changed since it was exported)"
+    return manifest, None
 
 
 def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
@@ -440,10 +454,13 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print) -> list[dict]:
                 for variant in variants:
                     bar.set_postfix_str(f"{method}/{variant}")
                     final = run_dir / "artifacts" / method / variant
-                    manifest = None if cfg.force else valid_manifest(final)
+                    manifest, problem = (None, None) if cfg.force else inspect_artifact(final, verify_sha256=True)
                     if manifest is not None:
-                        bar.write(f"{method}/{variant}: kept (manifest present; --force rebuilds)")
+                        bar.write(f"{method}/{variant}: kept (files match their sha256 in manifest.json; "
+                                  "--force rebuilds)")
                     else:
+                        if problem and final.exists():
+                            bar.write(f"{method}/{variant}: {problem}; exporting again")
                         manifest = build_artifact(job, variant, final, bar.write)
                     rows.append(summary_row(manifest, final))
                     bar.update(1)
@@ -528,4 +545,5 @@ def write_results(recipe: Recipe, run_dir: Path, cfg: ExportConfig, rows: list[d
     atomic_write_text(results / "export.md", format_markdown(rows, recipe.run.name))
 
 
-__all__ = ["export_run", "discover_models", "load_run_recipe", "valid_manifest", "build_artifact", "BUILDERS"]
+__all__ = ["export_run", "discover_models", "load_run_recipe", "valid_manifest", "inspect_artifact", "build_artifact",
+           "BUILDERS"]

@@ -276,3 +276,20 @@ def test_a_corrupt_manifest_is_named_and_fails_only_where_selected(tiny_run, tmp
                              *one_job]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "Traceback" not in err
+
+
+def test_run_exits_non_zero_naming_the_failed_bench_jobs(tiny_run, tmp_path, monkeypatch, capsys):
+    import edgedistill
+    import bench.runner
+    from bench.runner import BenchOutcome
+
+    recipe = yaml.safe_load((tiny_run / "recipe.yaml").read_text())
+    recipe["run"].update(runs_dir=str(tiny_run.parent), results_dir=str(tmp_path / "results"))
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    failures = [{"job": "teacher/onnx-fp32 [onnxruntime/cpu x1]", "error": "the worker process died", "log": ""}]
+    monkeypatch.setattr(bench.runner, "run_bench", lambda *a, **k: BenchOutcome(tmp_path, "m", [], failures))
+    monkeypatch.setattr("distill.pipeline.write_results", lambda recipe: None)
+    assert edgedistill.main(["run", str(path), "--stages", "bench", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "1 bench job(s) failed" in err and "teacher/onnx-fp32 [onnxruntime/cpu x1]: the worker process died" in err

@@ -266,6 +266,26 @@ def test_rerun_keeps_finished_artifacts_and_rebuilds_broken_ones(exported, capsy
     assert valid_manifest(broken) is not None and len(rows) == 2
 
 
+def test_resume_checks_the_recorded_sha256_not_just_the_size(exported, capsys):
+    """A model file damaged in place (same size: bit rot, a bad copy) must not be kept."""
+    from export.config import load_export_config
+    from export.pipeline import export_run, sha256
+
+    _, run, recipe, _ = exported
+    folder = run / "artifacts" / "odd" / "onnx-fp32"
+    model = folder / "model.onnx"
+    data = bytearray(model.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    model.write_bytes(bytes(data))
+    assert sha256(model) != manifest(run, "odd", "onnx-fp32")["sha256"]
+    export_run(run, load_export_config(recipe.export, {"models": ["odd"], "variants": ["onnx-fp32"]}))
+    out = capsys.readouterr().out
+    assert "odd/onnx-fp32: kept" not in out
+    assert "odd/onnx-fp32: model.onnx does not match the sha256 in its manifest" in out and "exporting again" in out
+    assert sha256(model) == manifest(run, "odd", "onnx-fp32")["sha256"]
+
+
 def test_fp32_parity_failure_stops_the_export_and_keeps_the_old_folder(exported, monkeypatch):
     from export.config import load_export_config
     from export.errors import ExportError

@@ -70,6 +70,8 @@ def _describe(tp: Any) -> str:
         return "null"
     if typing.get_origin(tp) is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) in (list, tuple) and typing.get_args(tp):
+        return "a list of " + _describe(typing.get_args(tp)[0])
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from distill.configbase import dump, to_dict
 from distill.config import STUDENTS, Recipe
 from distill.data import Dataset, load_dataset
-from distill.io import atomic_dir, atomic_write_json, atomic_write_text
+from distill.io import atomic_dir, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from distill.provenance import provenance
 
 SCHEMA_VERSION = 1
@@ -46,6 +46,7 @@ def _affecting(recipe: Recipe, method: str) -> dict:
 
 def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
     """Write the resolved recipe; refuse to mix checkpoints trained under different settings."""
+    remove_stale_temporaries(recipe.run_dir)     # .partial checkpoints of a killed run
     path = recipe.run_dir / "recipe.yaml"
     if path.is_file() and not force:
         from distill.config import load_recipe

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +26,8 @@ import numpy as np
 
 from distill.config import METHODS, Recipe, load_recipe
 from distill.configbase import dump, to_dict
-from distill.io import atomic_dir, atomic_write_json, atomic_write_text
+from distill.io import atomic_dir, atomic_write_json, atomic_write_text, remove_stale_temporaries
+from distill.io import workspace as make_workspace
 from distill.provenance import provenance
 from export import checks, convert, vocab
 from export.config import ExportConfig, variant_spec
@@ -446,7 +446,8 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print) -> list[dict]:
                                    recipe.data.seed)
     threads = cfg.threads or os.cpu_count() or 1
     rows: list[dict] = []
-    workspace = Path(tempfile.mkdtemp(prefix="edgedistill-export-"))
+    remove_stale_temporaries(run_dir)
+    workspace = make_workspace(run_dir, "export")
     try:
         with tqdm(total=len(models) * len(variants), desc="export", unit="artifact", dynamic_ncols=True) as bar:
             for method in models:

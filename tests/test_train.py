@@ -115,3 +115,21 @@ def test_training_is_reproducible_whatever_ran_before(tmp_path, tiny_checkpoint,
     (test_a, w_a), (test_b, w_b) = results
     assert test_a == test_b
     assert w_a.keys() == w_b.keys() and all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+
+
+def test_training_removes_partial_checkpoints_of_a_killed_run(tmp_path, tiny_checkpoint, tiny_csv):
+    import socket
+
+    from distill.pipeline import prepare_run_dir
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()                                            # a process id that no longer runs
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv)
+    models = recipe.run_dir / "models"
+    killed = models / f".teacher.pid{dead.pid}@{socket.gethostname()}.k9k9k9.partial"
+    killed.mkdir(parents=True)
+    (killed / "model.safetensors").write_bytes(b"half")
+    other_host = models / f".odd.pid{dead.pid}@another-machine.k9k9k9.partial"   # a shared disk: not ours to judge
+    other_host.mkdir()
+    prepare_run_dir(recipe)
+    assert not killed.exists() and other_host.exists()

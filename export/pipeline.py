@@ -7,8 +7,9 @@
 For each model (``runs/<run>/models/<method>``) and variant it builds
 ``runs/<run>/artifacts/<method>/<variant>/`` (model file, tokenizer, config.json, manifest.json),
 checks it against the PyTorch FP32 checkpoint (parity on TEST texts, macro-F1 delta) and
-writes manifest.json last inside an atomic folder. Artifacts with a valid manifest are kept
-unless ``force``, so an interrupted export resumes. The summary goes to
+writes manifest.json last inside an atomic folder. Artifacts with a valid manifest whose files
+match the sha256 it records are kept unless ``force``, so an interrupted export resumes; scratch
+files live in ``runs/<run>/.tmp/`` and a killed export's leftovers are removed on the next run. The summary goes to
 ``results/<run>/export.json`` and ``export.md``.
 """
 from __future__ import annotations

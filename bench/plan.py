@@ -51,7 +51,8 @@ class Unreadable:
         return f"{self.model}/{self.variant}"
 
     def selected(self, cfg: BenchConfig) -> bool:
-        return (cfg.models is None or self.model in cfg.models) and (cfg.variants is None or self.variant in cfg.variants)
+        return ((cfg.models is None or self.model in cfg.models)
+                and (cfg.variants is None or self.variant in cfg.variants))
 
 
 @dataclass

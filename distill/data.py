@@ -205,7 +205,8 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
 def _drop_unusable_rows(df: pd.DataFrame, text_column: str, label_column: str | None, path: Path) -> pd.DataFrame:
     """Drop rows without a label or with a missing, empty or whitespace-only text, saying how many."""
     def rows(mask) -> str:
-        first = [str(i + 1) for i in range(len(mask)) if mask[i]][:5]
+        # The frame's index is the row's position in the file (read_csv, read_parquet, the JSONL reader).
+        first = [str(i + 1) if isinstance(i, (int, np.integer)) else str(i) for i in df.index[mask][:5]]
         return f"data row(s) {', '.join(first)}{', ...' if mask.sum() > 5 else ''}"
 
     if label_column is not None:

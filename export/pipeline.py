@@ -338,7 +338,8 @@ def inspect_artifact(folder: Path, verify_sha256: bool = False) -> tuple[dict | 
     if not manifest:
         return None, "no manifest.json (not exported, or the export was interrupted)"
     if manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("model_file") or not manifest.get("files"):
-        return None, f"manifest.json has schema {manifest.get('schema_version')!r}, not {SCHEMA_VERSION}, or no file list"
+        return None, (f"manifest.json has schema {manifest.get('schema_version')!r}, not {SCHEMA_VERSION}, "
+                      "or no file list")
     for name, f in manifest["files"].items():
         path = folder / name
         if not path.is_file():

@@ -133,13 +133,16 @@ def test_declared_labels_must_all_occur_in_the_data(tiny_csv):
 
 def test_empty_and_whitespace_texts_are_dropped_with_a_count(tmp_path, capsys):
     texts, labels = tiny_texts(90)
-    texts[0], texts[1], texts[2] = None, "", "  \t "
+    texts[0], texts[1], texts[40] = None, "", "  \t "
+    labels[2] = None
     path = tmp_path / "blank.csv"
     pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
     d = load_dataset(_file_cfg(path))
     everything = d.train.texts + d.validation.texts + d.test.texts
-    assert len(everything) == 87 and all(t.strip() for t in everything)
-    assert "dropped 3 row(s) with an empty or missing text" in capsys.readouterr().out
+    assert len(everything) == 86 and all(t.strip() for t in everything)
+    out = capsys.readouterr().out
+    assert "dropped 1 row(s) without a label in column 'label' (data row(s) 3)" in out
+    assert "dropped 3 row(s) with an empty or missing text in column 'text' (data row(s) 1, 2, 41)" in out
 
 
 def test_stratify_error_names_the_rare_class(tmp_path):

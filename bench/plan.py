@@ -40,6 +40,23 @@ class Artifact:
 
 
 @dataclass
+class Unreadable:
+    """A finished-looking checkpoint or artifact whose edgedistill.json / manifest.json cannot be read."""
+    model: str                   # from the folder names: models/<model>, artifacts/<model>/<variant>
+    variant: str
+    path: str
+    error: str                   # names the file, what is wrong and how to rebuild it
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.variant}"
+
+    def selected(self, cfg: BenchConfig) -> bool:
+        return ((cfg.models is None or self.model in cfg.models)
+                and (cfg.variants is None or self.variant in cfg.variants))
+
+
+@dataclass
 class Job:
     """One subprocess: an artifact loaded once by one runtime, then every scenario timed."""
 
@@ -100,16 +117,42 @@ def _trimmed_params(source: Path, artifact_folder: Path, params: int | None) -> 
     return int(params - (cfg["vocab_size"] - kept) * hidden)
 
 
+def _read_marker(path: Path, fix: str, unreadable: list[Unreadable], model: str, variant: str) -> dict | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = f"not valid JSON ({exc})"
+    else:
+        if isinstance(doc, dict):
+            return doc
+        reason = f"a JSON {type(doc).__name__}, not an object"
+    unreadable.append(Unreadable(model, variant, str(path), f"{path} is {reason}; {fix}"))
+    return None
+
+
 def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
-    """Finished checkpoints and artifacts of a run, plus notes on unfinished folders skipped."""
+    """Finished checkpoints and artifacts of a run, plus notes on folders skipped (unfinished, or
+    with an unreadable edgedistill.json / manifest.json: see ``discover_all``)."""
+    found, notes, unreadable = discover_all(run_dir)
+    return found, notes
+
+
+def discover_all(run_dir: str | Path) -> tuple[list[Artifact], list[str], list[Unreadable]]:
+    """``discover`` plus the folders skipped because their edgedistill.json / manifest.json is
+    corrupt: a corrupt file never stops the other artifacts from being measured; the bench counts
+    one as a failure only when its filters select it."""
     run_dir = Path(run_dir)
-    found, notes, params_of = [], [], {}
+    found, notes, params_of, unreadable = [], [], {}, []
     for folder in layout.model_folders(run_dir):
         meta_path = folder / layout.CHECKPOINT_MARKER
         if not meta_path.is_file():
             notes.append(f"{folder}: no edgedistill.json (training unfinished), skipped")
             continue
-        meta = json.loads(meta_path.read_text())
+        meta = _read_marker(meta_path, f"retrain it (edgedistill train RECIPE --methods {folder.name} --force)",
+                            unreadable, folder.name, "pytorch")
+        if meta is None:
+            notes.append(unreadable[-1].error + "; skipped")
+            continue
         params_of[folder.name] = meta.get("params_total")
         found.append(Artifact(folder.name, "pytorch", "pytorch", "fp32", "none", False, str(folder.resolve()),
                               _files_size(folder, WEIGHT_GLOBS), meta.get("params_total"),
@@ -119,7 +162,12 @@ def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
         if not manifest_path.is_file():
             notes.append(f"{folder}: no manifest.json (export unfinished), skipped")
             continue
-        m = json.loads(manifest_path.read_text())
+        m = _read_marker(manifest_path, f"re-export it (edgedistill export --run {run_dir} --models "
+                         f"{folder.parent.name} --variants {folder.name} --force)", unreadable, folder.parent.name,
+                         folder.name)
+        if m is None:
+            notes.append(unreadable[-1].error + "; skipped")
+            continue
         model, variant = m.get("model") or folder.parent.name, m.get("variant") or folder.name
         trimmed = bool(m.get("trimmed_vocab", variant.endswith("-trim")))
         params = m.get("params") or params_of.get(model)
@@ -129,7 +177,7 @@ def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:
         found.append(Artifact(model, variant, m.get("format", "onnx"), m.get("precision", "fp32"),
                               m.get("quantization", "none"), trimmed, str(folder.resolve()), int(size), params,
                               list(m.get("label_names") or [])))
-    return found, notes
+    return found, notes, unreadable
 
 
 # --- devices and precisions ----------------------------------------------------------------
@@ -187,9 +235,10 @@ def resolve_threads(threads: list, physical_cores: int) -> list[int]:
 
 
 def plan_jobs(artifacts: list[Artifact], cfg: BenchConfig, devices: dict[str, list[str]],
-              hardware: dict) -> list[Job]:
-    """Every (artifact, runtime, device, precision, threads) to measure, teacher reference first."""
-    _check_filters(artifacts, cfg)
+              hardware: dict, unreadable: list[Unreadable] = ()) -> list[Job]:
+    """Every (artifact, runtime, device, precision, threads) to measure, teacher reference first.
+    ``unreadable`` folders count as present for the filter check (the caller reports them)."""
+    _check_filters([*artifacts, *unreadable], cfg)
     threads = resolve_threads(cfg.threads, int(hardware.get("physical_cores") or 1))
     bf16 = cpu_has_bf16(hardware)
     wanted_runtimes = cfg.runtimes or list(LOADS)
@@ -218,7 +267,7 @@ def plan_jobs(artifacts: list[Artifact], cfg: BenchConfig, devices: dict[str, li
     return jobs
 
 
-def _check_filters(artifacts: list[Artifact], cfg: BenchConfig):
+def _check_filters(artifacts: list[Artifact | Unreadable], cfg: BenchConfig):
     errs = []
     for key, values in (("models", {a.model for a in artifacts}), ("variants", {a.variant for a in artifacts})):
         unknown = sorted(set(getattr(cfg, key) or []) - values)

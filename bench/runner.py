@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.config import BenchConfig, describe, load_bench_config
 from bench.derive import add_derived
-from bench.plan import Job, available_devices, discover, plan_jobs
+from bench.plan import Job, available_devices, discover_all, plan_jobs
 from bench.probe import BandwidthProbe
 from bench.report import render_report, summary_table
 from bench.schema import (
@@ -211,23 +211,29 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     doc, old_rows = load_or_new(bench_path, run, force_new)   # a bad file fails now, not after an hour
 
     hw = machine_hardware()
-    artifacts, notes = discover(run_dir)
+    artifacts, notes, unreadable = discover_all(run_dir)
+    for note in notes:
+        print("  note: " + note, flush=True)
+    # A selected folder whose edgedistill.json / manifest.json is corrupt is a failed artifact.
+    broken = [u for u in unreadable if u.selected(cfg)]
+    broken_text = "".join(f"\n  - {u.error}" for u in broken)
     if not artifacts:
         raise BenchError(f"{run_dir} has no finished checkpoints (models/<method>/edgedistill.json) or artifacts "
                          "(artifacts/<model>/<variant>/manifest.json); run `edgedistill train` and "
-                         "`edgedistill export` first")
+                         "`edgedistill export` first" + broken_text)
     devices = available_devices(cfg.runtimes or ["pytorch", "onnxruntime", "openvino"])
-    jobs = plan_jobs(artifacts, cfg, devices, hw)
+    jobs = plan_jobs(artifacts, cfg, devices, hw, unreadable)
     if not jobs:
         raise BenchError(f"nothing to measure: the filters (models={cfg.models}, variants={cfg.variants}, "
                          f"runtimes={cfg.runtimes}, devices={cfg.devices}) leave no artifact x runtime on this "
-                         f"machine (runtime devices here: {devices})")
+                         f"machine (runtime devices here: {devices})" + broken_text)
     print(f"machine {hw['machine_id']} ({hw['label']}); {len(artifacts)} artifacts, {len(jobs)} jobs", flush=True)
-    for note in notes:
-        print("  note: " + note)
 
     dataset = load_dataset(recipe.data)
     new_rows, failures, repeats, runtimes, bandwidth = [], [], {}, {}, {}
+    for u in broken:
+        failures.append({"job": u.name, "error": u.error, "log": ""})
+        print(f"\n  FAILED {u.name}: {u.error}", file=sys.stderr, flush=True)
     probe = BandwidthProbe() if cfg.probe_s > 0 else None
     with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
         inputs_path, inputs = Path(tmp) / "inputs.json", bench_inputs(dataset, cfg)

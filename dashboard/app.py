@@ -399,8 +399,13 @@ def page_playground(res: data.Results, run: str, runs_dirs: list[str]) -> None:
                                 max_selections=playground.MAX_CHOSEN, key="playground_models")
         submitted = st.form_submit_button("Predict", type="primary")
     if submitted:
-        st.session_state["playground_out"] = predict_all(playground.cap(text),
-                                                         [by_name[n] for n in chosen if n in by_name],
+        text = playground.cap(text)
+        if not text:
+            # A model asked to classify nothing still returns a confident-looking label.
+            st.session_state["playground_out"] = None
+            st.info("Nothing to classify: the text is empty or only spaces. Type or paste a text first.")
+            return
+        st.session_state["playground_out"] = predict_all(text, [by_name[n] for n in chosen if n in by_name],
                                                          res.bench)
     out = st.session_state.get("playground_out")
     if not out:

@@ -25,17 +25,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--address", default="127.0.0.1",
                         help="interface to listen on; 0.0.0.0 serves other machines too (the playground runs models)")
-    parser.add_argument("--headless", action="store_true", help="do not open a browser")
+    parser.add_argument("--headless", action="store_true",
+                        help="do not open a browser (the default when there is no terminal or no display)")
+
+
+def has_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def streamlit_command(results: str, runs: list[str], port: int, address: str, headless: bool) -> tuple[list[str], dict]:
     """The ``streamlit run`` command line and environment; also used by the screenshot script and tests."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP),
            "--server.port", str(port), "--server.address", address,
-           "--server.headless", "true" if headless else "false",
+           # Streamlit's first run asks for an e-mail address on the terminal; without a terminal
+           # (nohup, a service, CI) that prompt ends the process.
+           "--server.showEmailPrompt", "false",
            "--browser.gatherUsageStats", "false",
            # The app reads result files through its own mtime-keyed cache; no need to watch sources.
            "--server.fileWatcherType", "none"]
+    if headless:
+        # Otherwise Streamlit decides: it opens a browser only where there is a display.
+        cmd += ["--server.headless", "true"]
     env = {**os.environ, "EDGEDISTILL_RESULTS": str(Path(results).resolve()),
            "EDGEDISTILL_RUNS": os.pathsep.join(str(Path(r).resolve()) for r in runs)}
     return cmd, env
@@ -51,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     if not results.is_dir():
         # Not an error: the page itself explains how to produce results.
         print(f"note: {results} does not exist yet; the dashboard will say how to produce results", file=sys.stderr)
-    cmd, env = streamlit_command(str(results), runs, args.port, args.address, args.headless)
+    cmd, env = streamlit_command(str(results), runs, args.port, args.address, args.headless or not has_terminal())
     print(f"dashboard: results={results.resolve()} runs={os.pathsep.join(runs)} -> http://{args.address}:{args.port}")
     proc = subprocess.Popen(cmd, env=env)
     # Stopping this process (kill PID, Ctrl-C) must stop the server too, not leave it serving as an orphan.

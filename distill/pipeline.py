@@ -13,7 +13,7 @@ from distill.config import Recipe
 from distill.data import Dataset, load_dataset
 from edgedistill import layout
 from edgedistill.configbase import ConfigError, dump, to_dict
-from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text
+from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
 from edgedistill.methods import ORDER, students
@@ -76,8 +76,11 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
     return problems
 
 
-def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
-    """Write the resolved recipe; refuse to mix checkpoints trained under different settings."""
+def prepare_run_dir(recipe: Recipe, force: bool = False, write: bool = True) -> None:
+    """Write the resolved recipe; refuse to mix checkpoints trained under different settings.
+    Every process checks; only the one that ``write``s (the main process) changes the folder."""
+    if write:
+        remove_stale_temporaries(recipe.run_dir)     # .partial checkpoints of a killed run
     path = layout.recipe_file(recipe.run_dir)
     if path.is_file() and not force:
         from distill.config import load_recipe
@@ -92,7 +95,8 @@ def prepare_run_dir(recipe: Recipe, force: bool = False) -> None:
             if changed:
                 raise RunError(f"{recipe.run_dir} holds a {m} model trained with different {', '.join(changed)} "
                                "settings. Use another run.name, or --force to retrain every method from scratch.")
-    atomic_write_text(path, f"# Resolved recipe of run {recipe.run.name} (from {recipe.source})\n" + dump(recipe))
+    if write:
+        atomic_write_text(path, f"# Resolved recipe of run {recipe.run.name} (from {recipe.source})\n" + dump(recipe))
 
 
 def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True) -> dict:
@@ -100,9 +104,12 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    from distill.launch import check_processes
     from distill.train import TeacherCache, setup_method, train
 
-    print("Resolved recipe:\n" + dump(recipe))
+    acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
+    check_processes(acc)       # before any work: unconnected processes would race on the same files
+    acc.print("Resolved recipe:\n" + dump(recipe))
     names = methods or recipe.method_names()
     problems = method_problems(recipe, names)
     if problems:
@@ -110,10 +117,9 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                           + "\n  - ".join(problems))
     data = load_dataset(recipe.data)
     summary = data.summary()
-    print(f"Data: {summary['sizes']} ({summary['origin']}); train class counts {summary['class_counts']['train']}")
-    prepare_run_dir(recipe, force)
+    acc.print(f"Data: {summary['sizes']} ({summary['origin']}); train class counts {summary['class_counts']['train']}")
+    prepare_run_dir(recipe, force, write=acc.is_main_process)
     teacher_dir = model_dir(recipe, "teacher")
-    acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
     needs_teacher = [n for n in names if n in students()]
     if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):
         names = ["teacher", *names]

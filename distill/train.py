@@ -224,7 +224,10 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train_loader) / (cfg.grad_accum * acc.num_processes))
-    total_steps = steps_per_epoch * cfg.epochs
+    # Accelerate advances a prepared scheduler once per process at every optimizer step (it expects
+    # a schedule written for one process), so the schedule counts in those units; counted in
+    # optimizer steps, N processes would end it after 1/N of the training.
+    total_steps = steps_per_epoch * cfg.epochs * acc.num_processes
     scheduler = get_scheduler(cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup", optimizer,
                               num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=total_steps)
     model, optimizer, train_loader, scheduler = acc.prepare(setup.model, optimizer, train_loader, scheduler)

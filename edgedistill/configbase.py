@@ -7,6 +7,7 @@ print the resolved result.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -43,6 +44,25 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return True
 
 
+def _accepts_float(tp: Any) -> bool:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_accepts_float(a) for a in typing.get_args(tp))
+    return tp is float
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """What users type, as the field's type: PyYAML reads ``5e-5`` (no dot in the mantissa) as a
+    string, so a float field takes a string that spells a finite number. Anything else is left
+    as it is for the type check to report."""
+    if isinstance(value, str) and _accepts_float(tp) and not _type_ok(value, tp):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
+
+
 def _describe(tp: Any) -> str:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
@@ -50,6 +70,8 @@ def _describe(tp: Any) -> str:
         return "null"
     if typing.get_origin(tp) is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) in (list, tuple) and typing.get_args(tp):
+        return "a list of " + _describe(typing.get_args(tp)[0])
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 
@@ -73,7 +95,8 @@ def from_dict(cls: type, data: dict | None, where: str = "", errors: list[str] |
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
-        tp, value, path = hints[f.name], data[f.name], f"{where}{f.name}"
+        tp, path = hints[f.name], f"{where}{f.name}"
+        value = _coerce(data[f.name], tp)
         sub = _dataclass_in(tp)
         if sub is not None and isinstance(value, dict):
             kwargs[f.name] = from_dict(sub, value, path + ".", errors)

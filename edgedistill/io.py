@@ -4,9 +4,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+
+# Temporary folders carry the writing process's id and host (``pid123@box``), so that a later run
+# can tell one left behind by a killed process from one a live process is still writing.
+_OWNER = re.compile(r"(?:^|[.-])pid(?P<pid>\d+)@(?P<host>.+?)\.[^.]+(?:\.partial)?$")
+WORKSPACES = ".tmp"        # runs/<run>/.tmp/: a stage's scratch space, beside what it produces
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -46,7 +53,7 @@ def atomic_dir(final: str | Path):
     """Yield a temporary sibling folder; on success it replaces ``final`` in one rename."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{owner_tag()}.", suffix=".partial"))
     os.chmod(tmp, 0o755)       # mkdtemp creates 0700
     try:
         yield tmp
@@ -61,3 +68,50 @@ def atomic_dir(final: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def owner_tag() -> str:
+    return f"pid{os.getpid()}@{socket.gethostname()}"
+
+
+def workspace(run_dir: str | Path, stage: str) -> Path:
+    """A scratch folder for one stage under ``runs/<run>/.tmp/`` (the run's own disk, not /tmp);
+    the stage removes it when done, ``remove_stale_temporaries`` when the stage was killed."""
+    parent = Path(run_dir) / WORKSPACES
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f"{stage}-{owner_tag()}."))
+
+
+def left_by_dead_process(name: str) -> bool:
+    """True when ``name`` carries an owner tag of a process of this host that no longer runs,
+    or no tag at all (folders of earlier versions, which never outlive their process)."""
+    m = _OWNER.search(name)
+    if m is None:
+        return True
+    if m["host"] != socket.gethostname():
+        return False            # another machine's process (a shared disk): cannot tell, keep it
+    pid = int(m["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:     # alive, another user's
+        return False
+    return False
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Remove what killed processes left in a run folder: ``.partial`` folders of atomic_dir under
+    models/ and artifacts/<model>/, and stage workspaces under .tmp/. Returns what was removed."""
+    run_dir = Path(run_dir)
+    candidates = [*(run_dir / "models").glob(".*.partial"), *(run_dir / "artifacts").glob("*/.*.partial"),
+                  *(run_dir / WORKSPACES).glob("*")]
+    removed = [p for p in candidates if p.is_dir() and left_by_dead_process(p.name)]
+    for p in removed:
+        shutil.rmtree(p, ignore_errors=True)
+    if removed:
+        print(f"removed {len(removed)} temporary folder(s) left by an interrupted run: "
+              + ", ".join(str(p.relative_to(run_dir)) for p in removed), flush=True)
+    return removed

@@ -57,7 +57,9 @@ def export_onnx(model, out_dir: str | Path, opset: int | None = None) -> Path:
     from optimum.exporters.onnx import onnx_export_from_model
 
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory() as tmp, quiet():
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Inside out_dir (the export's workspace), so a killed export leaves nothing in /tmp.
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp, quiet():
         try:
             onnx_export_from_model(model.float().eval(), tmp, opset=opset, task="text-classification",
                                    do_validation=False)
@@ -144,7 +146,7 @@ def quantize_static_onnx(src: str | Path, dst: str | Path, feeds: list[dict], pe
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src = Path(src)
-    with tempfile.TemporaryDirectory() as tmp, quiet():
+    with tempfile.TemporaryDirectory(dir=src.parent) as tmp, quiet():   # the workspace, not /tmp
         pre = Path(tmp) / "pre.onnx"
         try:   # shape inference + constant folding make the quantizer's job easier; optional
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)

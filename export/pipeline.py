@@ -7,8 +7,10 @@
 For each model (``runs/<run>/models/<method>``) and variant it builds
 ``runs/<run>/artifacts/<method>/<variant>/`` (model file, tokenizer, config.json, manifest.json),
 checks it against the PyTorch FP32 checkpoint (parity on TEST texts, macro-F1 delta) and
-writes manifest.json last inside an atomic folder. Artifacts with a valid manifest are kept
-unless ``force``, so an interrupted export resumes. The summary goes to
+writes manifest.json last inside an atomic folder. Artifacts with a valid manifest whose files
+match the sha256 it records are kept unless ``force``, so an interrupted export resumes; scratch
+files live in ``runs/<run>/.tmp/`` and a killed export's leftovers are removed on the next run. The
+summary goes to
 ``results/<run>/export.json`` and ``export.md`` (export/report.py).
 """
 from __future__ import annotations
@@ -18,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,11 +29,13 @@ import numpy as np
 from distill.config import Recipe
 from edgedistill import layout
 from edgedistill.configbase import dump, to_dict
-from edgedistill.io import atomic_dir, atomic_write_json
+from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporaries
+from edgedistill.io import workspace as make_workspace
 from edgedistill.methods import ORDER as METHODS
 from edgedistill.provenance import provenance
 from edgedistill.runtime import (
     MANIFEST,
+    ArtifactError,
     OpenVinoRuntime,
     OrtRuntime,
     TextEncoder,
@@ -322,19 +325,34 @@ RUNTIME_FOR_FORMAT = {"onnx": OrtRuntime, "openvino": OpenVinoRuntime}
 
 # --- one artifact ---------------------------------------------------------------------------
 
-def valid_manifest(folder: Path) -> dict | None:
+def valid_manifest(folder: Path, verify_sha256: bool = False) -> dict | None:
     """The manifest of a finished artifact whose model files are intact, else None."""
+    return inspect_artifact(folder, verify_sha256)[0]
+
+
+def inspect_artifact(folder: Path, verify_sha256: bool = False) -> tuple[dict | None, str | None]:
+    """(manifest, None) for a finished artifact whose model files are intact, else (None, why not).
+
+    Sizes are always compared; ``verify_sha256`` also hashes every model file against the
+    manifest (a file damaged in place keeps its size), which the export does before keeping one."""
     try:
         manifest = read_manifest(folder)
-    except ExportError:
-        return None
-    if not manifest or manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("model_file"):
-        return None
-    files = manifest.get("files") or {}
-    if not files or any(not (folder / n).is_file() or (folder / n).stat().st_size != f["size_bytes"]
-                        for n, f in files.items()):
-        return None
-    return manifest
+    except ArtifactError as exc:
+        return None, str(exc)
+    if not manifest:
+        return None, "no manifest.json (not exported, or the export was interrupted)"
+    if manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("model_file") or not manifest.get("files"):
+        return None, (f"manifest.json has schema {manifest.get('schema_version')!r}, not {SCHEMA_VERSION}, "
+                      "or no file list")
+    for name, f in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            return None, f"{name} is missing"
+        if path.stat().st_size != f["size_bytes"]:
+            return None, f"{name} is {path.stat().st_size} bytes, its manifest says {f['size_bytes']}"
+        if verify_sha256 and f.get("sha256") and sha256(path) != f["sha256"]:
+            return None, f"{name} does not match the sha256 in its manifest (changed since it was exported)"
+    return manifest, None
 
 
 def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
@@ -438,7 +456,8 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
                                    recipe.data.seed)
     threads = cfg.threads or os.cpu_count() or 1
     rows: list[dict] = []
-    workspace = Path(tempfile.mkdtemp(prefix="edgedistill-export-"))
+    remove_stale_temporaries(run_dir)
+    workspace = make_workspace(run_dir, "export")
     try:
         with tqdm(total=len(models) * len(variants), desc="export", unit="artifact", dynamic_ncols=True) as bar:
             for method in models:
@@ -446,10 +465,13 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
                 for variant in variants:
                     bar.set_postfix_str(f"{method}/{variant}")
                     final = layout.artifact_dir(run_dir, method, variant)
-                    manifest = None if cfg.force else valid_manifest(final)
+                    manifest, problem = (None, None) if cfg.force else inspect_artifact(final, verify_sha256=True)
                     if manifest is not None:
-                        bar.write(f"{method}/{variant}: kept (manifest present; --force rebuilds)")
+                        bar.write(f"{method}/{variant}: kept (files match their sha256 in manifest.json; "
+                                  "--force rebuilds)")
                     else:
+                        if problem and final.exists():
+                            bar.write(f"{method}/{variant}: {problem}; exporting again")
                         manifest = build_artifact(job, variant, final, bar.write)
                     rows.append(summary_row(manifest, final))
                     bar.update(1)
@@ -483,4 +505,4 @@ def collect_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
-__all__ = ["export_run", "discover_models", "valid_manifest", "build_artifact", "BUILDERS"]
+__all__ = ["export_run", "discover_models", "valid_manifest", "inspect_artifact", "build_artifact", "BUILDERS"]

@@ -249,3 +249,55 @@ def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts
         assert not bench_is_current(tiny_run, results)
     finally:
         os.utime(later, (stamp, stamp))
+
+
+def test_a_corrupt_manifest_is_named_and_fails_only_where_selected(tiny_run, tmp_path, capsys):
+    """A manifest.json that is not JSON (a disk error, a hand edit) is skipped with a warning that
+    names the file; it counts as a failed artifact only when the filters select it."""
+    import edgedistill
+    from bench.plan import discover
+
+    run = tmp_path / "runs" / RUN
+    shutil.copytree(tiny_run, run)
+    bad = run / "artifacts" / "teacher" / "openvino-fp32" / "manifest.json"
+    bad.write_text('{"schema_version": 1, "model": ')
+    (run / "models" / "odd" / "edgedistill.json").write_text("")
+    found, notes = discover(run)
+    assert {a.name for a in found} == {"teacher/pytorch", "teacher/onnx-fp32"}
+    assert any(str(bad) in n and "not valid JSON" in n for n in notes)
+    assert any(str(run / "models" / "odd" / "edgedistill.json") in n for n in notes)
+
+    one_job = ["--runtimes", "onnxruntime", "--set", "bench.reference=false", "--seq-lens", "natural", "--no-progress"]
+    results = tmp_path / "results"
+    # filtered out: a warning, the bench goes on and succeeds
+    assert edgedistill.main(["bench", "--run", str(run), "--results", str(results), "--variants", "onnx-fp32",
+                             *one_job]) == 0
+    assert str(bad) in capsys.readouterr().out
+    # selected (with another that works): one failed artifact, named with its file
+    assert edgedistill.main(["bench", "--run", str(run), "--results", str(results), "--variants",
+                             "onnx-fp32,openvino-fp32", *one_job]) == 1
+    assert f"FAILED teacher/openvino-fp32: {bad}" in capsys.readouterr().err
+    failed = json.loads((results / "bench.json").read_text())["machines"]
+    assert [f["job"] for m in failed.values() for f in m["failed"]] == ["teacher/openvino-fp32"]
+    # selected alone: nothing to measure, and the error says why
+    assert edgedistill.main(["bench", "--run", str(run), "--results", str(results), "--variants", "openvino-fp32",
+                             *one_job]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+
+
+def test_run_exits_non_zero_naming_the_failed_bench_jobs(tiny_run, tmp_path, monkeypatch, capsys):
+    import bench.runner
+    import edgedistill
+    from bench.runner import BenchOutcome
+
+    recipe = yaml.safe_load((tiny_run / "recipe.yaml").read_text())
+    recipe["run"].update(runs_dir=str(tiny_run.parent), results_dir=str(tmp_path / "results"))
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    failures = [{"job": "teacher/onnx-fp32 [onnxruntime/cpu x1]", "error": "the worker process died", "log": ""}]
+    monkeypatch.setattr(bench.runner, "run_bench", lambda *a, **k: BenchOutcome(tmp_path, "m", [], failures))
+    monkeypatch.setattr("distill.pipeline.write_results", lambda recipe: None)
+    assert edgedistill.main(["run", str(path), "--stages", "bench", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "1 bench job(s) failed" in err and "teacher/onnx-fp32 [onnxruntime/cpu x1]: the worker process died" in err

@@ -48,3 +48,19 @@ def test_recipe_round_trips_through_yaml(tmp_path):
 def test_missing_recipe_file_says_where_recipes_live(tmp_path):
     with pytest.raises(ConfigError, match="configs/"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+def test_float_fields_accept_what_yaml_reads_as_strings(tmp_path):
+    # PyYAML reads 5e-5 (no dot before the exponent) as the string '5e-5'.
+    path = tmp_path / "r.yaml"
+    path.write_text("train: {lr: 5e-5, weight_decay: 1e-2}\nmethods: {lora: {lr: 5e-4}}\n")
+    r = load_recipe(path)
+    assert r.train.lr == 5e-5 and isinstance(r.train.lr, float) and r.train.weight_decay == 0.01
+    assert r.methods["lora"].lr == 5e-4
+    assert load_recipe(overrides=["train.lr=3e-5"]).train.lr == 3e-5
+    from bench.config import load_bench_config
+    assert load_bench_config({"probe_s": "1e-1"}).probe_s == 0.1
+    with pytest.raises(ConfigError, match=r"train.lr: 'fast' is not float"):
+        load_recipe(overrides=["train.lr=fast"])
+    with pytest.raises(ConfigError, match="train.lr"):
+        load_recipe(overrides=["train.lr=nan"])

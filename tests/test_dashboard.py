@@ -445,6 +445,19 @@ def test_playground_predicts_with_a_tiny_checkpoint(app, tmp_path, tiny_checkpoi
     assert "ms here" in texts(at) and "bench p50" in texts(at)   # odd/pytorch has CPU bench rows at batch 1
 
 
+@pytest.mark.parametrize("text", ["", "   \n\t  "])
+def test_playground_says_there_is_nothing_to_classify(app, tmp_path, tiny_checkpoint, text):
+    folder = tmp_path / "runs" / RUN / "models" / "odd"
+    shutil.copytree(tiny_checkpoint, folder)
+    (folder / "edgedistill.json").write_text(json.dumps({"schema_version": 1, "method": "odd", "label_names": LABELS}))
+    at = app("playground")
+    at.text_area(key="playground_text").set_value(text)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert not at.metric and not plotly_specs(at)        # no prediction shown
+    assert "Nothing to classify" in "\n".join(i.value for i in at.info)
+
+
 def test_run_chosen_from_the_url_and_a_run_without_bench(app, results):
     other = results / "other"
     other.mkdir()
@@ -457,3 +470,61 @@ def test_run_chosen_from_the_url_and_a_run_without_bench(app, results):
     assert at.sidebar.selectbox(key="run").options == ["other", RUN] and at.sidebar.selectbox(key="run").value == RUN
     at.sidebar.selectbox(key="run").set_value("other").run()
     assert not at.exception and "has no bench rows yet" in texts(at)
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_dashboard_never_stops_at_streamlit_first_run_prompt(tmp_path, monkeypatch, terminal):
+    """Streamlit asks for an e-mail address on its first run unless told not to; without a terminal
+    (make dashboard under nohup, a service, CI) that prompt ends the process."""
+    import edgedistill
+    from dashboard import cli
+
+    started = []
+
+    class FakePopen:
+        def __init__(self, cmd, env):
+            started.append(cmd)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(cli.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(cli, "has_terminal", lambda: terminal)
+    assert edgedistill.main(["dashboard", "--results", str(tmp_path)]) == 0
+    opts = dict(zip(started[0][5::2], started[0][6::2]))
+    assert opts["--server.showEmailPrompt"] == "false" and opts["--browser.gatherUsageStats"] == "false"
+    if terminal:   # Streamlit decides whether a browser can be opened (no display -> headless)
+        assert "--server.headless" not in opts
+    else:
+        assert opts["--server.headless"] == "true"
+
+
+def test_dashboard_serves_without_a_terminal_on_a_first_run(tmp_path):
+    """The real server, started the way `make dashboard` under nohup starts it: no terminal, no
+    Streamlit credentials yet (fresh HOME), a display present (so Streamlit would not go headless
+    on its own). It must reach "URL:" instead of stopping at the e-mail prompt."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HOME": str(tmp_path), "DISPLAY": ":99", "BROWSER": "true",
+           "PYTHONPATH": str(APP.parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "edgedistill", "dashboard", "--results", str(tmp_path),
+                             "--port", str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and "URL:" not in out and "Email:" not in out:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            out += line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert "URL:" in out and "Email:" not in out, out[-2000:]

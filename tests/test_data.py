@@ -1,3 +1,4 @@
+import json
 
 import pandas as pd
 import pytest
@@ -101,3 +102,69 @@ def test_bad_class_values_in_hate_speech_csv(tmp_path):
     pd.DataFrame({"class": [0, 1, 5], "tweet": ["a", "b", "c"]}).to_csv(path)
     with pytest.raises(DataError, match="outside 0, 1, 2"):
         load_dataset(DataConfig(source="hate-speech", path=str(path)))
+
+
+def _file_cfg(path, **kw):
+    return DataConfig(source="file", path=str(path), text_column="text", label_column="label", **kw)
+
+
+def test_integer_labels_with_a_missing_value_stay_integers(tmp_path, capsys):
+    texts, _ = tiny_texts(90)
+    labels = [float(i % 3) for i in range(90)]
+    labels[5] = None                                      # pandas now reads the column as float
+    path = tmp_path / "ints.csv"
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    d = load_dataset(_file_cfg(path))
+    assert d.label_names == ["0", "1", "2"]
+    assert len(d.train) + len(d.validation) + len(d.test) == 89
+    assert "1 row(s) without a label" in capsys.readouterr().out
+    # declared integer labels are taken as names
+    d = load_dataset(_file_cfg(path, labels=[0, 1, 2]))
+    assert d.label_names == ["0", "1", "2"]
+
+
+def test_declared_labels_must_all_occur_in_the_data(tiny_csv):
+    with pytest.raises(DataError, match=r"declared.*'unknown'.*never occur.*in the data: \['negative', 'neutral', "
+                                        r"'positive'\]"):
+        load_dataset(_file_cfg(tiny_csv, labels=["negative", "neutral", "positive", "unknown"]))
+
+
+def test_empty_and_whitespace_texts_are_dropped_with_a_count(tmp_path, capsys):
+    texts, labels = tiny_texts(90)
+    texts[0], texts[1], texts[40] = None, "", "  \t "
+    labels[2] = None
+    path = tmp_path / "blank.csv"
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    d = load_dataset(_file_cfg(path))
+    everything = d.train.texts + d.validation.texts + d.test.texts
+    assert len(everything) == 86 and all(t.strip() for t in everything)
+    out = capsys.readouterr().out
+    assert "dropped 1 row(s) without a label in column 'label' (data row(s) 3)" in out
+    assert "dropped 3 row(s) with an empty or missing text in column 'text' (data row(s) 1, 2, 41)" in out
+
+
+def test_stratify_error_names_the_rare_class(tmp_path):
+    texts, labels = tiny_texts(60)
+    labels[0] = "rare"
+    path = tmp_path / "rare.csv"
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"class 'rare' has 1 example"):
+        load_dataset(_file_cfg(path))
+
+
+def test_jsonl_errors_give_the_line_number(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    lines = [json.dumps({"text": t, "label": y}) for t, y in zip(*tiny_texts(30))]
+    lines[6] = '{"text": "oops", "label": '
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl, line 7: "):
+        load_dataset(_file_cfg(path))
+
+
+def test_labels_of_a_wrong_type_are_refused_clearly():
+    from distill.config import load_recipe
+    from edgedistill.configbase import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.labels: \[0.5, 1\] is not a list of str or int"):
+        load_recipe(overrides={"data": {"labels": [0.5, 1]}})
+    assert load_recipe(overrides={"data": {"labels": [0, 1, 2]}}).data.labels == ["0", "1", "2"]

@@ -267,6 +267,60 @@ def test_rerun_keeps_finished_artifacts_and_rebuilds_broken_ones(exported, capsy
     assert valid_manifest(broken) is not None and len(rows) == 2
 
 
+def test_resume_checks_the_recorded_sha256_not_just_the_size(exported, capsys):
+    """A model file damaged in place (same size: bit rot, a bad copy) must not be kept."""
+    from export.config import load_export_config
+    from export.pipeline import export_run, sha256
+
+    _, run, recipe, _ = exported
+    folder = run / "artifacts" / "odd" / "onnx-fp32"
+    model = folder / "model.onnx"
+    data = bytearray(model.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    model.write_bytes(bytes(data))
+    assert sha256(model) != manifest(run, "odd", "onnx-fp32")["sha256"]
+    export_run(run, load_export_config(recipe.export, {"models": ["odd"], "variants": ["onnx-fp32"]}))
+    out = capsys.readouterr().out
+    assert "odd/onnx-fp32: kept" not in out
+    assert "odd/onnx-fp32: model.onnx does not match the sha256 in its manifest" in out and "exporting again" in out
+    assert sha256(model) == manifest(run, "odd", "onnx-fp32")["sha256"]
+
+
+def test_leftovers_of_a_killed_export_are_removed_on_the_next_run(exported, tmp_path):
+    """kill -9 in the middle of an artifact leaves its .partial folder and the export's workspace;
+    the next export removes both (and any partial left by a process that no longer exists), never
+    a folder that a live process is still writing."""
+    from edgedistill.io import remove_stale_temporaries
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    _, run, recipe, _ = exported
+    script = textwrap.dedent(f"""
+        import os, signal
+        from export import pipeline
+        from export.config import load_export_config
+        pipeline.check_artifact = lambda *a: os.kill(os.getpid(), signal.SIGKILL)   # mid-artifact
+        pipeline.export_run({str(run)!r}, load_export_config({recipe.export!r}, {{"models": ["odd"],
+                            "variants": ["onnx-int8-dynamic"], "force": True}}))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr[-2000:]
+    partials = list((run / "artifacts" / "odd").glob(".onnx-int8-dynamic.*.partial"))
+    workspaces = list((run / ".tmp").glob("export-*"))
+    assert len(partials) == 1 and any(partials[0].iterdir()) and len(workspaces) == 1
+    legacy = run / "models" / ".odd.x1y2z3.partial"          # the name earlier versions used, empty
+    legacy.mkdir()
+    live = run / "artifacts" / "odd" / f".onnx-fp32.pid{os.getpid()}@{os.uname().nodename}.abc123.partial"
+    live.mkdir()                                               # a live process's folder stays
+    export_run(run, load_export_config(recipe.export, {"models": ["odd"], "variants": ["onnx-fp32"]}))
+    assert not partials[0].exists() and not workspaces[0].exists() and not legacy.exists()
+    assert live.exists() and not list((run / ".tmp").iterdir())
+    assert remove_stale_temporaries(run) == [] and live.exists()
+    live.rmdir()
+
+
 def test_fp32_parity_failure_stops_the_export_and_keeps_the_old_folder(exported, monkeypatch):
     from export.config import load_export_config
     from export.errors import ExportError

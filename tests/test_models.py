@@ -65,3 +65,23 @@ def test_lora_and_hybrid_trainable_parameter_counts():
 def test_lora_unknown_target_lists_linear_layers():
     with pytest.raises(ModelError, match="q_lin"):
         wrap_lora(make_tiny_model("distilbert"), LoraSettings(target_modules=["query"]))
+
+
+def test_model_folder_without_model_type_is_a_clear_error(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    import json
+
+    from distill.models import load_classifier
+    from edgedistill import main
+
+    folder = tiny_checkpoint.rename(tmp_path / "teacher")   # no family in the name for transformers to guess from
+    config = folder / "config.json"
+    config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "model_type"}))
+    with pytest.raises(ModelError, match=r"config.json has no 'model_type'.*\"model_type\": \"bert\""):
+        load_classifier(str(folder), ["negative", "neutral", "positive"])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"run: {{runs_dir: {tmp_path / 'runs'}, results_dir: {tmp_path / 'results'}}}\n"
+                      f"data: {{source: file, path: {tiny_csv}, text_column: text, label_column: label}}\n"
+                      f"teacher: {{model: {folder}}}\n")
+    assert main(["train", str(recipe), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "model_type" in err

@@ -29,7 +29,7 @@ from distill.config import METHODS, Recipe, load_recipe
 from distill.configbase import dump, to_dict
 from distill.io import atomic_dir, atomic_write_json, atomic_write_text
 from distill.provenance import provenance
-from export import checks, convert, vocab
+from export import checks, convert, speed, vocab
 from export.config import ExportConfig, variant_spec
 from export.errors import ExportError
 from export.runtime import (MANIFEST, OpenVinoRuntime, OrtRuntime, TextEncoder, TorchRuntime, checkpoint_max_length,
@@ -249,6 +249,13 @@ def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path) -> dict:
         for source, folder in candidates.items():
             job.copy_support_files(trim, folder)
             scores[source] = _quick_score(job, trim, folder)
+        if cfg.speed_check_blocks:
+            draft = {"format": "onnx", "precision": "int8", "model_file": convert.ONNX_FILE,
+                     "label_names": job.label_names, "max_length": job.max_length}
+            scores["optimized"]["vs_plain"] = speed.side_by_side(
+                OrtRuntime, candidates["optimized"], draft, candidates["plain"] / convert.ONNX_FILE, job.threads,
+                speed.speed_text(job.evalset.texts, job.evalset.parity_idx), cfg.speed_check_blocks,
+                cfg.speed_check_calls)
         chosen = pick_dynamic(scores)
     else:
         chosen = next(iter(candidates))
@@ -260,12 +267,16 @@ def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path) -> dict:
 
 def pick_dynamic(scores: dict[str, dict]) -> str:
     """The more accurate candidate on the parity sample; at equal agreement the fused graph unless
-    the plain one is clearly (>10%) faster (a single timing on a busy machine is noisy)."""
+    the plain one is measurably faster: side by side (``vs_plain``, the fused graph's speed-up
+    over the plain one) the whole 95% interval lies below 1. Without a side-by-side timing, unless
+    the plain one was clearly (>10%) faster on the parity sample."""
     opt, plain = scores.get("optimized"), scores.get("plain")
     if opt is None or plain is None:
         return "optimized" if plain is None else "plain"
     if opt["agreement_pct"] != plain["agreement_pct"]:
         return "optimized" if opt["agreement_pct"] > plain["agreement_pct"] else "plain"
+    if opt.get("vs_plain"):
+        return "plain" if opt["vs_plain"]["high"] < 1.0 else "optimized"
     return "plain" if plain["seconds"] < 0.9 * opt["seconds"] else "optimized"
 
 
@@ -291,7 +302,8 @@ def build_onnx_static(job: ModelJob, trim: bool, out: Path) -> dict:
                                              per_channel=job.cfg.static_per_channel,
                                              skip_gelu_matmuls=job.cfg.static_skip_gelu_matmuls)
     return {"model_file": convert.ONNX_FILE, "per_channel": job.cfg.static_per_channel, "calibration_method": "minmax",
-            "fp32_nodes": kept_fp32}
+            "quant_format": "qdq", "activation_type": convert.STATIC_ACTIVATION_TYPE,
+            "weight_type": convert.STATIC_WEIGHT_TYPE, "fp32_nodes": kept_fp32}
 
 
 def build_openvino(fp16: bool):
@@ -351,6 +363,7 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
                  "trimmed_vocab": trim, "model_file": model_file, "label_names": job.label_names,
                  "max_length": job.max_length}
         result = check_artifact(job, spec, out, draft)
+        result.update(check_speed(job, spec, out, draft))
         warnings = extra.pop("warnings", None) or []
         for w in warnings:
             log(f"WARNING {job.method}/{variant}: {w}")
@@ -382,6 +395,20 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
         (out / MANIFEST).chmod(0o644)                 # temp files are private; a deployable folder is not
         out.chmod(0o755)
     return manifest
+
+
+def check_speed(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
+    """What ONNX Runtime runs (fused and integer kernels, per artifact) and, for INT8, the
+    side-by-side speed against the FP32 graph it came from (export/speed.py)."""
+    out = {}
+    if spec["format"] == "onnx":
+        out["runtime_fusions"] = convert.runtime_fusions(folder / draft["model_file"])
+    if spec["precision"] == "int8" and job.cfg.speed_check_blocks:
+        out["speed_vs_fp32"] = speed.int8_vs_fp32(
+            RUNTIME_FOR_FORMAT[spec["format"]], folder, draft, job.onnx(spec["trimmed_vocab"]), job.threads,
+            speed.speed_text(job.evalset.texts, job.evalset.parity_idx), job.cfg.speed_check_blocks,
+            job.cfg.speed_check_calls)
+    return out
 
 
 def check_artifact(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
@@ -455,6 +482,9 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print) -> list[dict]:
     all_rows = collect_rows(run_dir)
     write_results(recipe, run_dir, cfg, all_rows)
     log(format_table(rows))
+    slower = [r["artifact"] for r in rows if (r.get("speed_vs_fp32") or {}).get("slower")]
+    if slower:
+        log(f"SLOWER than their FP32 source (side by side, export/speed.py): {', '.join(slower)}")
     flagged = [r["artifact"] for r in rows if r["flagged"]]
     if flagged:
         log(f"FLAGGED (macro-F1 more than {cfg.f1_guard_points:g} point(s) below the FP32 source): {', '.join(flagged)}")
@@ -488,7 +518,14 @@ def collect_rows(run_dir: Path) -> list[dict]:
 
 TABLE = (("artifact", "artifact", "{}"), ("size MB", "size_mb", "{:.2f}"), ("x FP32 ONNX", "size_ratio_vs_fp32", "{:.3f}"),
          ("agreement %", "agreement_pct", "{:.1f}"), ("max abs dlogit", "max_abs_diff", "{:.2e}"),
-         ("macro-F1", "macro_f1", "{:.4f}"), ("dF1 pts", "macro_f1_delta", "{:+.2f}"), ("flagged", "flagged", "{}"))
+         ("macro-F1", "macro_f1", "{:.4f}"), ("dF1 pts", "macro_f1_delta", "{:+.2f}"), ("flagged", "flagged", "{}"),
+         ("speed x FP32", "speed_vs_fp32", None), ("kernels A/LN/G, int8/fp32 MatMul", "runtime_fusions", None))
+
+
+def _kernels(f: dict | None) -> str:
+    if not f:
+        return "-"
+    return f"{f['attention']}/{f['layer_norm']}/{f['gelu']}, {f['int8_matmul']}/{f['fp32_matmul']}"
 
 
 def _cells(row: dict) -> list[str]:
@@ -497,6 +534,9 @@ def _cells(row: dict) -> list[str]:
         value = row.get(key)
         if key == "macro_f1_delta" and value is not None:
             value = 100 * value
+        if fmt is None:
+            cells.append(speed.cell(value) if key == "speed_vs_fp32" else _kernels(value))
+            continue
         cells.append("-" if value is None else ("FLAGGED" if value is True else "" if value is False else fmt.format(value)))
     return cells
 
@@ -514,7 +554,11 @@ def format_markdown(rows: list[dict], run: str) -> str:
     out = [f"# Export: {run}", "",
            "Sizes are model files only; `x FP32 ONNX` is the size relative to the model's onnx-fp32. Agreement and "
            "max abs dlogit compare with the PyTorch FP32 checkpoint on the parity sample of the test split; "
-           "dF1 is the macro-F1 difference (points) on the test split.", "",
+           "dF1 is the macro-F1 difference (points) on the test split. `speed x FP32`: an INT8 artifact's "
+           "speed-up over its FP32 source, timed side by side in one process (ABBA blocks on one median-length "
+           "test text; median ratio [bootstrap 95% interval]; `busy`: others used the CPU meanwhile; SLOWER: "
+           "the INT8 graph lost). `kernels`: what ONNX Runtime runs after its load-time fusions: attention / "
+           "layer-norm / GELU fused nodes, then integer / FP32 MatMuls.", "",
            "| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
     out += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
     return "\n".join(out) + "\n"

@@ -101,5 +101,33 @@ class Sampler:
                          os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 
 
-__all__ = ["Sampler", "read_cpu_times", "summarize", "is_disturbed", "DISTURBED_OTHER_CPU_PCT",
+class CaseMarks:
+    """Contention per timed case: ``mark(case_id)`` when a case starts ends the previous one;
+    ``finish()`` ends the last. The worker marks each case as pytest-benchmark sets it up."""
+
+    def __init__(self):
+        self.results: dict[str, dict] = {}
+        self._current: str | None = None
+        self._sampler: Sampler | None = None
+
+    def mark(self, case_id: str | None) -> None:
+        if self._current is not None and self._sampler is not None:
+            self.results[self._current] = self._sampler.stop()
+        self._current = case_id
+        self._sampler = Sampler() if case_id is not None else None
+
+    def finish(self) -> dict[str, dict]:
+        self.mark(None)
+        return self.results
+
+
+def row_columns(contention: dict | None, other_cpu_pct: float = DISTURBED_OTHER_CPU_PCT,
+                steal_pct: float = DISTURBED_STEAL_PCT) -> dict:
+    """The bench row's contention columns."""
+    c = contention or {}
+    return {"steal_pct": c.get("steal_pct"), "other_cpu_pct": c.get("other_cpu_pct"), "load1": c.get("load1"),
+            "disturbed": is_disturbed(contention, other_cpu_pct, steal_pct)}
+
+
+__all__ = ["CaseMarks", "row_columns", "Sampler", "read_cpu_times", "summarize", "is_disturbed", "DISTURBED_OTHER_CPU_PCT",
            "DISTURBED_STEAL_PCT"]

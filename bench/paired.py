@@ -150,3 +150,58 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- choosing the pairs and writing them into rows (the bench's parent process) -----------------
+
+REFERENCES = {"teacher_fp32": {"artifact": "teacher/pytorch", "runtime": "pytorch", "precision": "fp32", "options": ""},
+              "teacher_int8": {"artifact": "teacher/onnx-int8-dynamic", "runtime": "onnxruntime", "precision": "int8",
+                               "options": ""}}
+COLUMNS = {"teacher_fp32": "paired_speedup_vs_teacher", "teacher_int8": "paired_speedup_vs_teacher_int8"}
+RETAINED_GOAL = 99.0    # % of the teacher's macro-F1 a candidate must keep (report.RETAINED_GOAL)
+
+
+def _is_headline(row) -> bool:
+    return row.scenario == "latency" and row.batch_size == 1 and row.seq_len == "natural" and row.device == "cpu"
+
+
+def _matches(row, ref: dict) -> bool:
+    return all(getattr(row, k) == v for k, v in ref.items())
+
+
+def choose_pairs(rows, row_jobs: dict, top: int) -> dict[int, dict]:
+    """Per thread count, the worker spec's ``models`` and ``pairs``: the ``top`` fastest artifacts
+    (batch 1, natural length, CPU) keeping >= RETAINED_GOAL% of the teacher's macro-F1, each against
+    every reference that was measured. ``row_jobs`` maps a row's key_text to its bench Job."""
+    out: dict[int, dict] = {}
+    headline = [r for r in rows if _is_headline(r) and r.key_text() in row_jobs]
+    for threads in sorted({r.threads for r in headline}):
+        here = [r for r in headline if r.threads == threads]
+        refs = {kind: next((r for r in here if _matches(r, ref)), None) for kind, ref in REFERENCES.items()}
+        refs = {k: r for k, r in refs.items() if r is not None}
+        ref_keys = {r.key_text() for r in refs.values()}
+        good = [r for r in here if r.key_text() not in ref_keys and r.latency_p50_ms
+                and (r.f1_retained_pct or 0) >= RETAINED_GOAL]
+        candidates = sorted(good, key=lambda r: r.latency_p50_ms)[:top]
+        if not refs or not candidates:
+            continue
+        models = {}
+        for r in list(refs.values()) + candidates:
+            job = row_jobs[r.key_text()]
+            models[r.key_text()] = {"runtime": job.runtime, "folder": job.artifact.folder, "precision": job.precision}
+        out[threads] = {"models": models, "pairs": [
+            {"candidate": c.key_text(), "reference": ref.key_text(), "reference_kind": kind}
+            for c in candidates for kind, ref in refs.items()]}
+    return out
+
+
+def apply_pairs(rows, pairs: list[dict]) -> None:
+    """Write each pair's median and interval into the candidate row's paired columns."""
+    by_key = {r.key_text(): r for r in rows}
+    for p in pairs:
+        row, column = by_key.get(p["candidate"]), COLUMNS.get(p.get("reference_kind"))
+        if row is None or column is None:
+            continue
+        setattr(row, column, p["median"])
+        setattr(row, column + "_low", p["low"])
+        setattr(row, column + "_high", p["high"])

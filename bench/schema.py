@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+# 2: contention, paired-ratio and roofline columns (all optional; version-1 files read as before).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 BENCH_FILE, CSV_FILE, REPORT_FILE = "bench.json", "bench.csv", "report.md"
 PER_CLASS_METRICS = ("f1", "precision", "recall")
 
@@ -89,6 +91,27 @@ class BenchRow:
     speedup_vs_teacher: float | None = None
     size_ratio_vs_fp32: float | None = None
     f1_retained_pct: float | None = None
+    # Contention while this row was timed (bench/contention.py): others' share of the CPU time,
+    # the hypervisor's steal, the load average; disturbed = past the bench's thresholds.
+    other_cpu_pct: float | None = None
+    steal_pct: float | None = None
+    load1: float | None = None
+    disturbed: bool | None = None
+    # Paired headline ratios (bench/paired.py): reference time / this artifact's time, both in one
+    # process in ABBA blocks; median over blocks with a bootstrap 95% interval. References: teacher
+    # PyTorch FP32 and teacher ONNX Runtime dynamic INT8.
+    paired_speedup_vs_teacher: float | None = None
+    paired_speedup_vs_teacher_low: float | None = None
+    paired_speedup_vs_teacher_high: float | None = None
+    paired_speedup_vs_teacher_int8: float | None = None
+    paired_speedup_vs_teacher_int8_low: float | None = None
+    paired_speedup_vs_teacher_int8_high: float | None = None
+    # Distance to the limit (bench/roofline.py): FLOPs per call from the model config, the rate
+    # reached at p50, and the time the machine's measured MatMul peak would need.
+    gflop_per_call: float | None = None
+    achieved_gflops: float | None = None
+    floor_ms: float | None = None
+    pct_of_peak: float | None = None
     measured_at: str | None = None
 
     def key(self) -> tuple:
@@ -209,9 +232,10 @@ def validate_document(doc, path: str | Path = "bench.json") -> list[BenchRow]:
     if not isinstance(doc, dict) or not {"schema_version", "machines", "rows"} <= set(doc):
         found = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
         raise BenchFileError(f"{path} is not a bench result file (found {found}); {expected}. {_fix_hint(path)}")
-    if doc["schema_version"] != SCHEMA_VERSION:
-        raise BenchFileError(f"{path} has schema_version {doc['schema_version']!r}, this edgedistill writes and "
-                             f"reads version {SCHEMA_VERSION}; {expected}. {_fix_hint(path)}")
+    if doc["schema_version"] not in READABLE_VERSIONS:
+        raise BenchFileError(f"{path} has schema_version {doc['schema_version']!r}, this edgedistill writes "
+                             f"version {SCHEMA_VERSION} and reads {', '.join(map(str, READABLE_VERSIONS))}; "
+                             f"{expected}. {_fix_hint(path)}")
     if not isinstance(doc["machines"], dict) or not isinstance(doc["rows"], list):
         raise BenchFileError(f"{path}: machines must be an object and rows a list; {expected}. {_fix_hint(path)}")
     for mid, block in doc["machines"].items():

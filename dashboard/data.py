@@ -16,6 +16,8 @@ import pandas as pd
 import streamlit as st
 
 SCHEMA_VERSION = 1
+# bench.json version 2 only adds columns (contention, paired ratios, roofline); both read alike.
+FILE_VERSIONS = {"bench.json": (1, 2)}
 RESULT_FILES = ("metrics.json", "export.json", "bench.json")
 METHOD_ORDER = ("teacher", "odd", "even", "tiny", "lora", "hybrid")
 
@@ -28,7 +30,11 @@ BENCH_FOOTPRINT = ("size_mb", "params", "load_s", "peak_rss_mb")
 BENCH_SPEED = ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_min_ms",
                "latency_stddev_ms", "rounds", "throughput_per_s")
 BENCH_DERIVED = ("speedup_vs_teacher", "size_ratio_vs_fp32", "f1_retained_pct")
-BENCH_COLUMNS = BENCH_IDENTITY + BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + ("measured_at",)
+BENCH_TRUST = ("other_cpu_pct", "steal_pct", "load1", "paired_speedup_vs_teacher", "paired_speedup_vs_teacher_low",
+               "paired_speedup_vs_teacher_high", "paired_speedup_vs_teacher_int8", "paired_speedup_vs_teacher_int8_low",
+               "paired_speedup_vs_teacher_int8_high", "gflop_per_call", "achieved_gflops", "floor_ms", "pct_of_peak")
+BENCH_COLUMNS = (BENCH_IDENTITY + BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + BENCH_TRUST
+                 + ("disturbed", "measured_at"))
 # Without these a row cannot be placed on any chart, so it is dropped (with a warning).
 BENCH_REQUIRED = ("machine_id", "model", "artifact", "runtime", "device", "batch_size", "seq_len", "macro_f1")
 PER_CLASS_PREFIXES = ("precision_", "recall_", "f1_")
@@ -93,9 +99,10 @@ def read_result_file(path: Path, required: dict[str, type]) -> dict:
     if not isinstance(doc, dict):
         raise ResultFileError(f"expected a JSON object, found {type(doc).__name__}")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultFileError(f"schema_version {version!r} is not {SCHEMA_VERSION}, the version this dashboard "
-                              "reads (re-run the stage that wrote it, or use a matching edgedistill)")
+    versions = FILE_VERSIONS.get(path.name, (SCHEMA_VERSION,))
+    if version not in versions:
+        raise ResultFileError(f"schema_version {version!r} is not {' or '.join(map(str, versions))}, the version(s) this "
+                              "dashboard reads (re-run the stage that wrote it, or use a matching edgedistill)")
     for key, tp in required.items():
         if not isinstance(doc.get(key), tp):
             raise ResultFileError(f"key {key!r} is missing or not a {tp.__name__}")
@@ -278,7 +285,7 @@ def read_results(root: str | Path) -> Results:
     for col in BENCH_COLUMNS:
         if col not in bench:
             bench[col] = None
-    numbers = BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + ("threads", "batch_size")
+    numbers = BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + BENCH_TRUST + ("threads", "batch_size")
     numeric = [c for c in bench if c in numbers or c.startswith(PER_CLASS_PREFIXES)]
     for col in numeric:
         bench[col] = pd.to_numeric(bench[col], errors="coerce")

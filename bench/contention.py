@@ -103,12 +103,16 @@ class Sampler:
 
 class CaseMarks:
     """Contention per timed case: ``mark(case_id)`` when a case starts ends the previous one;
-    ``finish()`` ends the last. The worker marks each case as pytest-benchmark sets it up."""
+    ``finish()`` ends the last. The worker marks each case as pytest-benchmark sets it up.
+
+    /proc/stat counts in clock ticks (10 ms), so a case shorter than a few ticks reads nothing;
+    such a case gets the numbers of the whole timing pass instead (``scope: "all cases"``)."""
 
     def __init__(self):
         self.results: dict[str, dict] = {}
         self._current: str | None = None
         self._sampler: Sampler | None = None
+        self._all = Sampler()
 
     def mark(self, case_id: str | None) -> None:
         if self._current is not None and self._sampler is not None:
@@ -118,7 +122,8 @@ class CaseMarks:
 
     def finish(self) -> dict[str, dict]:
         self.mark(None)
-        return self.results
+        whole = {**self._all.stop(), "scope": "all cases"}
+        return {cid: c if c.get("other_cpu_pct") is not None else whole for cid, c in self.results.items()}
 
 
 def row_columns(contention: dict | None, other_cpu_pct: float = DISTURBED_OTHER_CPU_PCT,

@@ -169,7 +169,7 @@ def _coerce(name: str, v):
     tp = _FIELD_TYPES[name]
     if v is None or (v == "" and tp != "str"):
         return None
-    if tp == "bool":
+    if tp.startswith("bool"):
         return v if isinstance(v, bool) else str(v).lower() == "true"
     if tp.startswith("int"):
         return int(float(v))

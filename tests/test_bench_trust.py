@@ -89,3 +89,82 @@ def test_sampler_measures_this_process(tmp_path):
     assert out["wall_s"] > 0 and out["cores"] >= 1
     if read_cpu_times() is not None:
         assert 0 <= out["other_cpu_pct"] <= 100 and out["own_cpu_pct"] > 0
+
+
+def test_forward_flops_from_the_config():
+    from bench.roofline import forward_flops, mean_gflop, row_columns
+
+    cfg = {"num_hidden_layers": 2, "hidden_size": 8, "intermediate_size": 32, "id2label": {"0": "a", "1": "b"}}
+    # per layer: 2*T*(4*64 + 2*8*32) + 4*T^2*8; head: pooler 2*64 + classifier 2*8*2
+    t = 10
+    expected = 2 * (2 * t * (256 + 512) + 4 * t * t * 8) + 128 + 32
+    assert forward_flops(cfg, 1, t) == expected
+    assert forward_flops(cfg, 4, t) > 3.9 * forward_flops(cfg, 1, t)
+    assert mean_gflop(cfg, [[1, 10], [1, 20]]) == pytest.approx((forward_flops(cfg, 1, 10) + forward_flops(cfg, 1, 20))
+                                                                / 2e9)
+    assert forward_flops({"hidden_size": 8}, 1, 10) is None
+    cols = row_columns(2.0, 10.0, 400.0)       # 2 GFLOP in 10 ms = 200 GFLOP/s; floor 5 ms = 50% of peak
+    assert cols["achieved_gflops"] == pytest.approx(200.0) and cols["floor_ms"] == pytest.approx(5.0)
+    assert cols["pct_of_peak"] == pytest.approx(50.0)
+
+
+def test_version_1_bench_files_still_read(tmp_path):
+    import json
+
+    from bench.schema import BenchRow, read_document
+
+    row = BenchRow(machine_id="m", machine_label="m", run="r", model="teacher", artifact="teacher/pytorch",
+                   variant="pytorch", format="pytorch", precision="fp32", quantization="none", trimmed_vocab=False,
+                   runtime="pytorch", device="cpu", threads=1, options="", scenario="latency", batch_size=1,
+                   seq_len="natural", latency_p50_ms=1.0).to_dict()
+    old = {k: v for k, v in row.items() if k not in ("other_cpu_pct", "disturbed", "gflop_per_call")}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"schema_version": 1, "run": "r", "machines": {"m": {"hardware": {}}}, "rows": [old]}))
+    _, rows = read_document(path)
+    assert rows[0].latency_p50_ms == 1.0 and rows[0].disturbed is None
+
+
+def test_choose_pairs_takes_the_fastest_good_artifacts_against_each_reference():
+    from types import SimpleNamespace
+
+    from bench.paired import apply_pairs, choose_pairs
+    from bench.schema import BenchRow
+
+    def row(artifact, runtime, precision, p50, retained):
+        model, variant = artifact.split("/")
+        return BenchRow(machine_id="m", machine_label="m", run="r", model=model, artifact=artifact, variant=variant,
+                        format="onnx", precision=precision, quantization="none", trimmed_vocab=False, runtime=runtime,
+                        device="cpu", threads=2, options="", scenario="latency", batch_size=1, seq_len="natural",
+                        latency_p50_ms=p50, f1_retained_pct=retained)
+
+    rows = [row("teacher/pytorch", "pytorch", "fp32", 8.0, 100.0),
+            row("teacher/onnx-int8-dynamic", "onnxruntime", "int8", 3.0, 99.5),
+            row("tiny/onnx-int8-dynamic", "onnxruntime", "int8", 1.0, 99.2),
+            row("tiny/onnx-fp32", "onnxruntime", "fp32", 1.2, 100.0),
+            row("odd/onnx-int8-dynamic", "onnxruntime", "int8", 0.9, 95.0)]   # too inaccurate
+    job = SimpleNamespace(runtime="onnxruntime", precision=None, artifact=SimpleNamespace(folder="f"))
+    spec = choose_pairs(rows, {r.key_text(): job for r in rows}, top=1)[2]
+    assert [(p["candidate"].split("|")[1], p["reference_kind"]) for p in spec["pairs"]] == [
+        ("tiny/onnx-int8-dynamic", "teacher_fp32"), ("tiny/onnx-int8-dynamic", "teacher_int8")]
+    assert len(spec["models"]) == 3
+    apply_pairs(rows, [{**spec["pairs"][0], "median": 9.0, "low": 8.0, "high": 10.0},
+                       {**spec["pairs"][1], "median": 3.1, "low": 2.9, "high": 3.3}])
+    assert rows[2].paired_speedup_vs_teacher == 9.0 and rows[2].paired_speedup_vs_teacher_int8_high == 3.3
+
+
+def test_case_marks_split_the_pass_and_fall_back_for_short_cases():
+    import time
+
+    from bench.contention import CaseMarks
+
+    marks = CaseMarks()
+    marks.mark("short")                         # far below one clock tick: /proc/stat cannot see it
+    marks.mark("long")
+    start = time.process_time()
+    while time.process_time() - start < 0.3:
+        sum(i * i for i in range(10_000))
+    out = marks.finish()
+    assert set(out) == {"short", "long"}
+    if out["long"]["other_cpu_pct"] is not None:
+        assert out["long"].get("scope") is None and out["long"]["wall_s"] >= 0.3
+        assert out["short"]["scope"] == "all cases" or out["short"]["other_cpu_pct"] is not None

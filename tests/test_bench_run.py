@@ -102,7 +102,7 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     # the same model through three runtimes: same predictions on the test split
     assert by[("teacher/onnx-fp32", "latency", "natural")].macro_f1 == pytest.approx(ref.macro_f1)
     assert by[("teacher/openvino-fp32", "latency", "natural")].macro_f1 == pytest.approx(ref.macro_f1)
-    assert by[("teacher/openvino-fp32", "latency", "16")].options == "infer=fp32"
+    assert by[("teacher/openvino-fp32", "latency", "16")].options == "infer=fp32,hint=latency,streams=1"
     assert by[("teacher/onnx-fp32", "latency", "16")].size_ratio_vs_fp32 == pytest.approx(1.0)
     assert by[("teacher/pytorch", "throughput", "natural")].batch_size == 4
     # each worker reports its own peak: an ONNX Runtime worker never imports torch

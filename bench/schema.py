@@ -291,7 +291,13 @@ def previous_run(block: dict, rows: list[BenchRow], machine_id: str) -> dict:
             "git_commit": (block.get("provenance") or {}).get("git_commit"),
             "bench_config": block.get("bench_config"),
             "p50": {r.key_text(): r.latency_p50_ms for r in rows
-                    if r.machine_id == machine_id and r.latency_p50_ms is not None}}
+                    if r.machine_id == machine_id and r.latency_p50_ms is not None},
+            # The paired headline ratios [median, low, high], so a re-run shows whether they agree.
+            "paired": {f"{r.key_text()}|{column}": [getattr(r, column), getattr(r, column + "_low"),
+                                                    getattr(r, column + "_high")]
+                       for r in rows if r.machine_id == machine_id
+                       for column in ("paired_speedup_vs_teacher", "paired_speedup_vs_teacher_int8")
+                       if getattr(r, column) is not None}}
 
 
 def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dict,

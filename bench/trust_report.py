@@ -42,11 +42,15 @@ def contention_note(rows: list[BenchRow], block: dict) -> str:
     return text
 
 
-def _ratio(r: BenchRow, column: str) -> str:
+def _ratio(r: BenchRow, column: str, previous: dict | None = None) -> str:
     v = getattr(r, column)
     if v is None:
         return "-"
-    return f"{v:.2f}x [{_fmt(getattr(r, column + '_low'))}, {_fmt(getattr(r, column + '_high'))}]"
+    text = f"{v:.2f}x [{_fmt(getattr(r, column + '_low'))}, {_fmt(getattr(r, column + '_high'))}]"
+    before = (previous or {}).get(f"{r.key_text()}|{column}")
+    if before and before[0]:
+        text += f"; previous run {before[0]:.2f}x ({100 * (max(v, before[0]) / min(v, before[0]) - 1):.0f}% apart)"
+    return text
 
 
 def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
@@ -63,7 +67,9 @@ def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
     for r in sorted(paired, key=lambda r: r.latency_p50_ms or float("inf")):
         seen = busy.get(r.key_text(), [])
         others = [o for o, _ in seen if o is not None]
-        lines.append([_name(r), _ratio(r, "paired_speedup_vs_teacher"), _ratio(r, "paired_speedup_vs_teacher_int8"),
+        previous = (block.get("previous_run") or {}).get("paired")
+        lines.append([_name(r), _ratio(r, "paired_speedup_vs_teacher", previous),
+                      _ratio(r, "paired_speedup_vs_teacher_int8", previous),
                       _fmt(r.speedup_vs_teacher) + "x" if r.speedup_vs_teacher else "-",
                       _fmt(max(others), 0) + "%" if others else "-", "yes" if any(d for _, d in seen) else ""])
     cfg = block.get("bench_config") or {}

@@ -168,3 +168,20 @@ def test_case_marks_split_the_pass_and_fall_back_for_short_cases():
     if out["long"]["other_cpu_pct"] is not None:
         assert out["long"].get("scope") is None and out["long"]["wall_s"] >= 0.3
         assert out["short"]["scope"] == "all cases" or out["short"]["other_cpu_pct"] is not None
+
+
+def test_a_rerun_shows_the_previous_paired_ratio():
+    from bench.schema import BenchRow, previous_run
+    from bench.trust_report import paired_table
+
+    row = BenchRow(machine_id="m", machine_label="m", run="r", model="tiny", artifact="tiny/onnx-int8-dynamic",
+                   variant="onnx-int8-dynamic", format="onnx", precision="int8", quantization="dynamic",
+                   trimmed_vocab=False, runtime="onnxruntime", device="cpu", threads=2, options="",
+                   scenario="latency", batch_size=1, seq_len="natural", latency_p50_ms=1.0,
+                   paired_speedup_vs_teacher=8.0, paired_speedup_vs_teacher_low=7.5,
+                   paired_speedup_vs_teacher_high=8.5)
+    before = previous_run({"measured_at": "t0"}, [row], "m")
+    assert before["paired"][row.key_text() + "|paired_speedup_vs_teacher"] == [8.0, 7.5, 8.5]
+    row.paired_speedup_vs_teacher = 8.8
+    table = paired_table([row], {"previous_run": before, "paired": []}, 2)
+    assert "8.80x [7.50, 8.50]; previous run 8.00x (10% apart)" in table

@@ -183,15 +183,18 @@ def choose_pairs(rows, row_jobs: dict, top: int) -> dict[int, dict]:
         good = [r for r in here if r.key_text() not in ref_keys and r.latency_p50_ms
                 and (r.f1_retained_pct or 0) >= RETAINED_GOAL]
         candidates = sorted(good, key=lambda r: r.latency_p50_ms)[:top]
-        if not refs or not candidates:
+        pairs = [{"candidate": c.key_text(), "reference": ref.key_text(), "reference_kind": kind}
+                 for c in candidates for kind, ref in refs.items()]
+        if len(refs) == 2:   # the INT8 reference is itself a headline: its speed-up over the FP32 one
+            pairs.append({"candidate": refs["teacher_int8"].key_text(), "reference": refs["teacher_fp32"].key_text(),
+                          "reference_kind": "teacher_fp32"})
+        if not pairs:
             continue
         models = {}
         for r in list(refs.values()) + candidates:
             job = row_jobs[r.key_text()]
             models[r.key_text()] = {"runtime": job.runtime, "folder": job.artifact.folder, "precision": job.precision}
-        out[threads] = {"models": models, "pairs": [
-            {"candidate": c.key_text(), "reference": ref.key_text(), "reference_kind": kind}
-            for c in candidates for kind, ref in refs.items()]}
+        out[threads] = {"models": models, "pairs": pairs}
     return out
 
 

@@ -145,7 +145,8 @@ def test_choose_pairs_takes_the_fastest_good_artifacts_against_each_reference():
     job = SimpleNamespace(runtime="onnxruntime", precision=None, artifact=SimpleNamespace(folder="f"))
     spec = choose_pairs(rows, {r.key_text(): job for r in rows}, top=1)[2]
     assert [(p["candidate"].split("|")[1], p["reference_kind"]) for p in spec["pairs"]] == [
-        ("tiny/onnx-int8-dynamic", "teacher_fp32"), ("tiny/onnx-int8-dynamic", "teacher_int8")]
+        ("tiny/onnx-int8-dynamic", "teacher_fp32"), ("tiny/onnx-int8-dynamic", "teacher_int8"),
+        ("teacher/onnx-int8-dynamic", "teacher_fp32")]
     assert len(spec["models"]) == 3
     apply_pairs(rows, [{**spec["pairs"][0], "median": 9.0, "low": 8.0, "high": 10.0},
                        {**spec["pairs"][1], "median": 3.1, "low": 2.9, "high": 3.3}])

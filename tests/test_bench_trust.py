@@ -186,3 +186,22 @@ def test_a_rerun_shows_the_previous_paired_ratio():
     row.paired_speedup_vs_teacher = 8.8
     table = paired_table([row], {"previous_run": before, "paired": []}, 2)
     assert "8.80x [7.50, 8.50]; previous run 8.00x (10% apart)" in table
+
+
+def test_compare_puts_both_runs_paired_ratios_side_by_side():
+    from bench.compare import paired_agreement
+    from bench.schema import BenchRow, previous_run
+
+    def row(ratio):
+        return BenchRow(machine_id="m", machine_label="m", run="r", model="tiny", artifact="tiny/onnx-int8-dynamic",
+                        variant="onnx-int8-dynamic", format="onnx", precision="int8", quantization="dynamic",
+                        trimmed_vocab=False, runtime="onnxruntime", device="cpu", threads=2, options="",
+                        scenario="latency", batch_size=1, seq_len="natural", latency_p50_ms=1.0,
+                        paired_speedup_vs_teacher_int8=ratio, paired_speedup_vs_teacher_int8_low=ratio - 0.2,
+                        paired_speedup_vs_teacher_int8_high=ratio + 0.2)
+
+    block = {"previous_run": previous_run({"measured_at": "t0"}, [row(3.0)], "m")}
+    text = "\n".join(paired_agreement(block, [row(3.6)]))
+    assert "agreeing within 10%: 0 of 1" in text
+    assert "| 3.00x [2.80, 3.20] | 3.60x [3.40, 3.80] | 20.0 |" in text
+    assert paired_agreement({}, [row(3.6)]) == []

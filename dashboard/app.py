@@ -188,7 +188,7 @@ def page_overview(res: data.Results, run: str) -> None:
             memory_gb=("memory_gb", "last"), gpus=("gpus", "last"), os=("os", "last"),
             runs=("run", lambda s: ", ".join(sorted(set(s)))), bench_rows=("bench_rows", "sum"),
             last_measured=("measured_at", "last"), bandwidth_gbs=("bandwidth_gbs", "last"),
-            passes_within_10pct=("passes_within_10pct", "last"))
+            passes_within_10pct=("passes_within_10pct", "last"), disturbed_rows=("disturbed_rows", "sum"))
         table(m)
     else:
         st.caption("No bench.json yet, so no machines.")

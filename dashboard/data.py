@@ -47,7 +47,7 @@ EPOCH_COLUMNS = ("run", "method", "epoch", "train_loss", "val_loss", "val_macro_
 PER_CLASS_COLUMNS = ("run", "method", "label", "precision", "recall", "f1", "support")
 CONFUSION_COLUMNS = ("run", "method", "true", "pred", "count")
 MACHINE_COLUMNS = ("run", "machine_id", "machine_label", "cpu_model", "logical_cores", "memory_gb", "gpus",
-                   "os", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct")
+                   "os", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct", "disturbed_rows")
 
 
 class ResultFileError(ValueError):
@@ -188,6 +188,8 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
         warn(f"bench.json of run {run!r}: {dropped} row(s) lack one of {', '.join(BENCH_REQUIRED)} and were skipped")
     out["bench"].extend(rows)
     counts = pd.Series([r["machine_id"] for r in rows], dtype=object).value_counts().to_dict()
+    # Rows timed while other processes took the CPU (bench/contention.py); absent in version-1 files.
+    busy = pd.Series([r["machine_id"] for r in rows if r.get("disturbed") is True], dtype=object).value_counts().to_dict()
     for machine_id, info in doc["machines"].items():
         info = info if isinstance(info, dict) else {}
         hw = info.get("hardware") if isinstance(info.get("hardware"), dict) else {}
@@ -199,6 +201,7 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
             "memory_gb": _num(hw.get("memory_gb")),
             "gpus": ", ".join(str(g.get("name")) for g in gpus if isinstance(g, dict)) or "none",
             "os": hw.get("os"), "measured_at": info.get("measured_at"), "bench_rows": int(counts.get(machine_id, 0)),
+            "disturbed_rows": int(busy.get(machine_id, 0)),
             **_steadiness(info),
         })
 

@@ -250,6 +250,7 @@ def test_loader_reads_version_2_bench_files_with_their_trust_columns(results):
     first = res.bench.iloc[0]
     assert first["disturbed"] in (True,) and first["other_cpu_pct"] == pytest.approx(55.0)
     assert res.bench["paired_speedup_vs_teacher"].dtype.kind == "f" and first["pct_of_peak"] == pytest.approx(4.2)
+    assert res.machines.set_index("machine_id")["disturbed_rows"].sum() == 1
 
 
 def test_loader_skips_corrupt_and_foreign_files_with_a_warning(results):

@@ -134,5 +134,13 @@ def row_columns(contention: dict | None, other_cpu_pct: float = DISTURBED_OTHER_
             "disturbed": is_disturbed(contention, other_cpu_pct, steal_pct)}
 
 
-__all__ = ["CaseMarks", "row_columns", "Sampler", "read_cpu_times", "summarize", "is_disturbed", "DISTURBED_OTHER_CPU_PCT",
-           "DISTURBED_STEAL_PCT"]
+__all__ = [
+    "DISTURBED_OTHER_CPU_PCT",
+    "DISTURBED_STEAL_PCT",
+    "CaseMarks",
+    "Sampler",
+    "is_disturbed",
+    "read_cpu_times",
+    "row_columns",
+    "summarize",
+]

@@ -25,9 +25,9 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 CONFIDENCE = 0.95
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     try:
         result = measure_pairs(json.loads(spec_path.read_text()))
-    except Exception as exc:  # reported to the parent, which writes the other rows regardless
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which writes the other rows regardless
         traceback.print_exc()
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     result_path.write_text(json.dumps(result, default=str))

@@ -55,7 +55,8 @@ def _ratio(r: BenchRow, column: str, previous: dict | None = None) -> str:
 
 def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
     """The candidates' paired ratios with their intervals and the contention of each pair."""
-    paired = [r for r in rows if r.paired_speedup_vs_teacher is not None or r.paired_speedup_vs_teacher_int8 is not None]
+    paired = [r for r in rows
+              if r.paired_speedup_vs_teacher is not None or r.paired_speedup_vs_teacher_int8 is not None]
     if not paired:
         return ""
     busy = {}
@@ -74,8 +75,9 @@ def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
                       _fmt(max(others), 0) + "%" if others else "-", "yes" if any(d for _, d in seen) else ""])
     cfg = block.get("bench_config") or {}
     head = (f"Paired headline ratios (`bench/paired.py`): each candidate and the reference loaded in one process, "
-            f"timed in alternating ABBA blocks ({cfg.get('paired_blocks', '?')} blocks of {cfg.get('paired_calls', '?')} "
-            "calls, batch 1, natural length); median of the per-block ratios [bootstrap 95% interval]. The separate-"
+            f"timed in alternating ABBA blocks ({cfg.get('paired_blocks', '?')} blocks of "
+            f"{cfg.get('paired_calls', '?')} calls, batch 1, natural length); median of the per-block ratios "
+            "[bootstrap 95% interval]. The separate-"
             "process speed-up (from the rows' p50s) is shown for comparison.")
     return head + "\n\n" + _table(["artifact", "x teacher PyTorch FP32 (paired)", "x teacher ORT INT8 (paired)",
                                    "x teacher (separate rows)", "others' CPU", "disturbed"], lines)

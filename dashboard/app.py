@@ -226,7 +226,8 @@ def page_overview(res: data.Results, run: str) -> None:
             st.metric(row["point"], fmt.format(row[key]))
             st.caption(f"macro-F1 {row['macro_f1']:.3f} · p50 {row['latency_p50_ms']:.2f} ms · "
                        f"{row['size_mb']:.1f} MB · {row['precision']}"
-                       + (" · timed while the machine was busy (disturbed)" if row.get("disturbed") in (True,) else ""))
+                       + (" · timed while the machine was busy (disturbed)"
+                          if row.get("disturbed") in (True,) else ""))
     ref_text = f"{ref_f1:.3f} ({source})" if ref_f1 is not None else source
     st.caption(f"Among {len(points)} artifact × runtime measurements on {describe_selection(selection, res)}. "
                f"Teacher macro-F1: {ref_text}.")

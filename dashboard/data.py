@@ -101,8 +101,9 @@ def read_result_file(path: Path, required: dict[str, type]) -> dict:
     version = doc.get("schema_version")
     versions = FILE_VERSIONS.get(path.name, (SCHEMA_VERSION,))
     if version not in versions:
-        raise ResultFileError(f"schema_version {version!r} is not {' or '.join(map(str, versions))}, the version(s) this "
-                              "dashboard reads (re-run the stage that wrote it, or use a matching edgedistill)")
+        raise ResultFileError(f"schema_version {version!r} is not {' or '.join(map(str, versions))}, the "
+                              "version(s) this dashboard reads (re-run the stage that wrote it, or use a matching "
+                              "edgedistill)")
     for key, tp in required.items():
         if not isinstance(doc.get(key), tp):
             raise ResultFileError(f"key {key!r} is missing or not a {tp.__name__}")
@@ -189,7 +190,8 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
     out["bench"].extend(rows)
     counts = pd.Series([r["machine_id"] for r in rows], dtype=object).value_counts().to_dict()
     # Rows timed while other processes took the CPU (bench/contention.py); absent in version-1 files.
-    busy = pd.Series([r["machine_id"] for r in rows if r.get("disturbed") is True], dtype=object).value_counts().to_dict()
+    busy = pd.Series([r["machine_id"] for r in rows if r.get("disturbed") is True],
+                     dtype=object).value_counts().to_dict()
     for machine_id, info in doc["machines"].items():
         info = info if isinstance(info, dict) else {}
         hw = info.get("hardware") if isinstance(info.get("hardware"), dict) else {}

@@ -304,7 +304,7 @@ def compiled_settings(compiled) -> dict:
     for key in OV_SETTINGS:
         try:
             value = compiled.get_property(key)
-        except Exception:  # noqa: BLE001 - a property this device or version does not expose
+        except Exception:  # noqa: BLE001, S112 - a property this device or version does not expose
             continue
         out[key] = value if isinstance(value, (bool, int, float)) else str(value).split(".")[-1]
     return out

@@ -41,7 +41,7 @@ def side_by_side(runtime_cls, folder: Path, draft: dict, reference_model: Path, 
                              calls=calls)
         contention = sampler.stop()
     finally:
-        del candidate, reference
+        candidate = reference = None   # free both sessions before the next artifact is built
         gc.collect()
     return {"speedup": round(result.median, 3), "low": round(result.low, 3), "high": round(result.high, 3),
             "candidate_p50_ms": round(result.b_p50_ms, 4), "reference_p50_ms": round(result.a_p50_ms, 4),

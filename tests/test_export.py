@@ -176,7 +176,8 @@ def test_a_slower_int8_artifact_is_marked():
     from export.speed import cell
 
     assert cell({"speedup": 0.4, "low": 0.35, "high": 0.45, "slower": True}).endswith("SLOWER")
-    assert cell({"speedup": 2.0, "low": 1.9, "high": 2.1, "slower": False, "disturbed": True}) == "2.00x [1.90, 2.10] (busy)"
+    busy = {"speedup": 2.0, "low": 1.9, "high": 2.1, "slower": False, "disturbed": True}
+    assert cell(busy) == "2.00x [1.90, 2.10] (busy)"
     assert cell(None) == "-"
 
 

@@ -8,7 +8,7 @@
   ``steal`` column of /proc/stat); on a cloud VM the neighbours' share of the real cores.
 - ``other_cpu_pct``: CPU time that processes other than this one (and its children) ran, in %
   of the machine's capacity (cores x wall time): busy jiffies from /proc/stat minus this
-  process's own user + system time (psutil).
+  process's own user + system time (``os.times``).
 - ``load1``: the 1-minute load average at the end.
 
 A measurement is ``disturbed`` when either share passes its threshold; its rows are flagged
@@ -46,10 +46,10 @@ def read_cpu_times(path: str | Path = PROC_STAT) -> dict[str, int] | None:
 
 
 def own_cpu_s() -> float:
-    """User + system CPU seconds of this process and its waited-for children."""
-    import psutil
-
-    t = psutil.Process().cpu_times()
+    """User + system CPU seconds of this process (every thread) and its waited-for children.
+    ``os.times`` rather than psutil: the bench worker's peak memory should hold the runtime, not
+    the measuring tools."""
+    t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
 

@@ -199,7 +199,7 @@ def best_per_goal(rows: list[BenchRow]) -> str:
         out.append(f"- **Fastest keeping >= {RETAINED_GOAL:.0f}% of teacher macro-F1**: {name(f)}: p50 "
                    f"{fmt(f.latency_p50_ms)} ms, {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
                    f"{fmt(f.size_ratio_vs_fp32)} vs its ONNX FP32 ({fmt(f.size_mb, 1)} MB), macro-F1 "
-                   f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher).")
+                   f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher)." + trust_report.paired_text(f))
         s = min(good, key=lambda r: r.size_mb or float("inf"))
         out.append(f"- **Smallest keeping >= {RETAINED_GOAL:.0f}%**: {name(s)}: {fmt(s.size_mb, 1)} MB (size ratio "
                    f"{fmt(s.size_ratio_vs_fp32)}), {fmt(s.speedup_vs_teacher)}x, {fmt(s.f1_retained_pct, 1)}% of "

@@ -53,6 +53,15 @@ def _ratio(r: BenchRow, column: str, previous: dict | None = None) -> str:
     return text
 
 
+def paired_text(r: BenchRow) -> str:
+    """' Paired: 9.1x [8.7, 9.6] the teacher PyTorch FP32, ...' for a row with paired ratios, else ''."""
+    parts = [f"{_ratio(r, column)} the teacher {name}" for column, name in
+             (("paired_speedup_vs_teacher", "PyTorch FP32"), ("paired_speedup_vs_teacher_int8", "ORT dynamic INT8"))
+             if getattr(r, column) is not None]
+    return (" Paired: " + ", ".join(parts) + ("; timed while the machine was busy" if r.disturbed else "") + "."
+            if parts else "")
+
+
 def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
     """The candidates' paired ratios with their intervals and the contention of each pair."""
     paired = [r for r in rows

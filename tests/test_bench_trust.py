@@ -205,3 +205,17 @@ def test_compare_puts_both_runs_paired_ratios_side_by_side():
     assert "agreeing within 10%: 0 of 1" in text
     assert "| 3.00x [2.80, 3.20] | 3.60x [3.40, 3.80] | 20.0 |" in text
     assert paired_agreement({}, [row(3.6)]) == []
+
+
+def test_best_artifact_line_carries_its_paired_ratios():
+    from bench.schema import BenchRow
+    from bench.trust_report import paired_text
+
+    row = BenchRow(machine_id="m", machine_label="m", run="r", model="tiny", artifact="tiny/onnx-int8-dynamic",
+                   variant="onnx-int8-dynamic", format="onnx", precision="int8", quantization="dynamic",
+                   trimmed_vocab=False, runtime="onnxruntime", device="cpu", threads=2, options="",
+                   scenario="latency", batch_size=1, seq_len="natural", paired_speedup_vs_teacher=9.1,
+                   paired_speedup_vs_teacher_low=8.7, paired_speedup_vs_teacher_high=9.6, disturbed=False)
+    assert paired_text(row) == " Paired: 9.10x [8.70, 9.60] the teacher PyTorch FP32."
+    row.paired_speedup_vs_teacher = None
+    assert paired_text(row) == ""

@@ -54,7 +54,33 @@ def compare(old_path: str | Path, new_path: str | Path, machine: str | None = No
                        [[r.artifact, r.runtime, r.precision, r.threads, r.scenario, r.seq_len, f"{b:.3f}",
                          f"{r.latency_p50_ms:.3f}", f"{s:.1f}"]
                         for r, b, s in sorted(pairs, key=lambda t: -t[2])[:10]])]
+    parts += paired_agreement(block, [r for r in new_rows if r.machine_id == mid])
     return "\n".join(parts) + "\n"
+
+
+PAIRED = (("paired_speedup_vs_teacher", "teacher PyTorch FP32"), ("paired_speedup_vs_teacher_int8", "teacher ORT INT8"))
+
+
+def paired_agreement(block: dict, rows) -> list[str]:
+    """The paired headline ratios of both runs side by side, with their intervals and spread."""
+    before = (block.get("previous_run") or {}).get("paired") or {}
+    lines, spreads = [], []
+    for r in rows:
+        for column, reference in PAIRED:
+            old, new = before.get(f"{r.key_text()}|{column}"), getattr(r, column)
+            if not old or not old[0] or new is None:
+                continue
+            spread = 100 * (max(old[0], new) / min(old[0], new) - 1)
+            spreads.append(spread)
+            lines.append([r.artifact, r.runtime, r.threads, reference,
+                          f"{old[0]:.2f}x [{old[1]:.2f}, {old[2]:.2f}]",
+                          f"{new:.2f}x [{getattr(r, column + '_low'):.2f}, {getattr(r, column + '_high'):.2f}]",
+                          f"{spread:.1f}"])
+    if not lines:
+        return []
+    return ["", f"Paired headline ratios agreeing within 10%: {sum(s <= 10 for s in spreads)} of {len(spreads)}.", "",
+            md_table(["artifact", "runtime", "threads", "x reference", "earlier [95% interval]",
+                      "later [95% interval]", "spread %"], lines)]
 
 
 def main(argv: list[str] | None = None) -> int:

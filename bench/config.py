@@ -19,6 +19,7 @@ FIXED_SEQ_LENS = (16, 64, 128)
 
 # What `quick: true` changes, unless set explicitly: seconds instead of minutes (tests, smoke runs).
 QUICK = dict(min_rounds=5, throughput_min_rounds=3, max_time=0.05, warmup_iterations=2, probe_s=0.01,
+             paired_blocks=4, paired_calls=2,
              seq_lens=["natural", 16], natural_texts=8, batch_size=4, throughput_batches=2,
              max_test=32, include_bf16=False)
 
@@ -49,6 +50,17 @@ class BenchConfig:
     disable_gc: bool = True
     repeat: int = 1                          # 2+: the timing pass again, p50 spread in report.md
     probe_s: float = 0.3                     # memory-bandwidth probe before and after each job (0: off)
+    # Contention (bench/contention.py): a row is "disturbed" when, while it was timed, other
+    # processes used more than this share of the machine, or the hypervisor stole more than this.
+    disturbed_other_cpu_pct: float = 10.0
+    disturbed_steal_pct: float = 5.0
+    # Paired headline ratios (bench/paired.py): the fastest `paired_top` artifacts keeping >= 99% of
+    # the teacher's macro-F1, each timed against teacher PyTorch FP32 and teacher ORT dynamic INT8
+    # in one process, ABBA blocks of `paired_calls` calls (0 = off).
+    paired_top: int = 3
+    paired_blocks: int = 30
+    paired_calls: int = 10
+    roofline: bool = True                    # measure this machine's FP32 / INT8 MatMul peak (bench/roofline.py)
 
     # Accuracy: the full test split unless capped.
     max_test: int | None = None
@@ -64,6 +76,13 @@ class BenchConfig:
                      "repeat", "eval_batch_size"):
             if getattr(self, name) < 1:
                 errs.append(f"{name}: {getattr(self, name)} must be >= 1")
+        if self.paired_top < 0:
+            errs.append(f"paired_top: {self.paired_top} must be >= 0 (0 turns the paired ratios off)")
+        if self.paired_blocks < 2 or self.paired_calls < 1:
+            errs.append(f"paired_blocks / paired_calls: {self.paired_blocks} / {self.paired_calls} must be >= 2 / >= 1")
+        for name in ("disturbed_other_cpu_pct", "disturbed_steal_pct"):
+            if not 0 <= getattr(self, name) <= 100:
+                errs.append(f"{name}: {getattr(self, name)} must be a percentage in [0, 100]")
         if self.max_time <= 0:
             errs.append(f"max_time: {self.max_time} must be > 0 seconds")
         if self.probe_s < 0:

@@ -85,9 +85,15 @@ class Job:
             return self.precision
         return self.artifact.precision
 
-    def row_options(self) -> str:
-        # OpenVINO's inference precision is a setting of its own, recorded in every row.
-        return f"infer={self.precision or 'fp32'}" if self.runtime == "openvino" else ""
+    def row_options(self, describe: dict | None = None) -> str:
+        # OpenVINO's inference precision is a setting of its own, recorded in every row, with the
+        # performance hint and stream count it compiled with (edgedistill.runtime.compiled_settings).
+        if self.runtime != "openvino":
+            return ""
+        settings = (describe or {}).get("ov_settings") or {}
+        extra = [f"{name}={str(settings[key]).lower()}" for key, name in
+                 (("PERFORMANCE_HINT", "hint"), ("NUM_STREAMS", "streams")) if key in settings]
+        return ",".join([f"infer={self.precision or 'fp32'}", *extra])
 
 
 # --- discovery -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from bench import trust_report
 from bench.probe import change_pct
 from bench.schema import KEY_COLUMNS, BenchRow
 from edgedistill.targets import RETAINED_PCT as RETAINED_GOAL  # % of teacher macro-F1 kept to count as "as good"
@@ -156,11 +157,12 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
     labels = _labels(rows)
     with_options = any(r.options for r in latency)
     with_spread = bool(spreads)
+    with_busy = any(r.disturbed is not None for r in latency)
     tb = next((r.batch_size for r in throughput.values()), None)
     header = ["model", "format", "precision", "runtime"] + (["options"] if with_options else []) + \
              ["size MB", "macro-F1"] + [f"F1 {label}" for label in labels] + \
              ["p50 ms", "p90 ms", f"throughput/s (batch {tb})" if tb else "throughput/s", "speed-up", "size ratio"] + \
-             (["p50 spread %"] if with_spread else [])
+             (["p50 spread %"] if with_spread else []) + (["busy"] if with_busy else [])
     lines = []
     for r in latency:
         t = throughput.get(_config_key(r))
@@ -172,6 +174,8 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
         if with_spread:
             p50s = (spreads or {}).get(r.key_text())
             line.append(fmt(spread_pct(p50s or []), 1))
+        if with_busy:
+            line.append(f"busy ({r.other_cpu_pct:.0f}%)" if r.disturbed else "")
         lines.append(line)
     return f"Latency at batch 1, {seq} length; throughput on natural-length batches.\n\n" + md_table(header, lines)
 
@@ -210,7 +214,7 @@ def best_per_goal(rows: list[BenchRow]) -> str:
         out.append(f"- **Fastest keeping >= {RETAINED_GOAL:.0f}% of teacher macro-F1**: {name(f)}: p50 "
                    f"{fmt(f.latency_p50_ms)} ms, {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
                    f"{fmt(f.size_ratio_vs_fp32)} vs its ONNX FP32 ({fmt(f.size_mb, 1)} MB), macro-F1 "
-                   f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher).")
+                   f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher)." + trust_report.paired_text(f))
         s = min(good, key=lambda r: r.size_mb or float("inf"))
         out.append(f"- **Smallest keeping >= {RETAINED_GOAL:.0f}%**: {name(s)}: {fmt(s.size_mb, 1)} MB (size ratio "
                    f"{fmt(s.size_ratio_vs_fp32)}), {fmt(s.speedup_vs_teacher)}x, {fmt(s.f1_retained_pct, 1)}% of "
@@ -260,7 +264,9 @@ def render_report(doc: dict, rows: list[BenchRow]) -> str:
         for (device, threads), group in groups.items():
             parts += ["", f"### {device}, {threads} thread(s)", "", main_table(group, block.get("repeats"))]
             for note in (drift_note(block, threads) if device == "cpu" else "",
-                         run_to_run_note(block, group, threads)):
+                         run_to_run_note(block, group, threads), trust_report.contention_note(group, block),
+                         trust_report.paired_table(group, block, threads),
+                         trust_report.limit_table(group, block, threads)):
                 parts += ["", note] if note else []
             by_len = seq_len_table(group)
             if by_len:

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import contention, paired, roofline
 from bench.config import BenchConfig, describe, load_bench_config
 from bench.derive import add_derived
 from bench.plan import Job, available_devices, discover_all, plan_jobs
@@ -110,12 +111,7 @@ def run_job(job: Job, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> dic
     workdir.mkdir(parents=True, exist_ok=True)
     spec, result, log = workdir / "job.json", workdir / "result.json", workdir / "worker.log"
     spec.write_text(json.dumps({"job": job.to_dict(), "config": dataclasses.asdict(cfg), "inputs": str(inputs_path)}))
-    env = dict(os.environ)
-    threads = str(job.threads)
-    # Thread pools read these at import; the runtimes also get `threads` explicitly.
-    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-               TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p))
+    env = worker_env(job.threads)
     try:
         with open(log, "w") as fh:
             subprocess.run([sys.executable, "-m", "bench.worker", str(spec), str(result)], stdout=fh,
@@ -129,6 +125,65 @@ def run_job(job: Job, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> dic
     if not out.get("ok"):
         out["log"] = _tail(log)
     return out
+
+
+def worker_env(threads: int) -> dict:
+    env = dict(os.environ)
+    # Thread pools read these at import; the runtimes also get `threads` explicitly.
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p))
+    return env
+
+
+def run_module(module: str, spec: dict, threads: int, workdir: Path, timeout_s: float) -> dict:
+    """``python -m module SPEC RESULT`` in a fresh process on ``threads`` threads; its JSON result."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec_path, result, log = workdir / "spec.json", workdir / "result.json", workdir / "worker.log"
+    spec_path.write_text(json.dumps(spec))
+    try:
+        with open(log, "w") as fh:
+            subprocess.run([sys.executable, "-m", module, str(spec_path), str(result)], stdout=fh,
+                           stderr=subprocess.STDOUT, env=worker_env(threads), timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout_s:.0f}s"}
+    if not result.is_file():
+        return {"ok": False, "error": "the worker died without a result", "log": _tail(log)}
+    return json.loads(result.read_text())
+
+
+def measure_peaks(threads: list[int], workdir: Path) -> dict:
+    """This machine's FP32 / INT8 MatMul peak per thread count (bench/roofline.py), each in a fresh process."""
+    peaks = {}
+    for t in sorted(set(threads)):
+        out = workdir / f"peak-{t}.json"
+        subprocess.run([sys.executable, "-m", "bench.roofline", str(out), str(t)], env=worker_env(t), check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+        if out.is_file():
+            peaks[str(t)] = json.loads(out.read_text())
+    return peaks
+
+
+def run_paired(rows: list[BenchRow], row_jobs: dict, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> list[dict]:
+    """The paired headline ratios (bench/paired.py): one worker per thread count loads the
+    references and the candidates together. Returns every pair's result (also written into rows)."""
+    add_derived(rows)   # retained macro-F1 picks the candidates
+    results = []
+    for threads, spec in paired.choose_pairs(rows, row_jobs, cfg.paired_top).items():
+        print(f"paired: {len(spec['pairs'])} pair(s) at {threads} thread(s)", flush=True)
+        out = run_module("bench.paired", {**spec, "threads": threads, "inputs": str(inputs_path),
+                                          "blocks": cfg.paired_blocks, "calls": cfg.paired_calls},
+                         threads, workdir / f"paired-{threads}", cfg.job_timeout_s)
+        if not out.get("ok"):
+            print(f"  paired timing failed: {out.get('error')}", file=sys.stderr, flush=True)
+            continue
+        for p in out["pairs"]:
+            p["threads"] = threads
+            p["disturbed"] = contention.is_disturbed(p.get("contention"), cfg.disturbed_other_cpu_pct,
+                                                     cfg.disturbed_steal_pct)
+        results += out["pairs"]
+    paired.apply_pairs(rows, results)
+    return results
 
 
 def add_metrics(result: dict, inputs: dict) -> dict:
@@ -154,9 +209,12 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def rows_from_result(result: dict, job: Job, run: str, hardware: dict) -> tuple[list[BenchRow], dict]:
+def rows_from_result(result: dict, job: Job, run: str, hardware: dict,
+                     cfg: BenchConfig | None = None) -> tuple[list[BenchRow], dict]:
     """The worker's result as rows (first repeat) and {row key: [p50 per repeat]}."""
     a, metrics = job.artifact, result["metrics"]
+    cfg = cfg or BenchConfig()
+    model_config = roofline.artifact_config(a.folder)
     per_class = {label: {m: v[m] for m in ("f1", "precision", "recall")} for label, v in metrics["per_class"].items()}
     rows, repeats = {}, {}
     for timing in result["timings"].values():
@@ -170,13 +228,16 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict) -> tuple[
             artifact=a.name, variant=a.variant, format=a.format,
             precision=result["describe"].get("precision") or job.row_precision(),
             quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime, device=job.device,
-            threads=job.threads, options=job.row_options(), scenario=case["scenario"],
+            threads=job.threads, options=job.row_options(result.get("describe")), scenario=case["scenario"],
             batch_size=case["batch_size"], seq_len=case["seq_len"],
             accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"], roc_auc=metrics["roc_auc"],
             pr_auc=metrics["pr_auc"], per_class=per_class,
             size_mb=a.size_bytes / 1e6, params=a.params, load_s=result["load_s"], peak_rss_mb=result["peak_rss_mb"],
             **{k: timing[k] for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
                                       "latency_min_ms", "latency_stddev_ms", "rounds", "throughput_per_s")},
+            **contention.row_columns(timing.get("contention"), cfg.disturbed_other_cpu_pct, cfg.disturbed_steal_pct),
+            **roofline.row_columns(roofline.mean_gflop(model_config, timing.get("shapes")), timing["latency_p50_ms"],
+                                   None),
             measured_at=result["measured_at"])
     spread = {rows[k].key_text(): p50s for k, p50s in repeats.items() if len(p50s) > 1}
     return list(rows.values()), spread
@@ -230,7 +291,8 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     print(f"machine {hw['machine_id']} ({hw['label']}); {len(artifacts)} artifacts, {len(jobs)} jobs", flush=True)
 
     dataset = load_dataset(recipe.data)
-    new_rows, failures, repeats, runtimes, bandwidth = [], [], {}, {}, {}
+    new_rows, failures, repeats, runtimes, bandwidth, row_jobs = [], [], {}, {}, {}, {}
+    peaks, pairs = {}, []
     for u in broken:
         failures.append({"job": u.name, "error": u.error, "log": ""})
         print(f"\n  FAILED {u.name}: {u.error}", file=sys.stderr, flush=True)
@@ -249,12 +311,18 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
                 tail = "".join(f"\n    | {line}" for line in result.get("log", "").splitlines()[-6:])
                 print(f"\n  FAILED {job.label}: {result.get('error')}{tail}", file=sys.stderr, flush=True)
                 continue
-            rows, spread = rows_from_result(result, job, run, hw)
+            rows, spread = rows_from_result(result, job, run, hw, cfg)
             new_rows += rows
+            row_jobs.update({r.key_text(): job for r in rows})
             repeats.update(spread)
             runtimes[job.label] = result["describe"]
             if probe:
                 bandwidth.update({r.key_text(): [before, after] for r in rows})
+        if new_rows:
+            cpu_threads = [j.threads for j in jobs if j.device == "cpu"]
+            peaks = measure_peaks(cpu_threads, Path(tmp)) if cfg.roofline and cpu_threads else {}
+            roofline.apply_peaks(new_rows, peaks)
+            pairs = run_paired(new_rows, row_jobs, cfg, inputs_path, Path(tmp)) if cfg.paired_top else []
     if not new_rows:
         detail = "\n".join(f"  - {f['job']}: {f['error']}" for f in failures[:10])
         raise BenchError(f"every bench job failed, so {bench_path} was left as it was:\n{detail}")
@@ -262,6 +330,7 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     block = machine_block(hw, provenance(command), dataclasses.asdict(cfg),
                           {"repeats": repeats, "bandwidth_gbs": bandwidth, "runtimes": runtimes,
                            "failed": [{k: f[k] for k in ("job", "error")} for f in failures],
+                           "peak_gflops": peaks, "paired": pairs,
                            "test_size": min(cfg.max_test or len(dataset.test), len(dataset.test))})
     doc, rows = replace_machine(doc, old_rows, hw["machine_id"], block, new_rows)
     write_outputs(doc, rows, results_dir)

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from edgedistill.methods import rank
 
-SCHEMA_VERSION = 1
+# 2: contention, paired-ratio and roofline columns (all optional; version-1 files read as before).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 BENCH_FILE, CSV_FILE, REPORT_FILE = "bench.json", "bench.csv", "report.md"
 PER_CLASS_METRICS = ("f1", "precision", "recall")
 
@@ -88,6 +90,27 @@ class BenchRow:
     speedup_vs_teacher: float | None = None
     size_ratio_vs_fp32: float | None = None
     f1_retained_pct: float | None = None
+    # Contention while this row was timed (bench/contention.py): others' share of the CPU time,
+    # the hypervisor's steal, the load average; disturbed = past the bench's thresholds.
+    other_cpu_pct: float | None = None
+    steal_pct: float | None = None
+    load1: float | None = None
+    disturbed: bool | None = None
+    # Paired headline ratios (bench/paired.py): reference time / this artifact's time, both in one
+    # process in ABBA blocks; median over blocks with a bootstrap 95% interval. References: teacher
+    # PyTorch FP32 and teacher ONNX Runtime dynamic INT8.
+    paired_speedup_vs_teacher: float | None = None
+    paired_speedup_vs_teacher_low: float | None = None
+    paired_speedup_vs_teacher_high: float | None = None
+    paired_speedup_vs_teacher_int8: float | None = None
+    paired_speedup_vs_teacher_int8_low: float | None = None
+    paired_speedup_vs_teacher_int8_high: float | None = None
+    # Distance to the limit (bench/roofline.py): FLOPs per call from the model config, the rate
+    # reached at p50, and the time the machine's measured MatMul peak would need.
+    gflop_per_call: float | None = None
+    achieved_gflops: float | None = None
+    floor_ms: float | None = None
+    pct_of_peak: float | None = None
     measured_at: str | None = None
 
     def key(self) -> tuple:
@@ -145,7 +168,7 @@ def _coerce(name: str, v):
     tp = _FIELD_TYPES[name]
     if v is None or (v == "" and tp != "str"):
         return None
-    if tp == "bool":
+    if tp.startswith("bool"):
         return v if isinstance(v, bool) else str(v).lower() == "true"
     if tp.startswith("int"):
         return int(float(v))
@@ -208,9 +231,10 @@ def validate_document(doc, path: str | Path = "bench.json") -> list[BenchRow]:
     if not isinstance(doc, dict) or not {"schema_version", "machines", "rows"} <= set(doc):
         found = sorted(doc)[:8] if isinstance(doc, dict) else type(doc).__name__
         raise BenchFileError(f"{path} is not a bench result file (found {found}); {expected}. {_fix_hint(path)}")
-    if doc["schema_version"] != SCHEMA_VERSION:
-        raise BenchFileError(f"{path} has schema_version {doc['schema_version']!r}, this edgedistill writes and "
-                             f"reads version {SCHEMA_VERSION}; {expected}. {_fix_hint(path)}")
+    if doc["schema_version"] not in READABLE_VERSIONS:
+        raise BenchFileError(f"{path} has schema_version {doc['schema_version']!r}, this edgedistill writes "
+                             f"version {SCHEMA_VERSION} and reads {', '.join(map(str, READABLE_VERSIONS))}; "
+                             f"{expected}. {_fix_hint(path)}")
     if not isinstance(doc["machines"], dict) or not isinstance(doc["rows"], list):
         raise BenchFileError(f"{path}: machines must be an object and rows a list; {expected}. {_fix_hint(path)}")
     for mid, block in doc["machines"].items():
@@ -266,7 +290,13 @@ def previous_run(block: dict, rows: list[BenchRow], machine_id: str) -> dict:
             "git_commit": (block.get("provenance") or {}).get("git_commit"),
             "bench_config": block.get("bench_config"),
             "p50": {r.key_text(): r.latency_p50_ms for r in rows
-                    if r.machine_id == machine_id and r.latency_p50_ms is not None}}
+                    if r.machine_id == machine_id and r.latency_p50_ms is not None},
+            # The paired headline ratios [median, low, high], so a re-run shows whether they agree.
+            "paired": {f"{r.key_text()}|{column}": [getattr(r, column), getattr(r, column + "_low"),
+                                                    getattr(r, column + "_high")]
+                       for r in rows if r.machine_id == machine_id
+                       for column in ("paired_speedup_vs_teacher", "paired_speedup_vs_teacher_int8")
+                       if getattr(r, column) is not None}}
 
 
 def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dict,

@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 
 from bench.config import BenchConfig
+from bench.contention import CaseMarks
 from bench.memory import peak_rss_mb
 from bench.plan import Job
 from bench.timing import Case, run_cases, timing_settings
@@ -90,14 +91,19 @@ def measure(job: Job, cfg: BenchConfig, inputs: dict, workdir: Path) -> dict:
     out["probs"] = pred.probs.tolist()      # metrics: computed by the parent (see the module doc)
     print(f"predicted {len(inputs['test_texts'])} test texts", flush=True)
 
+    marks, shapes = CaseMarks(), {}   # contention while each case ran; the input shapes (for FLOPs)
+
     def make_target(case: Case):
+        marks.mark(case.id)
         batches = case_batches(rt, inputs, case)
+        shapes[case.id] = [list(b["input_ids"].shape) for b in batches]
         forward, cycle = rt.forward, itertools.cycle(batches)
         return lambda: forward(next(cycle))
 
-    out["timings"] = {cid: {k: v for k, v in r.items() if k != "data_s"}
-                      for cid, r in run_cases(build_cases(cfg), make_target, timing_settings(cfg),
-                                              workdir / "pytest").items()}
+    timings = run_cases(build_cases(cfg), make_target, timing_settings(cfg), workdir / "pytest")
+    contention = marks.finish()
+    out["timings"] = {cid: {**{k: v for k, v in r.items() if k != "data_s"}, "contention": contention.get(cid),
+                            "shapes": shapes.get(cid)} for cid, r in timings.items()}
     out["peak_rss_mb"] = peak_rss_mb()
     out["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out["ok"] = True

@@ -37,7 +37,8 @@ LATENCIES = {"latency_p50_ms": "p50", "latency_p90_ms": "p90", "latency_p99_ms":
 SHOW_COLUMNS = ("point", "model", "variant", "precision", "quantization", "trimmed_vocab", "runtime", "options",
                 "device", "threads", "batch_size", "seq_len", "macro_f1", "accuracy", "f1_retained_pct",
                 "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput_per_s", "speedup_vs_teacher",
-                "size_mb", "size_ratio_vs_fp32", "peak_rss_mb", "load_s")
+                "paired_speedup_vs_teacher", "paired_speedup_vs_teacher_int8", "pct_of_peak", "disturbed",
+                "other_cpu_pct", "size_mb", "size_ratio_vs_fp32", "peak_rss_mb", "load_s")
 PLOTLY_CONFIG = {"displaylogo": False}
 
 
@@ -188,7 +189,7 @@ def page_overview(res: data.Results, run: str) -> None:
             memory_gb=("memory_gb", "last"), gpus=("gpus", "last"), os=("os", "last"),
             runs=("run", lambda s: ", ".join(sorted(set(s)))), bench_rows=("bench_rows", "sum"),
             last_measured=("measured_at", "last"), bandwidth_gbs=("bandwidth_gbs", "last"),
-            passes_within_10pct=("passes_within_10pct", "last"))
+            passes_within_10pct=("passes_within_10pct", "last"), disturbed_rows=("disturbed_rows", "sum"))
         table(m)
     else:
         st.caption("No bench.json yet, so no machines.")
@@ -227,7 +228,9 @@ def page_overview(res: data.Results, run: str) -> None:
             key, fmt = values[goal]
             st.metric(row["point"], fmt.format(row[key]))
             st.caption(f"macro-F1 {row['macro_f1']:.3f} · p50 {row['latency_p50_ms']:.2f} ms · "
-                       f"{row['size_mb']:.1f} MB · {row['precision']}")
+                       f"{row['size_mb']:.1f} MB · {row['precision']}"
+                       + (" · timed while the machine was busy (disturbed)"
+                          if row.get("disturbed") in (True,) else ""))
     ref_text = f"{ref_f1:.3f} ({source})" if ref_f1 is not None else source
     st.caption(f"Among {len(points)} artifact × runtime measurements on {describe_selection(selection, res)}. "
                f"Teacher macro-F1: {ref_text}.")

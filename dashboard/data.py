@@ -18,6 +18,8 @@ import streamlit as st
 from edgedistill.methods import rank
 
 SCHEMA_VERSION = 1
+# bench.json version 2 only adds columns (contention, paired ratios, roofline); both read alike.
+FILE_VERSIONS = {"bench.json": (1, 2)}
 RESULT_FILES = ("metrics.json", "export.json", "bench.json")
 
 # docs/design.md, "Bench row columns"; per-class columns (f1_<label>, ...) come on top.
@@ -29,7 +31,11 @@ BENCH_FOOTPRINT = ("size_mb", "params", "load_s", "peak_rss_mb")
 BENCH_SPEED = ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_min_ms",
                "latency_stddev_ms", "rounds", "throughput_per_s")
 BENCH_DERIVED = ("speedup_vs_teacher", "size_ratio_vs_fp32", "f1_retained_pct")
-BENCH_COLUMNS = BENCH_IDENTITY + BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + ("measured_at",)
+BENCH_TRUST = ("other_cpu_pct", "steal_pct", "load1", "paired_speedup_vs_teacher", "paired_speedup_vs_teacher_low",
+               "paired_speedup_vs_teacher_high", "paired_speedup_vs_teacher_int8", "paired_speedup_vs_teacher_int8_low",
+               "paired_speedup_vs_teacher_int8_high", "gflop_per_call", "achieved_gflops", "floor_ms", "pct_of_peak")
+BENCH_COLUMNS = (BENCH_IDENTITY + BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + BENCH_TRUST
+                 + ("disturbed", "measured_at"))
 # Without these a row cannot be placed on any chart, so it is dropped (with a warning).
 BENCH_REQUIRED = ("machine_id", "model", "artifact", "runtime", "device", "batch_size", "seq_len", "macro_f1")
 PER_CLASS_PREFIXES = ("precision_", "recall_", "f1_")
@@ -42,7 +48,7 @@ EPOCH_COLUMNS = ("run", "method", "epoch", "train_loss", "val_loss", "val_macro_
 PER_CLASS_COLUMNS = ("run", "method", "label", "precision", "recall", "f1", "support")
 CONFUSION_COLUMNS = ("run", "method", "true", "pred", "count")
 MACHINE_COLUMNS = ("run", "machine_id", "machine_label", "cpu_model", "logical_cores", "memory_gb", "gpus",
-                   "os", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct")
+                   "os", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct", "disturbed_rows")
 
 
 class ResultFileError(ValueError):
@@ -94,9 +100,11 @@ def read_result_file(path: Path, required: dict[str, type]) -> dict:
     if not isinstance(doc, dict):
         raise ResultFileError(f"expected a JSON object, found {type(doc).__name__}")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultFileError(f"schema_version {version!r} is not {SCHEMA_VERSION}, the version this dashboard "
-                              "reads (re-run the stage that wrote it, or use a matching edgedistill)")
+    versions = FILE_VERSIONS.get(path.name, (SCHEMA_VERSION,))
+    if version not in versions:
+        raise ResultFileError(f"schema_version {version!r} is not {' or '.join(map(str, versions))}, the "
+                              "version(s) this dashboard reads (re-run the stage that wrote it, or use a matching "
+                              "edgedistill)")
     for key, tp in required.items():
         if not isinstance(doc.get(key), tp):
             raise ResultFileError(f"key {key!r} is missing or not a {tp.__name__}")
@@ -183,6 +191,9 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
         warn(f"bench.json of run {run!r}: {dropped} row(s) lack one of {', '.join(BENCH_REQUIRED)} and were skipped")
     out["bench"].extend(rows)
     counts = pd.Series([r["machine_id"] for r in rows], dtype=object).value_counts().to_dict()
+    # Rows timed while other processes took the CPU (bench/contention.py); absent in version-1 files.
+    busy = pd.Series([r["machine_id"] for r in rows if r.get("disturbed") is True],
+                     dtype=object).value_counts().to_dict()
     for machine_id, info in doc["machines"].items():
         info = info if isinstance(info, dict) else {}
         hw = info.get("hardware") if isinstance(info.get("hardware"), dict) else {}
@@ -194,6 +205,7 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
             "memory_gb": _num(hw.get("memory_gb")),
             "gpus": ", ".join(str(g.get("name")) for g in gpus if isinstance(g, dict)) or "none",
             "os": hw.get("os"), "measured_at": info.get("measured_at"), "bench_rows": int(counts.get(machine_id, 0)),
+            "disturbed_rows": int(busy.get(machine_id, 0)),
             **_steadiness(info),
         })
 
@@ -278,7 +290,7 @@ def read_results(root: str | Path) -> Results:
     for col in BENCH_COLUMNS:
         if col not in bench:
             bench[col] = None
-    numbers = BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + ("threads", "batch_size")
+    numbers = BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + BENCH_TRUST + ("threads", "batch_size")
     numeric = [c for c in bench if c in numbers or c.startswith(PER_CLASS_PREFIXES)]
     for col in numeric:
         bench[col] = pd.to_numeric(bench[col], errors="coerce")

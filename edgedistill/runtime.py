@@ -253,7 +253,11 @@ class OpenVinoRuntime(Runtime):
         if ov_device is None or ov_device not in core.available_devices:
             raise ArtifactError(f"OpenVINO device {device!r} is not available here (devices: {core.available_devices}; "
                               "use cpu, or gpu on a machine with an Intel GPU)")
+        # One request at a time (batch 1 latency): the LATENCY hint and one stream, so a single
+        # inference gets every thread; inputs keep their own length (the IR's axes are dynamic).
         config = {"INFERENCE_PRECISION_HINT": cls.HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if ov_device == "CPU":
+            config["NUM_STREAMS"] = 1
         if threads and ov_device == "CPU":
             config["INFERENCE_NUM_THREADS"] = int(threads)
         compiled = core.compile_model(core.read_model(str(folder / meta["model_file"])), ov_device, config)
@@ -269,6 +273,7 @@ class OpenVinoRuntime(Runtime):
         rt.inference_precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         rt.ov_device = ov_device
         rt.num_threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) if ov_device == "CPU" else None
+        rt.settings = compiled_settings(compiled)
         return rt
 
     def forward(self, batch):
@@ -280,8 +285,24 @@ class OpenVinoRuntime(Runtime):
         xml = self.folder / self.meta["model_file"]
         return {**self._base_description(), "providers": [self.ov_device],
                 "inference_precision": self.inference_precision, "num_threads": self.num_threads,
-                "ov_config": dict(self.config), "model_file": self.meta["model_file"],
+                "ov_config": dict(self.config), "ov_settings": self.settings, "model_file": self.meta["model_file"],
                 "size_bytes": folder_size([xml, xml.with_suffix(".bin")])}
+
+
+OV_SETTINGS = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "ENABLE_CPU_PINNING",
+               "ENABLE_HYPER_THREADING")
+
+
+def compiled_settings(compiled) -> dict:
+    """The settings OpenVINO actually compiled with (a hint expands into streams, threads, pinning)."""
+    out = {}
+    for key in OV_SETTINGS:
+        try:
+            value = compiled.get_property(key)
+        except Exception:  # noqa: BLE001, S112 - a property this device or version does not expose
+            continue
+        out[key] = value if isinstance(value, (bool, int, float)) else str(value).split(".")[-1]
+    return out
 
 
 class TorchRuntime(Runtime):

@@ -65,6 +65,8 @@ class ExportConfig:
     trim_min_count: int | str = "auto"             # keep pieces seen this often in training; auto: see vocab.py
     trim_target_ratio: float = 0.15                # auto: smallest count whose INT8 size fits this x FP32
     trim_keep_chars: Literal["latin", "seen"] = "latin"   # single-char pieces kept so any word tokenizes
+    speed_check_blocks: int = 20                   # INT8 vs its FP32 source, ABBA blocks; 0 turns the check off
+    speed_check_calls: int = 10                    # calls per block and side (20 x 10: 200 calls each)
     threads: int | None = None                     # threads for checks; None -> all cores
     batch_size: int = 64                           # batch size of the parity / macro-F1 checks
     force: bool = False                            # rebuild artifacts that already have a manifest
@@ -86,6 +88,10 @@ class ExportConfig:
         for k in ("calibration_size", "parity_samples", "batch_size"):
             if getattr(self, k) < 1:
                 errs.append(f"{k}: {getattr(self, k)} must be >= 1")
+        if self.speed_check_blocks != 0 and self.speed_check_blocks < 2:
+            errs.append(f"speed_check_blocks: {self.speed_check_blocks} must be 0 (no speed check) or >= 2")
+        if self.speed_check_calls < 1:
+            errs.append(f"speed_check_calls: {self.speed_check_calls} must be >= 1")
         if self.eval_samples is not None and self.eval_samples < 1:
             errs.append(f"eval_samples: {self.eval_samples} must be a positive count or null")
         if self.threads is not None and self.threads < 1:

@@ -44,7 +44,7 @@ from edgedistill.runtime import (
     checkpoint_meta,
     read_manifest,
 )
-from export import checks, convert, vocab
+from export import checks, convert, speed, vocab
 from export.config import ExportConfig, variant_spec
 from export.errors import ExportError
 from export.report import format_table, summary_row, write_results
@@ -254,6 +254,13 @@ def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path) -> dict:
         for source, folder in candidates.items():
             job.copy_support_files(trim, folder)
             scores[source] = _quick_score(job, trim, folder)
+        if cfg.speed_check_blocks:
+            draft = {"format": "onnx", "precision": "int8", "model_file": convert.ONNX_FILE,
+                     "label_names": job.label_names, "max_length": job.max_length}
+            scores["optimized"]["vs_plain"] = speed.side_by_side(
+                OrtRuntime, candidates["optimized"], draft, candidates["plain"] / convert.ONNX_FILE, job.threads,
+                speed.speed_text(job.evalset.texts, job.evalset.parity_idx), cfg.speed_check_blocks,
+                cfg.speed_check_calls)
         chosen = pick_dynamic(scores)
     else:
         chosen = next(iter(candidates))
@@ -265,12 +272,16 @@ def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path) -> dict:
 
 def pick_dynamic(scores: dict[str, dict]) -> str:
     """The more accurate candidate on the parity sample; at equal agreement the fused graph unless
-    the plain one is clearly (>10%) faster (a single timing on a busy machine is noisy)."""
+    the plain one is measurably faster: side by side (``vs_plain``, the fused graph's speed-up
+    over the plain one) the whole 95% interval lies below 1. Without a side-by-side timing, unless
+    the plain one was clearly (>10%) faster on the parity sample."""
     opt, plain = scores.get("optimized"), scores.get("plain")
     if opt is None or plain is None:
         return "optimized" if plain is None else "plain"
     if opt["agreement_pct"] != plain["agreement_pct"]:
         return "optimized" if opt["agreement_pct"] > plain["agreement_pct"] else "plain"
+    if opt.get("vs_plain"):
+        return "plain" if opt["vs_plain"]["high"] < 1.0 else "optimized"
     return "plain" if plain["seconds"] < 0.9 * opt["seconds"] else "optimized"
 
 
@@ -296,7 +307,8 @@ def build_onnx_static(job: ModelJob, trim: bool, out: Path) -> dict:
                                              per_channel=job.cfg.static_per_channel,
                                              skip_gelu_matmuls=job.cfg.static_skip_gelu_matmuls)
     return {"model_file": convert.ONNX_FILE, "per_channel": job.cfg.static_per_channel, "calibration_method": "minmax",
-            "fp32_nodes": kept_fp32}
+            "quant_format": "qdq", "activation_type": convert.STATIC_ACTIVATION_TYPE,
+            "weight_type": convert.STATIC_WEIGHT_TYPE, "fp32_nodes": kept_fp32}
 
 
 def build_openvino(fp16: bool):
@@ -371,6 +383,7 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
                  "trimmed_vocab": trim, "model_file": model_file, "label_names": job.label_names,
                  "max_length": job.max_length}
         result = check_artifact(job, spec, out, draft)
+        result.update(check_speed(job, spec, out, draft))
         warnings = extra.pop("warnings", None) or []
         for w in warnings:
             log(f"WARNING {job.method}/{variant}: {w}")
@@ -402,6 +415,20 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
         (out / MANIFEST).chmod(0o644)                 # temp files are private; a deployable folder is not
         out.chmod(0o755)
     return manifest
+
+
+def check_speed(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
+    """What ONNX Runtime runs (fused and integer kernels, per artifact) and, for INT8, the
+    side-by-side speed against the FP32 graph it came from (export/speed.py)."""
+    out = {}
+    if spec["format"] == "onnx":
+        out["runtime_fusions"] = convert.runtime_fusions(folder / draft["model_file"])
+    if spec["precision"] == "int8" and job.cfg.speed_check_blocks:
+        out["speed_vs_fp32"] = speed.int8_vs_fp32(
+            RUNTIME_FOR_FORMAT[spec["format"]], folder, draft, job.onnx(spec["trimmed_vocab"]), job.threads,
+            speed.speed_text(job.evalset.texts, job.evalset.parity_idx), job.cfg.speed_check_blocks,
+            job.cfg.speed_check_calls)
+    return out
 
 
 def check_artifact(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
@@ -483,6 +510,9 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
     all_rows = collect_rows(run_dir)
     write_results(recipe, run_dir, cfg, all_rows, results)
     log(format_table(rows))
+    slower = [r["artifact"] for r in rows if (r.get("speed_vs_fp32") or {}).get("slower")]
+    if slower:
+        log(f"SLOWER than their FP32 source (side by side, export/speed.py): {', '.join(slower)}")
     flagged = [r["artifact"] for r in rows if r["flagged"]]
     if flagged:
         log(f"FLAGGED (macro-F1 more than {cfg.f1_guard_points:g} point(s) below the FP32 source): "

@@ -101,7 +101,7 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     # the same model through three runtimes: same predictions on the test split
     assert by[("teacher/onnx-fp32", "latency", "natural")].macro_f1 == pytest.approx(ref.macro_f1)
     assert by[("teacher/openvino-fp32", "latency", "natural")].macro_f1 == pytest.approx(ref.macro_f1)
-    assert by[("teacher/openvino-fp32", "latency", "16")].options == "infer=fp32"
+    assert by[("teacher/openvino-fp32", "latency", "16")].options == "infer=fp32,hint=latency,streams=1"
     assert by[("teacher/onnx-fp32", "latency", "16")].size_ratio_vs_fp32 == pytest.approx(1.0)
     assert by[("teacher/pytorch", "throughput", "natural")].batch_size == 4
     # each worker reports its own peak: an ONNX Runtime worker never imports torch
@@ -113,6 +113,20 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     assert all(len(p) == 2 and min(p) > 0.1 for p in probes.values())
     report = (results / "report.md").read_text()
     assert "Best artifact per goal" in report and "teacher/onnx-fp32" in report
+    # trust: contention per row, the machine's peak and each row's FLOPs, paired headline ratios
+    block = doc["machines"][mid]
+    assert doc["schema_version"] == 2
+    assert all(r.other_cpu_pct is not None and r.disturbed in (True, False) for r in rows)
+    assert block["peak_gflops"]["1"]["fp32"] > 0 and block["peak_gflops"]["1"]["int8"] > 0
+    assert all(r.gflop_per_call > 0 and r.floor_ms > 0 and r.pct_of_peak > 0 for r in rows)
+    assert by[("teacher/pytorch", "latency", "16")].gflop_per_call < by[("teacher/pytorch", "throughput",
+                                                                          "natural")].gflop_per_call
+    pairs = block["paired"]
+    assert pairs and all(p["reference_kind"] == "teacher_fp32" and p["blocks"] == 4 for p in pairs)
+    cand = by[("teacher/onnx-fp32", "latency", "natural")]
+    assert cand.paired_speedup_vs_teacher_low <= cand.paired_speedup_vs_teacher <= cand.paired_speedup_vs_teacher_high
+    assert by[("teacher/onnx-fp32", "latency", "16")].paired_speedup_vs_teacher is None   # natural length only
+    assert "Paired headline ratios" in report and "Distance to the limit" in report and "Contention" in report
 
 
 def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, capsys):

@@ -244,6 +244,21 @@ def test_loader_reads_every_file_into_tidy_frames(results):
     assert res.bench["threads"].dtype.kind in "if" and pd.api.types.is_string_dtype(res.bench["seq_len"])
 
 
+def test_loader_reads_version_2_bench_files_with_their_trust_columns(results):
+    from dashboard.data import read_results
+
+    doc = bench_doc()
+    doc["schema_version"] = 2
+    doc["rows"][0].update(disturbed=True, other_cpu_pct=55.0, paired_speedup_vs_teacher=7.5, pct_of_peak=4.2)
+    (results / RUN / "bench.json").write_text(json.dumps(doc))
+    res = read_results(results)
+    assert res.warnings == [] and len(res.bench) == len(bench_rows())
+    first = res.bench.iloc[0]
+    assert first["disturbed"] in (True,) and first["other_cpu_pct"] == pytest.approx(55.0)
+    assert res.bench["paired_speedup_vs_teacher"].dtype.kind == "f" and first["pct_of_peak"] == pytest.approx(4.2)
+    assert res.machines.set_index("machine_id")["disturbed_rows"].sum() == 1
+
+
 def test_loader_skips_corrupt_and_foreign_files_with_a_warning(results):
     from dashboard.data import read_results
 

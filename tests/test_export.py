@@ -149,6 +149,47 @@ def test_fusions_are_counted(exported):
                                                                                                           "plain"}
 
 
+def test_int8_artifacts_run_integer_kernels_and_are_timed_against_fp32(exported):
+    _, run, recipe, _ = exported
+    static = manifest(run, "odd", "onnx-int8-static")
+    assert static["activation_type"] == "uint8" and static["weight_type"] == "int8"
+    kernels = static["runtime_fusions"]
+    # Every quantized MatMul runs as an integer kernel: FP32 MatMuls left are the FFN outputs kept
+    # on purpose plus the pooler and the classifier (signed activations left 8 more as
+    # DequantizeLinear -> FP32 MatMul, dequantizing the weights on every call).
+    assert kernels["int8_matmul"] >= 10 and kernels["fp32_matmul"] <= len(static["fp32_nodes"]) + 2
+    assert manifest(run, "odd", "onnx-fp32")["runtime_fusions"]["int8_matmul"] == 0
+    assert manifest(run, "odd", "openvino-fp32").get("runtime_fusions") is None
+    for variant in ("onnx-int8-static", "onnx-int8-dynamic", "openvino-int8", "onnx-int8-dynamic-trim"):
+        check = manifest(run, "odd", variant)["speed_vs_fp32"]
+        assert check["blocks"] == 20 and check["calls"] == 10 and check["tokens"] >= 3
+        assert check["low"] <= check["speedup"] <= check["high"] and check["slower"] == (check["speedup"] < 1)
+        assert check["contention"]["wall_s"] > 0
+    assert manifest(run, "odd", "onnx-fp32").get("speed_vs_fp32") is None
+    dynamic = manifest(run, "odd", "onnx-int8-dynamic")
+    assert dynamic["dynamic_candidates"]["optimized"]["vs_plain"]["blocks"] == 20
+    table = (recipe.results_path / "export.md").read_text()
+    assert "speed x FP32" in table and "x [" in table
+
+
+def test_a_slower_int8_artifact_is_marked():
+    from export.speed import cell
+
+    assert cell({"speedup": 0.4, "low": 0.35, "high": 0.45, "slower": True}).endswith("SLOWER")
+    busy = {"speedup": 2.0, "low": 1.9, "high": 2.1, "slower": False, "disturbed": True}
+    assert cell(busy) == "2.00x [1.90, 2.10] (busy)"
+    assert cell(None) == "-"
+
+
+def test_pick_dynamic_prefers_the_fused_graph_unless_plain_is_measurably_faster():
+    from export.pipeline import pick_dynamic
+
+    same = {"agreement_pct": 99.0, "seconds": 1.0}
+    assert pick_dynamic({"optimized": {**same, "vs_plain": {"low": 0.9, "high": 1.1}}, "plain": same}) == "optimized"
+    assert pick_dynamic({"optimized": {**same, "vs_plain": {"low": 0.7, "high": 0.9}}, "plain": same}) == "plain"
+    assert pick_dynamic({"optimized": {**same, "agreement_pct": 100.0}, "plain": same}) == "optimized"
+
+
 def test_missing_fusions_warn(tmp_path, capsys):
     from types import SimpleNamespace
 

@@ -51,6 +51,11 @@ class BenchOutcome:
 def bench_inputs(dataset, cfg: BenchConfig) -> dict:
     """Test texts for accuracy and the fixed, seeded text lists the timing scenarios cycle through."""
     texts, labels = cap_test(list(dataset.test.texts), [int(x) for x in dataset.test.labels], cfg)
+    return timing_inputs(texts, labels, list(dataset.label_names), cfg)
+
+
+def timing_inputs(texts: list[str], labels: list[int], label_names: list[str], cfg: BenchConfig) -> dict:
+    """``bench_inputs`` from test texts already capped (a bench bundle carries them so)."""
     shuffled = [texts[i] for i in text_order(len(texts), cfg.seed)]
     need = cfg.batch_size * cfg.throughput_batches
     pool = (shuffled * (need // len(shuffled) + 1))[:need]
@@ -61,7 +66,7 @@ def bench_inputs(dataset, cfg: BenchConfig) -> dict:
         if len(words) > longest:
             break
         words += shuffled[i % len(shuffled)].split()
-    return {"label_names": list(dataset.label_names), "test_texts": texts, "test_labels": labels,
+    return {"label_names": list(label_names), "test_texts": texts, "test_labels": labels,
             "natural_texts": shuffled[:cfg.natural_texts],
             "throughput_batches": [pool[i:i + cfg.batch_size] for i in range(0, need, cfg.batch_size)],
             "long_text": " ".join(words)}
@@ -178,8 +183,6 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     """Benchmark every checkpoint and artifact of ``run_dir`` on this machine (see module doc)."""
     from distill.config import load_recipe
     from distill.data import load_dataset
-    from distill.provenance import hardware as machine_hardware
-    from distill.provenance import provenance
 
     run_dir = Path(run_dir)
     recipe_path = run_dir / "recipe.yaml"
@@ -194,27 +197,49 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     bench_path = results_dir / BENCH_FILE
     doc, old_rows = load_or_new(bench_path, run, force_new)   # a bad file fails now, not after an hour
 
-    hw = machine_hardware()
     artifacts, notes = discover(run_dir)
     if not artifacts:
         raise BenchError(f"{run_dir} has no finished checkpoints (models/<method>/edgedistill.json) or artifacts "
                          "(artifacts/<model>/<variant>/manifest.json); run `edgedistill train` and "
                          "`edgedistill export` first")
+    jobs, hw = plan_here(artifacts, cfg, notes)
+    dataset = load_dataset(recipe.data)
+    inputs = bench_inputs(dataset, cfg)
+    rows, block = measure_jobs(jobs, cfg, inputs, run, hw, command, progress, bench_path)
+    failures = block.pop("failures")
+    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows)
+    write_outputs(doc, all_rows, results_dir)
+    return finish(BenchOutcome(results_dir, hw["machine_id"], rows, failures, notes), bench_path)
+
+
+def plan_here(artifacts: list, cfg: BenchConfig, notes: list[str]) -> tuple[list[Job], dict]:
+    """The jobs for this machine's runtimes and devices (an error when the filters leave none)."""
+    from distill.provenance import hardware as machine_hardware
+
+    hw = machine_hardware()
     devices = available_devices(cfg.runtimes or ["pytorch", "onnxruntime", "openvino"])
     jobs = plan_jobs(artifacts, cfg, devices, hw)
     if not jobs:
         raise BenchError(f"nothing to measure: the filters (models={cfg.models}, variants={cfg.variants}, "
                          f"runtimes={cfg.runtimes}, devices={cfg.devices}) leave no artifact x runtime on this "
                          f"machine (runtime devices here: {devices})")
-    print(f"machine {hw['machine_id']} ({hw['label']}); {len(artifacts)} artifacts, {len(jobs)} jobs", flush=True)
+    print(f"machine {hw['machine_id']} ({hw['label']}, {hw.get('arch')}); {len(artifacts)} artifacts, "
+          f"{len(jobs)} jobs", flush=True)
     for note in notes:
         print("  note: " + note)
+    return jobs, hw
 
-    dataset = load_dataset(recipe.data)
+
+def measure_jobs(jobs: list[Job], cfg: BenchConfig, inputs: dict, run: str, hw: dict, command: list[str] | None,
+                 progress: bool, target: Path, extra: dict | None = None) -> tuple[list[BenchRow], dict]:
+    """The one bench loop: each job in a fresh worker, metrics here, rows and this machine's block.
+    The block's ``failures`` entry (with logs) is popped by ``finish``; ``failed`` stays in the file."""
+    from distill.provenance import provenance
+
     new_rows, failures, repeats, runtimes, bandwidth = [], [], {}, {}, {}
     probe = BandwidthProbe() if cfg.probe_s > 0 else None
     with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
-        inputs_path, inputs = Path(tmp) / "inputs.json", bench_inputs(dataset, cfg)
+        inputs_path = Path(tmp) / "inputs.json"
         inputs_path.write_text(json.dumps(inputs))
         for i, job in enumerate(_progress(jobs, progress)):
             before = probe.gbs(cfg.probe_s) if probe else None
@@ -235,18 +260,19 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
                 bandwidth.update({r.key_text(): [before, after] for r in rows})
     if not new_rows:
         detail = "\n".join(f"  - {f['job']}: {f['error']}" for f in failures[:10])
-        raise BenchError(f"every bench job failed, so {bench_path} was left as it was:\n{detail}")
-
+        raise BenchError(f"every bench job failed, so {target} was left as it was:\n{detail}")
     block = machine_block(hw, provenance(command), dataclasses.asdict(cfg),
                           {"repeats": repeats, "bandwidth_gbs": bandwidth, "runtimes": runtimes,
                            "failed": [{k: f[k] for k in ("job", "error")} for f in failures],
-                           "test_size": min(cfg.max_test or len(dataset.test), len(dataset.test))})
-    doc, rows = replace_machine(doc, old_rows, hw["machine_id"], block, new_rows)
-    write_outputs(doc, rows, results_dir)
-    outcome = BenchOutcome(results_dir, hw["machine_id"], new_rows, failures, notes)
-    print("\n" + summary_table(new_rows))
-    print(f"\n{len(new_rows)} rows for machine {hw['machine_id']} written to {bench_path} "
-          f"(+ {CSV_FILE}, {REPORT_FILE}); {len(failures)} job(s) failed")
+                           "test_size": len(inputs["test_labels"]), **(extra or {})})
+    return new_rows, {**block, "failures": failures}
+
+
+def finish(outcome: BenchOutcome, target: Path) -> BenchOutcome:
+    print("\n" + summary_table(outcome.rows))
+    print(f"\n{len(outcome.rows)} rows for machine {outcome.machine_id} written to {target} "
+          f"(+ its .csv and report); "
+          f"{len(outcome.failures)} job(s) failed")
     return outcome
 
 
@@ -263,17 +289,23 @@ def _progress(jobs: list[Job], enabled: bool):
         yield job
 
 
-def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path) -> dict:
-    """bench.json, bench.csv and report.md from the same rows, derived ratios refreshed."""
+def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path, json_path: str | Path | None = None) -> dict:
+    """bench.json, bench.csv and report.md from the same rows, derived ratios refreshed. With
+    ``json_path`` (a bundle's ``--out``) the three files are that path, its .csv and its -report.md."""
     from distill.io import atomic_write_json, atomic_write_text
 
     results_dir = Path(results_dir)
+    if json_path is None:
+        paths = [results_dir / n for n in (BENCH_FILE, CSV_FILE, REPORT_FILE)]
+    else:
+        json_path = Path(json_path)
+        paths = [json_path, json_path.with_suffix(".csv"), json_path.with_name(json_path.stem + "-report.md")]
     add_derived(rows)
     out = document(doc, rows)
     ordered = [BenchRow.from_dict(r) for r in out["rows"]]
-    atomic_write_json(results_dir / BENCH_FILE, out)
-    atomic_write_text(results_dir / CSV_FILE, rows_to_csv(ordered))
-    atomic_write_text(results_dir / REPORT_FILE, render_report(out, ordered))
+    atomic_write_json(paths[0], out)
+    atomic_write_text(paths[1], rows_to_csv(ordered))
+    atomic_write_text(paths[2], render_report(out, ordered))
     return out
 
 

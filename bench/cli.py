@@ -4,6 +4,7 @@
     edgedistill bench --run runs/hate-speech --threads all,1 --repeat 2
     edgedistill bench --run runs/hate-speech --models teacher,odd --runtimes onnxruntime --quick
     edgedistill bench --run runs/hate-speech --merge h100-bench.json  fold in another machine's file
+    edgedistill bench --bundle quickstart-bundle --out bench.json     a bundle (edgedistill bundle), slim install
 
 Flags override the recipe's ``bench:`` section; ``--set bench.key=value`` reaches any option.
 Exit codes: 0 all jobs measured, 1 some jobs failed (the rest were written), 2 nothing done.
@@ -36,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Option flags default to SUPPRESS: unset means "as the recipe's bench section says".
     keep = argparse.SUPPRESS
     parser.add_argument("--run", help="the run folder, runs/<run> (checkpoints in models/, exports in artifacts/)")
+    parser.add_argument("--bundle", metavar="DIR", help="bench a bundle written by `edgedistill bundle` instead of a "
+                        "run folder (needs only the slim install); its files are verified first")
+    parser.add_argument("--out", metavar="FILE", help="with --bundle: the bench.json to write (default: "
+                        "bench.json in the current folder); merge it at home with --run ... --merge FILE")
     parser.add_argument("--results", default=keep,
                         help="results folder (default: <results_dir>/<run> from the run's recipe)")
     parser.add_argument("--merge", metavar="FILE", default=keep, help="fold FILE (a bench.json from another "
@@ -91,13 +96,40 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     import sys
+
+    from bench.bundle import BundleError
+    from bench.runner import BenchError
+    from bench.schema import BenchFileError
+    from distill.configbase import ConfigError
+    from export.errors import ExportError
+
+    errors: tuple = (BenchError, BenchFileError, BundleError, ConfigError, ExportError)
+    if getattr(args, "bundle", None):
+        # The slim path: nothing here may import torch, transformers, pandas or scikit-learn.
+        from bench.bundle import bench_bundle
+
+        if args.run or getattr(args, "merge", None):
+            print("edgedistill bench: --bundle measures a bundle; merge its output at home with --run ... --merge",
+                  file=sys.stderr)
+            return 2
+        try:
+            outcome = bench_bundle(args.bundle, args.out or "bench.json", overrides_from(args),
+                                   force_new=args.force_new, progress=not args.no_progress,
+                                   command=["edgedistill"] + sys.argv[1:])
+        except errors as exc:
+            print(f"edgedistill bench: {exc}", file=sys.stderr)
+            return 2
+        return 1 if outcome.failures else 0
+    from distill.data import DataError
+
+    return _main_run(args, errors + (DataError,))
+
+
+def _main_run(args: argparse.Namespace, errors: tuple) -> int:
+    import sys
     from pathlib import Path
 
     from bench.runner import BenchError, merge_bench_file, run_bench
-    from bench.schema import BenchFileError
-    from distill.configbase import ConfigError
-    from distill.data import DataError
-    from export.errors import ExportError
 
     try:
         results = getattr(args, "results", None)
@@ -111,7 +143,7 @@ def main(args: argparse.Namespace) -> int:
                              "or --merge FILE with --run/--results")
         outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
                             progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:])
-    except (BenchError, BenchFileError, ConfigError, DataError, ExportError) as exc:
+    except errors as exc:
         print(f"edgedistill bench: {exc}", file=sys.stderr)
         return 2
     return 1 if outcome.failures else 0

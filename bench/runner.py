@@ -309,9 +309,12 @@ def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path, json
     return out
 
 
-def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False) -> list[str]:
+def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False,
+                     note: str | None = None) -> list[str]:
     """Fold another machine's bench.json (e.g. from bench/gpu/run.py) into ``results_dir``;
-    each machine in ``source`` replaces that machine's rows there. Returns the machine ids merged."""
+    each machine in ``source`` replaces that machine's rows there. ``note`` (where and how the
+    file was measured, when the file cannot say it itself) is kept in each merged machine's
+    block as ``merge_note``. Returns the machine ids merged."""
     source, results_dir = Path(source), Path(results_dir)
     if not source.is_file():
         raise BenchFileError(f"{source} does not exist; pass the bench.json written on the other machine")
@@ -327,6 +330,8 @@ def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: boo
         raise BenchFileError(f"{source} holds results of run {src_doc['run']!r}, but {target} is run {doc['run']!r}; "
                              "merge it into results/<that run>/ instead (--results)")
     for mid, block in src_doc["machines"].items():
+        if note:
+            block = {**block, "merge_note": note}
         doc, rows = replace_machine(doc, rows, mid, block, [r for r in src_rows if r.machine_id == mid])
     write_outputs(doc, rows, results_dir)
     return list(src_doc["machines"])

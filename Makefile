@@ -24,7 +24,7 @@ install: $(STAMP)
 # The README's slim install: what a target machine needs to bench a bundle (edgedistill bench --bundle).
 $(SLIM)/.installed: pyproject.toml constraints.txt
 	test -x $(SLIM)/bin/python || $(PY) -m venv $(SLIM)
-	$(SLIM)/bin/pip install -q -c constraints.txt '.[bench]'
+	$(SLIM)/bin/pip install -q --no-compile -c constraints.txt '.[bench]'
 	touch $@
 
 slim: $(SLIM)/.installed

@@ -108,8 +108,9 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
                               f"(present: {', '.join(by_name) or 'none'}); PyTorch checkpoints travel with --gpu")
         names, why = list(dict.fromkeys(artifacts)), {n: ["--artifacts"] for n in artifacts}
     else:
-        names, why = default_selection(found, Path(recipe.run.results_dir) / run_dir.name / "bench.json")
-    if not names:
+        bench_json = Path(recipe.run.results_dir) / run_dir.name / "bench.json"
+        names, why = default_selection(found, bench_json) if found or not gpu else ([], {})
+    if not names and not gpu:
         raise BundleError(f"{run_dir} has no ONNX / OpenVINO artifacts to bundle; run `edgedistill export` first")
 
     dataset = load_dataset(recipe.data)

@@ -24,7 +24,7 @@ from bench.plan import Job, available_devices, discover, plan_jobs
 from bench.probe import BandwidthProbe
 from bench.report import render_report, summary_table
 from bench.schema import (BENCH_FILE, CSV_FILE, REPORT_FILE, BenchFileError, BenchRow, document, load_or_new,
-                          machine_block, read_document, replace_machine, rows_to_csv)
+                          machine_block, read_document, replace_machine, rows_from_timings, rows_to_csv)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,30 +150,15 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def rows_from_result(result: dict, job: Job, run: str, hardware: dict) -> tuple[list[BenchRow], dict]:
     """The worker's result as rows (first repeat) and {row key: [p50 per repeat]}."""
-    a, metrics = job.artifact, result["metrics"]
-    per_class = {label: {m: v[m] for m in ("f1", "precision", "recall")} for label, v in metrics["per_class"].items()}
-    rows, repeats = {}, {}
-    for timing in result["timings"].values():
-        case = timing["case"]
-        key = (case["scenario"], case["batch_size"], case["seq_len"])
-        repeats.setdefault(key, []).append(timing["latency_p50_ms"])
-        if case["repeat"] != 0:
-            continue
-        rows[key] = BenchRow(
-            machine_id=hardware["machine_id"], machine_label=hardware["label"], run=run, model=a.model,
-            artifact=a.name, variant=a.variant, format=a.format,
-            precision=result["describe"].get("precision") or job.row_precision(),
-            quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime, device=job.device,
-            threads=job.threads, options=job.row_options(), scenario=case["scenario"],
-            batch_size=case["batch_size"], seq_len=case["seq_len"],
-            accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"], roc_auc=metrics["roc_auc"],
-            pr_auc=metrics["pr_auc"], per_class=per_class,
-            size_mb=a.size_bytes / 1e6, params=a.params, load_s=result["load_s"], peak_rss_mb=result["peak_rss_mb"],
-            **{k: timing[k] for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-                                      "latency_min_ms", "latency_stddev_ms", "rounds", "throughput_per_s")},
-            measured_at=result["measured_at"])
-    spread = {rows[k].key_text(): p50s for k, p50s in repeats.items() if len(p50s) > 1}
-    return list(rows.values()), spread
+    a = job.artifact
+    identity = dict(machine_id=hardware["machine_id"], machine_label=hardware["label"], run=run, model=a.model,
+                    artifact=a.name, variant=a.variant, format=a.format,
+                    precision=result["describe"].get("precision") or job.row_precision(),
+                    quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime,
+                    device=job.device, threads=job.threads, options=job.row_options())
+    footprint = dict(size_mb=a.size_bytes / 1e6, params=a.params, load_s=result["load_s"],
+                     peak_rss_mb=result["peak_rss_mb"])
+    return rows_from_timings(identity, result["metrics"], footprint, result["timings"], result["measured_at"])
 
 
 # --- the loop ------------------------------------------------------------------------------

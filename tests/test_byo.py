@@ -96,3 +96,18 @@ def test_same_labels_in_another_order_permute_the_head(tmp_path, tiny_checkpoint
 def test_lora_needs_a_pretrained_backbone(tmp_path, tiny_checkpoint, tiny_csv):
     with pytest.raises(ConfigError, match="methods.lora"):
         byo_recipe(tmp_path, tiny_checkpoint, tiny_csv, lora={"enabled": True})
+
+
+def test_export_cli_takes_a_model_and_data_directly(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    import edgedistill
+
+    argv = ["export", "--model", str(tiny_checkpoint), "--data", str(tiny_csv), "--text-column", "text",
+            "--label-column", "label", "--name", "mine", "--runs-dir", str(tmp_path / "runs"),
+            "--results-dir", str(tmp_path / "results"), "--variants", "onnx-fp32", "--parity-samples", "8"]
+    assert edgedistill.main(argv) == 0
+    run = tmp_path / "runs" / "mine"
+    assert (run / "artifacts" / "teacher" / "onnx-fp32" / "manifest.json").is_file()
+    assert json.loads((tmp_path / "results" / "mine" / "metrics.json").read_text())["models"]["teacher"][
+        "fine_tuned"] is False
+    assert edgedistill.main(["export", "--model", str(tiny_checkpoint)]) == 2
+    assert "--model needs --data" in capsys.readouterr().err

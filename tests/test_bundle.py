@@ -131,3 +131,29 @@ def test_bundle_benches_with_no_heavy_library_importable_and_merges(bundled, tmp
     assert merge_bench_file(out, results) == list(doc["machines"])
     merged_doc, merged = read_document(results / "bench.json")
     assert len(merged) == len(rows) and "bundle" in next(iter(merged_doc["machines"].values()))
+
+
+def test_default_selection_is_the_best_export_per_goal_plus_the_teacher_references(tmp_path):
+    from bench.bundle import default_selection
+    from bench.derive import add_derived
+    from bench.plan import Artifact
+    from bench.schema import document, new_document
+    from test_bench_schema import row
+
+    rows = [row(), row(variant="onnx-fp32", runtime="onnxruntime", size=88.0, p50=8.0),
+            row(variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", size=23.0, p50=4.0, f1=0.796),
+            row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", size=15.0,
+                p50=2.0, f1=0.7999),
+            row(model="odd", variant="openvino-int8", runtime="openvino", precision="int8", size=16.0, p50=3.0,
+                f1=0.81),
+            row(model="odd", variant="onnx-fp32", runtime="onnxruntime", size=60.0, p50=5.0, f1=0.5)]
+    add_derived(rows)
+    doc = new_document("tiny")
+    doc["machines"]["m1"] = {"hardware": {"label": "cpu m1"}}
+    (tmp_path / "bench.json").write_text(json.dumps(document(doc, rows)))
+    found = [Artifact(r.model, r.variant, r.format, r.precision, "none", False, "/x", 1, 1) for r in rows
+             if r.format != "pytorch"]
+    names, why = default_selection(found, tmp_path / "bench.json")
+    assert names == ["teacher/onnx-fp32", "teacher/onnx-int8-dynamic", "odd/onnx-int8-dynamic", "odd/openvino-int8"]
+    assert why["odd/onnx-int8-dynamic"] == ["fastest on cpu m1", "smallest on cpu m1"]
+    assert why["odd/openvino-int8"] == ["accurate on cpu m1"] and why["teacher/onnx-fp32"] == ["teacher reference"]

@@ -157,3 +157,11 @@ def test_default_selection_is_the_best_export_per_goal_plus_the_teacher_referenc
     assert names == ["teacher/onnx-fp32", "teacher/onnx-int8-dynamic", "odd/onnx-int8-dynamic", "odd/openvino-int8"]
     assert why["odd/onnx-int8-dynamic"] == ["fastest on cpu m1", "smallest on cpu m1"]
     assert why["odd/openvino-int8"] == ["accurate on cpu m1"] and why["teacher/onnx-fp32"] == ["teacher reference"]
+
+
+def test_the_cli_imports_nothing_heavy_before_a_stage_runs(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker(tmp_path / "blocked")), str(ROOT)]))
+    for command in ([], ["train"], ["export"], ["bench"], ["bundle"], ["run"], ["dashboard"]):
+        proc = subprocess.run([sys.executable, "-m", "edgedistill", *command, "--help"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (command, proc.stderr[-1500:])

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "nothing is measured")
     parser.add_argument("--note", metavar="TEXT", help="with --merge: where and how the merged file was measured, "
                         "kept in its machine block (e.g. the GPU box's software stack and the command)")
+    parser.add_argument("--add", action="store_true", help="with --merge: keep that machine's rows the file does not "
+                        "measure (a second file from the same machine, e.g. ONNX Runtime on CUDA beside the GPU "
+                        "script's PyTorch rows)")
     parser.add_argument("--force-new", action="store_true", help="if bench.json is corrupt or of another schema, "
                         "keep it as bench.json.corrupt-<time> and start a new file")
     parser.add_argument("--set", action="append", default=[], metavar="bench.KEY=VALUE",
@@ -137,7 +140,7 @@ def _main_run(args: argparse.Namespace, errors: tuple) -> int:
         results = getattr(args, "results", None)
         if getattr(args, "merge", None):
             results = results or _results_for(args.run)
-            merged = merge_bench_file(args.merge, results, force_new=args.force_new, note=args.note)
+            merged = merge_bench_file(args.merge, results, force_new=args.force_new, note=args.note, add=args.add)
             print(f"merged machine(s) {', '.join(merged)} from {args.merge} into {Path(results) / 'bench.json'}")
             return 0
         if not args.run:

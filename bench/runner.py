@@ -295,11 +295,13 @@ def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path, json
 
 
 def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False,
-                     note: str | None = None) -> list[str]:
+                     note: str | None = None, add: bool = False) -> list[str]:
     """Fold another machine's bench.json (e.g. from bench/gpu/run.py) into ``results_dir``;
     each machine in ``source`` replaces that machine's rows there. ``note`` (where and how the
     file was measured, when the file cannot say it itself) is kept in each merged machine's
-    block as ``merge_note``. Returns the machine ids merged."""
+    block as ``merge_note``. ``add``: keep the machine's rows that ``source`` does not measure
+    (a second file from the same machine, e.g. ONNX Runtime on CUDA beside the PyTorch GPU
+    script's rows); the replaced block stays under ``added_to``. Returns the machine ids merged."""
     source, results_dir = Path(source), Path(results_dir)
     if not source.is_file():
         raise BenchFileError(f"{source} does not exist; pass the bench.json written on the other machine")
@@ -317,6 +319,13 @@ def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: boo
     for mid, block in src_doc["machines"].items():
         if note:
             block = {**block, "merge_note": note}
-        doc, rows = replace_machine(doc, rows, mid, block, [r for r in src_rows if r.machine_id == mid])
+        incoming = [r for r in src_rows if r.machine_id == mid]
+        if add and mid in doc["machines"]:
+            keys = {r.key() for r in incoming}
+            incoming += [r for r in rows if r.machine_id == mid and r.key() not in keys]
+            old = {k: v for k, v in doc["machines"][mid].items() if k not in ("added_to", "previous_run")}
+            block = {**block, "added_to": [*doc["machines"][mid].get("added_to", []), old],
+                     "failed": [*old.get("failed", []), *block.get("failed", [])]}
+        doc, rows = replace_machine(doc, rows, mid, block, incoming)
     write_outputs(doc, rows, results_dir)
     return list(src_doc["machines"])

@@ -155,7 +155,8 @@ def read_bundle(folder: str | Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} cannot be read ({exc}); copy the bundle again") from None
     if not isinstance(info, dict) or info.get("kind") != KIND:
-        raise BundleError(f"{path} is not an edgedistill bench bundle (kind {info.get('kind') if isinstance(info, dict) else None!r})")
+        kind = info.get("kind") if isinstance(info, dict) else None
+        raise BundleError(f"{path} is not an edgedistill bench bundle (kind {kind!r})")
     version = info.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise BundleError(f"{path} has bundle schema_version {version!r}, newer than this edgedistill reads "

@@ -274,7 +274,8 @@ def _progress(jobs: list[Job], enabled: bool):
         yield job
 
 
-def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path, json_path: str | Path | None = None) -> dict:
+def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path,
+                  json_path: str | Path | None = None) -> dict:
     """bench.json, bench.csv and report.md from the same rows, derived ratios refreshed. With
     ``json_path`` (a bundle's ``--out``) the three files are that path, its .csv and its -report.md."""
     from distill.io import atomic_write_json, atomic_write_text

@@ -28,7 +28,8 @@ def results_table(metrics: dict) -> str:
         t = m["test"]
         retained = "n/a" if not teacher_f1 else f"{100 * t['macro_f1'] / teacher_f1:.1f}"
         row = [method, str(m.get("layers") or "all"), f"{m['params_trainable']:,} / {m['params_total']:,}",
-               _fmt(m["history"]["epochs"][-1]["train_loss"] if m["history"]["epochs"] else None), _fmt(t["accuracy"]), _fmt(t["macro_f1"]), retained,
+               _fmt(m["history"]["epochs"][-1]["train_loss"] if m["history"]["epochs"] else None),
+               _fmt(t["accuracy"]), _fmt(t["macro_f1"]), retained,
                _fmt(t["roc_auc"]), _fmt(t["pr_auc"])]
         for name in labels:
             pc = t["per_class"][name]

@@ -42,7 +42,8 @@ def test_bundle_holds_every_file_with_its_hash(bundled):
 
     _, _, bundle, info = bundled
     assert info["schema_version"] == 1 and info["run"] == RUN and info["arch"] and info["test_size"] == 10
-    assert [a["folder"] for a in info["artifacts"]] == ["artifacts/teacher/onnx-fp32", "artifacts/teacher/openvino-fp32"]
+    assert [a["folder"] for a in info["artifacts"]] == ["artifacts/teacher/onnx-fp32",
+                                                         "artifacts/teacher/openvino-fp32"]
     files = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()} - {"bundle.json"}
     assert files == set(info["files"]) and "inputs.json" in files
     assert "artifacts/teacher/onnx-fp32/tokenizer.json" in files

@@ -29,7 +29,8 @@ def given_probs(folder, texts):
     """Class probabilities of a save_pretrained classifier, straight from transformers."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model, tok = AutoModelForSequenceClassification.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
     with torch.no_grad():
         return torch.softmax(model(**tok(texts, padding=True, truncation=True, max_length=16,
                                          return_tensors="pt")).logits, -1).numpy()

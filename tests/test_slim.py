@@ -28,7 +28,8 @@ def test_the_slim_install_has_no_heavy_library(tmp_path):
     for name in HEAVY:
         proc = slim(["-c", f"import {name}"], tmp_path)
         assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr, f"{name} is importable in {SLIM}"
-    proc = slim(["-c", "import edgedistill, bench, export, onnxruntime, openvino; print(edgedistill.__file__)"], tmp_path)
+    code = "import edgedistill, bench, export, onnxruntime, openvino; print(edgedistill.__file__)"
+    proc = slim(["-c", code], tmp_path)
     assert proc.returncode == 0 and "site-packages" in proc.stdout, proc.stderr
 
 

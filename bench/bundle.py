@@ -101,7 +101,7 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
     by_name = {a.name: a for a in found}
     if every:
         names, why = list(by_name), {n: ["--all"] for n in by_name}
-    elif artifacts:
+    elif artifacts is not None:            # an explicit list; [] carries only the GPU pack
         unknown = [n for n in artifacts if n not in by_name]
         if unknown:
             raise BundleError(f"--artifacts {unknown} are not finished ONNX / OpenVINO exports of {run_dir} "

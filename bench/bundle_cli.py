@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", action="store_true", help="also carry the GPU pack (FP16 PyTorch weights, "
                         "vocabulary cut to the carried texts) for python -m bench.gpu.run --bundle")
     parser.add_argument("--gpu-max-mb", type=float, help="size budget of the GPU pack in MiB (default 60)")
+    parser.add_argument("--gpu-only", action="store_true", help="carry the GPU pack and no ONNX / OpenVINO artifact "
+                        "(a GPU machine that takes at most 64 MiB)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,8 +45,11 @@ def main(args: argparse.Namespace) -> int:
         if set(sets) - {"bench"}:
             raise ConfigError("--set: the bundle only takes bench.KEY=VALUE settings")
         overrides = {**sets.get("bench", {}), **({"max_test": args.max_test} if args.max_test else {})}
-        info = write_bundle(args.run, args.out, args.artifacts, args.all, overrides, args.gpu, args.gpu_max_mb,
-                            command=["edgedistill"] + sys.argv[1:])
+        if args.gpu_only and (args.artifacts or args.all):
+            raise ConfigError("--gpu-only carries no ONNX / OpenVINO artifact; leave out --artifacts and --all")
+        artifacts = [] if args.gpu_only else args.artifacts
+        info = write_bundle(args.run, args.out, artifacts, args.all, overrides, args.gpu or args.gpu_only,
+                            args.gpu_max_mb, command=["edgedistill"] + sys.argv[1:])
     except (BundleError, ConfigError, DataError, ExportError) as exc:
         print(f"edgedistill bundle: {exc}", file=sys.stderr)
         return 2

@@ -89,11 +89,14 @@ def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
 
 def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     """A bundle carries the GPU pack; the runner verifies it, then measures (smoke mode on CPU)."""
-    from bench.bundle import write_bundle
     from bench.schema import read_document
 
     run = packed[0]
-    info = write_bundle(run, tmp_path / "bundle", gpu=True, overrides={"max_test": 10})
+    import edgedistill
+
+    assert edgedistill.main(["bundle", "--run", str(run), "--out", str(tmp_path / "bundle"), "--gpu-only",
+                             "--max-test", "10"]) == 0
+    info = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
     assert info["gpu"]["models"]["teacher"]["weights"] == "fp16" and info["artifacts"] == []
     assert "gpu/models/teacher/model.safetensors" in info["files"] and info["gpu"]["test_size"] == 10
     out = tmp_path / "gpu-bench.json"

@@ -211,6 +211,9 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
     print("bench config (bundle settings + overrides):\n" + describe(cfg), flush=True)
     artifacts = [Artifact(**{k: v for k, v in a.items() if k != "chosen_for"} | {"folder": str(folder / a["folder"])})
                  for a in info["artifacts"]]
+    if not artifacts:
+        raise BundleError(f"bundle {folder} carries no ONNX / OpenVINO artifact, only the GPU pack: measure it on a "
+                          f"CUDA machine with python3 -m bench.gpu.run --bundle {folder} --out bench.json")
     wanted = cfg.runtimes or sorted({FORMAT_RUNTIME[a.format] for a in artifacts
                                      if cfg.models is None or a.model in cfg.models})
     missing = missing_runtimes(wanted)

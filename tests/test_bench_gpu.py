@@ -89,6 +89,7 @@ def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
 
 def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     """A bundle carries the GPU pack; the runner verifies it, then measures (smoke mode on CPU)."""
+    from bench.bundle import BundleError, bench_bundle
     from bench.schema import read_document
 
     run = packed[0]
@@ -106,6 +107,9 @@ def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     doc, rows = read_document(out)
     assert {r.model for r in rows} == {"teacher", "odd"} and all(r.device == "cpu" for r in rows)
     assert next(iter(doc["machines"].values()))["bundle"]["test_size"] == 10
+
+    with pytest.raises(BundleError, match="only the GPU pack"):
+        bench_bundle(tmp_path / "bundle", tmp_path / "cpu.json")
 
     weights = tmp_path / "bundle" / "gpu" / "models" / "odd" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8])

@@ -8,5 +8,7 @@ x threads (``bench.plan``), measures each in its own subprocess (``bench.worker`
 accuracy on the test split, peak RSS, and latency through pytest-benchmark in
 ``bench.timing``), turns the results into flat rows (``bench.schema``), adds the ratios against
 the teacher (``bench.derive``) and writes ``results/<run>/bench.json``, ``bench.csv`` and
-``report.md`` (``bench.report``). ``bench.gpu`` holds the prepared script for a CUDA machine.
+``report.md`` (``bench.report``). ``bench.bundle`` writes a portable, hash-verified folder that
+``edgedistill bench --bundle`` measures on another machine with the same loop and only the slim
+install; ``bench.gpu`` holds the script for a CUDA machine (it reads a bundle too).
 """

@@ -4,6 +4,7 @@
     edgedistill bench --run runs/hate-speech --threads all,1 --repeat 2
     edgedistill bench --run runs/hate-speech --models teacher,odd --runtimes onnxruntime --quick
     edgedistill bench --run runs/hate-speech --merge h100-bench.json  fold in another machine's file
+    edgedistill bench --bundle quickstart-bundle --out bench.json     a bundle (edgedistill bundle), slim install
 
 Flags override the recipe's ``bench:`` section; ``--set bench.key=value`` reaches any option.
 Exit codes: 0 all jobs measured, 1 some jobs failed (the rest were written), 2 nothing done.
@@ -36,11 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Option flags default to SUPPRESS: unset means "as the recipe's bench section says".
     keep = argparse.SUPPRESS
     parser.add_argument("--run", help="the run folder, runs/<run> (checkpoints in models/, exports in artifacts/)")
+    parser.add_argument("--bundle", metavar="DIR", help="bench a bundle written by `edgedistill bundle` instead of a "
+                        "run folder (needs only the slim install); its files are verified first")
+    parser.add_argument("--out", metavar="FILE", help="with --bundle: the bench.json to write (default: "
+                        "bench.json in the current folder); merge it at home with --run ... --merge FILE")
     parser.add_argument("--results", default=keep,
                         help="results folder (default: <results_dir>/<run> from the run's recipe)")
     parser.add_argument("--merge", metavar="FILE", default=keep, help="fold FILE (a bench.json from another "
                         "machine, e.g. the GPU script's) into the results; that machine's rows are replaced, "
                         "nothing is measured")
+    parser.add_argument("--note", metavar="TEXT", help="with --merge: where and how the merged file was measured, "
+                        "kept in its machine block (e.g. the GPU box's software stack and the command)")
+    parser.add_argument("--add", action="store_true", help="with --merge: keep that machine's rows the file does not "
+                        "measure (a second file from the same machine, e.g. ONNX Runtime on CUDA beside the GPU "
+                        "script's PyTorch rows)")
     parser.add_argument("--force-new", action="store_true", help="if bench.json is corrupt or of another schema, "
                         "keep it as bench.json.corrupt-<time> and start a new file")
     parser.add_argument("--set", action="append", default=[], metavar="bench.KEY=VALUE",
@@ -91,20 +101,47 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
-    from bench.runner import BenchError, merge_bench_file, run_bench
+    from bench.bundle import BundleError
+    from bench.runner import BenchError
     from bench.schema import BenchFileError
-    from distill.data import DataError
     from edgedistill.configbase import ConfigError
     from edgedistill.layout import RunFolderError
     from edgedistill.runtime import ArtifactError
+
+    errors: tuple = (ArtifactError, BenchError, BenchFileError, BundleError, ConfigError, RunFolderError)
+    if getattr(args, "bundle", None):
+        # The slim path: nothing here may import torch, transformers, pandas or scikit-learn.
+        from bench.bundle import bench_bundle
+
+        if args.run or getattr(args, "merge", None):
+            print("edgedistill bench: --bundle measures a bundle; merge its output at home with --run ... --merge",
+                  file=sys.stderr)
+            return 2
+        try:
+            outcome = bench_bundle(args.bundle, args.out or "bench.json", overrides_from(args),
+                                   force_new=args.force_new, progress=not args.no_progress,
+                                   command=["edgedistill"] + sys.argv[1:])
+        except errors as exc:
+            print(f"edgedistill bench: {exc}", file=sys.stderr)
+            return 2
+        return 1 if outcome.failures else 0
+    from distill.data import DataError
+
+    return _main_run(args, errors + (DataError,))
+
+
+def _main_run(args: argparse.Namespace, errors: tuple) -> int:
+    import sys
+    from pathlib import Path
+
+    from bench.runner import BenchError, merge_bench_file, run_bench
 
     try:
         results = getattr(args, "results", None)
         if getattr(args, "merge", None):
             results = results or _results_for(args.run)
-            merged = merge_bench_file(args.merge, results, force_new=args.force_new)
+            merged = merge_bench_file(args.merge, results, force_new=args.force_new, note=args.note, add=args.add)
             print(f"merged machine(s) {', '.join(merged)} from {args.merge} into {Path(results) / 'bench.json'}")
             return 0
         if not args.run:
@@ -112,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
                              "or --merge FILE with --run/--results")
         outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
                             progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:])
-    except (ArtifactError, BenchError, BenchFileError, ConfigError, DataError, RunFolderError) as exc:
+    except errors as exc:
         print(f"edgedistill bench: {exc}", file=sys.stderr)
         return 2
     return 1 if outcome.failures else 0

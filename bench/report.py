@@ -195,37 +195,56 @@ def seq_len_table(rows: list[BenchRow]) -> str:
     return md_table(header, lines)
 
 
-def best_per_goal(rows: list[BenchRow]) -> str:
+def goal_winners(rows: list[BenchRow]) -> dict[str, BenchRow]:
+    """The best row per goal (fastest, smallest and highest throughput among those keeping
+    RETAINED_GOAL % of the teacher's macro-F1; most accurate), from batch-1 latency rows at the
+    headline length and the throughput rows. Empty when no row knows its retained macro-F1."""
     seq = headline_seq_len(rows)
     latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
     if not any(r.f1_retained_pct is not None for r in latency):
-        return ("No teacher PyTorch FP32 row here, so retained macro-F1 (and the best artifact per goal) is "
-                "unknown; bench the teacher checkpoint too (bench.reference: true).")
+        return {}
     good = [r for r in latency if r.f1_retained_pct is not None and r.f1_retained_pct >= RETAINED_GOAL]
     tput = [r for r in rows if r.scenario == "throughput" and r.f1_retained_pct is not None
             and r.f1_retained_pct >= RETAINED_GOAL and r.throughput_per_s]
+    out = {}
+    if good:
+        out["fastest"] = min(good, key=lambda r: r.latency_p50_ms or float("inf"))
+        out["smallest"] = min(good, key=lambda r: r.size_mb or float("inf"))
+    if tput:
+        out["throughput"] = max(tput, key=lambda r: r.throughput_per_s)
+    accurate = max((r for r in latency if r.macro_f1 is not None), key=lambda r: r.macro_f1, default=None)
+    if accurate is not None:
+        out["accurate"] = accurate
+    return out
+
+
+def best_per_goal(rows: list[BenchRow]) -> str:
+    winners = goal_winners(rows)
+    if not winners:
+        return ("No teacher PyTorch FP32 row here, so retained macro-F1 (and the best artifact per goal) is "
+                "unknown; bench the teacher checkpoint too (bench.reference: true).")
     out = []
 
     def name(r):
         return f"`{r.artifact}` on {r.runtime} ({r.precision}{', ' + r.options if r.options else ''})"
 
-    if good:
-        f = min(good, key=lambda r: r.latency_p50_ms or float("inf"))
+    if "fastest" in winners:
+        f = winners["fastest"]
         out.append(f"- **Fastest keeping >= {RETAINED_GOAL:.0f}% of teacher macro-F1**: {name(f)}: p50 "
                    f"{fmt(f.latency_p50_ms)} ms, {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
                    f"{fmt(f.size_ratio_vs_fp32)} vs its ONNX FP32 ({fmt(f.size_mb, 1)} MB), macro-F1 "
                    f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher)." + trust_report.paired_text(f))
-        s = min(good, key=lambda r: r.size_mb or float("inf"))
+        s = winners["smallest"]
         out.append(f"- **Smallest keeping >= {RETAINED_GOAL:.0f}%**: {name(s)}: {fmt(s.size_mb, 1)} MB (size ratio "
                    f"{fmt(s.size_ratio_vs_fp32)}), {fmt(s.speedup_vs_teacher)}x, {fmt(s.f1_retained_pct, 1)}% of "
                    "teacher macro-F1.")
     else:
         out.append(f"- No artifact keeps >= {RETAINED_GOAL:.0f}% of the teacher's macro-F1 here.")
-    if tput:
-        t = max(tput, key=lambda r: r.throughput_per_s)
+    if "throughput" in winners:
+        t = winners["throughput"]
         out.append(f"- **Highest throughput keeping >= {RETAINED_GOAL:.0f}%**: {name(t)}: "
                    f"{fmt(t.throughput_per_s, 1)} texts/s at batch {t.batch_size}.")
-    a = max((r for r in latency if r.macro_f1 is not None), key=lambda r: r.macro_f1, default=None)
+    a = winners.get("accurate")
     if a is not None:
         out.append(f"- **Most accurate**: {name(a)}: macro-F1 {fmt(a.macro_f1, 4)}.")
     return "\n".join(out)

@@ -35,6 +35,7 @@ from bench.schema import (
     machine_block,
     read_document,
     replace_machine,
+    rows_from_timings,
     rows_to_csv,
 )
 
@@ -63,6 +64,11 @@ class BenchOutcome:
 def bench_inputs(dataset, cfg: BenchConfig) -> dict:
     """Test texts for accuracy and the fixed, seeded text lists the timing scenarios cycle through."""
     texts, labels = cap_test(list(dataset.test.texts), [int(x) for x in dataset.test.labels], cfg)
+    return timing_inputs(texts, labels, list(dataset.label_names), cfg)
+
+
+def timing_inputs(texts: list[str], labels: list[int], label_names: list[str], cfg: BenchConfig) -> dict:
+    """``bench_inputs`` from test texts already capped (a bench bundle carries them so)."""
     shuffled = [texts[i] for i in text_order(len(texts), cfg.seed)]
     need = cfg.batch_size * cfg.throughput_batches
     pool = (shuffled * (need // len(shuffled) + 1))[:need]
@@ -73,7 +79,7 @@ def bench_inputs(dataset, cfg: BenchConfig) -> dict:
         if len(words) > longest:
             break
         words += shuffled[i % len(shuffled)].split()
-    return {"label_names": list(dataset.label_names), "test_texts": texts, "test_labels": labels,
+    return {"label_names": list(label_names), "test_texts": texts, "test_labels": labels,
             "natural_texts": shuffled[:cfg.natural_texts],
             "throughput_batches": [pool[i:i + cfg.batch_size] for i in range(0, need, cfg.batch_size)],
             "long_text": " ".join(words)}
@@ -212,35 +218,26 @@ def _tail(path: Path, lines: int = 15) -> str:
 def rows_from_result(result: dict, job: Job, run: str, hardware: dict,
                      cfg: BenchConfig | None = None) -> tuple[list[BenchRow], dict]:
     """The worker's result as rows (first repeat) and {row key: [p50 per repeat]}."""
-    a, metrics = job.artifact, result["metrics"]
+    a = job.artifact
     cfg = cfg or BenchConfig()
     model_config = roofline.artifact_config(a.folder)
-    per_class = {label: {m: v[m] for m in ("f1", "precision", "recall")} for label, v in metrics["per_class"].items()}
-    rows, repeats = {}, {}
-    for timing in result["timings"].values():
-        case = timing["case"]
-        key = (case["scenario"], case["batch_size"], case["seq_len"])
-        repeats.setdefault(key, []).append(timing["latency_p50_ms"])
-        if case["repeat"] != 0:
-            continue
-        rows[key] = BenchRow(
-            machine_id=hardware["machine_id"], machine_label=hardware["label"], run=run, model=a.model,
-            artifact=a.name, variant=a.variant, format=a.format,
-            precision=result["describe"].get("precision") or job.row_precision(),
-            quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime, device=job.device,
-            threads=job.threads, options=job.row_options(result.get("describe")), scenario=case["scenario"],
-            batch_size=case["batch_size"], seq_len=case["seq_len"],
-            accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"], roc_auc=metrics["roc_auc"],
-            pr_auc=metrics["pr_auc"], per_class=per_class,
-            size_mb=a.size_bytes / 1e6, params=a.params, load_s=result["load_s"], peak_rss_mb=result["peak_rss_mb"],
-            **{k: timing[k] for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-                                      "latency_min_ms", "latency_stddev_ms", "rounds", "throughput_per_s")},
-            **contention.row_columns(timing.get("contention"), cfg.disturbed_other_cpu_pct, cfg.disturbed_steal_pct),
-            **roofline.row_columns(roofline.mean_gflop(model_config, timing.get("shapes")), timing["latency_p50_ms"],
-                                   None),
-            measured_at=result["measured_at"])
-    spread = {rows[k].key_text(): p50s for k, p50s in repeats.items() if len(p50s) > 1}
-    return list(rows.values()), spread
+    identity = dict(machine_id=hardware["machine_id"], machine_label=hardware["label"], run=run, model=a.model,
+                    artifact=a.name, variant=a.variant, format=a.format,
+                    precision=result["describe"].get("precision") or job.row_precision(),
+                    quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime,
+                    device=job.device, threads=job.threads, options=job.row_options(result.get("describe")))
+    footprint = dict(size_mb=a.size_bytes / 1e6, params=a.params, load_s=result["load_s"],
+                     peak_rss_mb=result["peak_rss_mb"])
+
+    def trust_columns(timing: dict) -> dict:
+        # What else ran on the machine while this case was timed, and how far it sits from the compute floor.
+        return {**contention.row_columns(timing.get("contention"), cfg.disturbed_other_cpu_pct,
+                                         cfg.disturbed_steal_pct),
+                **roofline.row_columns(roofline.mean_gflop(model_config, timing.get("shapes")),
+                                       timing["latency_p50_ms"], None)}
+
+    return rows_from_timings(identity, result["metrics"], footprint, result["timings"], result["measured_at"],
+                             case_columns=trust_columns)
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -255,8 +252,6 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     from distill.config import load_recipe
     from distill.data import load_dataset
     from edgedistill import layout
-    from edgedistill.provenance import hardware as machine_hardware
-    from edgedistill.provenance import provenance
 
     run_dir = Path(run_dir)
     recipe_path = layout.recipe_file(run_dir)
@@ -271,10 +266,7 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     bench_path = results_dir / BENCH_FILE
     doc, old_rows = load_or_new(bench_path, run, force_new)   # a bad file fails now, not after an hour
 
-    hw = machine_hardware()
     artifacts, notes, unreadable = discover_all(run_dir)
-    for note in notes:
-        print("  note: " + note, flush=True)
     # A selected folder whose edgedistill.json / manifest.json is corrupt is a failed artifact.
     broken = [u for u in unreadable if u.selected(cfg)]
     broken_text = "".join(f"\n  - {u.error}" for u in broken)
@@ -282,23 +274,52 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
         raise BenchError(f"{run_dir} has no finished checkpoints (models/<method>/edgedistill.json) or artifacts "
                          "(artifacts/<model>/<variant>/manifest.json); run `edgedistill train` and "
                          "`edgedistill export` first" + broken_text)
+    jobs, hw = plan_here(artifacts, cfg, notes, unreadable, broken_text)
+    dataset = load_dataset(recipe.data)
+    inputs = bench_inputs(dataset, cfg)
+    broken_jobs = [{"job": u.name, "error": u.error, "log": ""} for u in broken]
+    rows, block = measure_jobs(jobs, cfg, inputs, run, hw, command, progress, bench_path, failed=broken_jobs)
+    failures = block.pop("failures")
+    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows)
+    write_outputs(doc, all_rows, results_dir)
+    return finish(BenchOutcome(results_dir, hw["machine_id"], rows, failures, notes), bench_path)
+
+
+def plan_here(artifacts: list, cfg: BenchConfig, notes: list[str], unreadable=(),
+              broken_text: str = "") -> tuple[list[Job], dict]:
+    """The jobs for this machine's runtimes and devices (an error when the filters leave none)."""
+    from edgedistill.provenance import hardware as machine_hardware
+
+    hw = machine_hardware()
     devices = available_devices(cfg.runtimes or ["pytorch", "onnxruntime", "openvino"])
     jobs = plan_jobs(artifacts, cfg, devices, hw, unreadable)
     if not jobs:
         raise BenchError(f"nothing to measure: the filters (models={cfg.models}, variants={cfg.variants}, "
                          f"runtimes={cfg.runtimes}, devices={cfg.devices}) leave no artifact x runtime on this "
                          f"machine (runtime devices here: {devices})" + broken_text)
-    print(f"machine {hw['machine_id']} ({hw['label']}); {len(artifacts)} artifacts, {len(jobs)} jobs", flush=True)
+    print(f"machine {hw['machine_id']} ({hw['label']}, {hw.get('arch')}); {len(artifacts)} artifacts, "
+          f"{len(jobs)} jobs", flush=True)
+    for note in notes:
+        print("  note: " + note, flush=True)
+    return jobs, hw
 
-    dataset = load_dataset(recipe.data)
-    new_rows, failures, repeats, runtimes, bandwidth, row_jobs = [], [], {}, {}, {}, {}
+
+def measure_jobs(jobs: list[Job], cfg: BenchConfig, inputs: dict, run: str, hw: dict, command: list[str] | None,
+                 progress: bool, target: Path, extra: dict | None = None,
+                 failed: list[dict] | None = None) -> tuple[list[BenchRow], dict]:
+    """The one bench loop: each job in a fresh worker, metrics here, rows and this machine's block;
+    then the machine's MatMul peak and the paired headline ratios. ``failed``: jobs that failed
+    before measuring (a corrupt manifest). The block's ``failures`` entry (with logs) is popped
+    by ``finish``; ``failed`` stays in the file."""
+    from edgedistill.provenance import provenance
+
+    new_rows, failures, repeats, runtimes, bandwidth, row_jobs = [], list(failed or []), {}, {}, {}, {}
     peaks, pairs = {}, []
-    for u in broken:
-        failures.append({"job": u.name, "error": u.error, "log": ""})
-        print(f"\n  FAILED {u.name}: {u.error}", file=sys.stderr, flush=True)
+    for f in failures:
+        print(f"\n  FAILED {f['job']}: {f['error']}", file=sys.stderr, flush=True)
     probe = BandwidthProbe() if cfg.probe_s > 0 else None
     with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
-        inputs_path, inputs = Path(tmp) / "inputs.json", bench_inputs(dataset, cfg)
+        inputs_path = Path(tmp) / "inputs.json"
         inputs_path.write_text(json.dumps(inputs))
         for i, job in enumerate(_progress(jobs, progress)):
             before = probe.gbs(cfg.probe_s) if probe else None
@@ -325,19 +346,20 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
             pairs = run_paired(new_rows, row_jobs, cfg, inputs_path, Path(tmp)) if cfg.paired_top else []
     if not new_rows:
         detail = "\n".join(f"  - {f['job']}: {f['error']}" for f in failures[:10])
-        raise BenchError(f"every bench job failed, so {bench_path} was left as it was:\n{detail}")
-
+        raise BenchError(f"every bench job failed, so {target} was left as it was:\n{detail}")
     block = machine_block(hw, provenance(command), dataclasses.asdict(cfg),
                           {"repeats": repeats, "bandwidth_gbs": bandwidth, "runtimes": runtimes,
                            "failed": [{k: f[k] for k in ("job", "error")} for f in failures],
                            "peak_gflops": peaks, "paired": pairs,
-                           "test_size": min(cfg.max_test or len(dataset.test), len(dataset.test))})
-    doc, rows = replace_machine(doc, old_rows, hw["machine_id"], block, new_rows)
-    write_outputs(doc, rows, results_dir)
-    outcome = BenchOutcome(results_dir, hw["machine_id"], new_rows, failures, notes)
-    print("\n" + summary_table(new_rows))
-    print(f"\n{len(new_rows)} rows for machine {hw['machine_id']} written to {bench_path} "
-          f"(+ {CSV_FILE}, {REPORT_FILE}); {len(failures)} job(s) failed")
+                           "test_size": len(inputs["test_labels"]), **(extra or {})})
+    return new_rows, {**block, "failures": failures}
+
+
+def finish(outcome: BenchOutcome, target: Path) -> BenchOutcome:
+    print("\n" + summary_table(outcome.rows))
+    print(f"\n{len(outcome.rows)} rows for machine {outcome.machine_id} written to {target} "
+          f"(+ its .csv and report); "
+          f"{len(outcome.failures)} job(s) failed")
     return outcome
 
 
@@ -354,23 +376,35 @@ def _progress(jobs: list[Job], enabled: bool):
         yield job
 
 
-def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path) -> dict:
-    """bench.json, bench.csv and report.md from the same rows, derived ratios refreshed."""
+def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path,
+                  json_path: str | Path | None = None) -> dict:
+    """bench.json, bench.csv and report.md from the same rows, derived ratios refreshed. With
+    ``json_path`` (a bundle's ``--out``) the three files are that path, its .csv and its -report.md."""
     from edgedistill.io import atomic_write_json, atomic_write_text
 
     results_dir = Path(results_dir)
+    if json_path is None:
+        paths = [results_dir / n for n in (BENCH_FILE, CSV_FILE, REPORT_FILE)]
+    else:
+        json_path = Path(json_path)
+        paths = [json_path, json_path.with_suffix(".csv"), json_path.with_name(json_path.stem + "-report.md")]
     add_derived(rows)
     out = document(doc, rows)
     ordered = [BenchRow.from_dict(r) for r in out["rows"]]
-    atomic_write_json(results_dir / BENCH_FILE, out)
-    atomic_write_text(results_dir / CSV_FILE, rows_to_csv(ordered))
-    atomic_write_text(results_dir / REPORT_FILE, render_report(out, ordered))
+    atomic_write_json(paths[0], out)
+    atomic_write_text(paths[1], rows_to_csv(ordered))
+    atomic_write_text(paths[2], render_report(out, ordered))
     return out
 
 
-def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False) -> list[str]:
+def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False,
+                     note: str | None = None, add: bool = False) -> list[str]:
     """Fold another machine's bench.json (e.g. from bench/gpu/run.py) into ``results_dir``;
-    each machine in ``source`` replaces that machine's rows there. Returns the machine ids merged."""
+    each machine in ``source`` replaces that machine's rows there. ``note`` (where and how the
+    file was measured, when the file cannot say it itself) is kept in each merged machine's
+    block as ``merge_note``. ``add``: keep the machine's rows that ``source`` does not measure
+    (a second file from the same machine, e.g. ONNX Runtime on CUDA beside the PyTorch GPU
+    script's rows); the replaced block stays under ``added_to``. Returns the machine ids merged."""
     source, results_dir = Path(source), Path(results_dir)
     if not source.is_file():
         raise BenchFileError(f"{source} does not exist; pass the bench.json written on the other machine")
@@ -386,6 +420,15 @@ def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: boo
         raise BenchFileError(f"{source} holds results of run {src_doc['run']!r}, but {target} is run {doc['run']!r}; "
                              "merge it into results/<that run>/ instead (--results)")
     for mid, block in src_doc["machines"].items():
-        doc, rows = replace_machine(doc, rows, mid, block, [r for r in src_rows if r.machine_id == mid])
+        if note:
+            block = {**block, "merge_note": note}
+        incoming = [r for r in src_rows if r.machine_id == mid]
+        if add and mid in doc["machines"]:
+            keys = {r.key() for r in incoming}
+            incoming += [r for r in rows if r.machine_id == mid and r.key() not in keys]
+            old = {k: v for k, v in doc["machines"][mid].items() if k not in ("added_to", "previous_run")}
+            block = {**block, "added_to": [*doc["machines"][mid].get("added_to", []), old],
+                     "failed": [*old.get("failed", []), *block.get("failed", [])]}
+        doc, rows = replace_machine(doc, rows, mid, block, incoming)
     write_outputs(doc, rows, results_dir)
     return list(src_doc["machines"])

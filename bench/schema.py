@@ -150,6 +150,35 @@ class BenchRow:
 
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(BenchRow)}
+SPEED_COLUMNS = ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_min_ms",
+                 "latency_stddev_ms", "rounds", "throughput_per_s")
+
+
+def rows_from_timings(identity: dict, metrics: dict | None, footprint: dict, timings: dict,
+                      measured_at: str, case_columns=None) -> tuple[list[BenchRow], dict[str, list[float]]]:
+    """The one row builder, for every runtime and machine: one row per timed case (its first
+    repeat), made of ``identity`` (machine, run, artifact, runtime, device, precision, threads,
+    options), the accuracy ``metrics`` (None: not measured), the ``footprint`` (size_mb, params,
+    load_s, peak_rss_mb) and the case's speed; plus {row key: [p50 of each repeat]}.
+    A case's own options (cuda-graphs, compile) replace the identity's. ``case_columns(timing)``
+    adds columns that depend on the case (contention while it was timed, FLOPs and the floor)."""
+    per_class = ({label: {m: v[m] for m in PER_CLASS_METRICS} for label, v in metrics["per_class"].items()}
+                 if metrics else {})
+    accuracy = {k: (metrics or {}).get(k) for k in ("accuracy", "macro_f1", "roc_auc", "pr_auc")}
+    rows, repeats = {}, {}
+    for timing in timings.values():
+        case = timing["case"]
+        options = case.get("options") or identity.get("options", "")
+        key = (case["scenario"], case["batch_size"], case["seq_len"], options)
+        repeats.setdefault(key, []).append(timing["latency_p50_ms"])
+        if case.get("repeat", 0) != 0:
+            continue
+        rows[key] = BenchRow(**{**identity, "options": options}, scenario=case["scenario"],
+                             batch_size=case["batch_size"], seq_len=case["seq_len"], per_class=per_class,
+                             **accuracy, **footprint, **{k: timing[k] for k in SPEED_COLUMNS},
+                             **(case_columns(timing) if case_columns else {}), measured_at=measured_at)
+    spread = {rows[k].key_text(): p50s for k, p50s in repeats.items() if len(p50s) > 1}
+    return list(rows.values()), spread
 
 
 def _labels_in(data: dict) -> list[str]:

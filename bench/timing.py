@@ -47,6 +47,17 @@ class Case:
         return "-".join(p for p in parts if p) + f"-r{self.repeat}"
 
 
+def build_cases(seq_lens, batch_size: int, throughput_seq_lens, min_rounds: int, throughput_min_rounds: int,
+                repeat: int = 1, options: str = "", precision: str = "") -> list[Case]:
+    """The timed scenarios of one loaded model: batch 1 at each of ``seq_lens``, then a
+    ``batch_size`` batch at each of ``throughput_seq_lens``; all of them ``repeat`` times."""
+    one = [Case("latency", 1, str(s), options, precision, min_rounds=min_rounds) for s in seq_lens]
+    one += [Case("throughput", batch_size, str(s), options, precision, min_rounds=throughput_min_rounds)
+            for s in throughput_seq_lens]
+    return [Case(c.scenario, c.batch_size, c.seq_len, c.options, c.precision, repeat=r, min_rounds=c.min_rounds)
+            for r in range(repeat) for c in one]
+
+
 @dataclass
 class TimingSettings:
     max_time: float = 2.0

@@ -27,6 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import timing
 from bench.config import BenchConfig
 from bench.contention import CaseMarks
 from bench.memory import peak_rss_mb
@@ -35,11 +36,8 @@ from bench.timing import Case, run_cases, timing_settings
 
 
 def build_cases(cfg: BenchConfig) -> list[Case]:
-    one = [Case("latency", 1, str(s), min_rounds=cfg.min_rounds) for s in cfg.seq_lens]
-    one += [Case("throughput", cfg.batch_size, str(s), min_rounds=cfg.throughput_min_rounds)
-            for s in cfg.throughput_seq_lens]
-    return [Case(c.scenario, c.batch_size, c.seq_len, repeat=r, min_rounds=c.min_rounds)
-            for r in range(cfg.repeat) for c in one]
+    return timing.build_cases(cfg.seq_lens, cfg.batch_size, cfg.throughput_seq_lens, cfg.min_rounds,
+                              cfg.throughput_min_rounds, cfg.repeat)
 
 
 def case_batches(rt, inputs: dict, case: Case) -> list[dict]:

@@ -356,6 +356,10 @@ def page_machines(res: data.Results, run: str) -> None:
     st.caption(f"{points['where'].nunique()} machine · device combinations, {describe_selection(selection, res)}, "
                f"threads: {policy}.")
     st.plotly_chart(charts.machines_bars(points, metric), key="machines_bars", config=PLOTLY_CONFIG)
+    shown = res.machines[(res.machines["run"] == run) & res.machines["machine_id"].isin(points["machine_id"].unique())]
+    if len(shown):
+        st.markdown("**Where and how each machine's rows were measured**")
+        table(shown[["machine_label", "machine_id", "arch", "gpus", "measured_at", "how_measured"]])
     order = list(dict.fromkeys(points.sort_values(
         ["model", "point"], key=lambda s: s.map(data.method_rank) if s.name == "model" else s)["point"]))
     for value, title in ((metric, charts.LABELS.get(metric, metric)),

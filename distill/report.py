@@ -28,7 +28,8 @@ def results_table(metrics: dict) -> str:
         t = m["test"]
         retained = "n/a" if not teacher_f1 else f"{100 * t['macro_f1'] / teacher_f1:.1f}"
         row = [method, str(m.get("layers") or "all"), f"{m['params_trainable']:,} / {m['params_total']:,}",
-               _fmt(m["history"]["epochs"][-1]["train_loss"]), _fmt(t["accuracy"]), _fmt(t["macro_f1"]), retained,
+               _fmt(m["history"]["epochs"][-1]["train_loss"] if m["history"]["epochs"] else None),
+               _fmt(t["accuracy"]), _fmt(t["macro_f1"]), retained,
                _fmt(t["roc_auc"]), _fmt(t["pr_auc"])]
         for name in labels:
             pc = t["per_class"][name]
@@ -41,6 +42,9 @@ def results_table(metrics: dict) -> str:
         terms = [f"{k} {loss[k]:.3g}" for k in ("ce", "kl", "cosine", "hidden") if loss.get(k)]
         loss_s = " + ".join(terms) + (f", T={loss['temperature']:g}" if loss.get("kl") else "")
         loss_s += " (reference)" if loss.get("preset") == "reference" else ""
+        if m.get("fine_tuned") is False:
+            lines.append(f"| {method} | - | 0 | - | - | 0.0 | - | not trained: {m.get('source')} as given |")
+            continue
         lines.append(f"| {method} | {m.get('best_epoch', '-')} | {m.get('epochs', '-')} | {m.get('batch_size', '-')} | "
                      f"{m.get('lr', '-')} | {m.get('train_time_s', 0) / 60:.1f} | "
                      f"{m.get('train_examples_per_s', 0):.0f} | "

@@ -3,6 +3,7 @@
     edgedistill train configs/hate-speech.yaml        fine-tune the teacher, distil the students
     edgedistill export --run runs/hate-speech          ONNX / OpenVINO, FP32 and INT8, checked
     edgedistill bench --run runs/hate-speech           accuracy, size, latency on this machine
+    edgedistill bundle --run runs/hate-speech --out B  a folder to bench elsewhere: edgedistill bench --bundle B
     edgedistill run configs/quickstart.yaml            all three, resuming finished stages
     edgedistill dashboard --results results            explore the results in Streamlit
 """
@@ -16,6 +17,8 @@ STAGES = {
     "train": ("distill.cli", "fine-tune the teacher and train odd/even/LoRA/hybrid students"),
     "export": ("export.cli", "convert trained models to ONNX and OpenVINO, FP32 and INT8, with parity checks"),
     "bench": ("bench.cli", "measure accuracy, size and latency of every artifact on this machine"),
+    "bundle": ("bench.bundle_cli", "write a portable bench bundle (artifacts, test texts, settings, hashes) for "
+               "another machine"),
     "run": ("edgedistill.orchestrate", "train -> export -> bench in one go, skipping stages already complete"),
     "dashboard": ("dashboard.cli", "start the Streamlit dashboard over a results folder"),
 }

@@ -1,4 +1,10 @@
-"""Classification metrics shared by training, export checks and the bench (scikit-learn)."""
+"""Classification metrics shared by training, export checks and the bench.
+
+numpy only: the bench runs in a slim install (onnxruntime / openvino, no scikit-learn) on the
+target machine, and computes these there. tests/test_metrics.py holds every function to
+scikit-learn's result (accuracy_score, precision_recall_fscore_support, f1_score,
+roc_auc_score, average_precision_score, confusion_matrix) on random data with ties.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -10,44 +16,77 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is 0 (scikit-learn's zero_division=0)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts: row = true class, column = predicted class."""
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Binary ROC-AUC as the Mann-Whitney statistic (tied scores count one half)."""
+    y = np.asarray(y).astype(bool)
+    order = np.argsort(score, kind="mergesort")
+    s = np.asarray(score, dtype=np.float64)[order]
+    ranks = np.empty(len(s), dtype=np.float64)
+    # Average rank within each run of equal scores.
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
+    ends = np.r_[starts[1:], len(s)]
+    for a, b in zip(starts, ends):
+        ranks[a:b] = (a + b + 1) / 2.0
+    pos = y[order]
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """Binary average precision: sum over score thresholds of (recall step) x precision."""
+    y = np.asarray(y).astype(np.float64)
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
+    s, y = np.asarray(score, dtype=np.float64)[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]        # the last index of each distinct score
+    tps = np.cumsum(y)[last]
+    precision = tps / (last + 1)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
 def classification_metrics(y_true, probs, label_names: list[str]) -> dict:
     """Accuracy, macro-F1, per-class P/R/F1/support, ROC-AUC and PR-AUC (one-vs-rest), confusion.
 
     ``probs`` are class probabilities (n, k). AUCs are None when a class is absent from y_true.
     """
-    # Imported here: the runtimes use ``softmax`` and must stay light to import.
-    from sklearn.metrics import (
-        accuracy_score,
-        average_precision_score,
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
-    y_true = np.asarray(y_true)
+    y_true = np.asarray(y_true).astype(np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     k = len(label_names)
     y_pred = probs.argmax(axis=1)
-    labels = list(range(k))
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    cm = confusion(y_true, y_pred, k)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    p, r = _ratio(tp, predicted), _ratio(tp, support)
+    f = _ratio(2 * tp, support + predicted)
     onehot = np.eye(k)[y_true]
-    present = [c for c in labels if 0 < onehot[:, c].sum() < len(y_true)]
+    present = [c for c in range(k) if 0 < onehot[:, c].sum() < len(y_true)]
     if k == 2:
-        roc = roc_auc_score(y_true, probs[:, 1]) if len(present) == 2 else None
-        pr = average_precision_score(y_true, probs[:, 1]) if len(present) == 2 else None
+        roc = roc_auc(y_true, probs[:, 1]) if len(present) == 2 else None
+        pr = average_precision(y_true, probs[:, 1]) if len(present) == 2 else None
     else:
-        roc = float(np.mean([roc_auc_score(onehot[:, c], probs[:, c]) for c in present])) if present else None
-        pr = float(np.mean([average_precision_score(onehot[:, c], probs[:, c]) for c in present])) if present else None
+        roc = float(np.mean([roc_auc(onehot[:, c], probs[:, c]) for c in present])) if present else None
+        pr = float(np.mean([average_precision(onehot[:, c], probs[:, c]) for c in present])) if present else None
     return {
         "n": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(np.mean(f)),
         "roc_auc": None if roc is None else float(roc),
         "pr_auc": None if pr is None else float(pr),
         "per_class": {
-            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
             for i, name in enumerate(label_names)
         },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": cm.tolist(),
     }

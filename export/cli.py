@@ -3,6 +3,12 @@
     edgedistill export --run runs/quickstart
     edgedistill export --run runs/quickstart --models odd,even --variants onnx-int8-dynamic,openvino-int8-trim
     edgedistill export --run runs/quickstart --calibration-size 500 --set trim_min_count=2 --force
+    edgedistill export --model path/to/fine-tuned --data reviews.csv --text-column body --label-column rating
+
+``--model`` takes a fine-tuned sequence classifier (a save_pretrained folder or a hub id) as it
+is: a run folder ``runs/<name>`` is made with it as the teacher (``teacher.fine_tune: false``,
+no training; labels from its id2label, checked against the data's), evaluated on the data's
+test split, then exported. Bench it next with ``edgedistill bench --run runs/<name>``.
 
 Settings come from the recipe's ``export:`` section (runs/<run>/recipe.yaml); flags override.
 Heavy imports (torch, onnxruntime, openvino) happen inside ``main`` so ``--help`` stays fast.
@@ -22,7 +28,16 @@ def _csv(value: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from export.config import KNOWN_VARIANTS
 
-    parser.add_argument("--run", required=True, help="run folder written by `edgedistill train` (runs/<run>)")
+    parser.add_argument("--run", help="run folder written by `edgedistill train` (runs/<run>)")
+    parser.add_argument("--model", help="instead of --run: a fine-tuned classifier (save_pretrained folder or hub id), "
+                        "exported as it is, with no training")
+    parser.add_argument("--data", help="with --model: the test data, a preset (tweet-sentiment, hate-speech, ...) "
+                        "or a .csv / .jsonl / .parquet file")
+    parser.add_argument("--text-column", help="with --model and a data file: the text column")
+    parser.add_argument("--label-column", help="with --model and a data file: the label column")
+    parser.add_argument("--name", help="with --model: the run name (default: the model folder's name)")
+    parser.add_argument("--runs-dir", default="runs", help="with --model: where the run folder goes")
+    parser.add_argument("--results-dir", default="results", help="with --model: where the results go")
     parser.add_argument("--models", type=_csv, default=None,
                         help="comma-separated models (teacher,odd,even,tiny,lora,hybrid); None = every trained one")
     parser.add_argument("--variants", type=_csv, default=None,
@@ -56,6 +71,24 @@ def config_from_args(args):
     return load_export_config(recipe.export, {**extra, **flags})
 
 
+def model_recipe(args):
+    """The recipe of a run made for ``--model``: the given classifier as the teacher, used as it is."""
+    from distill.config import load_recipe
+    from distill.data import PRESETS
+    from edgedistill.configbase import ConfigError
+    from edgedistill.methods import ORDER
+
+    if not args.data:
+        raise ConfigError("--model needs --data: a preset (tweet-sentiment, hate-speech, wiki-toxic) or a data file")
+    data = {"source": args.data} if args.data in PRESETS and args.data != "file" else {
+        "source": "file", "path": args.data, "text_column": args.text_column, "label_column": args.label_column}
+    name = args.name or Path(args.model.rstrip("/")).name
+    return load_recipe(overrides={
+        "run": {"name": name, "runs_dir": args.runs_dir, "results_dir": args.results_dir}, "data": data,
+        "teacher": {"model": args.model, "fine_tune": False},
+        "methods": {m: {"enabled": False} for m in ORDER if m != "teacher"}})
+
+
 def main(args) -> int:
     from edgedistill.configbase import ConfigError
     from edgedistill.layout import RunFolderError
@@ -64,11 +97,21 @@ def main(args) -> int:
     try:
         from distill.data import DataError
         from distill.models import ModelError
+        from distill.pipeline import RunError
         from export.pipeline import export_run
 
+        if bool(args.run) == bool(args.model):
+            raise ConfigError("pass --run runs/<run> (a trained run) or --model PATH --data DATA (a fine-tuned "
+                              "classifier, exported as it is)")
+        if args.model:
+            from distill.pipeline import train_run
+
+            recipe = model_recipe(args)
+            train_run(recipe, methods=["teacher"], progress=False)
+            args.run = str(recipe.run_dir)
         cfg = config_from_args(args)
         rows = export_run(args.run, cfg)
-    except (ArtifactError, ConfigError, DataError, ModelError, RunFolderError) as exc:
+    except (ArtifactError, ConfigError, DataError, ModelError, RunError, RunFolderError) as exc:
         message = str(exc) if "\n" in str(exc) else textwrap.fill(" ".join(str(exc).split()), width=100)
         print(f"edgedistill export: error: {message}", file=sys.stderr)
         return 2

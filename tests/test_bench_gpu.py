@@ -84,3 +84,33 @@ def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
     doc, merged = read_document(results / "bench.json")
     assert list(doc["machines"]) == ["h100-box"] and len(merged) == len(rows) and mid not in doc["machines"]
     assert "### cuda" in (results / "report.md").read_text()
+
+
+def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
+    """A bundle carries the GPU pack; the runner verifies it, then measures (smoke mode on CPU)."""
+    from bench.bundle import BundleError, bench_bundle
+    from bench.schema import read_document
+
+    run = packed[0]
+    import edgedistill
+
+    assert edgedistill.main(["bundle", "--run", str(run), "--out", str(tmp_path / "bundle"), "--gpu-only",
+                             "--max-test", "10"]) == 0
+    info = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert info["gpu"]["models"]["teacher"]["weights"] == "fp16" and info["artifacts"] == []
+    assert "gpu/models/teacher/model.safetensors" in info["files"] and info["gpu"]["test_size"] == 10
+    out = tmp_path / "gpu-bench.json"
+    cmd = [sys.executable, "-m", "bench.gpu.run", "--bundle", str(tmp_path / "bundle"), "--out", str(out), "--smoke"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc, rows = read_document(out)
+    assert {r.model for r in rows} == {"teacher", "odd"} and all(r.device == "cpu" for r in rows)
+    assert next(iter(doc["machines"].values()))["bundle"]["test_size"] == 10
+
+    with pytest.raises(BundleError, match="only the GPU pack"):
+        bench_bundle(tmp_path / "bundle", tmp_path / "cpu.json")
+
+    weights = tmp_path / "bundle" / "gpu" / "models" / "odd" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "gpu/models/odd/model.safetensors: sha256 differs" in proc.stderr

@@ -253,3 +253,26 @@ def test_a_rerun_keeps_the_replaced_runs_p50s_and_reports_how_far_they_agree(tmp
     assert compare_main([str(tmp_path / "old" / "bench.json"), str(tmp_path / "new" / "bench.json"),
                          "--machine", "m9"]) == 2
     assert "machine 'm9' is not in both files" in capsys.readouterr().err
+
+
+def test_a_second_file_from_the_same_machine_adds_its_rows_with_add(tmp_path):
+    from bench.runner import merge_bench_file
+
+    def write(name, rows, failed):
+        doc = new_document("tiny")
+        doc["machines"]["gpu1"] = {**block("gpu1"), "failed": failed}
+        (tmp_path / name).write_text(json.dumps(document(doc, rows)))
+        return tmp_path / name
+
+    torch_rows = [row("gpu1"), row("gpu1", model="odd", p50=5.0)]
+    ort_rows = [row("gpu1", variant="onnx-fp32", runtime="onnxruntime", p50=2.0)]
+    first, second = write("a.json", torch_rows, [{"job": "lora", "error": "deadline"}]), write("b.json", ort_rows, [])
+    results = tmp_path / "results"
+    merge_bench_file(first, results)
+    merge_bench_file(second, results, add=True)
+    doc, rows = read_document(results / "bench.json")
+    assert sorted(r.artifact for r in rows) == ["odd/pytorch", "teacher/onnx-fp32", "teacher/pytorch"]
+    assert doc["machines"]["gpu1"]["failed"] == [{"job": "lora", "error": "deadline"}]
+    assert len(doc["machines"]["gpu1"]["added_to"]) == 1
+    merge_bench_file(second, results)                        # without --add the file replaces the machine
+    assert [r.artifact for r in read_document(results / "bench.json")[1]] == ["teacher/onnx-fp32"]

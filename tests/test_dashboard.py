@@ -164,6 +164,8 @@ def bench_doc(run: str = RUN) -> dict:
     # the laptop's bench recorded how steady it was: its bandwidth probe and two timing passes
     machines["aaaa11112222"].update(bandwidth_gbs={"a": [8.0, 9.0], "b": [7.5, 8.2]},
                                     repeats={"a": [1.0, 1.05], "b": [2.0, 2.5]})
+    # the server's rows were merged from another machine's file, with a note on how they were made
+    machines["bbbb33334444"]["merge_note"] = "Measured with bench/gpu/run.py on a rented T4."
     return {"schema_version": 1, "run": run, "machines": machines, "rows": bench_rows(run)}
 
 
@@ -391,6 +393,9 @@ def test_selectors_change_what_is_shown(app):
     spec = plotly_specs(at)[0]
     wheres = {t["name"] for t in spec["data"]}
     assert wheres == {"Laptop CPU x4 · cpu", "Server CPU x16 + NVIDIA T4 · cpu", "Server CPU x16 + NVIDIA T4 · cuda"}
+    how = next(d.value for d in at.dataframe if "how_measured" in d.value.columns).set_index("machine_id")
+    assert how.loc["bbbb33334444", "how_measured"] == "Measured with bench/gpu/run.py on a rented T4."
+    assert how.loc["aaaa11112222", "how_measured"] == ""
     at.sidebar.selectbox(key="filter_scenario").set_value("throughput").run()
     assert at.sidebar.selectbox(key="filter_batch_size").value == 8   # the cascade offers what was measured
     assert plotly_specs(at)[0] != spec and not at.exception

@@ -13,6 +13,23 @@ def test_summary_is_built_from_the_result_files(tmp_path):
     assert "keeps" in block and "% of the teacher" in block
 
 
+def test_gpu_rows_are_shown_beside_the_cpu_rows_with_their_provenance(tmp_path):
+    from bench.schema import read_document
+    from tools.readme_results import cpu_and_gpu
+
+    root = tmp_path / "results"
+    write_results(root)
+    block = build(RUN, root)
+    assert "### CPU and GPU side by side: Laptop CPU x4" in block and "NVIDIA T4" in block
+    assert "No GPU rows yet" not in block and "Measured with bench/gpu/run.py on a rented T4." in block
+    doc, rows = read_document(root / RUN / "bench.json")
+    text = "\n".join(cpu_and_gpu(RUN, doc, rows, root))
+    table = [line for line in text.splitlines() if line.startswith("| teacher |")]
+    assert len(table) == 1 and table[0].count("|") == 11
+    doc["machines"] = {k: v for k, v in doc["machines"].items() if not v["hardware"]["gpus"]}
+    assert cpu_and_gpu(RUN, doc, [r for r in rows if r.machine_id in doc["machines"]], root) == []
+
+
 def test_readme_block_is_replaced_between_markers_only(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")

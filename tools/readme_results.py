@@ -22,6 +22,7 @@ from edgedistill.methods import COLOURS, ORDER
 from edgedistill.targets import RETAINED_PCT
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+GPU_START, GPU_END = "<!-- gpu-results:start -->", "<!-- gpu-results:end -->"
 GOAL = RETAINED_PCT
 
 
@@ -194,7 +195,71 @@ def build(run: str, results_root: Path = Path("results")) -> str:
                   f"{support[minority]}-example minority class a few predictions move its F1 by several points.", ""]
     if doc is not None and not gpu_rows:
         parts += ["No GPU rows yet: `bench/gpu/` holds the prepared GPU script (see `bench/gpu/README.md`).", ""]
+    elif doc is not None:
+        parts += cpu_and_gpu(run, doc, rows, results_root)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def cpu_and_gpu(run: str, doc: dict, rows, results_root: Path = Path("results")) -> list[str]:
+    """Each model on the CPU machine and on the GPU machine(s) side by side, with where the GPU
+    rows come from (their machine block's notes; ``gpu-provenance.md`` when the run has one)."""
+    machines = doc["machines"]
+    cpu_ids = [m for m, b in machines.items() if not (b.get("hardware") or {}).get("gpus")]
+    gpu_ids = [m for m, b in machines.items() if (b.get("hardware") or {}).get("gpus")]
+    if not cpu_ids or not gpu_ids:
+        return []
+    cpu, out = cpu_ids[0], []
+    threads = max((r.threads or 0 for r in rows if r.machine_id == cpu and r.device == "cpu"), default=None)
+    cpu_lat = _latency_rows(rows, cpu, threads)
+    cpu_tput = [r for r in rows if r.machine_id == cpu and r.device == "cpu" and r.threads == threads
+                and r.scenario == "throughput" and r.seq_len == "natural"]
+    for gid in gpu_ids:
+        block = machines[gid]
+        hw, libs = block.get("hardware") or {}, (block.get("provenance") or {}).get("libraries") or {}
+        lat = [r for r in rows if r.machine_id == gid and r.device == "cuda" and r.scenario == "latency"
+               and r.batch_size == 1 and r.seq_len == "natural"]
+        tput = [r for r in rows if r.machine_id == gid and r.device == "cuda" and r.scenario == "throughput"]
+        gpu_name = ", ".join(g.get("name", "?") for g in hw.get("gpus", []))
+        out += [f"### CPU and GPU side by side: {machines[cpu]['hardware']['label']} ({threads} threads) and "
+                f"{gpu_name}", "",
+                "Batch 1 at natural length (p50, ms) and throughput (texts/s; CPU at batch "
+                f"{cpu_tput[0].batch_size if cpu_tput else '-'}, GPU at batch {tput[0].batch_size if tput else '-'}); "
+                "the same models and test texts on both machines. The fastest CPU artifact is any export of the "
+                "model on any CPU runtime.", ""]
+        head = ["model", "CPU PyTorch FP32", "fastest CPU artifact", "CPU p50", "GPU FP32 eager", "GPU FP16 eager",
+                "GPU FP16 CUDA graphs", "CPU throughput (best)", "GPU FP16 throughput", "macro-F1 CPU / GPU FP16"]
+        body = []
+        models = [m for m in ORDER if any(r.model == m for r in lat)]
+        for m in models:
+            def one(pool, m=m, **want):
+                return next((r for r in pool if r.model == m and all(getattr(r, k) == v for k, v in want.items())),
+                            None)
+            ref = one(cpu_lat, variant="pytorch", precision="fp32")
+            fast = min((r for r in cpu_lat if r.model == m and r.latency_p50_ms), key=lambda r: r.latency_p50_ms,
+                       default=None)
+            best_tput = max((r for r in cpu_tput if r.model == m and r.throughput_per_s),
+                            key=lambda r: r.throughput_per_s, default=None)
+            g32, g16 = one(lat, precision="fp32", options=""), one(lat, precision="fp16", options="")
+            graphs, gt = one(lat, precision="fp16", options="cuda-graphs"), one(tput, precision="fp16", options="")
+            body.append([m, fmt(ref and ref.latency_p50_ms), f"`{fast.variant}` on {fast.runtime}" if fast else "-",
+                         fmt(fast and fast.latency_p50_ms), fmt(g32 and g32.latency_p50_ms),
+                         fmt(g16 and g16.latency_p50_ms), fmt(graphs and graphs.latency_p50_ms),
+                         fmt(best_tput and best_tput.throughput_per_s, 0), fmt(gt and gt.throughput_per_s, 0),
+                         f"{fmt(ref and ref.macro_f1, 4)} / {fmt(g16 and g16.macro_f1, 4)}"])
+        out += [md_table(head, body), ""]
+        where = (f"GPU rows: measured {block.get('measured_at', '?')[:10]} on {hw.get('label', gid)} (`{gid}`), "
+                 f"torch {libs.get('torch', '?')}, transformers {libs.get('transformers', '?')}, with "
+                 f"`{(block.get('bench_config') or {}).get('script', 'bench/gpu/run.py')}`; merged into this run's "
+                 "bench.json with `edgedistill bench --merge`.")
+        notes = [n for n in (block.get("merge_note"), block.get("transport")) if n]
+        failed = block.get("failed") or []
+        if failed:
+            notes.append(f"Not measured: {', '.join(f['job'] for f in failed)} ({failed[0]['error']}).")
+        prov = results_root / run / "gpu-provenance.md"
+        if prov.is_file():
+            notes.append(f"How and where they were measured: `results/{run}/{prov.name}`.")
+        out += [" ".join([where, *notes]), ""]
+    return out
 
 
 def _ratios(lat, rows, repeats: dict | None = None, threads: int | None = None,
@@ -257,13 +322,13 @@ def _ratios(lat, rows, repeats: dict | None = None, threads: int | None = None,
     return lines
 
 
-def replace_block(readme: Path, block: str) -> None:
+def replace_block(readme: Path, block: str, start: str = START, end: str = END) -> None:
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme} has no {START} ... {END} block to replace")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    atomic_write_text(readme, f"{head}{START}\n{block}{END}{tail}")
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(readme, f"{head}{start}\n{block}{end}{tail}")
 
 
 def main(argv=None) -> int:
@@ -272,7 +337,17 @@ def main(argv=None) -> int:
     p.add_argument("--run", required=True, help="run name (results/<run>/)")
     p.add_argument("--results", default="results", help="results root folder")
     p.add_argument("--readme", help="README to update between the results markers")
+    p.add_argument("--section", choices=["all", "gpu"], default="all", help="gpu: only the CPU-and-GPU section, "
+                   "written between the README's <!-- gpu-results:start --> and <!-- gpu-results:end --> markers")
     args = p.parse_args(argv)
+    if args.section == "gpu":
+        results = Path(args.results)
+        doc, rows = read_document(results / args.run / "bench.json")
+        block = "\n".join(cpu_and_gpu(args.run, doc, rows, results)).rstrip() + "\n"
+        if args.readme:
+            replace_block(Path(args.readme), block, GPU_START, GPU_END)
+        print(block)
+        return 0
     block = build(args.run, Path(args.results))
     atomic_write_text(Path(args.results) / args.run / "summary.md", block)
     if args.readme:

@@ -1,6 +1,7 @@
 """Benchmark a GPU pack (bench/gpu/pack.py) on a CUDA machine; writes bench.json, same schema.
 
-    python3 -m bench.gpu.run --pack runs/<run>/gpu_pack --out $OUT/bench.json      (on the GPU box)
+    python3 -m bench.gpu.run --bundle <bundle> --out $OUT/bench.json               (on the GPU box)
+    python3 -m bench.gpu.run --pack runs/<run>/gpu_pack --out $OUT/bench.json      (a bare pack)
     python3 -m bench.gpu.run --pack ... --out /tmp/bench.json --smoke               (CPU, seconds)
 
 PyTorch eager at FP32 / FP16 / BF16, batch 1 (natural length and 16 / 64 / 128 tokens) and a
@@ -15,9 +16,11 @@ CUDA graph capture cannot take other measurements down); the parent keeps a dead
 (``--deadline-s``) so the whole script ends inside one 10-minute device call and always writes
 its file, with what did not fit listed under the machine's ``failed``.
 
-Needs torch, transformers (4.x or 5.x), safetensors, pytest-benchmark, psutil, scikit-learn;
-imports from this repository only ``bench.schema``/``derive``/``timing``/``memory`` and
-``edgedistill.provenance``/``metrics``/``io``, none of which import transformers.
+The timed cases come from ``bench.timing.build_cases`` and the rows from
+``bench.schema.rows_from_timings``, as in the CPU bench. Needs torch, transformers (4.x or 5.x),
+safetensors, numpy, pytest-benchmark, psutil; imports from this repository only
+``bench.schema``/``derive``/``timing``/``memory``/``bundle`` and
+``edgedistill.provenance``/``metrics``/``io``, none of which import transformers or scikit-learn.
 """
 from __future__ import annotations
 
@@ -163,7 +166,7 @@ def child(args) -> int:
     import torch
 
     from bench.memory import peak_rss_mb
-    from bench.timing import Case, TimingSettings, run_cases_partial
+    from bench.timing import TimingSettings, build_cases, run_cases_partial
 
     pack = Path(args.pack)
     info, inputs = json.loads((pack / "pack.json").read_text()), json.loads((pack / "inputs.json").read_text())
@@ -215,14 +218,13 @@ def child(args) -> int:
             return call
 
         settings = TimingSettings(max_time=s["max_time"], warmup_iterations=s["warmup_iterations"])
-        base = [Case("latency", 1, n, min_rounds=s["min_rounds"]) for n in s["seq_lens"]]
-        base.append(Case("throughput", s["batch_size"], "natural", min_rounds=s["throughput_min_rounds"]))
+        base = build_cases(s["seq_lens"], s["batch_size"], ["natural"], s["min_rounds"], s["throughput_min_rounds"])
         work = Path(args.child_out).parent
         timings, fails = run_cases_partial(base, eager, settings, work / "eager")
         # Graph and compile cases after the eager ones: a failed capture cannot cost eager numbers.
         if s["graphs"] and device == "cuda":
             attn = getattr(model.config, "_attn_implementation", None)
-            g = [Case("latency", 1, n, options="cuda-graphs", min_rounds=s["min_rounds"]) for n in s["seq_lens"]]
+            g = build_cases(s["seq_lens"], 1, [], s["min_rounds"], 0, options="cuda-graphs")
             more, f2 = run_cases_partial(g, graphed, settings, work / "graphs")
             timings.update(more)
             fails.update(f2)
@@ -231,8 +233,7 @@ def child(args) -> int:
                                        f"({attn} could not be captured)")
                 model.set_attn_implementation(attn)
         if model_name in s["compile"] and precision == "fp16":
-            c = [Case("latency", 1, n, options="compile", min_rounds=s["min_rounds"]) for n in s["seq_lens"]
-                 if n != "natural"]
+            c = build_cases([n for n in s["seq_lens"] if n != "natural"], 1, [], s["min_rounds"], 0, options="compile")
             more, f3 = run_cases_partial(c, compiled_call, settings, work / "compile")
             timings.update(more)
             fails.update(f3)
@@ -252,26 +253,16 @@ def child(args) -> int:
 # --- parent: plan, deadline, rows, file ------------------------------------------------------
 
 def rows_for(result: dict, info: dict, hw: dict) -> list:
-    from bench.schema import BenchRow
+    from bench.schema import rows_from_timings
 
-    m, metrics = info["models"][result["model"]], result.get("metrics")
-    per_class = ({lb: {k: v[k] for k in ("f1", "precision", "recall")} for lb, v in metrics["per_class"].items()}
-                 if metrics else {})
-    rows = []
-    for t in result["timings"].values():
-        c = t["case"]
-        rows.append(BenchRow(
-            machine_id=hw["machine_id"], machine_label=hw["label"], run=info["run"], model=result["model"],
-            artifact=f"{result['model']}/pytorch", variant="pytorch", format="pytorch", precision=result["precision"],
-            quantization="none", trimmed_vocab=False, runtime="pytorch", device=result["device"],
-            threads=result["threads"], options=c["options"], scenario=c["scenario"], batch_size=c["batch_size"],
-            seq_len=c["seq_len"], accuracy=metrics and metrics["accuracy"], macro_f1=metrics and metrics["macro_f1"],
-            roc_auc=metrics and metrics["roc_auc"], pr_auc=metrics and metrics["pr_auc"], per_class=per_class,
-            size_mb=m["size_mb"], params=m["params"], load_s=result["load_s"], peak_rss_mb=result["peak_rss_mb"],
-            **{k: t[k] for k in ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-                                 "latency_min_ms", "latency_stddev_ms", "rounds", "throughput_per_s")},
-            measured_at=result["measured_at"]))
-    return rows
+    m = info["models"][result["model"]]
+    identity = dict(machine_id=hw["machine_id"], machine_label=hw["label"], run=info["run"], model=result["model"],
+                    artifact=f"{result['model']}/pytorch", variant="pytorch", format="pytorch",
+                    precision=result["precision"], quantization="none", trimmed_vocab=False, runtime="pytorch",
+                    device=result["device"], threads=result["threads"], options="")
+    footprint = dict(size_mb=m["size_mb"], params=m["params"], load_s=result["load_s"],
+                     peak_rss_mb=result["peak_rss_mb"])
+    return rows_from_timings(identity, result.get("metrics"), footprint, result["timings"], result["measured_at"])[0]
 
 
 def parent(args) -> int:
@@ -337,7 +328,8 @@ def parent(args) -> int:
     block = machine_block(hw, provenance(["python", "-m", "bench.gpu.run"] + (args.argv or [])),
                           {"script": "bench/gpu/run.py", **s, "smoke": args.smoke},
                           {"failed": failed, "notes": notes, "transport": transport, "test_size": info["test_size"],
-                           "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")}})
+                           "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")},
+                           **({"bundle": args.bundle_info} if getattr(args, "bundle_info", None) else {})})
     doc = new_document(info["run"])
     doc["machines"][hw["machine_id"]] = block
     atomic_write_json(args.out, document(doc, rows))
@@ -351,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python3 -m bench.gpu.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pack", required=True, help="the folder written by bench/gpu/pack.py")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bundle", help="a bench bundle written with `edgedistill bundle --gpu` (verified first)")
+    where.add_argument("--pack", help="the folder written by bench/gpu/pack.py")
     parser.add_argument("--out", help="bench.json to write")
     parser.add_argument("--smoke", action="store_true", help="CPU, FP32, a few rounds: checks the script, not numbers")
     parser.add_argument("--models", type=lambda v: v.split(","), help="comma-separated subset of the pack")
@@ -372,6 +366,21 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
     if not args.out:
         parser.error("--out is required")
+    if args.bundle:
+        from bench.bundle import GPU_FOLDER, BundleError, verify_bundle
+
+        try:
+            info = verify_bundle(args.bundle)
+        except BundleError as exc:
+            print(f"bench.gpu.run: {exc}", file=sys.stderr)
+            return 2
+        if not info.get("gpu"):
+            print(f"bench.gpu.run: bundle {args.bundle} carries no GPU pack; write it with `edgedistill bundle --gpu`",
+                  file=sys.stderr)
+            return 2
+        args.pack = str(Path(args.bundle) / GPU_FOLDER)
+        args.bundle_info = {k: info.get(k) for k in ("created_at", "arch", "test_size", "total_mb")} | {
+            "git_commit": (info.get("provenance") or {}).get("git_commit")}
     return parent(args)
 
 

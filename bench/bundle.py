@@ -1,0 +1,238 @@
+"""A portable bench bundle: everything one target machine needs to bench a run's artifacts.
+
+    edgedistill bundle --run runs/quickstart --out quickstart-bundle          (here, full install)
+    edgedistill bench --bundle quickstart-bundle --out bench.json             (there, slim install)
+    edgedistill bench --run runs/quickstart --merge bench.json                (here again)
+
+The folder holds the chosen artifacts (each with its tokenizer.json, config.json and
+manifest.json), ``inputs.json`` (the test texts and labels, capped as the bench caps them),
+the bench settings and ``bundle.json``: schema version, provenance (commit, command, the
+machine and architecture that wrote it), the artifacts and a sha256 for every file. The
+target verifies every hash before it measures anything.
+
+Optionally (``--gpu``) it also carries the GPU pack (``bench/gpu/pack.py``: FP16 PyTorch
+weights, vocabulary cut to the carried texts) for CUDA runtimes, measured by
+``python -m bench.gpu.run --bundle DIR``.
+
+Benching a bundle imports no torch, transformers, datasets or scikit-learn: only the runtimes
+(onnxruntime, openvino), tokenizers, numpy, pytest-benchmark, psutil and pyyaml.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+
+BUNDLE_FILE = "bundle.json"
+INPUTS_FILE = "inputs.json"
+GPU_FOLDER = "gpu"
+SCHEMA_VERSION = 1
+KIND = "edgedistill-bench-bundle"
+# What a bench machine can run without torch: the runtime each format needs, and its pip package.
+FORMAT_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
+RUNTIME_PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+# The teacher's artifacts every bundle carries by default: the size and speed references on a
+# machine without PyTorch.
+TEACHER_REFERENCES = ("teacher/onnx-fp32", "teacher/onnx-int8-dynamic")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be written, verified or benched; the message names the file and the fix."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- writing (full install) ------------------------------------------------------------------
+
+def default_selection(found: list, bench_path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The best ONNX / OpenVINO artifact per goal on every CPU machine in ``bench_path`` (see
+    ``bench.report.goal_winners``), plus the teacher's reference artifacts; and why each was chosen."""
+    from bench.report import goal_winners
+    from bench.schema import read_document
+
+    if not bench_path.is_file():
+        raise BundleError(f"no bench results at {bench_path}, so the best artifact per goal is unknown. Bench the run "
+                          "first (edgedistill bench --run ...), or name the artifacts: --artifacts teacher/onnx-fp32,"
+                          "odd/onnx-int8-dynamic (or --all)")
+    _, rows = read_document(bench_path)
+    present = {a.name for a in found}
+    rows = [r for r in rows if r.device == "cpu" and r.format in FORMAT_RUNTIME and r.artifact in present]
+    why: dict[str, list[str]] = {}
+    for machine in sorted({r.machine_id for r in rows}):
+        for goal, row in goal_winners([r for r in rows if r.machine_id == machine]).items():
+            why.setdefault(row.artifact, []).append(f"{goal} on {row.machine_label}")
+    for name in TEACHER_REFERENCES:
+        if name in present:
+            why.setdefault(name, []).append("teacher reference")
+    order = {a.name: i for i, a in enumerate(found)}
+    return sorted(why, key=order.__getitem__), why
+
+
+def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | None = None, every: bool = False,
+                 overrides: dict | None = None, gpu: bool = False, gpu_max_mb: float | None = None,
+                 command: list[str] | None = None) -> dict:
+    """Write the bundle folder ``out`` for ``run_dir``; returns bundle.json's contents."""
+    from bench.config import load_bench_config
+    from bench.plan import discover
+    from bench.runner import cap_test
+    from distill.config import load_recipe
+    from distill.data import load_dataset
+    from edgedistill.configbase import deep_merge
+    from edgedistill.io import atomic_dir, atomic_write_json
+    from edgedistill.provenance import provenance
+
+    run_dir, out = Path(run_dir), Path(out)
+    if not (run_dir / "recipe.yaml").is_file():
+        raise BundleError(f"{run_dir} is not a run folder (no recipe.yaml); pass --run runs/<run>")
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    section = deep_merge(dict(recipe.bench or {}), {k: v for k, v in (overrides or {}).items() if v is not None})
+    cfg = load_bench_config(section)
+    found = [a for a in discover(run_dir)[0] if a.format in FORMAT_RUNTIME]
+    by_name = {a.name: a for a in found}
+    if every:
+        names, why = list(by_name), {n: ["--all"] for n in by_name}
+    elif artifacts is not None:            # an explicit list; [] carries only the GPU pack
+        unknown = [n for n in artifacts if n not in by_name]
+        if unknown:
+            raise BundleError(f"--artifacts {unknown} are not finished ONNX / OpenVINO exports of {run_dir} "
+                              f"(present: {', '.join(by_name) or 'none'}); PyTorch checkpoints travel with --gpu")
+        names, why = list(dict.fromkeys(artifacts)), {n: ["--artifacts"] for n in artifacts}
+    else:
+        bench_json = Path(recipe.run.results_dir) / run_dir.name / "bench.json"
+        names, why = default_selection(found, bench_json) if found or not gpu else ([], {})
+    if not names and not gpu:
+        raise BundleError(f"{run_dir} has no ONNX / OpenVINO artifacts to bundle; run `edgedistill export` first")
+
+    dataset = load_dataset(recipe.data)
+    texts, labels = cap_test(list(dataset.test.texts), [int(x) for x in dataset.test.labels], cfg)
+    with atomic_dir(out) as tmp:
+        entries = []
+        for name in names:
+            a = by_name[name]
+            rel = Path("artifacts") / a.model / a.variant
+            shutil.copytree(a.folder, tmp / rel, ignore=shutil.ignore_patterns(".*"))
+            entries.append({**dataclasses.asdict(a), "folder": rel.as_posix(), "chosen_for": why.get(name, [])})
+        atomic_write_json(tmp / INPUTS_FILE, {"label_names": list(dataset.label_names), "test_texts": texts,
+                                              "test_labels": labels, "data": dataset.summary()})
+        gpu_info = None
+        if gpu:
+            from bench.gpu.pack import DEFAULT_MAX_MB, pack_run
+
+            gpu_info = pack_run(run_dir, tmp / GPU_FOLDER, max_mb=gpu_max_mb or DEFAULT_MAX_MB,
+                                max_test=cfg.max_test)
+        files = {p.relative_to(tmp).as_posix(): {"sha256": sha256(p), "bytes": p.stat().st_size}
+                 for p in sorted(tmp.rglob("*")) if p.is_file()}
+        info = {"schema_version": SCHEMA_VERSION, "kind": KIND, "run": run_dir.name,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "arch": platform.machine(),
+                "provenance": provenance(command), "bench": section, "label_names": list(dataset.label_names),
+                "test_size": len(texts), "artifacts": entries, "gpu": gpu_info,
+                "total_mb": sum(f["bytes"] for f in files.values()) / 2**20, "files": files}
+        atomic_write_json(tmp / BUNDLE_FILE, info)
+    return info
+
+
+# --- reading (slim install) ------------------------------------------------------------------
+
+def read_bundle(folder: str | Path) -> dict:
+    """bundle.json, checked for kind and schema version (no hashes: see ``verify_bundle``)."""
+    folder = Path(folder)
+    path = folder / BUNDLE_FILE
+    if not path.is_file():
+        raise BundleError(f"{folder} is not a bench bundle: {BUNDLE_FILE} is missing. Write one with "
+                          "`edgedistill bundle --run runs/<run> --out DIR` and copy the whole folder.")
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} cannot be read ({exc}); copy the bundle again") from None
+    if not isinstance(info, dict) or info.get("kind") != KIND:
+        kind = info.get("kind") if isinstance(info, dict) else None
+        raise BundleError(f"{path} is not an edgedistill bench bundle (kind {kind!r})")
+    version = info.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise BundleError(f"{path} has bundle schema_version {version!r}, newer than this edgedistill reads "
+                          f"(up to {SCHEMA_VERSION}). Install the edgedistill version that wrote it (commit "
+                          f"{(info.get('provenance') or {}).get('git_commit')}) on this machine, or write the bundle "
+                          "again with this version.")
+    return info
+
+
+def verify_bundle(folder: str | Path) -> dict:
+    """``read_bundle`` plus every file's size and sha256; a missing or changed file is an error naming it."""
+    folder = Path(folder)
+    info = read_bundle(folder)
+    problems = []
+    for rel, want in sorted(info.get("files", {}).items()):
+        path = folder / rel
+        if not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif path.stat().st_size != want["bytes"] or sha256(path) != want["sha256"]:
+            problems.append(f"{rel}: sha256 differs from bundle.json (changed or corrupted in transit)")
+    if problems:
+        raise BundleError(f"bundle {folder} failed verification, nothing was measured:\n  - " + "\n  - ".join(problems)
+                          + "\nCopy the bundle again (e.g. rsync -a, or a tar archive) from the machine that wrote it.")
+    return info
+
+
+def missing_runtimes(runtimes: list[str]) -> list[str]:
+    import importlib.util
+
+    return [r for r in runtimes if importlib.util.find_spec(RUNTIME_PACKAGE.get(r, r)) is None]
+
+
+def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = None, force_new: bool = False,
+                 progress: bool = True, command: list[str] | None = None):
+    """Verify the bundle, then measure its artifacts on this machine with the one bench loop;
+    this machine's rows go to ``out`` (a bench.json that ``edgedistill bench --merge`` folds in)."""
+    from bench.config import describe, load_bench_config
+    from bench.plan import Artifact
+    from bench.runner import BenchOutcome, finish, measure_jobs, plan_here, timing_inputs, write_outputs
+    from bench.schema import load_or_new, replace_machine
+
+    folder, out = Path(folder), Path(out)
+    info = verify_bundle(folder)
+    overrides = dict(overrides or {})
+    if overrides.get("max_test") is not None:
+        raise BundleError(f"the bundle carries its test texts already capped ({info['test_size']}); set --max-test "
+                          "when writing it (edgedistill bundle --max-test N)")
+    cfg = load_bench_config(info["bench"], overrides)
+    cfg.max_test = None                      # the carried texts are the test set (capped when written)
+    print(f"bundle {folder}: run {info['run']}, {len(info['artifacts'])} artifact(s), {info['test_size']} test texts, "
+          f"written on {info.get('arch')} at commit {(info.get('provenance') or {}).get('git_commit')}")
+    print("bench config (bundle settings + overrides):\n" + describe(cfg), flush=True)
+    artifacts = [Artifact(**{k: v for k, v in a.items() if k != "chosen_for"} | {"folder": str(folder / a["folder"])})
+                 for a in info["artifacts"]]
+    if not artifacts:
+        raise BundleError(f"bundle {folder} carries no ONNX / OpenVINO artifact, only the GPU pack: measure it on a "
+                          f"CUDA machine with python3 -m bench.gpu.run --bundle {folder} --out bench.json")
+    wanted = cfg.runtimes or sorted({FORMAT_RUNTIME[a.format] for a in artifacts
+                                     if cfg.models is None or a.model in cfg.models})
+    missing = missing_runtimes(wanted)
+    if missing:
+        needs = [a.name for a in artifacts if FORMAT_RUNTIME.get(a.format) in missing]
+        raise BundleError(f"runtime(s) {', '.join(missing)} not installed here, and the bundle's {', '.join(needs)} "
+                          f"need them. Install them (pip install {' '.join(RUNTIME_PACKAGE[m] for m in missing)}, or "
+                          "the slim install in the README), or bench the others only with --runtimes "
+                          f"{','.join(r for r in wanted if r not in missing) or '<runtime>'}.")
+    if cfg.runtimes is None:
+        cfg.runtimes = wanted                # never probe for a runtime (e.g. torch) that the bundle does not use
+    jobs, hw = plan_here(artifacts, cfg, [])
+    data = json.loads((folder / INPUTS_FILE).read_text())
+    inputs = timing_inputs(data["test_texts"], data["test_labels"], data["label_names"], cfg)
+    doc, old_rows = load_or_new(out, info["run"], force_new)
+    source = {"bundle": {k: info.get(k) for k in ("created_at", "arch", "test_size", "total_mb")}
+              | {"git_commit": (info.get("provenance") or {}).get("git_commit")}}
+    rows, block = measure_jobs(jobs, cfg, inputs, info["run"], hw, command, progress, out, source)
+    failures = block.pop("failures")
+    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows)
+    write_outputs(doc, all_rows, out.parent, json_path=out)
+    return finish(BenchOutcome(out.parent, hw["machine_id"], rows, failures, []), out)

@@ -184,8 +184,16 @@ def test_two_cpu_processes_shard_the_batches_write_once_and_match_one_process(tm
     assert any(p.endswith("metrics.json") for p in written[0])
     assert any(p.endswith(os.path.join("models", "odd")) for p in written[0])
 
+    import torch
+
     one = tiny_recipe(tmp_path / "one", teacher, tiny_csv, train={**budget, "grad_accum": 2})
-    train_run(one, methods=["teacher", "odd"], progress=False)
+    # One thread, as each rank had (OMP_NUM_THREADS=1): another thread count sums in another order.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_run(one, methods=["teacher", "odd"], progress=False)
+    finally:
+        torch.set_num_threads(threads)
     for method in ("teacher", "odd"):
         a = load_file(two.run_dir / "models" / method / "model.safetensors")
         b = load_file(one.run_dir / "models" / method / "model.safetensors")

@@ -72,8 +72,8 @@ def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
     test_size = json.loads((pack / "pack.json").read_text())["test_size"]
     assert passed.batch_size == 4
     assert passed.throughput_per_s == pytest.approx(1000 * test_size / passed.latency_mean_ms)
-    assert block["bucketed"]["texts"] == test_size and block["bucketed"]["multiple"] == 16
-    assert all(b <= 4 and length % 16 == 0 for b, length in block["bucketed"]["shapes"])
+    assert block["bucketed"]["texts"] == test_size and block["bucketed"]["multiple"] == 8
+    assert all(b <= 4 and length % 8 == 0 for b, length in block["bucketed"]["shapes"])
 
     results = tmp_path / "results"
     with pytest.raises(BenchFileError, match="--smoke"):

@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", type=lambda v: v.split(","), default=[],
                         help="models to also run through torch.compile (FP16, fixed lengths and the bucketed pass; "
                              "minutes each)")
-    parser.add_argument("--bucket-multiple", type=int, default=16,
+    parser.add_argument("--bucket-multiple", type=int, default=8,
                         help="bucketed throughput: pad each batch to a multiple of this many tokens "
                              "(1: to its own longest text)")
     parser.add_argument("--no-bucketed", action="store_true", help="skip the bucketed full-pass throughput")

@@ -243,7 +243,8 @@ def best_per_goal(rows: list[BenchRow]) -> str:
     if "throughput" in winners:
         t = winners["throughput"]
         out.append(f"- **Highest throughput keeping >= {RETAINED_GOAL:.0f}%**: {name(t)}: "
-                   f"{fmt(t.throughput_per_s, 1)} texts/s at batch {t.batch_size}.")
+                   f"{fmt(t.throughput_per_s, 1)} texts/s at batch {t.batch_size}"
+                   f"{' (length-bucketed pass over the test split)' if t.seq_len == 'bucketed' else ''}.")
     a = winners.get("accurate")
     if a is not None:
         out.append(f"- **Most accurate**: {name(a)}: macro-F1 {fmt(a.macro_f1, 4)}.")

@@ -31,15 +31,17 @@ class TimingError(RuntimeError):
 
 @dataclass
 class Case:
-    """One timed scenario: ``batch_size`` texts per call at ``seq_len`` (natural or a count)."""
+    """One timed scenario: ``batch_size`` texts per call at ``seq_len`` (natural, a count, or
+    bucketed: one call scores ``texts`` texts in length-bucketed batches of at most ``batch_size``)."""
 
     scenario: str           # latency | throughput
     batch_size: int
-    seq_len: str            # "natural" or "16", "64", ...
+    seq_len: str            # "natural" or "16", "64", ... or "bucketed"
     options: str = ""       # e.g. "cuda-graphs"; part of the id
     precision: str = ""     # when one process times several precisions (GPU script)
     repeat: int = 0         # 0, 1, ...: the same case timed again later for the spread
     min_rounds: int = 100
+    texts: int = 0          # texts per call when that is not batch_size (a bucketed pass over a split)
 
     @property
     def id(self) -> str:
@@ -147,8 +149,9 @@ def run_cases_partial(cases: list[Case], make_target: Callable[[Case], Callable[
     if json_path.is_file():
         for b in json.loads(json_path.read_text()).get("benchmarks", []):
             cid = b["params"]["timing_case"]
-            results[cid] = {**summarize(b["stats"], plugin.cases[cid].batch_size), "data_s": b["stats"]["data"],
-                            "case": asdict(plugin.cases[cid])}
+            case = plugin.cases[cid]
+            results[cid] = {**summarize(b["stats"], case.texts or case.batch_size), "data_s": b["stats"]["data"],
+                            "case": asdict(case)}
     failures = {cid: plugin.failures.get(cid, f"no statistics (pytest exit code {int(rc)})")
                 for cid in plugin.cases if cid not in results}
     return results, failures

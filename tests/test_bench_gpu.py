@@ -60,12 +60,20 @@ def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
     assert doc["run"] == RUN and len(doc["machines"]) == 1
     block = next(iter(doc["machines"].values()))
     assert block["bench_config"]["smoke"] is True and "FP16" in block["transport"]
-    assert {(r.artifact, r.precision, r.scenario, r.seq_len) for r in rows} == {
-        ("teacher/pytorch", "fp32", "latency", "natural"), ("teacher/pytorch", "fp32", "latency", "16"),
-        ("teacher/pytorch", "fp32", "throughput", "natural")}
+    assert {(r.artifact, r.precision, r.scenario, r.seq_len, r.options) for r in rows} == {
+        ("teacher/pytorch", "fp32", "latency", "natural", ""), ("teacher/pytorch", "fp32", "latency", "16", ""),
+        ("teacher/pytorch", "fp32", "throughput", "natural", ""),
+        ("teacher/pytorch", "fp32", "throughput", "bucketed", "")}
     for r in rows:
         assert r.latency_p50_ms > 0 and r.rounds >= 3 and r.macro_f1 is not None and r.peak_rss_mb > 0
         assert r.speedup_vs_teacher is not None and r.size_ratio_vs_fp32 is None   # no ONNX export in this run
+    # The bucketed row: one call is a pass over the whole test split, so texts/s = test texts / mean call time.
+    passed = next(r for r in rows if r.seq_len == "bucketed")
+    test_size = json.loads((pack / "pack.json").read_text())["test_size"]
+    assert passed.batch_size == 4
+    assert passed.throughput_per_s == pytest.approx(1000 * test_size / passed.latency_mean_ms)
+    assert block["bucketed"]["texts"] == test_size and block["bucketed"]["multiple"] == 8
+    assert all(b <= 4 and length % 8 == 0 for b, length in block["bucketed"]["shapes"])
 
     results = tmp_path / "results"
     with pytest.raises(BenchFileError, match="--smoke"):
@@ -114,3 +122,82 @@ def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-8])
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "gpu/models/odd/model.safetensors: sha256 differs" in proc.stderr
+
+
+def test_bucket_batches_cover_every_text_once_padded_to_its_bucket():
+    import random
+
+    from bench.buckets import bucket_batches, describe
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 120) for _ in range(1000)] + [5] * 40     # ties at length 5
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    buckets = bucket_batches(lengths, 256, 16, order=order, max_length=128)
+    seen = [i for b in buckets for i in b.indices]
+    assert sorted(seen) == list(range(len(lengths)))                   # every text exactly once
+    assert [len(b.indices) for b in buckets] == [256, 256, 256, 256, 16]   # full batches, one partial last
+    for b in buckets:
+        longest = max(lengths[i] for i in b.indices)
+        assert b.length % 16 == 0 and longest <= b.length < longest + 16   # padded only to its bucket
+    assert [lengths[i] for i in seen] == sorted(lengths)               # shortest first
+    rank = {i: r for r, i in enumerate(order)}
+    fives = [i for i in seen if lengths[i] == 5]
+    assert fives == sorted(fives, key=rank.get)                         # ties in the given (seeded) order
+    assert bucket_batches(lengths, 256, 16, order=order, max_length=128) == buckets
+    assert bucket_batches(lengths, 256, 16, order=order[::-1], max_length=128) != buckets
+    info = describe(buckets, lengths)
+    assert info["texts"] == len(lengths) and info["batches"] == 5 and len(info["shapes"]) <= 9
+    padded_to_longest = 100 * (1 - sum(lengths) / (len(lengths) * max(lengths)))
+    assert 0 < info["padding_pct"] < padded_to_longest
+
+    # The model's limit caps the rounding; multiple 1 pads to each batch's own longest text.
+    assert [b.length for b in bucket_batches([40, 126], 1, 48, max_length=128)] == [48, 128]
+    assert [b.length for b in bucket_batches([7, 3, 9], 2, 1)] == [7, 9]
+    with pytest.raises(ValueError, match="batch_size: 0.*multiple: 0.*not a permutation"):
+        bucket_batches([3, 4], 0, 0, order=[0, 0])
+
+
+def test_bucketed_batches_carry_the_test_tokens_exactly(packed):
+    from bench.gpu.run import make_batch, pass_batches, pass_buckets
+
+    _, pack, info = packed
+    inputs = json.loads((pack / "inputs.json").read_text())
+    s = {"batch_size": 4, "bucket_multiple": 8}
+    buckets = pass_buckets(inputs, json.loads((pack / "pack.json").read_text()), s)
+    batches = pass_batches(inputs, buckets, "cpu")
+    for b, batch in zip(buckets, batches):
+        assert tuple(batch["input_ids"].shape) == (len(b.indices), b.length) and b.length % 8 == 0
+        for row, i in enumerate(b.indices):
+            n = len(inputs["test_ids"][i])
+            assert batch["input_ids"][row, :n].tolist() == inputs["test_ids"][i]
+            assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (b.length - n)
+    assert make_batch([[5, 6]], 0, ["input_ids"], "cpu")["input_ids"].shape == (1, 2)
+
+
+def test_a_case_of_many_texts_counts_them_in_its_throughput(tmp_path):
+    from bench.timing import Case, TimingSettings, run_cases
+
+    cases = [Case("throughput", 4, "bucketed", texts=1000, min_rounds=3),
+             Case("throughput", 4, "natural", min_rounds=3)]
+    out = run_cases(cases, lambda case: (lambda: sum(range(2000))), TimingSettings(max_time=0.01, warmup_iterations=0),
+                    tmp_path)
+    for c in cases:
+        r = out[c.id]
+        assert r["throughput_per_s"] == pytest.approx((c.texts or 4) / (r["latency_mean_ms"] / 1000))
+
+
+def test_the_report_names_a_bucketed_throughput_winner():
+    from test_bench_schema import row
+
+    from bench.derive import add_derived
+    from bench.report import best_per_goal
+
+    rows = [row(), row(scenario="throughput", batch=256, p50=40.0),
+            row(scenario="throughput", batch=256, p50=20.0, seq_len="bucketed")]
+    rows[2].throughput_per_s = 50000.0    # a pass over 1,000 texts in 20 ms
+    add_derived(rows)
+    text = best_per_goal(rows)
+    assert "50000.0 texts/s at batch 256 (length-bucketed pass over the test split)" in text
+    rows[2].throughput_per_s = 1.0
+    assert "texts/s at batch 256." in best_per_goal(rows) and "bucketed" not in best_per_goal(rows)

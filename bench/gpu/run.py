@@ -7,7 +7,10 @@
 PyTorch eager at FP32 / FP16 / BF16, batch 1 (natural length and 16 / 64 / 128 tokens) and a
 throughput batch (default 256); at batch 1 also replayed as CUDA graphs (batch 1 is bound by
 kernel launches, which a graph replays in one go), optionally ``torch.compile`` (``--compile``;
-slow to compile, fixed lengths only). Accuracy on the carried test split. Timing by
+slow to compile, fixed lengths and the bucketed pass). Throughput also as a full pass over the
+test split in length-bucketed batches (``seq_len: bucketed``, ``bench.buckets``): texts sorted by
+length, batches of up to the throughput batch padded to a multiple of ``--bucket-multiple``
+tokens, texts per second over the pass. Accuracy on the carried test split. Timing by
 pytest-benchmark (``bench.timing``), each call ending with the logits copied to the host
 (which waits for the GPU), as the CPU runtimes return them.
 
@@ -37,6 +40,7 @@ from pathlib import Path
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 SEQ_LENS = ("natural", "16", "64", "128")
+BUCKETED = "bucketed"   # the seq_len of a full pass over the test split in length-bucketed batches
 
 
 def settings_for(args) -> dict:
@@ -44,11 +48,12 @@ def settings_for(args) -> dict:
         return {"device": "cpu", "precisions": ["fp32"], "seq_lens": ["natural", "16"], "batch_size": 4,
                 "throughput_batches": 2, "natural_texts": 8, "max_time": 0.02, "min_rounds": 3,
                 "throughput_min_rounds": 3, "warmup_iterations": 2, "graphs": False, "compile": [],
-                "eval_batch_size": 64}
+                "eval_batch_size": 64, "bucket_multiple": args.bucket_multiple, "bucketed": not args.no_bucketed}
     return {"device": "cuda", "precisions": args.precisions, "seq_lens": list(SEQ_LENS), "batch_size": args.batch_size,
             "throughput_batches": 4, "natural_texts": None, "max_time": args.max_time, "min_rounds": args.min_rounds,
             "throughput_min_rounds": 20, "warmup_iterations": 20, "graphs": not args.no_graphs,
-            "compile": args.compile, "eval_batch_size": 256}
+            "compile": args.compile, "eval_batch_size": 256, "bucket_multiple": args.bucket_multiple,
+            "bucketed": not args.no_bucketed}
 
 
 # --- child: one model at one precision -----------------------------------------------------
@@ -72,10 +77,11 @@ def load_model(folder: Path, info: dict, dtype, device: str):
     return model.to(device=device, dtype=dtype).eval()
 
 
-def make_batch(seqs: list[list[int]], pad_id: int, input_names: list[str], device: str) -> dict:
+def make_batch(seqs: list[list[int]], pad_id: int, input_names: list[str], device: str,
+               pad_to: int | None = None) -> dict:
     import torch
 
-    n = max(len(s) for s in seqs)
+    n = max(max(len(s) for s in seqs), pad_to or 0)
     ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), n), dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -98,6 +104,19 @@ def case_batches(inputs: dict, case, s: dict, device: str) -> list[dict]:
     pool = list(itertools.islice(itertools.cycle(order), case.batch_size * s["throughput_batches"]))
     return [make_batch([ids[i] for i in pool[j:j + case.batch_size]], pad, names, device)
             for j in range(0, len(pool), case.batch_size)]
+
+
+def pass_buckets(inputs: dict, info: dict, s: dict) -> list:
+    """The bucketed pass over the carried test split (``bench.buckets``), ties in the seeded text order."""
+    from bench.buckets import bucket_batches
+
+    return bucket_batches([len(ids) for ids in inputs["test_ids"]], s["batch_size"], s["bucket_multiple"],
+                          order=inputs["order"], max_length=info.get("max_length"))
+
+
+def pass_batches(inputs: dict, buckets: list, device: str) -> list[dict]:
+    ids, pad, names = inputs["test_ids"], inputs["pad_id"], inputs["input_names"]
+    return [make_batch([ids[i] for i in b.indices], pad, names, device, pad_to=b.length) for b in buckets]
 
 
 def accuracy(model, inputs: dict, label_names: list[str], s: dict, device: str) -> dict:
@@ -166,7 +185,7 @@ def child(args) -> int:
     import torch
 
     from bench.memory import peak_rss_mb
-    from bench.timing import TimingSettings, build_cases, run_cases_partial
+    from bench.timing import Case, TimingSettings, build_cases, run_cases_partial
 
     pack = Path(args.pack)
     info, inputs = json.loads((pack / "pack.json").read_text()), json.loads((pack / "inputs.json").read_text())
@@ -189,7 +208,21 @@ def child(args) -> int:
 
         # Every timed call ends with the logits on the host, as the runtimes return them; the copy
         # waits for the GPU, so no kernel is left running outside the timer.
+        buckets = pass_buckets(inputs, info, s)
+
+        def scored_pass(fn):
+            # One call scores the whole split; the logits come to the host once, at the end, so the
+            # host queues the next batch's kernels while the GPU runs the current one.
+            batches = pass_batches(inputs, buckets, device)
+
+            def call():
+                with torch.inference_mode():
+                    return torch.cat([fn(**b).logits for b in batches]).float().cpu()
+            return call
+
         def eager(case):
+            if case.seq_len == BUCKETED:
+                return scored_pass(model)
             batches = case_batches(inputs, case, s, device)
             cycle = itertools.cycle(batches)
 
@@ -207,7 +240,17 @@ def child(args) -> int:
 
         def compiled_call(case):
             if "model" not in compiled:
+                # Static shapes, one graph per shape: the fixed lengths and the bucketed pass's few
+                # shapes. Past dynamo's recompile limit a model silently runs eager, so raise it.
+                limit = len(s["seq_lens"]) + len({(len(b.indices), b.length) for b in buckets}) + 8
+                for name in ("recompile_limit", "cache_size_limit"):
+                    if hasattr(torch._dynamo.config, name):
+                        setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
                 compiled["model"] = torch.compile(model, dynamic=False)
+            if case.seq_len == BUCKETED:
+                call = scored_pass(compiled["model"])
+                call()   # compile every shape of the pass outside the timed region
+                return call
             batches = case_batches(inputs, case, s, device)
             fn, cycle = compiled["model"], itertools.cycle(batches)
 
@@ -219,6 +262,9 @@ def child(args) -> int:
 
         settings = TimingSettings(max_time=s["max_time"], warmup_iterations=s["warmup_iterations"])
         base = build_cases(s["seq_lens"], s["batch_size"], ["natural"], s["min_rounds"], s["throughput_min_rounds"])
+        if s["bucketed"]:
+            base.append(Case("throughput", s["batch_size"], BUCKETED, texts=len(inputs["test_ids"]),
+                             min_rounds=s["throughput_min_rounds"]))
         work = Path(args.child_out).parent
         timings, fails = run_cases_partial(base, eager, settings, work / "eager")
         # Graph and compile cases after the eager ones: a failed capture cannot cost eager numbers.
@@ -234,6 +280,9 @@ def child(args) -> int:
                 model.set_attn_implementation(attn)
         if model_name in s["compile"] and precision == "fp16":
             c = build_cases([n for n in s["seq_lens"] if n != "natural"], 1, [], s["min_rounds"], 0, options="compile")
+            if s["bucketed"]:
+                c.append(Case("throughput", s["batch_size"], BUCKETED, "compile", texts=len(inputs["test_ids"]),
+                              min_rounds=s["throughput_min_rounds"]))
             more, f3 = run_cases_partial(c, compiled_call, settings, work / "compile")
             timings.update(more)
             fails.update(f3)
@@ -325,10 +374,17 @@ def parent(args) -> int:
                  "FP32 rows run those weights upcast.")
     if no_weights:
         transport += f" Timed with random weights, no accuracy (did not fit the pack): {', '.join(no_weights)}."
+    bucketed = {}
+    if s["bucketed"]:
+        from bench.buckets import describe
+
+        inputs = json.loads((pack / "inputs.json").read_text())
+        bucketed = {"bucketed": {**describe(pass_buckets(inputs, info, s), [len(i) for i in inputs["test_ids"]]),
+                                 "batch_size": s["batch_size"], "multiple": s["bucket_multiple"]}}
     block = machine_block(hw, provenance(["python", "-m", "bench.gpu.run"] + (args.argv or [])),
                           {"script": "bench/gpu/run.py", **s, "smoke": args.smoke},
                           {"failed": failed, "notes": notes, "transport": transport, "test_size": info["test_size"],
-                           "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")},
+                           "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")}, **bucketed,
                            **({"bundle": args.bundle_info} if getattr(args, "bundle_info", None) else {})})
     doc = new_document(info["run"])
     doc["machines"][hw["machine_id"]] = block
@@ -355,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-rounds", type=int, default=100)
     parser.add_argument("--no-graphs", action="store_true", help="skip the CUDA-graph replays at batch 1")
     parser.add_argument("--compile", type=lambda v: v.split(","), default=[],
-                        help="models to also run through torch.compile (FP16, fixed lengths; minutes each)")
+                        help="models to also run through torch.compile (FP16, fixed lengths and the bucketed pass; "
+                             "minutes each)")
+    parser.add_argument("--bucket-multiple", type=int, default=8,
+                        help="bucketed throughput: pad each batch to a multiple of this many tokens "
+                             "(1: to its own longest text)")
+    parser.add_argument("--no-bucketed", action="store_true", help="skip the bucketed full-pass throughput")
     parser.add_argument("--deadline-s", type=float, default=480.0, help="stop starting new work after this")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -364,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     if args.child:
         return child(args)
+    if args.bucket_multiple < 1:
+        parser.error(f"--bucket-multiple {args.bucket_multiple}: give a token count >= 1 (1 pads each batch "
+                     "to its own longest text)")
     if not args.out:
         parser.error("--out is required")
     if args.bundle:

@@ -139,6 +139,51 @@ def make_student(teacher: nn.Module, indices: list[int]) -> nn.Module:
     return student
 
 
+# Names of the query / key / value projections inside one encoder block, by family:
+# BERT, RoBERTa, ELECTRA, MiniLM (query/key/value), DistilBERT (q_lin/...), MPNet (q/k/v).
+QKV_NAMES = (("query", "key", "value"), ("q_lin", "k_lin", "v_lin"), ("q", "k", "v"))
+
+
+def num_attention_heads(config) -> int:
+    for f in ("num_attention_heads", "n_heads"):
+        if isinstance(getattr(config, f, None), int):
+            return getattr(config, f)
+    raise ModelError(f"{type(config).__name__} has no num_attention_heads / n_heads; cannot split heads")
+
+
+class QKVCapture:
+    """Forward hooks that keep the query, key and value projections of chosen encoder layers.
+
+    ``capture.outputs[j]`` = (q, k, v) of the j-th chosen layer, each (batch, seq, width), from the
+    latest forward pass. Works through peft wrappers (the hook sits on the wrapping module, whose
+    output includes the LoRA update) and with any attention kernel (eager, SDPA), because it reads
+    projections rather than attention probabilities.
+    """
+    def __init__(self, model: nn.Module, layer_indices: list[int] | None = None):
+        layers = encoder_layers(model)[2]
+        self.layer_indices = list(range(len(layers))) if layer_indices is None else list(layer_indices)
+        self.outputs: list[list] = [[None, None, None] for _ in self.layer_indices]
+        self.handles = []
+        for slot, li in enumerate(self.layer_indices):
+            named = {n.rsplit(".", 1)[-1]: m for n, m in layers[li].named_modules() if n}
+            names = next((t for t in QKV_NAMES if all(x in named for x in t)), None)
+            if names is None:
+                raise ModelError(f"could not find query/key/value projections in layer {li} of {type(model).__name__} "
+                                 f"(looked for {QKV_NAMES}); attention and value_relation losses need them")
+            for j, n in enumerate(names):
+                self.handles.append(named[n].register_forward_hook(self._hook(slot, j)))
+
+    def _hook(self, slot: int, j: int):
+        def keep(module, inputs, output):
+            self.outputs[slot][j] = output
+        return keep
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
 def wrap_lora(model: nn.Module, settings) -> nn.Module:
     """peft LoRA for sequence classification; the head stays trainable (modules_to_save)."""
     from peft import LoraConfig, TaskType, get_peft_model

@@ -75,6 +75,10 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     data = load_dataset(recipe.data)
     summary = data.summary()
     print(f"Data: {summary['sizes']} ({summary['origin']}); train class counts {summary['class_counts']['train']}")
+    # The unlabelled pool and augmented copies are read and checked before any training starts.
+    student_data, extra_info = student_dataset(recipe, data)
+    if extra_info:
+        print(f"Students also learn from {extra_info}")
     prepare_run_dir(recipe, force)
     teacher_dir = model_dir(recipe, "teacher")
     acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
@@ -96,16 +100,23 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         start = time.perf_counter()
         if setup.teacher is not None and recipe.train.cache_teacher and cache is None:
             # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
-            cache = TeacherCache(setup.teacher.to(acc.device), setup.tokenizer, data.train, recipe.data.max_length,
-                                 recipe.train.eval_batch_size, acc.device, with_hidden=True,
+            # Hidden states only when some student's loss uses them (they take GBs for large pools).
+            with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0 for n in names if n in STUDENTS)
+            cache = TeacherCache(setup.teacher.to(acc.device), setup.tokenizer, student_data.train,
+                                 recipe.data.max_length, recipe.train.eval_batch_size, acc.device, with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)
-        outcome = train(setup, data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
+        train_data = student_data if name in STUDENTS else data
+        outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
                         cache=cache)
         acc.wait_for_everyone()
         if acc.is_main_process:
             entry = {**setup.info, "train_time_s": outcome.train_time_s, "wall_time_s": time.perf_counter() - start,
                      "train_examples_per_s": outcome.train_examples_per_s, "best_epoch": outcome.best_epoch,
                      "epochs": setup.train.epochs, "batch_size": setup.train.batch_size, "lr": setup.train.lr,
+                     "warmup_ratio": setup.train.warmup_ratio,
+                     "early_stopping_patience": setup.train.early_stopping_patience,
+                     "train_examples": len(train_data.train), "labelled_examples": len(data.train),
+                     "compute": _compute_entry(outcome, setup, cache, time.perf_counter() - start),
                      "history": outcome.history, "validation": outcome.validation, "test": outcome.test}
             save_checkpoint(folder, outcome.model, setup.tokenizer, entry, recipe, data.label_names)
             print(f"[{name}] test macro-F1 {outcome.test['macro_f1']:.4f}, accuracy {outcome.test['accuracy']:.4f} "
@@ -115,6 +126,38 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     if not acc.is_main_process:
         return {}
     return write_results(recipe, data)
+
+
+def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
+    """The students' training data: labelled texts + the unlabelled pool + augmented copies
+    (the last two labelled -1: the teacher's soft targets only)."""
+    from distill.unlabeled import augment, load_unlabeled, with_extra_texts
+
+    cfg = recipe.data
+    pool, info = load_unlabeled(cfg, data)
+    extra = list(pool)
+    if cfg.augment_copies:
+        from transformers import AutoTokenizer
+
+        from distill.models import resolve_model_source
+
+        tok = AutoTokenizer.from_pretrained(resolve_model_source(recipe.teacher.model), use_fast=True)
+        augmented = augment(data.train.texts, tok, cfg.augment_copies, cfg.augment_prob, cfg.seed)
+        extra += augmented
+        info = {**info, "augmented": len(augmented)}
+    if pool:
+        info = {**info, "unlabeled": len(pool)}
+    return with_extra_texts(data, extra), info
+
+
+def _compute_entry(outcome, setup, cache, wall_s: float) -> dict:
+    """The method's compute: its own training plus the teacher passes it relied on."""
+    c = dict(outcome.compute)
+    if setup.teacher is not None and cache is not None and not setup.loss.needs_relations:
+        c["teacher_forward_flops"] = c.get("teacher_forward_flops", 0.0) + cache.flops   # the cached pass
+    c["total_flops"] = c["train_flops"] + c.get("teacher_forward_flops", 0.0)
+    c["wall_time_s"] = wall_s
+    return c
 
 
 def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe, label_names: list[str]) -> None:
@@ -152,8 +195,9 @@ def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
         raise RunError(f"no complete checkpoints in {recipe.run_dir / 'models'}; train first")
     data = data or load_dataset(recipe.data)
     out = recipe.results_path
+    _, extra = student_dataset(recipe, data)
     metrics = {"schema_version": SCHEMA_VERSION, "run": recipe.run.name, "provenance": provenance(),
-               "recipe": to_dict(recipe), "data": data.summary(), "models": models}
+               "recipe": to_dict(recipe), "data": {**data.summary(), "student_extra_texts": extra}, "models": models}
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_text(out / "results.md", results_table(metrics))
     write_plots(metrics, out / "plots")

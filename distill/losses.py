@@ -70,7 +70,8 @@ class DistillationLoss(nn.Module):
         if self.needs_hidden and student_hidden is not None and teacher_hidden is not None:
             parts["hidden"] = hidden_mse(student_hidden, teacher_hidden, self.layer_map, attention_mask)
         if self.needs_relations and student_qkv is not None and teacher_qkv is not None:
-            pairs = [(student_qkv[i], teacher_qkv[t]) for i, t in enumerate(self.layer_map)]
+            # student_qkv[i]: student layer i; teacher_qkv[i]: teacher layer layer_map[i] (captured for the map only)
+            pairs = list(zip(student_qkv, teacher_qkv, strict=True))
             if c.attention > 0:
                 parts["attention"] = torch.stack([relation_kl(s[0], s[1], t[0].detach(), t[1].detach(), num_heads,
                                                               attention_mask) for s, t in pairs]).mean()

@@ -1,0 +1,61 @@
+"""The generality suite end to end on a tiny teacher and tiny data: rows, aggregation, resume."""
+import json
+
+import pytest
+import yaml
+
+from distill.configbase import ConfigError, dump
+from distill.suite import load_suite, main, run_suite
+
+
+def _suite(tmp_path, tiny_checkpoint, tiny_csv, entries=None):
+    from test_train import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 2, "early_stopping_patience": 1})
+    for m in ("even", "tiny", "lora"):
+        recipe.methods[m].enabled = False
+    (tmp_path / "recipe.yaml").write_text(dump(recipe))
+    spec = {"recipe": str(tmp_path / "recipe.yaml"), "seeds": [1, 2],
+            "runs_dir": str(tmp_path / "suite-runs"), "results_dir": str(tmp_path / "suite"),
+            "overrides": {"data": {"max_length": 12}},
+            "entries": entries or {"capped": {"data": {"max_train": 60, "unlabeled": "rest-of-train"}},
+                                   "full": {}}}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint, tiny_csv):
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    result = run_suite(path)
+    assert result["complete"] and result["missing"] == []
+    capped, full = result["entries"]["capped"], result["entries"]["full"]
+    assert capped["seeds"] == [1, 2] and capped["sizes"]["train"] == 60 and full["sizes"]["train"] == 96
+    assert capped["extra_texts"]["unlabeled"] > 0 and not full["extra_texts"]
+    odd = capped["methods"]["odd"]
+    assert set(capped["methods"]) == {"teacher", "odd", "hybrid"}
+    assert odd["retained_test_macro_f1"]["n"] == 2 and odd["retained_test_macro_f1"]["std"] >= 0
+    assert capped["methods"]["teacher"]["retained_test_macro_f1"]["mean"] == pytest.approx(1.0)
+    assert set(odd["test_per_class_f1"]) == {"negative", "neutral", "positive"}
+    rows = json.loads((tmp_path / "suite" / "entries" / "capped-s2.json").read_text())
+    assert rows["models"]["odd"]["retained"] == pytest.approx(
+        rows["models"]["odd"]["test_macro_f1"] / rows["models"]["teacher"]["test_macro_f1"])
+    assert "| capped | 2 | 60 |" in (tmp_path / "suite" / "suite.md").read_text()
+
+    # a killed suite resumes: finished pairs are not retrained, a missing one is
+    kept = (tmp_path / "suite" / "entries" / "full-s1.json").stat().st_mtime_ns
+    (tmp_path / "suite" / "entries" / "capped-s2.json").unlink()
+    partial = json.loads((tmp_path / "suite" / "suite.json").read_text())
+    assert partial["complete"]
+    again = run_suite(path)
+    assert again["complete"] and (tmp_path / "suite" / "entries" / "capped-s2.json").is_file()
+    assert (tmp_path / "suite" / "entries" / "full-s1.json").stat().st_mtime_ns == kept
+
+
+def test_suite_entries_validated_before_training(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv,
+                  entries={"ok": {}, "bad": {"data": {"unlabeled": "rest-of-train"}, "methods": {"odd": {"lr": -1}}}})
+    with pytest.raises(ConfigError, match="(?s)entry bad.*rest-of-train needs data.max_train"):
+        load_suite(path)
+    assert main([str(path)]) == 2 and "methods.odd.lr" in capsys.readouterr().err
+    assert not (tmp_path / "suite-runs").exists()       # nothing trained

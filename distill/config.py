@@ -183,7 +183,9 @@ class TrainConfig:
 @dataclass
 class MethodConfig:
     enabled: bool = True
-    layers: str | list[int] | None = None   # odd | even | explicit 0-based list (students)
+    # odd | even | auto (the layers whose removal hurts validation most, see distill/layers.py) |
+    # an explicit 0-based list (students)
+    layers: str | list[int] | None = None
     num_layers: int | None = None           # default: half the teacher's depth
     lora: LoraSettings | None = None
     loss: LossConfig | None = None          # None -> the recipe's loss section
@@ -231,8 +233,10 @@ class Recipe:
         for name, m in self.methods.items():
             if name in STUDENTS and m.layers is None:
                 errs.append(f"methods.{name}.layers: a student needs layers: odd, even or a list of 0-based indices")
-            if isinstance(m.layers, str) and m.layers not in ("odd", "even"):
-                errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even or a list of 0-based indices")
+            if isinstance(m.layers, str) and m.layers not in ("odd", "even", "auto"):
+                errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even, auto or a list of 0-based indices")
+            if m.num_layers is not None and m.num_layers < 1:
+                errs.append(f"methods.{name}.num_layers: {m.num_layers} must be >= 1 (default: half the teacher's depth)")
             if name in ("lora", "hybrid") and m.lora is None:
                 errs.append(f"methods.{name}.lora: LoRA settings (r, alpha, dropout, target_modules) are required")
         return errs

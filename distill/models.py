@@ -93,13 +93,24 @@ def model_depth(config) -> int:
     raise ModelError(f"{type(config).__name__} has none of {DEPTH_FIELDS}; cannot tell the encoder depth")
 
 
-def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None) -> list[int]:
+def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None,
+                  contributions: list[float] | None = None) -> list[int]:
     """0-based teacher layer indices for a student.
 
     ``odd`` = the teacher's layers 1, 3, 5, ... counting from 1 (0-based 0, 2, 4, ...);
-    ``even`` = layers 2, 4, 6, ... (0-based 1, 3, 5, ...). Default depth: half the teacher's.
+    ``even`` = layers 2, 4, 6, ... (0-based 1, 3, 5, ...); ``auto`` = the layers with the largest
+    ``contributions`` (from distill.layers). Default depth: half the teacher's.
     """
     n = num_layers or max(1, teacher_depth // 2)
+    if spec == "auto":
+        from distill.layers import pick_auto
+
+        if contributions is None or len(contributions) != teacher_depth:
+            raise ModelError("layers: auto needs the teacher's per-layer contributions (distill.layers.layer_analysis)")
+        try:
+            return pick_auto(contributions, n)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
     if isinstance(spec, str):
         if spec not in ("odd", "even"):
             raise ModelError(f"layers: {spec!r} is not odd, even or a list of 0-based indices")

@@ -93,8 +93,13 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
             continue
         # Seed before the model is built: a new classification head and LoRA matrices are random,
         # and each method must start the same whether or not other methods trained before it.
+        contributions = None
+        if name in STUDENTS and recipe.methods[name].layers == "auto":
+            from distill.layers import layer_analysis
+
+            contributions = layer_analysis(recipe, data, teacher_dir, recipe.methods[name].num_layers)["contribution"]
         set_seed(recipe.run.seed)
-        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in STUDENTS else None)
+        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in STUDENTS else None, contributions)
         acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()

@@ -39,7 +39,8 @@ class MethodSetup:
     info: dict = field(default_factory=dict)
 
 
-def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None) -> MethodSetup:
+def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
+                 layer_contributions: list[float] | None = None) -> MethodSetup:
     """Build the model, loss and (frozen) teacher for one method of the recipe."""
     m = recipe.methods[name]
     schedule = {k: getattr(m, k) for k in ("lr", "epochs", "warmup_ratio", "early_stopping_patience")
@@ -56,7 +57,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
             raise ValueError(f"method {name} distils from the fine-tuned teacher; train the teacher first")
         teacher, tok = load_classifier(str(teacher_dir), label_names)
         teacher.eval().requires_grad_(False)
-        indices = select_layers(m.layers, model_depth(teacher.config), m.num_layers)
+        indices = select_layers(m.layers, model_depth(teacher.config), m.num_layers, layer_contributions)
         model = make_student(teacher, indices)
         model.requires_grad_(True)
         loss = DistillationLoss(m.loss or recipe.loss, layer_map=indices)

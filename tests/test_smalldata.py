@@ -251,3 +251,53 @@ def test_students_train_on_pool_with_early_stopping_relations_and_record_compute
     assert {"attention", "value_relation", "kl", "hidden"} <= set(m["odd"]["history"]["steps"][0])
     saved = json.loads((recipe.results_path / "metrics.json").read_text())
     assert saved["models"]["odd"]["early_stopping_patience"] == 1
+
+
+# --- layer analysis and layers: auto -----------------------------------------------------------
+
+def test_pick_auto_keeps_the_layers_whose_removal_hurts_most():
+    from distill.layers import pick_auto
+    from distill.models import ModelError, select_layers
+
+    assert pick_auto([0.01, 0.20, -0.02, 0.05, 0.20, 0.0], 3) == [1, 3, 4]
+    assert select_layers("auto", 6, None, [0.01, 0.20, -0.02, 0.05, 0.20, 0.0]) == [1, 3, 4]   # half depth
+    with pytest.raises(ModelError, match="needs the teacher's per-layer contributions"):
+        select_layers("auto", 6)
+    with pytest.raises(ModelError, match="num_layers 7 needs 1..6"):
+        select_layers("auto", 6, 7, [0.0] * 6)
+    with pytest.raises(ConfigError, match="methods.odd.num_layers: 0"):
+        load_recipe(overrides={"methods": {"odd": {"layers": "auto", "num_layers": 0}}})
+
+
+def test_drop_one_layer_analysis_matches_direct_evaluation(tmp_path, tiny_checkpoint, tiny_csv):
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from distill.layers import _val_f1, analyse_layers
+    from distill.models import make_student
+
+    teacher = make_tiny_model("bert", num_layers=4, vocab_size=len(AutoTokenizer.from_pretrained(tiny_checkpoint)), seed=3)
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    data = _data(tiny_csv)
+    result = analyse_layers(teacher.eval(), tok, data, 16, 32, num_layers=2)
+    assert result["depth"] == 4 and len(result["contribution"]) == 4
+    direct = _val_f1(make_student(teacher, [0, 1, 3]), tok, data, 16, 32)
+    assert result["validation_macro_f1_without_layer"][2] == pytest.approx(direct)
+    assert result["contribution"][2] == pytest.approx(result["teacher_validation_macro_f1"] - direct)
+    subsets = result["subsets_without_training"]
+    assert subsets["bottom"]["layers"] == [0, 1] and subsets["odd"]["layers"] == [0, 2]
+    assert subsets["even"]["layers"] == [1, 3] and len(subsets["auto"]["layers"]) == 2
+
+
+def test_auto_student_uses_the_analysis_and_writes_the_plot(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
+    for m in ("even", "lora", "hybrid", "odd"):
+        recipe.methods[m].enabled = False
+    recipe.methods["tiny"].layers, recipe.methods["tiny"].num_layers = "auto", 1
+    metrics = train_run(recipe, progress=False)
+    analysis = json.loads((recipe.results_path / "layer_analysis.json").read_text())
+    assert metrics["models"]["tiny"]["layers"] == analysis["subsets_without_training"]["auto"]["layers"]
+    assert (recipe.results_path / "layer_contributions.png").stat().st_size > 1000

@@ -150,6 +150,50 @@ def suite_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = None) -> dict:
+    """Projected wall time of the suite from measured per-example training costs.
+
+    ``costs_from`` is a metrics.json of a real run on this machine: each method's seconds per
+    training example (1 / train_examples_per_s) times the examples and epochs each (entry, seed)
+    will train, plus the teacher's cached pass over the students' texts and the evaluation passes
+    (a forward pass costs about a third of a training step). Early stopping can only shorten it.
+    """
+    from distill.data import load_dataset
+    from distill.pipeline import student_dataset
+
+    cfg, recipes = load_suite(path, extra)
+    measured = json.loads(Path(costs_from).read_text())["models"]
+    sec = {m: 1.0 / e["train_examples_per_s"] for m, e in measured.items() if e.get("train_examples_per_s")}
+    out, total = {}, 0.0
+    for entry in cfg.entries:
+        recipe = recipes[(entry, cfg.seeds[0])]
+        data = load_dataset(recipe.data)
+        students, _ = student_dataset(recipe, data)
+        n_lab, n_all = len(data.train), len(students.train)
+        n_val, n_test = len(data.validation), len(data.test)
+        methods, seconds = {}, 0.0
+        for name in recipe.method_names():
+            m = recipe.methods[name]
+            epochs = m.epochs or recipe.train.epochs
+            per = sec.get(name, sec.get("odd"))
+            n = n_all if name in ("odd", "even", "tiny", "hybrid") else n_lab
+            s_m = per * (n * epochs + (n_val * (epochs + 1) + n_test) / 3)
+            methods[name] = {"train_examples": n, "max_epochs": epochs, "seconds_per_example": per, "projected_s": s_m}
+            seconds += s_m
+        seconds += sec["teacher"] * n_all / 3       # the teacher's one cached pass for the students
+        out[entry] = {"labelled": n_lab, "student_texts": n_all, "validation": n_val, "test": n_test,
+                      "methods": methods, "projected_s_per_seed": seconds,
+                      "projected_s": seconds * len(cfg.seeds)}
+        total += seconds * len(cfg.seeds)
+    result = {"costs_from": str(costs_from), "seeds": cfg.seeds, "entries": out, "projected_total_s": total,
+              "note": "upper bound: every method runs its maximum epochs; early stopping shortens it"}
+    for name, e in out.items():
+        print(f"{name}: {e['labelled']} labelled + {e['student_texts'] - e['labelled']} teacher-labelled; "
+              f"{e['projected_s_per_seed'] / 60:.0f} min per seed, {e['projected_s'] / 60:.0f} min for {len(cfg.seeds)} seeds")
+    print(f"total: {total / 3600:.1f} h (upper bound, from {costs_from})")
+    return result
+
+
 def run_suite(path: str | Path, extra: list[str] | None = None, progress: bool = False,
               only: list[str] | None = None) -> dict:
     from distill.pipeline import train_run
@@ -193,8 +237,15 @@ def main(argv=None) -> int:
                    help="override a recipe value for every entry (repeatable)")
     p.add_argument("--only", nargs="+", help="train only these entries (finished ones are still aggregated)")
     p.add_argument("--progress", action="store_true", help="progress bars")
+    p.add_argument("--plan", action="store_true", help="print the projected time and exit (trains nothing)")
+    p.add_argument("--costs-from", default="results/hate-speech/metrics.json",
+                   help="metrics.json of a run on this machine whose training throughput the plan uses")
     args = p.parse_args(argv)
     try:
+        if args.plan:
+            result = plan(args.suite, args.costs_from, args.overrides)
+            atomic_write_json(Path(load_suite(args.suite, args.overrides)[0].results_dir) / "plan.json", result)
+            return 0
         run_suite(args.suite, args.overrides, progress=args.progress, only=args.only)
     except (ConfigError, DataError, ModelError, RunError) as exc:
         print(f"suite: {exc}", file=sys.stderr)

@@ -74,6 +74,9 @@ def test_rest_of_train_is_the_uncapped_training_texts_minus_held_out(tiny_csv):
     assert pool and not any(normalise(t) in held_out for t in pool)
     assert len(data.unused_train) == 96 - 30
     assert info["dropped_overlapping_held_out"] == sum(normalise(t) in held_out for t in data.unused_train)
+    # a cap that does not bite leaves no pool: training goes on with the labelled texts only
+    cfg = DataConfig(**{**vars(cfg), "max_train": 500})
+    assert load_unlabeled(cfg, load_dataset(cfg))[0] == []
 
 
 def test_unlabelled_settings_validated_up_front(tmp_path):

@@ -59,3 +59,20 @@ def test_suite_entries_validated_before_training(tmp_path, tiny_checkpoint, tiny
         load_suite(path)
     assert main([str(path)]) == 2 and "methods.odd.lr" in capsys.readouterr().err
     assert not (tmp_path / "suite-runs").exists()       # nothing trained
+
+
+def test_plan_projects_time_from_measured_throughput(tmp_path, tiny_checkpoint, tiny_csv):
+    from distill.suite import plan
+
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    costs = tmp_path / "metrics.json"
+    costs.write_text(json.dumps({"models": {"teacher": {"train_examples_per_s": 10.0},
+                                            "odd": {"train_examples_per_s": 20.0},
+                                            "hybrid": {"train_examples_per_s": 25.0}}}))
+    result = plan(path, costs)
+    capped = result["entries"]["capped"]
+    assert capped["labelled"] == 60 and capped["student_texts"] > 60
+    odd = capped["methods"]["odd"]
+    assert odd["projected_s"] == pytest.approx(0.05 * (capped["student_texts"] * 2 + (12 * 3 + 12) / 3))
+    assert result["projected_total_s"] == pytest.approx(sum(e["projected_s"] for e in result["entries"].values()))
+    assert not (tmp_path / "suite-runs").exists()       # planning trains nothing

@@ -237,6 +237,11 @@ class Recipe:
                 errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even, auto or a list of 0-based indices")
             if m.num_layers is not None and m.num_layers < 1:
                 errs.append(f"methods.{name}.num_layers: {m.num_layers} must be >= 1 (default: half the teacher's depth)")
+            loss = m.loss or self.loss
+            if (name in STUDENTS and m.enabled and (self.data.unlabeled or self.data.augment_copies)
+                    and not any(getattr(loss, k) > 0 for k in LOSS_TERMS if k != "ce")):
+                errs.append(f"methods.{name}: teacher-labelled texts (data.unlabeled / augment_copies) carry no labels; "
+                            "its loss needs a distillation term (kl, cosine, hidden, attention or value_relation > 0)")
             if name in ("lora", "hybrid") and m.lora is None:
                 errs.append(f"methods.{name}.lora: LoRA settings (r, alpha, dropout, target_modules) are required")
         return errs

@@ -103,6 +103,8 @@ def test_schedule_and_loss_settings_validated_up_front():
                  "methods.odd.early_stopping_patience: 0", "train.early_stopping_patience: 0",
                  "train.warmup_ratio: -0.1", "loss.attention: -1.0"):
         assert part in msg, part
+    with pytest.raises(ConfigError, match="methods.odd: teacher-labelled texts .* needs a distillation term"):
+        load_recipe(overrides={"data": {"augment_copies": 1}, "loss": {"ce": 1.0, "kl": 0.0}})
     with pytest.raises(ConfigError, match="every loss weight is 0"):
         load_recipe(overrides={"loss": {"ce": 0.0, "kl": 0.0}})
     r = load_recipe(overrides={"methods": {"odd": {"lr": 1e-4, "epochs": 5, "warmup_ratio": 0.0,
@@ -254,6 +256,8 @@ def test_students_train_on_pool_with_early_stopping_relations_and_record_compute
     assert {"attention", "value_relation", "kl", "hidden"} <= set(m["odd"]["history"]["steps"][0])
     saved = json.loads((recipe.results_path / "metrics.json").read_text())
     assert saved["models"]["odd"]["early_stopping_patience"] == 1
+    table = (recipe.results_path / "results.md").read_text()
+    assert "Optimizer steps" in table and f"| {m['odd']['train_examples']} (96) |" in table
 
 
 # --- layer analysis and layers: auto -----------------------------------------------------------

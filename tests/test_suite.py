@@ -18,8 +18,7 @@ def _suite(tmp_path, tiny_checkpoint, tiny_csv, entries=None):
     spec = {"recipe": str(tmp_path / "recipe.yaml"), "seeds": [1, 2],
             "runs_dir": str(tmp_path / "suite-runs"), "results_dir": str(tmp_path / "suite"),
             "overrides": {"data": {"max_length": 12}},
-            "entries": entries or {"capped": {"data": {"max_train": 60, "unlabeled": "rest-of-train"}},
-                                   "full": {}}}
+            "entries": entries or {"capped": {"data": {"max_train": 60, "unlabeled": "rest-of-train"}}}}
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -29,9 +28,9 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
     result = run_suite(path)
     assert result["complete"] and result["missing"] == []
-    capped, full = result["entries"]["capped"], result["entries"]["full"]
-    assert capped["seeds"] == [1, 2] and capped["sizes"]["train"] == 60 and full["sizes"]["train"] == 96
-    assert capped["extra_texts"]["unlabeled"] > 0 and not full["extra_texts"]
+    capped = result["entries"]["capped"]
+    assert capped["seeds"] == [1, 2] and capped["sizes"]["train"] == 60
+    assert capped["extra_texts"]["unlabeled"] > 0
     odd = capped["methods"]["odd"]
     assert set(capped["methods"]) == {"teacher", "odd", "hybrid"}
     assert odd["retained_test_macro_f1"]["n"] == 2 and odd["retained_test_macro_f1"]["std"] >= 0
@@ -43,13 +42,13 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert "| capped | 2 | 60 |" in (tmp_path / "suite" / "suite.md").read_text()
 
     # a killed suite resumes: finished pairs are not retrained, a missing one is
-    kept = (tmp_path / "suite" / "entries" / "full-s1.json").stat().st_mtime_ns
+    kept = (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns
     (tmp_path / "suite" / "entries" / "capped-s2.json").unlink()
     partial = json.loads((tmp_path / "suite" / "suite.json").read_text())
     assert partial["complete"]
     again = run_suite(path)
     assert again["complete"] and (tmp_path / "suite" / "entries" / "capped-s2.json").is_file()
-    assert (tmp_path / "suite" / "entries" / "full-s1.json").stat().st_mtime_ns == kept
+    assert (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns == kept
 
 
 def test_suite_entries_validated_before_training(tmp_path, tiny_checkpoint, tiny_csv, capsys):

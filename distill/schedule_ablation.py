@@ -83,13 +83,13 @@ def table(result: dict) -> str:
              f"{result['provenance']['hardware']['label']}. Teacher: validation macro-F1 {t['validation_macro_f1']:.4f} "
              f"(best epoch {t['best_epoch']} of {t['epochs_run'] or t['epochs']} run).", "",
              "| Variant | Val macro-F1 | % of teacher (val) | Best epoch / run | Steps | Examples/epoch | "
-             "Train PFLOPs | Wall s |", "|---|---|---|---|---|---|---|---|"]
+             "Est. TFLOPs (incl. teacher) | Wall s |", "|---|---|---|---|---|---|---|---|"]
     for name, r in result["variants"].items():
         c = r["compute"]
         per_epoch = c["examples_seen"] // max(c["epochs_run"], 1)
         lines.append(f"| {name} | {r['validation_macro_f1']:.4f} | {100 * r['validation_macro_f1'] / t['validation_macro_f1']:.1f} | "
                      f"{r['best_epoch']} / {c['epochs_run']} | {c['optimizer_steps']} | {per_epoch} | "
-                     f"{c['total_flops'] / 1e15:.2f} | {c['wall_time_s']:.0f} |")
+                     f"{c['total_flops'] / 1e12:.1f} | {c['wall_time_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -124,7 +124,8 @@ def aggregate(cfg: SuiteConfig, rows: dict[tuple[str, int], dict]) -> dict:
                           "extra_texts": first["data"].get("student_extra_texts"),
                           "wall_time_s": _mean_std([r["wall_time_s"] for r in got.values()]), "methods": per_method}
     missing = [f"{e}-s{s}" for e in cfg.entries for s in cfg.seeds if (e, s) not in rows]
-    return {"schema_version": SCHEMA_VERSION, "recipe": cfg.recipe, "overrides": cfg.overrides, "seeds": cfg.seeds,
+    return {"schema_version": SCHEMA_VERSION, "recipe": cfg.recipe, "overrides": cfg.overrides,
+            "entry_overrides": cfg.entries, "seeds": cfg.seeds,
             "complete": not missing, "missing": missing, "entries": entries, "provenance": provenance()}
 
 

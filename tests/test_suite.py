@@ -75,3 +75,24 @@ def test_plan_projects_time_from_measured_throughput(tmp_path, tiny_checkpoint, 
     assert odd["projected_s"] == pytest.approx(0.05 * (capped["student_texts"] * 2 + (12 * 3 + 12) / 3))
     assert result["projected_total_s"] == pytest.approx(sum(e["projected_s"] for e in result["entries"].values()))
     assert not (tmp_path / "suite-runs").exists()       # planning trains nothing
+
+
+def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.schedule_ablation import run_variants
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
+    (tmp_path / "recipe.yaml").write_text(dump(recipe))
+    variants = {"base": {}, "pool-lr": {"data": {"max_train": 60, "unlabeled": "rest-of-train"},
+                                         "methods": {"odd": {"lr": 1e-2, "epochs": 2}}}}
+    out = tmp_path / "ablation"
+    result = run_variants(str(tmp_path / "recipe.yaml"), variants, "odd", overrides=["data.max_train=60"], out_dir=out)
+    rows = result["variants"]
+    assert list(rows) == ["base", "pool-lr"] and rows["pool-lr"]["lr"] == 1e-2
+    assert rows["pool-lr"]["extra_texts"]["unlabeled"] > 0 and not rows["base"]["extra_texts"]
+    assert len(rows["pool-lr"]["validation_history"]) == rows["pool-lr"]["compute"]["epochs_run"] == 2
+    assert result["teacher"]["epochs"] == 1 and "| pool-lr |" in (out / "variants.md").read_text()
+    stamp = (out / "variants.json").stat().st_mtime_ns
+    run_variants(str(tmp_path / "recipe.yaml"), variants, "odd", overrides=["data.max_train=60"], out_dir=out)
+    assert (out / "variants.json").stat().st_mtime_ns == stamp          # finished variants are not retrained

@@ -40,6 +40,15 @@ class DataConfig:
     max_test: int | None = None
     max_length: int = 64               # tokens; tweets are ~30 tokens
     seed: int = 42
+    # In-domain texts without labels that the fine-tuned teacher labels for the students:
+    # a .csv/.jsonl/.parquet/.txt file, or "rest-of-train" (the training texts beyond max_train).
+    unlabeled: str | None = None
+    unlabeled_text_column: str | None = None   # default: text_column, else "text" (not used for .txt)
+    max_unlabeled: int | None = None           # seeded sample of the pool (bounds the students' epoch cost)
+    # Augmented copies of each labelled training text (TinyBERT / DistilBERT style word masking and
+    # replacement); like the pool, they carry the teacher's soft targets only. 0 = off.
+    augment_copies: int = 0
+    augment_prob: float = 0.15                 # chance that a word is masked or replaced
 
     def __post_init__(self):
         # Labels are names: `labels: [0, 1, 2]` means the classes written 0, 1 and 2 in the data.
@@ -48,6 +57,7 @@ class DataConfig:
 
     def validate(self):
         errs = []
+        errs += _validate_unlabeled(self)
         if not 0 < self.validation_fraction < 0.5 or not 0 < self.test_fraction < 0.5:
             errs.append("validation_fraction and test_fraction must each lie in (0, 0.5)")
         for k in ("max_train", "max_validation", "max_test"):
@@ -57,6 +67,32 @@ class DataConfig:
         if self.max_length < 8:
             errs.append(f"max_length: {self.max_length} is too short (use 8 or more tokens)")
         return errs
+
+
+UNLABELED_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".txt")
+REST_OF_TRAIN = "rest-of-train"
+
+
+def _validate_unlabeled(cfg: DataConfig) -> list[str]:
+    errs = []
+    if cfg.unlabeled == REST_OF_TRAIN:
+        if cfg.max_train is None and cfg.source != "wiki-toxic":
+            errs.append("unlabeled: rest-of-train needs data.max_train (the texts beyond the cap form the pool); "
+                        "without a cap no training text is left over")
+    elif cfg.unlabeled is not None:
+        path = Path(cfg.unlabeled)
+        if path.suffix.lower() not in UNLABELED_SUFFIXES:
+            errs.append(f"unlabeled: {cfg.unlabeled!r} must be {REST_OF_TRAIN} or a file ending in "
+                        f"{', '.join(UNLABELED_SUFFIXES)}")
+        elif not path.is_file():
+            errs.append(f"unlabeled: file {cfg.unlabeled} does not exist (paths are relative to the working directory)")
+    if cfg.max_unlabeled is not None and cfg.max_unlabeled < 1:
+        errs.append(f"max_unlabeled: {cfg.max_unlabeled} must be a positive count or null")
+    if cfg.augment_copies < 0:
+        errs.append(f"augment_copies: {cfg.augment_copies} must be >= 0 (0 = no augmentation)")
+    if not 0 < cfg.augment_prob < 1:
+        errs.append(f"augment_prob: {cfg.augment_prob} must lie in (0, 1)")
+    return errs
 
 
 @dataclass
@@ -70,6 +106,24 @@ class TeacherConfig:
     fine_tune: bool = True
 
 
+LOSS_TERMS = ("ce", "kl", "cosine", "hidden", "attention", "value_relation")
+
+
+def _schedule_errors(cfg) -> list[str]:
+    """Checks shared by the recipe's train section and each method's overrides (None = inherit)."""
+    errs = []
+    if getattr(cfg, "epochs", None) is not None and cfg.epochs < 1:
+        errs.append(f"epochs: {cfg.epochs} must be >= 1")
+    if getattr(cfg, "lr", None) is not None and not 0 < cfg.lr < 1:
+        errs.append(f"lr: {cfg.lr} must lie in (0, 1)")
+    if getattr(cfg, "warmup_ratio", None) is not None and not 0 <= cfg.warmup_ratio < 1:
+        errs.append(f"warmup_ratio: {cfg.warmup_ratio} must lie in [0, 1)")
+    patience = getattr(cfg, "early_stopping_patience", None)
+    if patience is not None and patience < 1:
+        errs.append(f"early_stopping_patience: {patience} must be >= 1 epoch, or null to train every epoch")
+    return errs
+
+
 @dataclass
 class LossConfig:
     """Weights of the distillation terms; see distill/losses.py."""
@@ -78,17 +132,20 @@ class LossConfig:
     kl: float = 1.0
     cosine: float = 0.0
     hidden: float = 0.0
+    attention: float = 0.0        # MiniLM self-attention distribution transfer (KL per mapped layer)
+    value_relation: float = 0.0   # MiniLM value-relation transfer: KL of softmax(V V^T / sqrt(d_head))
     temperature: float = 2.0
 
     def __post_init__(self):
         # The preset fixes every weight, so two spellings of it compare (and resume) as equal.
         if self.preset == "reference":
             self.ce = self.kl = self.cosine = 1.0 / 3.0
-            self.hidden, self.temperature = 0.0, 1.0
+            self.hidden, self.attention, self.value_relation, self.temperature = 0.0, 0.0, 0.0, 1.0
 
     def validate(self):
-        errs = [f"{k}: {getattr(self, k)} must be >= 0" for k in ("ce", "kl", "cosine", "hidden")
-                if getattr(self, k) < 0]
+        errs = [f"{k}: {getattr(self, k)} must be >= 0" for k in LOSS_TERMS if getattr(self, k) < 0]
+        if not any(getattr(self, k) > 0 for k in LOSS_TERMS):
+            errs.append(f"every loss weight is 0; set at least one of {', '.join(LOSS_TERMS)} above 0")
         if self.temperature <= 0:
             errs.append(f"temperature: {self.temperature} must be > 0")
         return errs
@@ -117,24 +174,36 @@ class TrainConfig:
     eval_batch_size: int = 128
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     cache_teacher: bool = True      # compute the frozen teacher's outputs once, not every epoch
+    # Stop when validation macro-F1 has not improved for this many epochs (the best epoch is kept
+    # either way); null = train every epoch.
+    early_stopping_patience: int | None = None
 
     def validate(self):
-        errs = [f"{k}: must be >= 1" for k in ("epochs", "batch_size", "grad_accum", "log_every")
-                if getattr(self, k) < 1]
-        if self.lr <= 0:
-            errs.append(f"lr: {self.lr} must be > 0")
+        errs = [f"{k}: must be >= 1" for k in ("batch_size", "grad_accum", "log_every") if getattr(self, k) < 1]
+        errs += _schedule_errors(self)
+        if self.weight_decay < 0:
+            errs.append(f"weight_decay: {self.weight_decay} must be >= 0")
         return errs
 
 
 @dataclass
 class MethodConfig:
     enabled: bool = True
-    layers: str | list[int] | None = None   # odd | even | explicit 0-based list (students)
+    # odd | even | auto (the layers whose removal hurts validation most, see distill/layers.py) |
+    # an explicit 0-based list (students)
+    layers: str | list[int] | None = None
     num_layers: int | None = None           # default: half the teacher's depth
     lora: LoraSettings | None = None
     loss: LossConfig | None = None          # None -> the recipe's loss section
-    lr: float | None = None                 # per-method learning rate (LoRA wants a larger one)
-    epochs: int | None = None               # only if the recipe deliberately breaks equal budgets
+    # Per-method schedule; None inherits the train section. Budgets are compared in compute
+    # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
+    lr: float | None = None                 # LoRA and small students want a larger one
+    epochs: int | None = None               # the most epochs; early stopping may end sooner
+    warmup_ratio: float | None = None
+    early_stopping_patience: int | None = None
+
+    def validate(self):
+        return _schedule_errors(self)
 
 
 def default_methods() -> dict[str, MethodConfig]:
@@ -170,12 +239,22 @@ class Recipe:
         for name, m in self.methods.items():
             if name in registry.students() and m.layers is None:
                 errs.append(f"methods.{name}.layers: a student needs layers: odd, even or a list of 0-based indices")
-            if isinstance(m.layers, str) and m.layers not in ("odd", "even"):
-                errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even or a list of 0-based indices")
+            if isinstance(m.layers, str) and m.layers not in ("odd", "even", "auto"):
+                errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even, auto or a list of 0-based "
+                            "indices")
+            if m.num_layers is not None and m.num_layers < 1:
+                errs.append(f"methods.{name}.num_layers: {m.num_layers} must be >= 1 (default: half the teacher's "
+                            "depth)")
             if name == "lora" and m.enabled and not self.teacher.fine_tune:
                 errs.append("methods.lora: LoRA adapts the pre-trained backbone before fine-tuning, and a teacher "
                             "with fine_tune: false brings none; disable it (methods.lora.enabled: false) or use "
                             "hybrid, which distils from the given teacher")
+            loss = m.loss or self.loss
+            if (name in registry.students() and m.enabled and (self.data.unlabeled or self.data.augment_copies)
+                    and not any(getattr(loss, k) > 0 for k in LOSS_TERMS if k != "ce")):
+                errs.append(f"methods.{name}: teacher-labelled texts (data.unlabeled / augment_copies) carry no "
+                            "labels; its loss needs a distillation term (kl, cosine, hidden, attention or "
+                            "value_relation > 0)")
             if registry.uses_lora(name) and m.lora is None:
                 errs.append(f"methods.{name}.lora: LoRA settings (r, alpha, dropout, target_modules) are required")
         return errs

@@ -46,6 +46,8 @@ class Dataset:
     test: Split
     label_names: list[str]
     info: dict = field(default_factory=dict)
+    # Training texts dropped by the max_train cap (the "rest-of-train" unlabelled pool).
+    unused_train: list[str] = field(default_factory=list)
 
     def class_counts(self, split: str = "train") -> dict[str, int]:
         labels = getattr(self, split).labels
@@ -72,14 +74,18 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         info = {"source": cfg.source, "origin": origin,
                 "split": f"stratified, seed {cfg.seed}, validation {cfg.validation_fraction}, test {cfg.test_fraction}"}
     caps = {"train": cfg.max_train, "validation": cfg.max_validation, "test": cfg.max_test}
+    unused: list[str] = []
     for name, split in splits.items():
         if caps[name] is not None and caps[name] < len(split):
-            splits[name] = _cap(split, caps[name], cfg.seed, name)
+            splits[name], keep = _cap(split, caps[name], cfg.seed, name)
+            if name == "train":
+                kept = set(keep.tolist())
+                unused = [t for i, t in enumerate(split.texts) if i not in kept]
         if len(splits[name]) == 0:
             raise DataError(f"the {name} split of {cfg.source} is empty after filtering and capping; "
                             "use more data or a larger max_" + name)
     info["caps"] = {k: v for k, v in caps.items() if v is not None}
-    return Dataset(splits["train"], splits["validation"], splits["test"], names, info)
+    return Dataset(splits["train"], splits["validation"], splits["test"], names, info, unused)
 
 
 # --- sources -------------------------------------------------------------------------------
@@ -272,14 +278,14 @@ def _stratified_split(texts, labels, cfg: DataConfig, names: list[str] | None = 
             (("train", np.sort(train_idx)), ("validation", np.sort(val_idx)), ("test", np.sort(test_idx)))}
 
 
-def _cap(split: Split, n: int, seed: int, name: str) -> Split:
+def _cap(split: Split, n: int, seed: int, name: str) -> tuple[Split, np.ndarray]:
     idx = np.arange(len(split))
     try:
         keep, _ = train_test_split(idx, train_size=n, stratify=split.labels, random_state=seed)
     except ValueError:   # a class too rare to stratify at this size: fall back to a seeded sample
         keep = np.random.default_rng(seed).choice(idx, size=n, replace=False)
     keep = np.sort(keep)
-    return Split([split.texts[i] for i in keep], split.labels[keep])
+    return Split([split.texts[i] for i in keep], split.labels[keep]), keep
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:

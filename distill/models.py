@@ -150,13 +150,24 @@ def source_depth(source: str) -> int:
         raise ModelError(f"could not read the config of {source!r}: {exc}") from None
 
 
-def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None) -> list[int]:
+def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None,
+                  contributions: list[float] | None = None) -> list[int]:
     """0-based teacher layer indices for a student.
 
     ``odd`` = the teacher's layers 1, 3, 5, ... counting from 1 (0-based 0, 2, 4, ...);
-    ``even`` = layers 2, 4, 6, ... (0-based 1, 3, 5, ...). Default depth: half the teacher's.
+    ``even`` = layers 2, 4, 6, ... (0-based 1, 3, 5, ...); ``auto`` = the layers with the largest
+    ``contributions`` (from distill.layers). Default depth: half the teacher's.
     """
     n = num_layers or max(1, teacher_depth // 2)
+    if spec == "auto":
+        from distill.layers import pick_auto
+
+        if contributions is None or len(contributions) != teacher_depth:
+            raise ModelError("layers: auto needs the teacher's per-layer contributions (distill.layers.layer_analysis)")
+        try:
+            return pick_auto(contributions, n)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
     if isinstance(spec, str):
         if spec not in ("odd", "even"):
             raise ModelError(f"layers: {spec!r} is not odd, even or a list of 0-based indices")
@@ -194,6 +205,51 @@ def make_student(teacher: nn.Module, indices: list[int]) -> nn.Module:
             setattr(student.config, f, len(indices))
     student.config.edgedistill_teacher_layers = list(indices)
     return student
+
+
+# Names of the query / key / value projections inside one encoder block, by family:
+# BERT, RoBERTa, ELECTRA, MiniLM (query/key/value), DistilBERT (q_lin/...), MPNet (q/k/v).
+QKV_NAMES = (("query", "key", "value"), ("q_lin", "k_lin", "v_lin"), ("q", "k", "v"))
+
+
+def num_attention_heads(config) -> int:
+    for f in ("num_attention_heads", "n_heads"):
+        if isinstance(getattr(config, f, None), int):
+            return getattr(config, f)
+    raise ModelError(f"{type(config).__name__} has no num_attention_heads / n_heads; cannot split heads")
+
+
+class QKVCapture:
+    """Forward hooks that keep the query, key and value projections of chosen encoder layers.
+
+    ``capture.outputs[j]`` = (q, k, v) of the j-th chosen layer, each (batch, seq, width), from the
+    latest forward pass. Works through peft wrappers (the hook sits on the wrapping module, whose
+    output includes the LoRA update) and with any attention kernel (eager, SDPA), because it reads
+    projections rather than attention probabilities.
+    """
+    def __init__(self, model: nn.Module, layer_indices: list[int] | None = None):
+        layers = encoder_layers(model)[2]
+        self.layer_indices = list(range(len(layers))) if layer_indices is None else list(layer_indices)
+        self.outputs: list[list] = [[None, None, None] for _ in self.layer_indices]
+        self.handles = []
+        for slot, li in enumerate(self.layer_indices):
+            named = {n.rsplit(".", 1)[-1]: m for n, m in layers[li].named_modules() if n}
+            names = next((t for t in QKV_NAMES if all(x in named for x in t)), None)
+            if names is None:
+                raise ModelError(f"could not find query/key/value projections in layer {li} of {type(model).__name__} "
+                                 f"(looked for {QKV_NAMES}); attention and value_relation losses need them")
+            for j, n in enumerate(names):
+                self.handles.append(named[n].register_forward_hook(self._hook(slot, j)))
+
+    def _hook(self, slot: int, j: int):
+        def keep(module, inputs, output):
+            self.outputs[slot][j] = output
+        return keep
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        self.handles = []
 
 
 def wrap_lora(model: nn.Module, settings) -> nn.Module:

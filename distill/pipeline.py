@@ -123,6 +123,10 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
 
         # Before any weights are read: a given classifier must predict the data's classes.
         check_labels(recipe.teacher.model, model_label_names(recipe.teacher.model), data.label_names)
+    # The unlabelled pool and augmented copies are read and checked before any training starts.
+    student_data, extra_info = student_dataset(recipe, data)
+    if extra_info:
+        acc.print(f"Students also learn from {extra_info}")
     prepare_run_dir(recipe, force, write=acc.is_main_process)
     teacher_dir = model_dir(recipe, "teacher")
     needs_teacher = [n for n in names if n in students()]
@@ -141,18 +145,28 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
             continue
         # Seed before the model is built: a new classification head and LoRA matrices are random,
         # and each method must start the same whether or not other methods trained before it.
+        contributions = None
+        if name in students() and recipe.methods[name].layers == "auto":
+            from distill.layers import layer_analysis
+
+            contributions = layer_analysis(recipe, data, teacher_dir, recipe.methods[name].num_layers)["contribution"]
         set_seed(recipe.run.seed)
-        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in students() else None)
+        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in students() else None,
+                             contributions)
         acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters "
                   "trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
         if setup.teacher is not None and recipe.train.cache_teacher and cache is None:
             # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
-            cache = TeacherCache(setup.teacher.to(acc.device), setup.tokenizer, data.train, recipe.data.max_length,
-                                 recipe.train.eval_batch_size, acc.device, with_hidden=True,
+            # Hidden states only when some student's loss uses them (they take GBs for large pools).
+            with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0 for n in names if n in students())
+            cache = TeacherCache(setup.teacher.to(acc.device), setup.tokenizer, student_data.train,
+                                 recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
+                                 with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)
-        outcome = train(setup, data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
+        train_data = student_data if name in students() else data
+        outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
                         cache=cache)
         acc.wait_for_everyone()
         if acc.is_main_process:
@@ -161,6 +175,10 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
             entry = {**setup.info, "train_time_s": outcome.train_time_s, "wall_time_s": time.perf_counter() - start,
                      "train_examples_per_s": outcome.train_examples_per_s, "best_epoch": outcome.best_epoch,
                      "epochs": setup.train.epochs, "batch_size": setup.train.batch_size, "lr": setup.train.lr,
+                     "warmup_ratio": setup.train.warmup_ratio,
+                     "early_stopping_patience": setup.train.early_stopping_patience,
+                     "train_examples": len(train_data.train), "labelled_examples": len(data.train),
+                     "compute": _compute_entry(outcome, setup, cache, time.perf_counter() - start),
                      "history": outcome.history, "validation": outcome.validation, "test": outcome.test}
             save_checkpoint(folder, outcome.model, setup.tokenizer, entry, recipe, data.label_names)
             print(f"[{name}] test macro-F1 {outcome.test['macro_f1']:.4f}, accuracy {outcome.test['accuracy']:.4f} "
@@ -188,6 +206,38 @@ def use_teacher_as_is(recipe: Recipe, data: Dataset, folder: Path, device) -> No
     save_checkpoint(folder, got["model"].cpu(), got["tokenizer"], entry, recipe, data.label_names)
     print(f"[teacher] used as it is (teacher.fine_tune: false, {got['source']}): test macro-F1 "
           f"{got['test']['macro_f1']:.4f}, accuracy {got['test']['accuracy']:.4f}")
+
+
+def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
+    """The students' training data: labelled texts + the unlabelled pool + augmented copies
+    (the last two labelled -1: the teacher's soft targets only)."""
+    from distill.unlabeled import augment, load_unlabeled, with_extra_texts
+
+    cfg = recipe.data
+    pool, info = load_unlabeled(cfg, data)
+    extra = list(pool)
+    if cfg.augment_copies:
+        from transformers import AutoTokenizer
+
+        from distill.models import resolve_model_source
+
+        tok = AutoTokenizer.from_pretrained(resolve_model_source(recipe.teacher.model), use_fast=True)
+        augmented = augment(data.train.texts, tok, cfg.augment_copies, cfg.augment_prob, cfg.seed)
+        extra += augmented
+        info = {**info, "augmented": len(augmented)}
+    if pool:
+        info = {**info, "unlabeled": len(pool)}
+    return with_extra_texts(data, extra), info
+
+
+def _compute_entry(outcome, setup, cache, wall_s: float) -> dict:
+    """The method's compute: its own training plus the teacher passes it relied on."""
+    c = dict(outcome.compute)
+    if setup.teacher is not None and cache is not None and not setup.loss.needs_relations:
+        c["teacher_forward_flops"] = c.get("teacher_forward_flops", 0.0) + cache.flops   # the cached pass
+    c["total_flops"] = c["train_flops"] + c.get("teacher_forward_flops", 0.0)
+    c["wall_time_s"] = wall_s
+    return c
 
 
 def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe, label_names: list[str]) -> None:
@@ -223,8 +273,9 @@ def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
         raise RunError(f"no complete checkpoints in {layout.models_dir(recipe.run_dir)}; train first")
     data = data or load_dataset(recipe.data)
     out = recipe.results_path
+    _, extra = student_dataset(recipe, data)
     metrics = {"schema_version": SCHEMA_VERSION, "run": recipe.run.name, "provenance": provenance(),
-               "recipe": to_dict(recipe), "data": data.summary(), "models": models}
+               "recipe": to_dict(recipe), "data": {**data.summary(), "student_extra_texts": extra}, "models": models}
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_text(out / "results.md", results_table(metrics))
     write_plots(metrics, out / "plots")

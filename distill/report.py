@@ -35,19 +35,25 @@ def results_table(metrics: dict) -> str:
             pc = t["per_class"][name]
             row += [_fmt(pc["precision"], 3), _fmt(pc["recall"], 3), _fmt(pc["f1"], 3)]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "| Model | Best epoch | Epochs | Batch | LR | Train time (min) | Train examples/s | Loss |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| Model | Best epoch | Epochs run / max | Batch | LR | Train texts (labelled) | Optimizer steps | "
+              "Train time (min) | Train examples/s | Est. PFLOPs (incl. teacher passes) | Loss |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for method, m in models.items():
         loss = m.get("loss") or {}
-        terms = [f"{k} {loss[k]:.3g}" for k in ("ce", "kl", "cosine", "hidden") if loss.get(k)]
+        terms = [f"{k} {loss[k]:.3g}" for k in ("ce", "kl", "cosine", "hidden", "attention", "value_relation")
+                 if loss.get(k)]
         loss_s = " + ".join(terms) + (f", T={loss['temperature']:g}" if loss.get("kl") else "")
         loss_s += " (reference)" if loss.get("preset") == "reference" else ""
+        c = m.get("compute") or {}
         if m.get("fine_tuned") is False:
-            lines.append(f"| {method} | - | 0 | - | - | 0.0 | - | not trained: {m.get('source')} as given |")
+            lines.append(f"| {method} | - | 0 | - | - | - | 0 | 0.0 | - | - | "
+                         f"not trained: {m.get('source')} as given |")
             continue
-        lines.append(f"| {method} | {m.get('best_epoch', '-')} | {m.get('epochs', '-')} | {m.get('batch_size', '-')} | "
-                     f"{m.get('lr', '-')} | {m.get('train_time_s', 0) / 60:.1f} | "
-                     f"{m.get('train_examples_per_s', 0):.0f} | "
+        flops = f"{c['total_flops'] / 1e15:.2f}" if c.get("total_flops") is not None else "n/a"
+        texts = f"{m['train_examples']} ({m['labelled_examples']})" if "train_examples" in m else "n/a"
+        lines.append(f"| {method} | {m.get('best_epoch', '-')} | {c.get('epochs_run', '-')} / {m.get('epochs', '-')} | "
+                     f"{m.get('batch_size', '-')} | {m.get('lr', '-')} | {texts} | {c.get('optimizer_steps', '-')} | "
+                     f"{m.get('train_time_s', 0) / 60:.1f} | {m.get('train_examples_per_s', 0):.0f} | {flops} | "
                      f"{loss_s} |")
     return "\n".join(lines) + "\n"
 

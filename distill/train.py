@@ -17,10 +17,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from distill.compute import forward_flops, matmul_params, training_flops
 from distill.config import LossConfig, Recipe, TrainConfig
 from distill.data import Dataset, Split
 from distill.losses import DistillationLoss
-from distill.models import load_classifier, make_student, model_depth, param_counts, select_layers, wrap_lora
+from distill.models import (
+    QKVCapture,
+    load_classifier,
+    make_student,
+    model_depth,
+    num_attention_heads,
+    param_counts,
+    select_layers,
+    wrap_lora,
+)
 from edgedistill.methods import method
 from edgedistill.metrics import classification_metrics, softmax
 
@@ -38,11 +48,13 @@ class MethodSetup:
     info: dict = field(default_factory=dict)
 
 
-def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None) -> MethodSetup:
+def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
+                 layer_contributions: list[float] | None = None) -> MethodSetup:
     """Build the model, loss and (frozen) teacher for one method of the recipe."""
     m = recipe.methods[name]
-    tcfg = TrainConfig(**{**vars(recipe.train), **({"lr": m.lr} if m.lr else {}),
-                          **({"epochs": m.epochs} if m.epochs else {})})
+    schedule = {k: getattr(m, k) for k in ("lr", "epochs", "warmup_ratio", "early_stopping_patience")
+                if getattr(m, k) is not None}
+    tcfg = TrainConfig(**{**vars(recipe.train), **schedule})
     info: dict = {"method": name, "teacher_source": recipe.teacher.model, "layers": None, "lora": None}
     teacher = None
     if not method(name).distilled:
@@ -54,7 +66,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
             raise ValueError(f"method {name} distils from the fine-tuned teacher; train the teacher first")
         teacher, tok = load_classifier(str(teacher_dir), label_names)
         teacher.eval().requires_grad_(False)
-        indices = select_layers(m.layers, model_depth(teacher.config), m.num_layers)
+        indices = select_layers(m.layers, model_depth(teacher.config), m.num_layers, layer_contributions)
         model = make_student(teacher, indices)
         model.requires_grad_(True)
         loss = DistillationLoss(m.loss or recipe.loss, layer_map=indices)
@@ -138,6 +150,8 @@ class TeacherCache:
         self.hidden: list[np.ndarray | None] = [None] * len(ds)
         teacher.eval()
         collate = _Collate(tokenizer)
+        self.tokens = int(sum(ds.lengths))
+        self.flops = forward_flops(matmul_params(teacher), self.tokens)   # one pass, shared by every student
         with torch.no_grad():
             for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs (cached once)",
                               disable=not progress,
@@ -202,6 +216,7 @@ class TrainOutcome:
     train_examples_per_s: float
     validation: dict
     test: dict
+    compute: dict = field(default_factory=dict)   # epochs run, optimizer steps, examples, tokens, FLOPs
 
 
 def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, accelerator=None,
@@ -216,6 +231,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     set_seed(seed)
     if setup.teacher is None or (cache is not None and setup.loss.needs_hidden and not cache.with_hidden):
         cache = None   # no teacher needed, or a cache without the hidden states this loss needs
+    if setup.loss.needs_relations:
+        cache = None   # per-token attention relations are too large to cache: the teacher runs alongside
     train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed,
                            cache=cache)
     params = [p for p in setup.model.parameters() if p.requires_grad]
@@ -234,11 +251,20 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     teacher = setup.teacher.to(acc.device).eval() if setup.teacher is not None and cache is None else None
     loss_fn = setup.loss
     hidden = loss_fn.needs_hidden
+    relations = loss_fn.needs_relations and teacher is not None
+    s_qkv = QKVCapture(acc.unwrap_model(model)) if relations else None
+    t_qkv = QKVCapture(teacher, loss_fn.layer_map) if relations else None
+    heads = num_attention_heads(teacher.config) if relations else None
+    unwrapped_params = acc.unwrap_model(model)
+    n_params, n_trainable = matmul_params(unwrapped_params), matmul_params(unwrapped_params, trainable_only=True)
+    n_teacher = matmul_params(teacher) if teacher is not None else 0
+    tokens = 0
 
     history = {"steps": [], "epochs": []}
     best = {"f1": -1.0, "loss": math.inf, "epoch": 0, "state": None}
-    step, seen, train_time = 0, 0, 0.0
+    step, seen, train_time, epochs_run = 0, 0, 0.0, 0
     for epoch in range(1, cfg.epochs + 1):
+        epochs_run = epoch
         model.train()
         running, running_parts, n_running, epoch_losses = 0.0, {}, 0, []
         bar = tqdm(train_loader, desc=f"{setup.name} epoch {epoch}/{cfg.epochs}",
@@ -259,7 +285,9 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
                     # Cached layer outputs (b, seq, layers, H) -> transformers' tuple layout (index 0 = embeddings).
                     t_hidden = (None, *t_hidden.float().unbind(dim=2))
                 total, parts = loss_fn(out.logits, labels, t_logits, out.hidden_states if hidden else None,
-                                       t_hidden if hidden else None, batch.get("attention_mask"))
+                                       t_hidden if hidden else None, batch.get("attention_mask"),
+                                       s_qkv.outputs if relations else None,
+                                       t_qkv.outputs if relations else None, heads)
                 acc.backward(total)
                 if acc.sync_gradients and cfg.max_grad_norm:
                     acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -267,6 +295,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
                 scheduler.step()
                 optimizer.zero_grad()
             seen += len(labels) * acc.num_processes
+            tokens += int(batch["attention_mask"].sum()) * acc.num_processes if "attention_mask" in batch else \
+                int(batch["input_ids"].numel()) * acc.num_processes
             running += float(total.detach())
             n_running += 1
             epoch_losses.append(float(total.detach()))
@@ -297,6 +327,14 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
         if val["macro_f1"] > best["f1"] or (val["macro_f1"] == best["f1"] and val_loss < best["loss"]):
             best = {"f1": val["macro_f1"], "loss": val_loss, "epoch": epoch,
                     "state": {k: v.detach().cpu().clone() for k, v in unwrapped.state_dict().items()}}
+        if cfg.early_stopping_patience and epoch - best["epoch"] >= cfg.early_stopping_patience:
+            if acc.is_main_process:
+                tqdm.write(f"[{setup.name}] no validation gain for {cfg.early_stopping_patience} epoch(s): "
+                           f"stopping after epoch {epoch}, keeping epoch {best['epoch']}")
+            break
+    for capture in (s_qkv, t_qkv):
+        if capture is not None:
+            capture.remove()
     unwrapped = acc.unwrap_model(model)
     unwrapped.load_state_dict(best["state"])
     val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size,
@@ -305,5 +343,10 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     return TrainOutcome(
         model=unwrapped, history=history, best_epoch=best["epoch"], train_time_s=train_time,
         train_examples_per_s=seen / train_time if train_time else 0.0,
+        compute={"epochs_run": epochs_run, "optimizer_steps": step, "examples_seen": seen, "tokens_seen": tokens,
+                 "train_flops": training_flops(n_params, n_trainable, tokens),
+                 # the frozen teacher run alongside (attention terms, or no cache); a cached pass is added by the caller
+                 "teacher_forward_flops": forward_flops(n_teacher, tokens) if teacher is not None else 0.0,
+                 "matmul_params": n_params, "matmul_params_trainable": n_trainable},
         validation=classification_metrics(data.validation.labels, softmax(val_logits), data.label_names),
         test=classification_metrics(data.test.labels, softmax(test_logits), data.label_names))

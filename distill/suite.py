@@ -1,0 +1,327 @@
+"""The generality suite: one recipe, several data sets and seeds, retained macro-F1 per method.
+
+    python -m distill.suite configs/suite.yaml
+
+The suite file names a base recipe, suite-wide overrides, the entries (each a set of data
+overrides) and the seeds. Every (entry, seed) is a full ``train_run`` in its own run folder;
+its compact result is written to ``<results_dir>/entries/<entry>-s<seed>.json`` as soon as it
+finishes, so a killed suite resumes at the first unfinished (entry, seed), and a half-trained
+one resumes at its first unfinished method. ``suite.json`` / ``suite.md`` aggregate whatever is
+finished (mean +- std over seeds) and say which pairs are still missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from edgedistill.configbase import ConfigError, deep_merge, from_dict, parse_overrides
+from edgedistill.io import atomic_write_json, atomic_write_text
+from edgedistill.provenance import provenance
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class SuiteConfig:
+    recipe: str  # base recipe YAML (the defaults under test)
+    entries: dict[str, dict] = field(default_factory=dict)  # name -> recipe overrides (usually data)
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    overrides: dict = field(default_factory=dict)  # applied to every entry (sizing: max_length, pool size)
+    runs_dir: str = "runs/suite"  # checkpoints (git-ignored)
+    results_dir: str = "results/suite"  # compact per-(entry, seed) rows and the tables
+
+    def validate(self):
+        errs = []
+        if not self.entries:
+            errs.append("entries: name at least one entry (name -> recipe overrides)")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            errs.append(f"seeds: {self.seeds} must be a non-empty list of distinct integers")
+        bad = [n for n in self.entries if not n or "/" in n]
+        if bad:
+            errs.append(f"entries: {bad} must be plain names")
+        return errs
+
+
+def load_suite(path: str | Path, extra: list[str] | None = None):
+    """The suite config and every (entry, seed) recipe, all validated before any training."""
+    from distill.config import load_recipe
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file {path} does not exist (see configs/suite.yaml)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    cfg = from_dict(SuiteConfig, raw)
+    base_over = deep_merge(cfg.overrides, parse_overrides(extra))
+    recipes, errors = {}, []
+    for entry, over in cfg.entries.items():
+        for seed in cfg.seeds:
+            run = {
+                "run": {
+                    "name": f"{entry}-s{seed}",
+                    "seed": seed,
+                    "runs_dir": cfg.runs_dir,
+                    "results_dir": str(Path(cfg.runs_dir) / "results"),
+                }
+            }
+            try:
+                recipes[(entry, seed)] = load_recipe(cfg.recipe, deep_merge(deep_merge(base_over, over or {}), run))
+            except ConfigError as exc:
+                errors.append(f"entry {entry}: {exc}")
+                break  # the seed changes only the run name and seed: one report per entry
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return cfg, recipes
+
+
+def entry_row(metrics: dict, wall_s: float) -> dict:
+    """The compact, committed record of one (entry, seed): per method test/validation F1 and compute."""
+    models = metrics["models"]
+    teacher = models["teacher"]
+    t_f1 = teacher["test"]["macro_f1"]
+    out = {}
+    for name, m in models.items():
+        c = m.get("compute", {})
+        out[name] = {
+            "test_macro_f1": m["test"]["macro_f1"],
+            "retained": m["test"]["macro_f1"] / t_f1 if t_f1 else None,
+            "validation_macro_f1": m["validation"]["macro_f1"],
+            "test_per_class_f1": {k: v["f1"] for k, v in m["test"]["per_class"].items()},
+            "epochs": m.get("epochs"),
+            "epochs_run": c.get("epochs_run"),
+            "best_epoch": m.get("best_epoch"),
+            "lr": m.get("lr"),
+            "layers": m.get("layers"),
+            "train_examples": m.get("train_examples"),
+            "optimizer_steps": c.get("optimizer_steps"),
+            "total_flops": c.get("total_flops"),
+            "wall_time_s": c.get("wall_time_s", m.get("wall_time_s")),
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": metrics["run"],
+        "data": metrics["data"],
+        "wall_time_s": wall_s,
+        "models": out,
+        "provenance": metrics["provenance"],
+    }
+
+
+def _mean_std(xs: list[float]) -> dict:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0, "n": len(xs)}
+
+
+def aggregate(cfg: SuiteConfig, rows: dict[tuple[str, int], dict]) -> dict:
+    entries = {}
+    for entry in cfg.entries:
+        got = {s: rows[(entry, s)] for s in cfg.seeds if (entry, s) in rows}
+        if not got:
+            continue
+        methods = list(next(iter(got.values()))["models"])
+        per_method = {}
+        for m in methods:
+            rs = [r["models"][m] for r in got.values() if m in r["models"]]
+            classes = list(rs[0]["test_per_class_f1"])
+            per_method[m] = {
+                "retained_test_macro_f1": _mean_std([r["retained"] for r in rs]),
+                "test_macro_f1": _mean_std([r["test_macro_f1"] for r in rs]),
+                "validation_macro_f1": _mean_std([r["validation_macro_f1"] for r in rs]),
+                "test_per_class_f1": {k: _mean_std([r["test_per_class_f1"][k] for r in rs]) for k in classes},
+                "epochs_run": [r["epochs_run"] for r in rs],
+                "best_epoch": [r["best_epoch"] for r in rs],
+                "wall_time_s": _mean_std([r["wall_time_s"] for r in rs]),
+                "total_flops": _mean_std([r["total_flops"] for r in rs]),
+            }
+        first = next(iter(got.values()))
+        entries[entry] = {
+            "seeds": sorted(got),
+            "sizes": first["data"]["sizes"],
+            "origin": first["data"].get("origin"),
+            "label_names": first["data"]["label_names"],
+            "extra_texts": first["data"].get("student_extra_texts"),
+            "wall_time_s": _mean_std([r["wall_time_s"] for r in got.values()]),
+            "methods": per_method,
+        }
+    missing = [f"{e}-s{s}" for e in cfg.entries for s in cfg.seeds if (e, s) not in rows]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "recipe": cfg.recipe,
+        "overrides": cfg.overrides,
+        "entry_overrides": cfg.entries,
+        "seeds": cfg.seeds,
+        "complete": not missing,
+        "missing": missing,
+        "entries": entries,
+        "provenance": provenance(),
+    }
+
+
+def suite_table(result: dict) -> str:
+    status = "complete" if result["complete"] else f"PARTIAL: missing {', '.join(result['missing'])}"
+    lines = [
+        f"# Generality suite ({status})",
+        "",
+        f"Recipe `{result['recipe']}` with {result['overrides']}; seeds {result['seeds']}; commit "
+        f"`{result['provenance']['git_commit']}`, {result['provenance']['hardware']['label']}. Retained = the method's "
+        "test macro-F1 / the same seed's teacher test macro-F1; mean +- std over the seeds listed. Every model was "
+        "selected on its validation split.",
+        "",
+        "| Entry | Seeds | Labelled train | Teacher test macro-F1 | Teacher epochs run (best) | Method | "
+        "Retained % | Test macro-F1 | Per-class test F1 | Wall s (entry) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, e in result["entries"].items():
+        t = e["methods"]["teacher"]
+        teacher_epochs = ", ".join(f"{a}({b})" for a, b in zip(t["epochs_run"], t["best_epoch"]))
+        for m, r in e["methods"].items():
+            ret = r["retained_test_macro_f1"]
+            pc = "; ".join(f"{k} {v['mean']:.3f}+-{v['std']:.3f}" for k, v in r["test_per_class_f1"].items())
+            lines.append(
+                f"| {name} | {len(e['seeds'])} | {e['sizes']['train']} | {t['test_macro_f1']['mean']:.4f} | "
+                f"{teacher_epochs} | {m} | {100 * ret['mean']:.1f} +- {100 * ret['std']:.1f} | "
+                f"{r['test_macro_f1']['mean']:.4f} +- {r['test_macro_f1']['std']:.4f} | {pc} | "
+                f"{e['wall_time_s']['mean']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = None) -> dict:
+    """Projected wall time of the suite from measured per-example training costs.
+
+    ``costs_from`` is a metrics.json of a real run on this machine: each method's seconds per
+    training example (1 / train_examples_per_s) times the examples and epochs each (entry, seed)
+    will train, plus the teacher's cached pass over the students' texts and the evaluation passes
+    (a forward pass costs about a third of a training step). Early stopping can only shorten it.
+    """
+    from distill.data import load_dataset
+    from distill.pipeline import student_dataset
+
+    cfg, recipes = load_suite(path, extra)
+    measured = json.loads(Path(costs_from).read_text())["models"]
+    sec = {m: 1.0 / e["train_examples_per_s"] for m, e in measured.items() if e.get("train_examples_per_s")}
+    out, total = {}, 0.0
+    for entry in cfg.entries:
+        recipe = recipes[(entry, cfg.seeds[0])]
+        data = load_dataset(recipe.data)
+        students, _ = student_dataset(recipe, data)
+        n_lab, n_all = len(data.train), len(students.train)
+        n_val, n_test = len(data.validation), len(data.test)
+        methods, seconds = {}, 0.0
+        for name in recipe.method_names():
+            m = recipe.methods[name]
+            epochs = m.epochs or recipe.train.epochs
+            per = sec.get(name, sec.get("odd"))
+            n = n_all if name in ("odd", "even", "tiny", "hybrid") else n_lab
+            s_m = per * (n * epochs + (n_val * (epochs + 1) + n_test) / 3)
+            methods[name] = {"train_examples": n, "max_epochs": epochs, "seconds_per_example": per, "projected_s": s_m}
+            seconds += s_m
+        seconds += sec["teacher"] * n_all / 3  # the teacher's one cached pass for the students
+        out[entry] = {
+            "labelled": n_lab,
+            "student_texts": n_all,
+            "validation": n_val,
+            "test": n_test,
+            "methods": methods,
+            "projected_s_per_seed": seconds,
+            "projected_s": seconds * len(cfg.seeds),
+        }
+        total += seconds * len(cfg.seeds)
+    result = {
+        "costs_from": str(costs_from),
+        "seeds": cfg.seeds,
+        "entries": out,
+        "projected_total_s": total,
+        "note": "upper bound: every method runs its maximum epochs; early stopping shortens it",
+    }
+    for name, e in out.items():
+        print(
+            f"{name}: {e['labelled']} labelled + {e['student_texts'] - e['labelled']} teacher-labelled; "
+            f"{e['projected_s_per_seed'] / 60:.0f} min per seed, "
+            f"{e['projected_s'] / 60:.0f} min for {len(cfg.seeds)} seeds"
+        )
+    print(f"total: {total / 3600:.1f} h (upper bound, from {costs_from})")
+    return result
+
+
+def run_suite(
+    path: str | Path, extra: list[str] | None = None, progress: bool = False, only: list[str] | None = None
+) -> dict:
+    from distill.pipeline import train_run
+
+    cfg, recipes = load_suite(path, extra)
+    out = Path(cfg.results_dir)
+    rows = {}
+    for (entry, seed), recipe in recipes.items():
+        row_path = out / "entries" / f"{entry}-s{seed}.json"
+        if row_path.is_file():
+            rows[(entry, seed)] = json.loads(row_path.read_text())
+            continue
+        if only and entry not in only:
+            continue
+        print(f"=== suite entry {entry}, seed {seed} ===", flush=True)
+        t0 = time.perf_counter()
+        metrics = train_run(recipe, progress=progress)
+        rows[(entry, seed)] = entry_row(metrics, time.perf_counter() - t0)
+        atomic_write_json(row_path, rows[(entry, seed)])
+        write_tables(cfg, rows)
+    return write_tables(cfg, rows)
+
+
+def write_tables(cfg: SuiteConfig, rows: dict) -> dict:
+    result = aggregate(cfg, rows)
+    out = Path(cfg.results_dir)
+    atomic_write_json(out / "suite.json", result)
+    atomic_write_text(out / "suite.md", suite_table(result))
+    return result
+
+
+def main(argv=None) -> int:
+    from distill.data import DataError
+    from distill.models import ModelError
+    from distill.pipeline import RunError
+
+    p = argparse.ArgumentParser(
+        prog="python -m distill.suite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("suite", help="suite YAML, e.g. configs/suite.yaml")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a recipe value for every entry (repeatable)",
+    )
+    p.add_argument("--only", nargs="+", help="train only these entries (finished ones are still aggregated)")
+    p.add_argument("--progress", action="store_true", help="progress bars")
+    p.add_argument("--plan", action="store_true", help="print the projected time and exit (trains nothing)")
+    p.add_argument(
+        "--costs-from",
+        default="results/hate-speech/metrics.json",
+        help="metrics.json of a run on this machine whose training throughput the plan uses",
+    )
+    args = p.parse_args(argv)
+    try:
+        if args.plan:
+            result = plan(args.suite, args.costs_from, args.overrides)
+            atomic_write_json(Path(load_suite(args.suite, args.overrides)[0].results_dir) / "plan.json", result)
+            return 0
+        run_suite(args.suite, args.overrides, progress=args.progress, only=args.only)
+    except (ConfigError, DataError, ModelError, RunError) as exc:
+        print(f"suite: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The generality suite end to end on a tiny teacher and tiny data: rows, aggregation, resume."""
+
+import json
+
+import pytest
+import yaml
+
+from distill.suite import load_suite, main, run_suite
+from edgedistill.configbase import ConfigError, dump
+
+
+def _suite(tmp_path, tiny_checkpoint, tiny_csv, entries=None):
+    from test_train import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 2, "early_stopping_patience": 1})
+    for m in ("even", "tiny", "lora"):
+        recipe.methods[m].enabled = False
+    (tmp_path / "recipe.yaml").write_text(dump(recipe))
+    spec = {
+        "recipe": str(tmp_path / "recipe.yaml"),
+        "seeds": [1, 2],
+        "runs_dir": str(tmp_path / "suite-runs"),
+        "results_dir": str(tmp_path / "suite"),
+        "overrides": {"data": {"max_length": 12}},
+        "entries": entries or {"capped": {"data": {"max_train": 60, "unlabeled": "rest-of-train"}}},
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint, tiny_csv):
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    result = run_suite(path)
+    assert result["complete"] and result["missing"] == []
+    capped = result["entries"]["capped"]
+    assert capped["seeds"] == [1, 2] and capped["sizes"]["train"] == 60
+    assert capped["extra_texts"]["unlabeled"] > 0
+    odd = capped["methods"]["odd"]
+    assert set(capped["methods"]) == {"teacher", "odd", "hybrid"}
+    assert odd["retained_test_macro_f1"]["n"] == 2 and odd["retained_test_macro_f1"]["std"] >= 0
+    assert capped["methods"]["teacher"]["retained_test_macro_f1"]["mean"] == pytest.approx(1.0)
+    assert set(odd["test_per_class_f1"]) == {"negative", "neutral", "positive"}
+    rows = json.loads((tmp_path / "suite" / "entries" / "capped-s2.json").read_text())
+    assert rows["models"]["odd"]["retained"] == pytest.approx(
+        rows["models"]["odd"]["test_macro_f1"] / rows["models"]["teacher"]["test_macro_f1"]
+    )
+    assert "| capped | 2 | 60 |" in (tmp_path / "suite" / "suite.md").read_text()
+
+    # a killed suite resumes: finished pairs are not retrained, a missing one is
+    kept = (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns
+    (tmp_path / "suite" / "entries" / "capped-s2.json").unlink()
+    partial = json.loads((tmp_path / "suite" / "suite.json").read_text())
+    assert partial["complete"]
+    again = run_suite(path)
+    assert again["complete"] and (tmp_path / "suite" / "entries" / "capped-s2.json").is_file()
+    assert (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns == kept
+
+
+def test_suite_entries_validated_before_training(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    path = _suite(
+        tmp_path,
+        tiny_checkpoint,
+        tiny_csv,
+        entries={"ok": {}, "bad": {"data": {"unlabeled": "rest-of-train"}, "methods": {"odd": {"lr": -1}}}},
+    )
+    with pytest.raises(ConfigError, match="(?s)entry bad.*rest-of-train needs data.max_train"):
+        load_suite(path)
+    assert main([str(path)]) == 2 and "methods.odd.lr" in capsys.readouterr().err
+    assert not (tmp_path / "suite-runs").exists()  # nothing trained
+
+
+def test_plan_projects_time_from_measured_throughput(tmp_path, tiny_checkpoint, tiny_csv):
+    from distill.suite import plan
+
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    costs = tmp_path / "metrics.json"
+    costs.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "teacher": {"train_examples_per_s": 10.0},
+                    "odd": {"train_examples_per_s": 20.0},
+                    "hybrid": {"train_examples_per_s": 25.0},
+                }
+            }
+        )
+    )
+    result = plan(path, costs)
+    capped = result["entries"]["capped"]
+    assert capped["labelled"] == 60 and capped["student_texts"] > 60
+    odd = capped["methods"]["odd"]
+    assert odd["projected_s"] == pytest.approx(0.05 * (capped["student_texts"] * 2 + (12 * 3 + 12) / 3))
+    assert result["projected_total_s"] == pytest.approx(sum(e["projected_s"] for e in result["entries"].values()))
+    assert not (tmp_path / "suite-runs").exists()  # planning trains nothing
+
+
+def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.schedule_ablation import run_variants
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
+    (tmp_path / "recipe.yaml").write_text(dump(recipe))
+    variants = {
+        "base": {},
+        "pool-lr": {
+            "data": {"max_train": 60, "unlabeled": "rest-of-train"},
+            "methods": {"odd": {"lr": 1e-2, "epochs": 2}},
+        },
+    }
+    out = tmp_path / "ablation"
+    result = run_variants(str(tmp_path / "recipe.yaml"), variants, "odd", overrides=["data.max_train=60"], out_dir=out)
+    rows = result["variants"]
+    assert list(rows) == ["base", "pool-lr"] and rows["pool-lr"]["lr"] == 1e-2
+    assert rows["pool-lr"]["extra_texts"]["unlabeled"] > 0 and not rows["base"]["extra_texts"]
+    assert len(rows["pool-lr"]["validation_history"]) == rows["pool-lr"]["compute"]["epochs_run"] == 2
+    assert result["teacher"]["epochs"] == 1 and "| pool-lr |" in (out / "variants.md").read_text()
+    stamp = (out / "variants.json").stat().st_mtime_ns
+    run_variants(str(tmp_path / "recipe.yaml"), variants, "odd", overrides=["data.max_train=60"], out_dir=out)
+    assert (out / "variants.json").stat().st_mtime_ns == stamp  # finished variants are not retrained

@@ -20,12 +20,13 @@ Benching a bundle imports no torch, transformers, datasets or scikit-learn: only
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import platform
 import shutil
 import time
 from pathlib import Path
+
+from edgedistill.io import sha256
 
 BUNDLE_FILE = "bundle.json"
 INPUTS_FILE = "inputs.json"
@@ -42,14 +43,6 @@ TEACHER_REFERENCES = ("teacher/onnx-fp32", "teacher/onnx-int8-dynamic")
 
 class BundleError(ValueError):
     """A bundle that cannot be written, verified or benched; the message names the file and the fix."""
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- writing (full install) ------------------------------------------------------------------

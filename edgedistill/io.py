@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -115,3 +116,12 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
         print(f"removed {len(removed)} temporary folder(s) left by an interrupted run: "
               + ", ".join(str(p.relative_to(run_dir)) for p in removed), flush=True)
     return removed
+
+
+def sha256(path: str | Path) -> str:
+    """The file's SHA-256, read in 1 MiB blocks (model files run to hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -16,7 +16,6 @@ summary goes to
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ import numpy as np
 from distill.config import Recipe
 from edgedistill import layout
 from edgedistill.configbase import dump, to_dict
-from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporaries
+from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporaries, sha256
 from edgedistill.io import workspace as make_workspace
 from edgedistill.methods import ORDER as METHODS
 from edgedistill.provenance import provenance
@@ -58,14 +57,6 @@ def tool_versions() -> dict[str, str]:
     from edgedistill.provenance import library_versions
 
     return library_versions(TOOLS)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- the run -------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ def blocker(folder: Path) -> Path:
 
 
 def test_bundle_holds_every_file_with_its_hash(bundled):
-    from bench.bundle import sha256, verify_bundle
+    from bench.bundle import verify_bundle
+    from edgedistill.io import sha256
 
     _, _, bundle, info = bundled
     assert info["schema_version"] == 1 and info["run"] == RUN and info["arch"] and info["test_size"] == 10

@@ -115,7 +115,7 @@ def manifest(run: Path, method: str, variant: str) -> dict:
 # --- every variant, checked ---------------------------------------------------------------
 
 def test_every_variant_is_a_complete_artifact(exported):
-    from export.pipeline import sha256
+    from edgedistill.io import sha256
 
     _, run, _, rows = exported
     assert [r["artifact"] for r in rows] == [f"odd/{v}" for v in ODD_VARIANTS] + [f"lora/{v}" for v in LORA_VARIANTS]
@@ -310,8 +310,9 @@ def test_rerun_keeps_finished_artifacts_and_rebuilds_broken_ones(exported, capsy
 
 def test_resume_checks_the_recorded_sha256_not_just_the_size(exported, capsys):
     """A model file damaged in place (same size: bit rot, a bad copy) must not be kept."""
+    from edgedistill.io import sha256
     from export.config import load_export_config
-    from export.pipeline import export_run, sha256
+    from export.pipeline import export_run
 
     _, run, recipe, _ = exported
     folder = run / "artifacts" / "odd" / "onnx-fp32"

@@ -66,11 +66,15 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
                                 f"0..{depth - 1})")
                 continue
         try:
-            indices = select_layers(m.layers, depth, m.num_layers)
+            # `auto` picks its layers from the trained teacher's analysis; here only its depth can be checked.
+            indices = (list(range(m.num_layers or depth // 2)) if m.layers == "auto"
+                       else select_layers(m.layers, depth, m.num_layers))
         except ModelError as exc:
             problems.append(f"{where}: {exc}")
             continue
-        if len(indices) >= depth:
+        if not indices:
+            problems.append(f"methods.{name}: a student needs at least one layer (the teacher has {depth})")
+        elif len(indices) >= depth:
             problems.append(f"methods.{name}: a student of {len(indices)} of the teacher's {depth} layers is not "
                             "smaller than the teacher; pick fewer layers, a deeper teacher, or disable this method")
     return problems

@@ -100,3 +100,14 @@ def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path):
     assert (tmp_path / "results" / "renamed" / "export.json").is_file()
     assert not (tmp_path / "results" / "tiny").exists()
     assert layout.results_root_of(copy) == tmp_path / "results" / "renamed"
+
+
+def test_auto_layers_are_checked_for_depth_before_any_training(tmp_path):
+    """`layers: auto` picks its layers after the teacher trains; its depth is still checked up front."""
+    from distill.config import load_recipe
+    from distill.pipeline import method_problems
+
+    ok = load_recipe(overrides={"methods": {"tiny": {"enabled": True, "layers": "auto", "num_layers": 2}}})
+    assert method_problems(ok, ["tiny"]) == []
+    deep = load_recipe(overrides={"methods": {"tiny": {"enabled": True, "layers": "auto", "num_layers": 6}}})
+    assert any("not smaller than the teacher" in p for p in method_problems(deep, ["tiny"]))

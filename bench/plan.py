@@ -124,16 +124,10 @@ def _trimmed_params(source: Path, artifact_folder: Path, params: int | None) -> 
 
 
 def _read_marker(path: Path, fix: str, unreadable: list[Unreadable], model: str, variant: str) -> dict | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = f"not valid JSON ({exc})"
-    else:
-        if isinstance(doc, dict):
-            return doc
-        reason = f"a JSON {type(doc).__name__}, not an object"
-    unreadable.append(Unreadable(model, variant, str(path), f"{path} is {reason}; {fix}"))
-    return None
+    doc, reason = layout.read_marker(path)
+    if doc is None:
+        unreadable.append(Unreadable(model, variant, str(path), f"{reason}; {fix}"))
+    return doc
 
 
 def discover(run_dir: str | Path) -> tuple[list[Artifact], list[str]]:

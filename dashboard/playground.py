@@ -6,7 +6,6 @@ exists: both are written last, so a folder still being written is never offered.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +34,6 @@ class Candidate:
         return f"{self.run} · {self.artifact}"
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def discover(runs_dirs: list[str | Path], runs: list[str]) -> tuple[list[Candidate], list[str]]:
     """Every loadable folder of ``runs`` under ``runs_dirs``, and warnings for folders that look broken."""
     found, warnings, seen = [], [], set()
@@ -55,17 +46,17 @@ def discover(runs_dirs: list[str | Path], runs: list[str]) -> tuple[list[Candida
             for folder in layout.model_folders(root):
                 if not (folder / layout.CHECKPOINT_MARKER).is_file():
                     continue
-                info = _read_json(folder / layout.CHECKPOINT_MARKER)
+                info, reason = layout.read_marker(folder / layout.CHECKPOINT_MARKER)
                 if info is None:
-                    warnings.append(f"{folder}/edgedistill.json is not readable JSON; checkpoint not offered")
+                    warnings.append(f"{reason}; checkpoint not offered")
                     continue
                 found.append(Candidate(run, folder.name, "pytorch", str(folder), tuple(info.get("label_names") or ())))
             for folder in layout.artifact_folders(root):
                 if not (folder / layout.ARTIFACT_MARKER).is_file():
                     continue
-                info = _read_json(folder / layout.ARTIFACT_MARKER)
+                info, reason = layout.read_marker(folder / layout.ARTIFACT_MARKER)
                 if info is None:
-                    warnings.append(f"{folder}/manifest.json is not readable JSON; artifact not offered")
+                    warnings.append(f"{reason}; artifact not offered")
                     continue
                 found.append(Candidate(run, str(info.get("model") or folder.parent.name),
                                        str(info.get("variant") or folder.name), str(folder),

@@ -78,6 +78,19 @@ def artifact_folders(run_dir: str | Path) -> list[Path]:
     return sorted(folders, key=lambda p: (rank(p.parent.name), p.parent.name, p.name))
 
 
+def read_marker(path: str | Path) -> tuple[dict | None, str | None]:
+    """A completion marker's JSON object, or ``(None, reason)`` when it cannot be read or is not an
+    object: one reading for the bench's discovery and the dashboard's, so both say the same thing."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{path} is not valid JSON ({exc})"
+    if not isinstance(doc, dict):
+        return None, f"{path} is a JSON {type(doc).__name__}, not an object"
+    return doc, None
+
+
 def checkpoint_complete(folder: str | Path) -> bool:
     """True when the checkpoint's marker exists, parses and has the current schema version."""
     try:

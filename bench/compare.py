@@ -16,9 +16,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bench.report import agreement, md_table, previous_origin, run_to_run_pairs
-from bench.schema import BenchFileError, previous_run, read_document
+from bench.report import agreement, md_table, paired_run_to_run, previous_origin, run_to_run_pairs
+from bench.schema import PAIRED_COLUMNS, BenchFileError, previous_run, read_document
 from edgedistill.io import atomic_write_text
+from edgedistill.targets import AGREE_PCT
 
 
 def compare(old_path: str | Path, new_path: str | Path, machine: str | None = None) -> str:
@@ -41,12 +42,13 @@ def compare(old_path: str | Path, new_path: str | Path, machine: str | None = No
              f"- earlier: `{old_path}` ({previous_origin(block)})",
              f"- later: `{new_path}` (commit {(new_prov.get('git_commit') or '?')[:7]}, {block.get('measured_at')})",
              f"- command: `python -m bench.compare {old_path} {new_path}`", "",
-             f"Rows whose p50 agrees within 10%: {agreement([s for _, _, s in pairs])}.", ""]
+             f"Rows whose p50 agrees within {AGREE_PCT:g}%: {agreement([s for _, _, s in pairs])}.", ""]
     by_group: dict[tuple, list[float]] = defaultdict(list)
     for r, _, s in pairs:
         by_group[(r.runtime, r.precision, r.threads, r.scenario)].append(s)
-    parts += [md_table(["runtime", "precision", "threads", "scenario", "rows", "within 10%", "median spread %"],
-                       [[*k, len(v), sum(s <= 10 for s in v), f"{statistics.median(v):.1f}"]
+    parts += [md_table(["runtime", "precision", "threads", "scenario", "rows", f"within {AGREE_PCT:g}%",
+                        "median spread %"],
+                       [[*k, len(v), sum(s <= AGREE_PCT for s in v), f"{statistics.median(v):.1f}"]
                         for k, v in sorted(by_group.items(), key=lambda kv: tuple(map(str, kv[0])))]), "",
               "Largest spreads:", "",
               md_table(["artifact", "runtime", "precision", "threads", "scenario", "seq len", "p50 earlier ms",
@@ -58,27 +60,18 @@ def compare(old_path: str | Path, new_path: str | Path, machine: str | None = No
     return "\n".join(parts) + "\n"
 
 
-PAIRED = (("paired_speedup_vs_teacher", "teacher PyTorch FP32"), ("paired_speedup_vs_teacher_int8", "teacher ORT INT8"))
-
-
 def paired_agreement(block: dict, rows) -> list[str]:
     """The paired headline ratios of both runs side by side, with their intervals and spread."""
-    before = (block.get("previous_run") or {}).get("paired") or {}
-    lines, spreads = [], []
-    for r in rows:
-        for column, reference in PAIRED:
-            old, new = before.get(f"{r.key_text()}|{column}"), getattr(r, column)
-            if not old or not old[0] or new is None:
-                continue
-            spread = 100 * (max(old[0], new) / min(old[0], new) - 1)
-            spreads.append(spread)
-            lines.append([r.artifact, r.runtime, r.threads, reference,
-                          f"{old[0]:.2f}x [{old[1]:.2f}, {old[2]:.2f}]",
-                          f"{new:.2f}x [{getattr(r, column + '_low'):.2f}, {getattr(r, column + '_high'):.2f}]",
-                          f"{spread:.1f}"])
-    if not lines:
+    names = dict(PAIRED_COLUMNS)
+    found = paired_run_to_run(block, rows)
+    if not found:
         return []
-    return ["", f"Paired headline ratios agreeing within 10%: {sum(s <= 10 for s in spreads)} of {len(spreads)}.", "",
+    lines = [[r.artifact, r.runtime, r.threads, names[column], f"{old[0]:.2f}x [{old[1]:.2f}, {old[2]:.2f}]",
+              f"{getattr(r, column):.2f}x [{getattr(r, column + '_low'):.2f}, {getattr(r, column + '_high'):.2f}]",
+              f"{spread:.1f}"] for r, column, old, spread in found]
+    spreads = [spread for *_, spread in found]
+    return ["", f"Paired headline ratios agreeing within {AGREE_PCT:g}%: {sum(s <= AGREE_PCT for s in spreads)} of "
+            f"{len(spreads)}.", "",
             md_table(["artifact", "runtime", "threads", "x reference", "earlier [95% interval]",
                       "later [95% interval]", "spread %"], lines)]
 

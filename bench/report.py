@@ -11,7 +11,8 @@ from collections import defaultdict
 
 from bench import trust_report
 from bench.probe import change_pct
-from bench.schema import KEY_COLUMNS, BenchRow
+from bench.schema import KEY_COLUMNS, PAIRED_COLUMNS, BenchRow
+from edgedistill.targets import AGREE_PCT
 from edgedistill.targets import RETAINED_PCT as RETAINED_GOAL  # % of teacher macro-F1 kept to count as "as good"
 
 
@@ -89,6 +90,21 @@ def previous_origin(block: dict) -> str:
         f"; timing settings differed: {', '.join(differ)}" if differ else "")
 
 
+def paired_run_to_run(block: dict, rows: list[BenchRow], threads: int | None = None) -> list[tuple]:
+    """(row, column, previous [median, low, high], spread %) for every paired headline ratio the
+    previous bench run on this machine also measured; [] without one."""
+    before = (block.get("previous_run") or {}).get("paired") or {}
+    out = []
+    for r in rows:
+        if threads is not None and r.threads != threads:
+            continue
+        for column, _ in PAIRED_COLUMNS:
+            old, new = before.get(f"{r.key_text()}|{column}"), getattr(r, column)
+            if old and old[0] and new:
+                out.append((r, column, old, 100 * (max(old[0], new) / min(old[0], new) - 1)))
+    return out
+
+
 def run_to_run(block: dict, rows: list[BenchRow], threads: int | None = None) -> tuple[list[float], str]:
     """p50 spread of each row against the previous bench run on this machine, and where that run
     came from. ([], "") without a previous run."""
@@ -97,8 +113,8 @@ def run_to_run(block: dict, rows: list[BenchRow], threads: int | None = None) ->
 
 
 def agreement(spreads: list[float]) -> str:
-    """'N of M (median spread X%, worst Y%)': how many rows agree within 10%."""
-    return (f"{sum(s <= 10 for s in spreads)} of {len(spreads)} (median spread "
+    """'N of M (median spread X%, worst Y%)': how many rows agree within ``AGREE_PCT``."""
+    return (f"{sum(s <= AGREE_PCT for s in spreads)} of {len(spreads)} (median spread "
             f"{sorted(spreads)[len(spreads) // 2]:.1f}%, worst {max(spreads):.0f}%)")
 
 
@@ -106,7 +122,7 @@ def run_to_run_note(block: dict, rows: list[BenchRow], threads: int | None = Non
     spreads, origin = run_to_run(block, rows, threads)
     if not spreads:
         return ""
-    return (f"Against the previous bench run on this machine ({origin}), rows whose p50 agrees within 10%: "
+    return (f"Against the previous bench run on this machine ({origin}), rows whose p50 agrees within {AGREE_PCT:g}%: "
             f"{agreement(spreads)}.")
 
 
@@ -121,7 +137,7 @@ def steadiness(block: dict) -> dict:
     spreads = [spread_pct(p) for p in repeats.values() if isinstance(p, list) and len(p) > 1
                and all(isinstance(v, (int, float)) and v > 0 for v in p)]
     return {"bandwidth_gbs": (min(gbs), max(gbs)) if gbs else None,
-            "passes_within_10pct": (sum(s <= 10 for s in spreads), len(spreads)) if spreads else None}
+            "passes_within_10pct": (sum(s <= AGREE_PCT for s in spreads), len(spreads)) if spreads else None}
 
 
 def drift_note(block: dict, threads: int | None = None) -> str:
@@ -141,11 +157,12 @@ def drift_note(block: dict, threads: int | None = None) -> str:
     for key, pair in probes.items():
         s = spread_pct((block.get("repeats") or {}).get(key) or [])
         if s is not None:
-            (steady if change_pct(*pair) <= 10 else unsteady).append(s <= 10)
+            (steady if change_pct(*pair) <= AGREE_PCT else unsteady).append(s <= AGREE_PCT)
     if steady or unsteady:
-        text += " Rows whose two timing passes agree within 10%: " + "; ".join(
+        text += f" Rows whose two timing passes agree within {AGREE_PCT:g}%: " + "; ".join(
             f"{sum(group)} of {len(group)} where the probe moved {what} during the job"
-            for group, what in ((steady, "10% or less"), (unsteady, "more than 10%")) if group) + "."
+            for group, what in ((steady, f"{AGREE_PCT:g}% or less"), (unsteady, f"more than {AGREE_PCT:g}%"))
+            if group) + "."
     return text
 
 

@@ -46,6 +46,13 @@ class BenchFileError(ValueError):
     """A bench.json that cannot be read or merged; the message names the file and the fix."""
 
 
+# The paired headline ratios a row can carry (bench/paired.py), and the reference each is against.
+PAIRED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("paired_speedup_vs_teacher", "teacher PyTorch FP32"),
+    ("paired_speedup_vs_teacher_int8", "teacher ORT INT8"),
+)
+
+
 @dataclass
 class BenchRow:
     # Identity

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench.schema import BenchRow
+from bench.schema import PAIRED_COLUMNS, BenchRow
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -55,9 +55,7 @@ def _ratio(r: BenchRow, column: str, previous: dict | None = None) -> str:
 
 def paired_text(r: BenchRow) -> str:
     """' Paired: 9.1x [8.7, 9.6] the teacher PyTorch FP32, ...' for a row with paired ratios, else ''."""
-    parts = [f"{_ratio(r, column)} the teacher {name}" for column, name in
-             (("paired_speedup_vs_teacher", "PyTorch FP32"), ("paired_speedup_vs_teacher_int8", "ORT dynamic INT8"))
-             if getattr(r, column) is not None]
+    parts = [f"{_ratio(r, column)} the {name}" for column, name in PAIRED_COLUMNS if getattr(r, column) is not None]
     return (" Paired: " + ", ".join(parts) + ("; timed while the machine was busy" if r.disturbed else "") + "."
             if parts else "")
 

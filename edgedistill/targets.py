@@ -16,3 +16,14 @@ def min_f1(teacher_f1: float, retained_pct: float = RETAINED_PCT) -> float:
 def good_enough(retained: float | None, retained_pct: float = RETAINED_PCT) -> bool:
     """Whether an ``f1_retained_pct`` value meets the target (None: no teacher to compare with)."""
     return retained is not None and retained >= retained_pct
+
+
+# The CPU speed targets of the headline artifact (the fastest keeping RETAINED_PCT), batch 1 at natural
+# length, measured paired against the teacher in one process (bench/paired.py). The README block and the
+# bench report read them from here.
+SPEEDUP_VS_TEACHER_FP32 = 12.0     # x the teacher in PyTorch FP32
+SPEEDUP_VS_TEACHER_INT8 = 3.0      # x the teacher's ONNX Runtime dynamic INT8
+HEADLINE_P50_MS = 0.5              # p50 latency, milliseconds
+THROUGHPUT_VS_TEACHER = 3.0        # batch throughput x the teacher in PyTorch FP32
+MEMORY_VS_TEACHER = 0.33           # peak serving memory / the teacher's in PyTorch FP32
+AGREE_PCT = 10.0                   # two runs (or two timing passes) agree when within this many percent

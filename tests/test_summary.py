@@ -44,17 +44,52 @@ def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
     from tools.readme_results import _ratios, repeat_spreads
 
     base = row(p50=10.0)                                                     # teacher PyTorch FP32
-    fast = row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=1.0, f1=0.8)
+    fast = row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=0.5, f1=0.8)
     rows = [base, fast]
     add_derived(rows)
-    # first pass: 10x; second pass: the teacher ran faster, 6x
-    repeats = {base.key_text(): [10.0, 6.0], fast.key_text(): [1.0, 1.0]}
+    # first pass: 20x; second pass: the teacher ran faster, 10x
+    repeats = {base.key_text(): [10.0, 5.0], fast.key_text(): [0.5, 0.5]}
     table = "\n".join(_ratios(rows, rows, repeats, threads=2))
-    assert "10.0x (other pass: 6.0x) | >= 8x | **no** |" in table
-    assert "2 of 2" not in table and "1 of 2 (median spread 66.7%" in table   # 6 -> 10 is a 67% spread
-    steady = {base.key_text(): [10.0, 9.5], fast.key_text(): [1.0, 1.05]}
-    assert "10.0x (other pass: 9.0x) | >= 8x | yes |" in "\n".join(_ratios(rows, rows, steady, threads=2))
+    assert "20.0x (other pass: 10.0x) | >= 12x | **no** |" in table
+    assert "2 of 2" not in table and "1 of 2 (median spread 100.0%" in table   # 5 -> 10 is a 100% spread
+    steady = {base.key_text(): [10.0, 9.5], fast.key_text(): [0.5, 0.52]}
+    table = "\n".join(_ratios(rows, rows, steady, threads=2))
+    assert "20.0x (other pass: 18.3x) | >= 12x | yes |" in table
+    assert "0.500 ms (other pass: 0.520 ms) | <= 0.5 ms | **no** |" in table   # the slower pass misses 0.5 ms
     assert repeat_spreads(steady, threads=1) == []                          # other thread counts are left out
+
+
+def test_paired_ratios_lead_with_their_interval_and_both_runs_must_meet_the_target():
+    from test_bench_schema import row
+
+    from bench.derive import add_derived
+    from tools.readme_results import _ratios
+
+    base = row(p50=10.0)
+    slow = row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=0.45, f1=0.8)
+    fast = row(model="tiny", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=0.4, f1=0.8)
+    rows = [base, slow, fast]
+    add_derived(rows)
+    # the paired ratios, not the separate rows' p50s, pick the headline: odd wins when paired
+    slow.paired_speedup_vs_teacher, slow.paired_speedup_vs_teacher_low, slow.paired_speedup_vs_teacher_high = \
+        14.0, 13.0, 15.0
+    slow.paired_speedup_vs_teacher_int8, slow.paired_speedup_vs_teacher_int8_low = 3.5, 3.2
+    slow.paired_speedup_vs_teacher_int8_high = 3.8
+    fast.paired_speedup_vs_teacher, fast.paired_speedup_vs_teacher_low, fast.paired_speedup_vs_teacher_high = \
+        12.5, 11.0, 13.0
+    table = "\n".join(_ratios(rows, rows, {}, threads=2))
+    assert "`odd/onnx-int8-dynamic` (onnxruntime) over teacher PyTorch FP32" in table
+    assert "| 14.0x [13.0, 15.0] | >= 12x | yes |" in table and "| 3.5x [3.2, 3.8] | >= 3x | yes |" in table
+    assert "0.450 ms | <= 0.5 ms | yes |" in table and "previous bench run" not in table
+    # a previous run of 11.8x: the same target now fails, and the run-to-run line counts the spreads
+    block = {"previous_run": {"paired": {
+        f"{slow.key_text()}|paired_speedup_vs_teacher": [11.8, 11.0, 12.5],
+        f"{slow.key_text()}|paired_speedup_vs_teacher_int8": [3.4, 3.1, 3.7],
+        f"{fast.key_text()}|paired_speedup_vs_teacher": [12.4, 11.9, 13.0]}}}
+    table = "\n".join(_ratios(rows, rows, {}, threads=2, block=block))
+    assert "| 14.0x [13.0, 15.0]; previous run 11.8x [11.0, 12.5] | >= 12x | **no** |" in table
+    assert "| 3.5x [3.2, 3.8]; previous run 3.4x [3.1, 3.7] | >= 3x | yes |" in table
+    assert "within 10% | 2 of 3 (worst 18.6%) | all | **no** |" in table
 
 
 def test_drift_note_splits_rows_by_how_much_the_machine_moved_during_their_job():

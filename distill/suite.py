@@ -6,13 +6,17 @@ The suite file names a base recipe, suite-wide overrides, the entries (each a se
 overrides) and the seeds. Every (entry, seed) is a full ``train_run`` in its own run folder;
 its compact result is written to ``<results_dir>/entries/<entry>-s<seed>.json`` as soon as it
 finishes, so a killed suite resumes at the first unfinished (entry, seed), and a half-trained
-one resumes at its first unfinished method. ``suite.json`` / ``suite.md`` aggregate whatever is
-finished (mean +- std over seeds) and say which pairs are still missing.
+one resumes at its first unfinished method. Each row carries a fingerprint of the resolved recipe
+it was trained with: after the suite file (or ``--set``) changes, its finished rows are stale and
+the suite refuses to mix them with new ones until they are retrained (``--rerun-stale``).
+``suite.json`` / ``suite.md`` aggregate whatever is finished (mean +- std over seeds) and say which
+pairs are still missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from edgedistill.configbase import ConfigError, deep_merge, from_dict, parse_overrides
+from edgedistill.configbase import ConfigError, deep_merge, from_dict, parse_overrides, to_dict
 from edgedistill.io import atomic_write_json, atomic_write_text
 from edgedistill.provenance import provenance
 
@@ -81,7 +85,26 @@ def load_suite(path: str | Path, extra: list[str] | None = None):
     return cfg, recipes
 
 
-def entry_row(metrics: dict, wall_s: float) -> dict:
+def recipe_fingerprint(recipe) -> str:
+    """SHA-256 of the settings that decide a pair's result; where its files go does not count."""
+    settings = to_dict(recipe)
+    settings.pop("source", None)
+    for where in ("runs_dir", "results_dir"):
+        settings.get("run", {}).pop(where, None)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stale_rows(cfg: SuiteConfig, recipes: dict) -> list[Path]:
+    """Finished rows whose recorded recipe is not the one the suite file now resolves to."""
+    out = []
+    for (entry, seed), recipe in recipes.items():
+        path = Path(cfg.results_dir) / "entries" / f"{entry}-s{seed}.json"
+        if path.is_file() and json.loads(path.read_text()).get("recipe_sha256") != recipe_fingerprint(recipe):
+            out.append(path)
+    return out
+
+
+def entry_row(metrics: dict, wall_s: float, fingerprint: str | None = None) -> dict:
     """The compact, committed record of one (entry, seed): per method test/validation F1 and compute."""
     models = metrics["models"]
     teacher = models["teacher"]
@@ -107,6 +130,7 @@ def entry_row(metrics: dict, wall_s: float) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "run": metrics["run"],
+        "recipe_sha256": fingerprint,
         "data": metrics["data"],
         "wall_time_s": wall_s,
         "models": out,
@@ -254,24 +278,37 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
 
 
 def run_suite(
-    path: str | Path, extra: list[str] | None = None, progress: bool = False, only: list[str] | None = None
+    path: str | Path,
+    extra: list[str] | None = None,
+    progress: bool = False,
+    only: list[str] | None = None,
+    rerun_stale: bool = False,
 ) -> dict:
     from distill.pipeline import train_run
 
     cfg, recipes = load_suite(path, extra)
     out = Path(cfg.results_dir)
+    stale = set(stale_rows(cfg, recipes))
+    if stale and not rerun_stale:
+        raise ConfigError(
+            f"{len(stale)} finished row(s) were trained with other settings than {path} now gives "
+            f"({', '.join(sorted(p.name for p in stale))} in {out / 'entries'}); mixing them would average two "
+            "recipes. Retrain them with --rerun-stale (their run folders are retrained from scratch), or restore "
+            "the old settings. Nothing was trained."
+        )
     rows = {}
     for (entry, seed), recipe in recipes.items():
         row_path = out / "entries" / f"{entry}-s{seed}.json"
-        if row_path.is_file():
+        if row_path.is_file() and row_path not in stale:
             rows[(entry, seed)] = json.loads(row_path.read_text())
             continue
         if only and entry not in only:
             continue
-        print(f"=== suite entry {entry}, seed {seed} ===", flush=True)
+        print(f"=== suite entry {entry}, seed {seed}{' (stale row: retrained)' * (row_path in stale)} ===",
+              flush=True)
         t0 = time.perf_counter()
-        metrics = train_run(recipe, progress=progress)
-        rows[(entry, seed)] = entry_row(metrics, time.perf_counter() - t0)
+        metrics = train_run(recipe, progress=progress, force=row_path in stale)
+        rows[(entry, seed)] = entry_row(metrics, time.perf_counter() - t0, recipe_fingerprint(recipe))
         atomic_write_json(row_path, rows[(entry, seed)])
         write_tables(cfg, rows)
     return write_tables(cfg, rows)
@@ -304,6 +341,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--only", nargs="+", help="train only these entries (finished ones are still aggregated)")
     p.add_argument("--progress", action="store_true", help="progress bars")
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="retrain the finished pairs whose recorded recipe differs from what the suite file now gives",
+    )
     p.add_argument("--plan", action="store_true", help="print the projected time and exit (trains nothing)")
     p.add_argument(
         "--costs-from",
@@ -316,7 +358,7 @@ def main(argv=None) -> int:
             result = plan(args.suite, args.costs_from, args.overrides)
             atomic_write_json(Path(load_suite(args.suite, args.overrides)[0].results_dir) / "plan.json", result)
             return 0
-        run_suite(args.suite, args.overrides, progress=args.progress, only=args.only)
+        run_suite(args.suite, args.overrides, progress=args.progress, only=args.only, rerun_stale=args.rerun_stale)
     except (ConfigError, DataError, ModelError, RunError) as exc:
         print(f"suite: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from distill.suite import load_suite, main, run_suite
+from distill.suite import load_suite, main, recipe_fingerprint, run_suite
 from edgedistill.configbase import ConfigError, dump
 
 
@@ -55,6 +55,36 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     again = run_suite(path)
     assert again["complete"] and (tmp_path / "suite" / "entries" / "capped-s2.json").is_file()
     assert (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns == kept
+
+
+def test_rows_of_another_recipe_are_refused_until_retrained(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    spec = yaml.safe_load(path.read_text())
+    spec["seeds"] = [1]
+    path.write_text(yaml.safe_dump(spec))
+    run_suite(path)
+    row = tmp_path / "suite" / "entries" / "capped-s1.json"
+    first = json.loads(row.read_text())
+    assert len(first["recipe_sha256"]) == 64
+    # where the files go is not part of the recipe; the seed is
+    _, recipes = load_suite(path)
+    recipe = recipes[("capped", 1)]
+    fp = recipe_fingerprint(recipe)
+    recipe.run.runs_dir, recipe.run.results_dir = "elsewhere", "elsewhere/results"
+    assert recipe_fingerprint(recipe) == fp == first["recipe_sha256"]
+    recipe.run.seed = 2
+    assert recipe_fingerprint(recipe) != fp
+
+    spec["overrides"]["train"] = {"epochs": 1}          # the suite file changes after a pair finished
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="capped-s1.json.*--rerun-stale"):
+        run_suite(path)
+    assert main([str(path)]) == 2 and "other settings" in capsys.readouterr().err
+    assert json.loads(row.read_text()) == first              # nothing retrained, nothing rewritten
+    result = run_suite(path, rerun_stale=True)
+    again = json.loads(row.read_text())
+    assert again["recipe_sha256"] != first["recipe_sha256"] and result["complete"]
+    assert again["models"]["teacher"]["epochs_run"] == 1
 
 
 def test_suite_entries_validated_before_training(tmp_path, tiny_checkpoint, tiny_csv, capsys):

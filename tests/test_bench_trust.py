@@ -55,6 +55,23 @@ def test_paired_timing_cancels_a_drifting_machine_and_runs_abba():
         time_paired(ref, cand, blocks=1)
 
 
+def test_each_block_waits_untimed_for_the_other_side_to_settle():
+    clock, slept = FakeClock(), []
+
+    def sleep(seconds):
+        slept.append((seconds, len(clock.calls)))
+        clock.now += seconds                     # the pause passes on the clock but is never timed
+
+    ref, cand = clock.work("ref", 0.003), clock.work("cand", 0.001)
+    result = time_paired(ref, cand, blocks=4, calls=2, warmup=0, clock=clock, settle_s=0.5, sleep=sleep)
+    assert [n for _, n in slept] == list(range(0, 16, 2))            # before every block, none inside one
+    assert {s for s, _ in slept} == {0.5}
+    assert result.a_p50_ms < 4 and result.median == pytest.approx(3.0, rel=0.05)
+    slept.clear()
+    time_paired(ref, cand, blocks=2, calls=1, warmup=0, clock=clock, settle_s=0, sleep=sleep)
+    assert slept == []
+
+
 STAT = "cpu  {user} 0 {system} {idle} 0 0 0 {steal} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1 2 3\n"
 
 

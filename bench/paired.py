@@ -174,7 +174,6 @@ REFERENCES = {"teacher_fp32": {"artifact": "teacher/pytorch", "runtime": "pytorc
               "teacher_int8": {"artifact": "teacher/onnx-int8-dynamic", "runtime": "onnxruntime", "precision": "int8",
                                "options": ""}}
 COLUMNS = {"teacher_fp32": "paired_speedup_vs_teacher", "teacher_int8": "paired_speedup_vs_teacher_int8"}
-RETAINED_GOAL = RETAINED_PCT   # % of the teacher's macro-F1 a candidate must keep
 
 
 def _is_headline(row) -> bool:
@@ -187,7 +186,7 @@ def _matches(row, ref: dict) -> bool:
 
 def choose_pairs(rows, row_jobs: dict, top: int) -> dict[int, dict]:
     """Per thread count, the worker spec's ``models`` and ``pairs``: the ``top`` fastest artifacts
-    (batch 1, natural length, CPU) keeping >= RETAINED_GOAL% of the teacher's macro-F1, each against
+    (batch 1, natural length, CPU) keeping >= RETAINED_PCT% of the teacher's macro-F1, each against
     every reference that was measured. ``row_jobs`` maps a row's key_text to its bench Job."""
     out: dict[int, dict] = {}
     headline = [r for r in rows if _is_headline(r) and r.key_text() in row_jobs]
@@ -197,7 +196,7 @@ def choose_pairs(rows, row_jobs: dict, top: int) -> dict[int, dict]:
         refs = {k: r for k, r in refs.items() if r is not None}
         ref_keys = {r.key_text() for r in refs.values()}
         good = [r for r in here if r.key_text() not in ref_keys and r.latency_p50_ms
-                and (r.f1_retained_pct or 0) >= RETAINED_GOAL]
+                and (r.f1_retained_pct or 0) >= RETAINED_PCT]
         candidates = sorted(good, key=lambda r: r.latency_p50_ms)[:top]
         pairs = [{"candidate": c.key_text(), "reference": ref.key_text(), "reference_kind": kind}
                  for c in candidates for kind, ref in refs.items()]

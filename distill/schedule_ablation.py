@@ -146,7 +146,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="results folder (default: the recipe's results folder)")
     args = p.parse_args(argv)
     try:
-        spec = yaml.safe_load(Path(args.spec).read_text())
+        spec = yaml.safe_load(Path(args.spec).read_text()) or {}
+        missing = [k for k in ("recipe", "variants") if k not in spec]
+        if missing:
+            raise ConfigError(
+                f"{args.spec}: missing {', '.join(missing)} (keys: recipe, method, overrides, variants, out)"
+            )
         run_variants(
             spec["recipe"],
             spec["variants"],

@@ -219,11 +219,34 @@ def suite_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _wall_units(examples: int, epochs: int, n_val: int, n_test: int) -> float:
+    """A method's work in training-example units: its training passes plus the evaluation passes
+    (validation after every epoch and once more for the best checkpoint, then test), a forward pass
+    costing about a third of a training step."""
+    return examples * epochs + (n_val * (epochs + 1) + n_test) / 3
+
+
+def measured_costs(costs_from: str | Path) -> dict[str, float]:
+    """Seconds per training example for each method, from a run on this machine: either a run's
+    metrics.json (its training throughput) or a finished suite row (its wall time per method, evaluation
+    included: the closer match, as it ran at the suite's own sequence length)."""
+    doc = json.loads(Path(costs_from).read_text())
+    models = doc["models"]
+    if "wall_time_s" in doc:  # a suite row
+        sizes = doc["data"]["sizes"]
+        return {
+            m: e["wall_time_s"] / _wall_units(e["train_examples"], e["epochs_run"], sizes["validation"], sizes["test"])
+            for m, e in models.items()
+            if e.get("epochs_run")
+        }
+    return {m: 1.0 / e["train_examples_per_s"] for m, e in models.items() if e.get("train_examples_per_s")}
+
+
 def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = None) -> dict:
     """Projected wall time of the suite from measured per-example training costs.
 
-    ``costs_from`` is a metrics.json of a real run on this machine: each method's seconds per
-    training example (1 / train_examples_per_s) times the examples and epochs each (entry, seed)
+    ``costs_from`` is a run on this machine (see ``measured_costs``): each method's seconds per
+    training example times the examples and epochs each (entry, seed)
     will train, plus the teacher's cached pass over the students' texts and the evaluation passes
     (a forward pass costs about a third of a training step). Early stopping can only shorten it.
     """
@@ -231,8 +254,7 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
     from distill.pipeline import student_dataset
 
     cfg, recipes = load_suite(path, extra)
-    measured = json.loads(Path(costs_from).read_text())["models"]
-    sec = {m: 1.0 / e["train_examples_per_s"] for m, e in measured.items() if e.get("train_examples_per_s")}
+    sec = measured_costs(costs_from)
     out, total = {}, 0.0
     for entry in cfg.entries:
         recipe = recipes[(entry, cfg.seeds[0])]
@@ -246,7 +268,7 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
             epochs = m.epochs or recipe.train.epochs
             per = sec.get(name, sec.get("odd"))
             n = n_all if name in ("odd", "even", "tiny", "hybrid") else n_lab
-            s_m = per * (n * epochs + (n_val * (epochs + 1) + n_test) / 3)
+            s_m = per * _wall_units(n, epochs, n_val, n_test)
             methods[name] = {"train_examples": n, "max_epochs": epochs, "seconds_per_example": per, "projected_s": s_m}
             seconds += s_m
         seconds += sec["teacher"] * n_all / 3  # the teacher's one cached pass for the students
@@ -350,7 +372,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--costs-from",
         default="results/hate-speech/metrics.json",
-        help="metrics.json of a run on this machine whose training throughput the plan uses",
+        help="a run's metrics.json or a finished suite row (results/suite/entries/*.json) from this machine, "
+        "whose measured costs the plan uses",
     )
     args = p.parse_args(argv)
     try:

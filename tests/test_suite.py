@@ -125,6 +125,27 @@ def test_plan_projects_time_from_measured_throughput(tmp_path, tiny_checkpoint, 
     assert not (tmp_path / "suite-runs").exists()  # planning trains nothing
 
 
+def test_plan_costs_from_a_suite_row_count_its_evaluation_passes(tmp_path):
+    from distill.suite import measured_costs
+
+    row = {
+        "wall_time_s": 100.0,
+        "data": {"sizes": {"train": 200, "validation": 30, "test": 60}},
+        "models": {
+            "teacher": {"train_examples": 200, "epochs_run": 4, "wall_time_s": 90.0},
+            "odd": {"train_examples": 300, "epochs_run": 2, "wall_time_s": 33.0},
+            "tiny": {"train_examples": 300, "epochs_run": 0, "wall_time_s": 0.0},  # skipped: no cost to read
+        },
+    }
+    path = tmp_path / "tweets-2k-s1.json"
+    path.write_text(json.dumps(row))
+    sec = measured_costs(path)
+    # 4 training passes over 200 texts, 5 validation passes over 30 and one test pass over 60 at a third each
+    assert sec["teacher"] == pytest.approx(90.0 / (800 + (150 + 60) / 3))
+    assert sec["odd"] == pytest.approx(33.0 / (600 + (90 + 60) / 3))
+    assert set(sec) == {"teacher", "odd"}
+
+
 def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, tiny_checkpoint, tiny_csv):
     from test_train import tiny_recipe
 
@@ -149,3 +170,13 @@ def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, t
     stamp = (out / "variants.json").stat().st_mtime_ns
     run_variants(str(tmp_path / "recipe.yaml"), variants, "odd", overrides=["data.max_train=60"], out_dir=out)
     assert (out / "variants.json").stat().st_mtime_ns == stamp  # finished variants are not retrained
+
+
+def test_schedule_ablation_spec_without_variants_is_refused_before_training(tmp_path, capsys):
+    from distill.schedule_ablation import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("recipe: configs/quickstart.yaml\nmethod: lora\n")
+    assert main([str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "spec.yaml: missing variants" in err

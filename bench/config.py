@@ -27,7 +27,7 @@ QUICK = dict(min_rounds=5, throughput_min_rounds=3, max_time=0.05, warmup_iterat
 @dataclass
 class BenchConfig:
     # What to measure (None = everything found in the run folder / on this machine).
-    models: list[str] | None = None          # teacher, odd, even, tiny, lora, hybrid
+    models: list[str] | None = None          # edgedistill.methods.ORDER names
     variants: list[str] | None = None        # pytorch, onnx-fp32, openvino-int8, ...-trim
     runtimes: list[Literal["pytorch", "onnxruntime", "openvino"]] | None = None
     devices: list[Literal["cpu", "cuda", "gpu"]] | None = None

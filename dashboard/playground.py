@@ -19,7 +19,7 @@ MAX_CHOSEN = 4
 @dataclass(frozen=True)
 class Candidate:
     run: str
-    model: str           # teacher, odd, even, tiny, lora, hybrid
+    model: str           # a method name (edgedistill.methods)
     variant: str         # "pytorch" for a checkpoint, else the artifact variant (onnx-int8-dynamic, ...)
     folder: str
     label_names: tuple[str, ...] = ()

@@ -186,12 +186,16 @@ class TrainConfig:
         return errs
 
 
+# How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
+# counting from 1; even = 2, 4, 6, ...; bottom = the first num_layers; auto = the layers whose removal
+# hurts validation most (distill/layers.py).
+LAYER_PATTERNS = ("odd", "even", "bottom", "auto")
+
+
 @dataclass
 class MethodConfig:
     enabled: bool = True
-    # odd | even | auto (the layers whose removal hurts validation most, see distill/layers.py) |
-    # an explicit 0-based list (students)
-    layers: str | list[int] | None = None
+    layers: str | list[int] | None = None   # one of LAYER_PATTERNS or a 0-based list (students)
     num_layers: int | None = None           # default: half the teacher's depth
     lora: LoraSettings | None = None
     loss: LossConfig | None = None          # None -> the recipe's loss section
@@ -211,6 +215,9 @@ def default_methods() -> dict[str, MethodConfig]:
         "teacher": MethodConfig(),
         "odd": MethodConfig(layers="odd"),
         "even": MethodConfig(layers="even"),
+        # Layer-choice comparisons, off unless a recipe enables them (the generality suite does).
+        "auto": MethodConfig(enabled=False, layers="auto"),
+        "bottom": MethodConfig(enabled=False, layers="bottom"),
         # A third of the teacher's depth, for the tightest latency budgets; off unless a recipe
         # enables it. Default picks every third layer (1-based 3 and 6), the PKD "skip" pattern.
         "tiny": MethodConfig(enabled=False, layers=[2, 5]),
@@ -238,10 +245,11 @@ class Recipe:
             errs.append(f"methods: unknown method(s) {sorted(unknown)} (known: {', '.join(registry.ORDER)})")
         for name, m in self.methods.items():
             if name in registry.students() and m.layers is None:
-                errs.append(f"methods.{name}.layers: a student needs layers: odd, even or a list of 0-based indices")
-            if isinstance(m.layers, str) and m.layers not in ("odd", "even", "auto"):
-                errs.append(f"methods.{name}.layers: {m.layers!r} is not odd, even, auto or a list of 0-based "
-                            "indices")
+                errs.append(f"methods.{name}.layers: a student needs layers: {', '.join(LAYER_PATTERNS)} or a list "
+                            "of 0-based indices")
+            if isinstance(m.layers, str) and m.layers not in LAYER_PATTERNS:
+                errs.append(f"methods.{name}.layers: {m.layers!r} is not {', '.join(LAYER_PATTERNS)} or a list of "
+                            "0-based indices")
             if m.num_layers is not None and m.num_layers < 1:
                 errs.append(f"methods.{name}.num_layers: {m.num_layers} must be >= 1 (default: half the teacher's "
                             "depth)")

@@ -155,10 +155,16 @@ def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | N
     """0-based teacher layer indices for a student.
 
     ``odd`` = the teacher's layers 1, 3, 5, ... counting from 1 (0-based 0, 2, 4, ...);
-    ``even`` = layers 2, 4, 6, ... (0-based 1, 3, 5, ...); ``auto`` = the layers with the largest
-    ``contributions`` (from distill.layers). Default depth: half the teacher's.
+    ``even`` = layers 2, 4, 6, ... (0-based 1, 3, 5, ...); ``bottom`` = the first ``num_layers``;
+    ``auto`` = the layers with the largest ``contributions`` (from distill.layers). Default depth:
+    half the teacher's.
     """
     n = num_layers or max(1, teacher_depth // 2)
+    if spec == "bottom":
+        if n > teacher_depth:
+            raise ModelError(f"a bottom student of {n} layers needs a teacher of at least {n} layers "
+                             f"(teacher has {teacher_depth})")
+        return list(range(n))
     if spec == "auto":
         from distill.layers import pick_auto
 
@@ -170,7 +176,7 @@ def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | N
             raise ModelError(str(exc)) from None
     if isinstance(spec, str):
         if spec not in ("odd", "even"):
-            raise ModelError(f"layers: {spec!r} is not odd, even or a list of 0-based indices")
+            raise ModelError(f"layers: {spec!r} is not odd, even, bottom, auto or a list of 0-based indices")
         candidates = list(range(0 if spec == "odd" else 1, teacher_depth, 2))
         if n > len(candidates):
             raise ModelError(f"a {spec} student of {n} layers needs a teacher of at least {2 * n} layers "

@@ -29,6 +29,7 @@ import yaml
 from edgedistill.configbase import ConfigError, deep_merge, from_dict, parse_overrides, to_dict
 from edgedistill.io import atomic_write_json, atomic_write_text
 from edgedistill.provenance import provenance
+from edgedistill.targets import SUITE_RETAINED_PCT
 
 SCHEMA_VERSION = 1
 
@@ -201,21 +202,36 @@ def suite_table(result: dict) -> str:
         "selected on its validation split.",
         "",
         "| Entry | Seeds | Labelled train | Teacher test macro-F1 | Teacher epochs run (best) | Method | "
-        "Retained % | Test macro-F1 | Per-class test F1 | Wall s (entry) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Retained % | Target | Test macro-F1 | Per-class test F1 | Epochs run (best) | Wall s (method, mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    verdicts = []
     for name, e in result["entries"].items():
         t = e["methods"]["teacher"]
         teacher_epochs = ", ".join(f"{a}({b})" for a, b in zip(t["epochs_run"], t["best_epoch"]))
         for m, r in e["methods"].items():
             ret = r["retained_test_macro_f1"]
+            goal = SUITE_RETAINED_PCT.get(m)
+            verdict = ""
+            if goal is not None:
+                met = 100 * ret["mean"] >= goal
+                verdicts.append(met)
+                verdict = f">= {goal:.0f}: {'met' if met else 'NOT met'}"
             pc = "; ".join(f"{k} {v['mean']:.3f}+-{v['std']:.3f}" for k, v in r["test_per_class_f1"].items())
+            epochs = ", ".join(f"{a}({b})" for a, b in zip(r["epochs_run"], r["best_epoch"]))
             lines.append(
                 f"| {name} | {len(e['seeds'])} | {e['sizes']['train']} | {t['test_macro_f1']['mean']:.4f} | "
-                f"{teacher_epochs} | {m} | {100 * ret['mean']:.1f} +- {100 * ret['std']:.1f} | "
-                f"{r['test_macro_f1']['mean']:.4f} +- {r['test_macro_f1']['std']:.4f} | {pc} | "
-                f"{e['wall_time_s']['mean']:.0f} |"
+                f"{teacher_epochs} | {m} | {100 * ret['mean']:.1f} +- {100 * ret['std']:.1f} | {verdict} | "
+                f"{r['test_macro_f1']['mean']:.4f} +- {r['test_macro_f1']['std']:.4f} | {pc} | {epochs} | "
+                f"{r['wall_time_s']['mean']:.0f} |"
             )
+    hours = sum(e["wall_time_s"]["mean"] * len(e["seeds"]) for e in result["entries"].values()) / 3600
+    lines += [
+        "",
+        f"Targets met: {sum(verdicts)} of {len(verdicts)} (entry, method) means in this table"
+        f"{'' if result['complete'] else ', with pairs still missing'}. Wall time of the finished pairs: "
+        f"{hours:.1f} h on this machine.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -252,6 +268,7 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
     """
     from distill.data import load_dataset
     from distill.pipeline import student_dataset
+    from edgedistill.methods import students as student_methods
 
     cfg, recipes = load_suite(path, extra)
     sec = measured_costs(costs_from)
@@ -267,7 +284,7 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
             m = recipe.methods[name]
             epochs = m.epochs or recipe.train.epochs
             per = sec.get(name, sec.get("odd"))
-            n = n_all if name in ("odd", "even", "tiny", "hybrid") else n_lab
+            n = n_all if name in student_methods() else n_lab
             s_m = per * _wall_units(n, epochs, n_val, n_test)
             methods[name] = {"train_examples": n, "max_epochs": epochs, "seconds_per_example": per, "projected_s": s_m}
             seconds += s_m
@@ -341,7 +358,48 @@ def write_tables(cfg: SuiteConfig, rows: dict) -> dict:
     out = Path(cfg.results_dir)
     atomic_write_json(out / "suite.json", result)
     atomic_write_text(out / "suite.md", suite_table(result))
+    if result["entries"]:
+        plot_retained(result, out / "retained.png")
     return result
+
+
+def plot_retained(result: dict, path: Path) -> None:
+    """Retained test macro-F1 per entry and method (mean +- std over seeds), the targets as ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgedistill.methods import COLOURS, TEACHER, rank
+
+    entries = list(result["entries"])
+    methods = sorted({m for e in result["entries"].values() for m in e["methods"] if m != TEACHER}, key=rank)
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(entries), 3.6))
+    for i, m in enumerate(methods):
+        xs, ys, errs = [], [], []
+        for j, name in enumerate(entries):
+            r = result["entries"][name]["methods"].get(m)
+            if r and r["retained_test_macro_f1"]["mean"] is not None:
+                xs.append(j + (i - (len(methods) - 1) / 2) * width)
+                ys.append(100 * r["retained_test_macro_f1"]["mean"])
+                errs.append(100 * r["retained_test_macro_f1"]["std"])
+        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=m, color=COLOURS.get(m, "#7f8c8d"))
+        goal = SUITE_RETAINED_PCT.get(m)
+        if goal is not None:
+            ax.scatter(xs, [goal] * len(xs), marker="_", s=120, color="black", zorder=3)
+    ax.axhline(100, color="black", linewidth=0.6)
+    ax.set_xticks(range(len(entries)))
+    ax.set_xticklabels([f"{n}\n({len(result['entries'][n]['seeds'])} seeds)" for n in entries])
+    low = min([b.get_height() for b in ax.patches] + [90.0])
+    ax.set_ylim(max(0.0, low - 3), None)
+    ax.set_ylabel("% of the teacher's\ntest macro-F1")
+    ax.set_title("Retained macro-F1 (black ticks: targets)" + ("" if result["complete"] else " - partial"))
+    ax.legend(ncol=len(methods), fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.1), frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:

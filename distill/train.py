@@ -1,4 +1,4 @@
-"""The one training loop every method shares (teacher, odd, even, tiny, lora, hybrid).
+"""The one training loop every method shares (every method in edgedistill.methods).
 
 Methods differ only in what ``setup_method`` builds: the model (full, layer-reduced, LoRA),
 the loss (plain cross-entropy or distillation) and whether a frozen teacher runs alongside.

@@ -2,7 +2,7 @@
 
     from edgedistill.methods import METHODS, method, names, students
     method("hybrid").lora              # True
-    [m.name for m in students()]       # ['odd', 'even', 'tiny', 'hybrid']
+    students()                         # ('odd', 'even', 'auto', 'bottom', 'tiny', 'hybrid')
 
 A method is either ``pretrained`` (built from the teacher's pre-trained backbone, as the teacher's
 own fine-tuning is) or ``teacher_layers`` (a student built from the fine-tuned teacher's layers
@@ -33,6 +33,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("teacher", "pretrained", lora=False, colour="#1f2937"),
     Method("odd", "teacher_layers", lora=False, colour="#2563eb"),
     Method("even", "teacher_layers", lora=False, colour="#16a34a"),
+    # Opt-in comparisons for the choice of layers: the analysis's pick and the plain bottom half.
+    Method("auto", "teacher_layers", lora=False, colour="#ca8a04"),
+    Method("bottom", "teacher_layers", lora=False, colour="#be185d"),
     Method("tiny", "teacher_layers", lora=False, colour="#0891b2"),
     Method("lora", "pretrained", lora=True, colour="#ea580c"),
     Method("hybrid", "teacher_layers", lora=True, colour="#9333ea"),

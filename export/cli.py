@@ -20,6 +20,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from edgedistill.methods import ORDER
+
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", default="runs", help="with --model: where the run folder goes")
     parser.add_argument("--results-dir", default="results", help="with --model: where the results go")
     parser.add_argument("--models", type=_csv, default=None,
-                        help="comma-separated models (teacher,odd,even,tiny,lora,hybrid); None = every trained one")
+                        help=f"comma-separated models ({','.join(ORDER)}); None = every trained one")
     parser.add_argument("--variants", type=_csv, default=None,
                         help="comma-separated variants; None = the recipe's export.variants. Known: "
                              + ", ".join(KNOWN_VARIANTS))

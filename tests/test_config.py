@@ -19,6 +19,14 @@ def test_tiny_student_is_opt_in_and_keeps_every_third_layer():
         load_recipe(overrides={"methods": {"tiny": {"enabled": True, "layers": "middle"}}})
 
 
+def test_layer_choice_students_are_opt_in():
+    r = load_recipe(overrides=["methods.auto.enabled=true", "methods.bottom.enabled=true"])
+    assert r.method_names() == ["teacher", "odd", "even", "auto", "bottom", "lora", "hybrid"]
+    assert (r.methods["auto"].layers, r.methods["bottom"].layers) == ("auto", "bottom")
+    with pytest.raises(ConfigError, match="'top' is not odd, even, bottom, auto"):
+        load_recipe(overrides={"methods": {"bottom": {"enabled": True, "layers": "top"}}})
+
+
 def test_every_problem_reported_at_once():
     with pytest.raises(ConfigError) as e:
         load_recipe(overrides={"train": {"epochs": 0, "lr": -1, "bogus": 1}, "methods": {"odd": {"layers": "middle"}},

@@ -24,6 +24,13 @@ def test_odd_even_follow_one_based_naming():
     assert select_layers([5, 1], 6) == [1, 5]
 
 
+def test_bottom_keeps_the_first_layers_and_refuses_more_than_the_teacher_has():
+    assert select_layers("bottom", 6) == [0, 1, 2]
+    assert select_layers("bottom", 12, num_layers=4) == [0, 1, 2, 3]
+    with pytest.raises(ModelError, match="bottom student of 7 layers"):
+        select_layers("bottom", 6, num_layers=7)
+
+
 @pytest.mark.parametrize("bad", [[0, 0], [7], []])
 def test_bad_layer_lists(bad):
     with pytest.raises(ModelError):

@@ -46,6 +46,7 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
         rows["models"]["odd"]["test_macro_f1"] / rows["models"]["teacher"]["test_macro_f1"]
     )
     assert "| capped | 2 | 60 |" in (tmp_path / "suite" / "suite.md").read_text()
+    assert (tmp_path / "suite" / "retained.png").read_bytes()[:4] == b"\x89PNG"
 
     # a killed suite resumes: finished pairs are not retrained, a missing one is
     kept = (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns
@@ -180,3 +181,40 @@ def test_schedule_ablation_spec_without_variants_is_refused_before_training(tmp_
     assert main([str(spec)]) == 2
     err = capsys.readouterr().err
     assert "spec.yaml: missing variants" in err
+
+
+def test_suite_table_judges_each_mean_against_its_target():
+    from distill.suite import suite_table
+
+    def method(retained, wall):
+        one = {"mean": retained, "std": 0.01, "n": 3}
+        return {"retained_test_macro_f1": one, "test_macro_f1": {"mean": 0.7 * retained, "std": 0.0},
+                "test_per_class_f1": {"a": {"mean": 0.5, "std": 0.0}}, "epochs_run": [3, 3, 3],
+                "best_epoch": [2, 3, 3], "wall_time_s": {"mean": wall}}
+
+    result = {
+        "complete": False, "missing": ["e-s3"], "recipe": "r.yaml", "overrides": {}, "seeds": [1, 2, 3],
+        "provenance": {"git_commit": "abc", "hardware": {"label": "cpu"}},
+        "entries": {"e": {"seeds": [1, 2], "sizes": {"train": 2000}, "wall_time_s": {"mean": 1800.0},
+                          "methods": {"teacher": method(1.0, 100), "odd": method(0.985, 50),
+                                      "lora": method(0.94, 80), "auto": method(0.97, 40)}}},
+    }
+    table = suite_table(result)
+    assert "| odd | 98.5 +- 1.0 | >= 98: met |" in table
+    assert "| lora | 94.0 +- 1.0 | >= 95: NOT met |" in table
+    assert "| auto | 97.0 +- 1.0 |  |" in table          # a comparison, not a target
+    assert "Targets met: 1 of 2" in table and "with pairs still missing" in table
+    assert "finished pairs: 1.0 h" in table                 # 2 seeds x 1800 s
+
+
+def test_readme_suite_block_is_written_between_its_markers(tmp_path):
+    from tools.readme_results import main
+
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "suite.md").write_text("# Generality suite (complete)\n\n| Entry |\n|---|\n| e |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- suite:start -->\nold\n<!-- suite:end -->\nafter\n")
+    assert main(["--run", "suite", "--results", str(tmp_path), "--section", "suite", "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("before\n<!-- suite:start -->\nGenerality suite (complete)")
+    assert "| e |\n<!-- suite:end -->\nafter\n" in text

@@ -157,6 +157,31 @@ def test_report_has_table_and_best_per_goal():
     assert "2.50x the teacher" in text
 
 
+def test_fastest_goal_follows_the_paired_ratio_and_the_report_re_renders(tmp_path):
+    from bench.report import goal_winners, main
+    from bench.runner import write_outputs
+
+    rows = machine_rows() + [row("m1", model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime",
+                                 precision="int8", size=20.0, p50=3.9, f1=0.796)]
+    add_derived(rows)
+    fastest = goal_winners(rows)["fastest"]
+    assert (fastest.model, fastest.latency_p50_ms) == ("odd", 3.9)         # no pairs: the lowest p50
+    # Timed side by side, the teacher's INT8 export is the faster one: the separate p50s were noise.
+    for r in rows:
+        if r.variant == "onnx-int8-dynamic" and r.scenario == "latency":
+            r.paired_speedup_vs_teacher = 2.6 if r.model == "teacher" else 2.4
+    fastest = goal_winners(rows)["fastest"]
+    assert (fastest.model, fastest.variant) == ("teacher", "onnx-int8-dynamic")
+
+    doc, rows = replace_machine(new_document("tiny"), [], "m1", block("m1"), rows)
+    write_outputs(doc, rows, tmp_path)
+    (tmp_path / "report.md").unlink()
+    assert main([str(tmp_path / "bench.json"), "--out", str(tmp_path / "again.md")]) == 0
+    assert "Fastest keeping >= 99%" in (tmp_path / "again.md").read_text()
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main([str(tmp_path / "bad.json")]) == 2
+
+
 def test_config_from_recipe_section_and_overrides():
     cfg = load_bench_config({"threads": ["all", 1], "batch_size": 16}, {"repeat": 2})
     assert cfg.threads == ["all", 1] and cfg.batch_size == 16 and cfg.repeat == 2

@@ -284,7 +284,7 @@ def cpu_and_gpu(run: str, doc: dict, rows, results_root: Path = Path("results"))
             notes.append(f"Not measured: {', '.join(f['job'] for f in failed)} ({failed[0]['error']}).")
         prov = results_root / run / "gpu-provenance.md"
         if prov.is_file():
-            notes.append(f"How and where they were measured: `results/{run}/{prov.name}`.")
+            notes.append(f"How and where they were measured: `{prov.as_posix()}`.")
         out += [" ".join([where, *notes]), ""]
     return out
 

@@ -353,6 +353,18 @@ def run_suite(
     return write_tables(cfg, rows)
 
 
+def write_finished_tables(path: str | Path, extra: list[str] | None = None) -> dict:
+    """The tables from the rows already finished with the suite's current recipe; nothing is trained."""
+    cfg, recipes = load_suite(path, extra)
+    stale = set(stale_rows(cfg, recipes))
+    rows = {}
+    for entry, seed in recipes:
+        row_path = Path(cfg.results_dir) / "entries" / f"{entry}-s{seed}.json"
+        if row_path.is_file() and row_path not in stale:
+            rows[(entry, seed)] = json.loads(row_path.read_text())
+    return write_tables(cfg, rows)
+
+
 def write_tables(cfg: SuiteConfig, rows: dict) -> dict:
     result = aggregate(cfg, rows)
     out = Path(cfg.results_dir)
@@ -375,7 +387,7 @@ def plot_retained(result: dict, path: Path) -> None:
     entries = list(result["entries"])
     methods = sorted({m for e in result["entries"].values() for m in e["methods"] if m != TEACHER}, key=rank)
     width = 0.8 / max(1, len(methods))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(entries), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 + 1.9 * len(entries)), 4.0))
     for i, m in enumerate(methods):
         xs, ys, errs = [], [], []
         for j, name in enumerate(entries):
@@ -394,8 +406,9 @@ def plot_retained(result: dict, path: Path) -> None:
     low = min([b.get_height() for b in ax.patches] + [90.0])
     ax.set_ylim(max(0.0, low - 3), None)
     ax.set_ylabel("% of the teacher's\ntest macro-F1")
-    ax.set_title("Retained macro-F1 (black ticks: targets)" + ("" if result["complete"] else " - partial"))
-    ax.legend(ncol=len(methods), fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.1), frameon=False)
+    ax.set_title("Retained test macro-F1, black ticks: targets" + ("" if result["complete"] else " (partial)"),
+                 fontsize=10)
+    ax.legend(ncol=len(methods), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -427,6 +440,8 @@ def main(argv=None) -> int:
         help="retrain the finished pairs whose recorded recipe differs from what the suite file now gives",
     )
     p.add_argument("--plan", action="store_true", help="print the projected time and exit (trains nothing)")
+    p.add_argument("--tables", action="store_true",
+                   help="rewrite suite.json, suite.md and retained.png from the finished rows (trains nothing)")
     p.add_argument(
         "--costs-from",
         default="results/hate-speech/metrics.json",
@@ -438,6 +453,10 @@ def main(argv=None) -> int:
         if args.plan:
             result = plan(args.suite, args.costs_from, args.overrides)
             atomic_write_json(Path(load_suite(args.suite, args.overrides)[0].results_dir) / "plan.json", result)
+            return 0
+        if args.tables:
+            result = write_finished_tables(args.suite, args.overrides)
+            print(f"{len(result['entries'])} entries aggregated; missing: {', '.join(result['missing']) or 'none'}")
             return 0
         run_suite(args.suite, args.overrides, progress=args.progress, only=args.only, rerun_stale=args.rerun_stale)
     except (ConfigError, DataError, ModelError, RunError) as exc:

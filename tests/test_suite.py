@@ -53,6 +53,9 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     (tmp_path / "suite" / "entries" / "capped-s2.json").unlink()
     partial = json.loads((tmp_path / "suite" / "suite.json").read_text())
     assert partial["complete"]
+    assert main([str(path), "--tables"]) == 0          # re-aggregates what is finished, trains nothing
+    tables = json.loads((tmp_path / "suite" / "suite.json").read_text())
+    assert tables["missing"] == ["capped-s2"] and not (tmp_path / "suite" / "entries" / "capped-s2.json").exists()
     again = run_suite(path)
     assert again["complete"] and (tmp_path / "suite" / "entries" / "capped-s2.json").is_file()
     assert (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns == kept

@@ -95,14 +95,25 @@ def recipe_fingerprint(recipe) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def row_path(cfg: SuiteConfig, entry: str, seed: int) -> Path:
+    """Where one (entry, seed)'s compact result lives."""
+    return Path(cfg.results_dir) / "entries" / f"{entry}-s{seed}.json"
+
+
 def stale_rows(cfg: SuiteConfig, recipes: dict) -> list[Path]:
     """Finished rows whose recorded recipe is not the one the suite file now resolves to."""
     out = []
     for (entry, seed), recipe in recipes.items():
-        path = Path(cfg.results_dir) / "entries" / f"{entry}-s{seed}.json"
+        path = row_path(cfg, entry, seed)
         if path.is_file() and json.loads(path.read_text()).get("recipe_sha256") != recipe_fingerprint(recipe):
             out.append(path)
     return out
+
+
+def finished_rows(cfg: SuiteConfig, recipes: dict, stale: set[Path]) -> dict[tuple[str, int], dict]:
+    """The rows already trained with the suite's current recipe, by (entry, seed)."""
+    paths = {key: row_path(cfg, *key) for key in recipes}
+    return {key: json.loads(p.read_text()) for key, p in paths.items() if p.is_file() and p not in stale}
 
 
 def entry_row(metrics: dict, wall_s: float, fingerprint: str | None = None) -> dict:
@@ -335,20 +346,17 @@ def run_suite(
             "recipes. Retrain them with --rerun-stale (their run folders are retrained from scratch), or restore "
             "the old settings. Nothing was trained."
         )
-    rows = {}
+    rows = finished_rows(cfg, recipes, stale)
     for (entry, seed), recipe in recipes.items():
-        row_path = out / "entries" / f"{entry}-s{seed}.json"
-        if row_path.is_file() and row_path not in stale:
-            rows[(entry, seed)] = json.loads(row_path.read_text())
+        path = row_path(cfg, entry, seed)
+        if (entry, seed) in rows or (only and entry not in only):
             continue
-        if only and entry not in only:
-            continue
-        print(f"=== suite entry {entry}, seed {seed}{' (stale row: retrained)' * (row_path in stale)} ===",
+        print(f"=== suite entry {entry}, seed {seed}{' (stale row: retrained)' * (path in stale)} ===",
               flush=True)
         t0 = time.perf_counter()
-        metrics = train_run(recipe, progress=progress, force=row_path in stale)
+        metrics = train_run(recipe, progress=progress, force=path in stale)
         rows[(entry, seed)] = entry_row(metrics, time.perf_counter() - t0, recipe_fingerprint(recipe))
-        atomic_write_json(row_path, rows[(entry, seed)])
+        atomic_write_json(path, rows[(entry, seed)])
         write_tables(cfg, rows)
     return write_tables(cfg, rows)
 
@@ -356,13 +364,7 @@ def run_suite(
 def write_finished_tables(path: str | Path, extra: list[str] | None = None) -> dict:
     """The tables from the rows already finished with the suite's current recipe; nothing is trained."""
     cfg, recipes = load_suite(path, extra)
-    stale = set(stale_rows(cfg, recipes))
-    rows = {}
-    for entry, seed in recipes:
-        row_path = Path(cfg.results_dir) / "entries" / f"{entry}-s{seed}.json"
-        if row_path.is_file() and row_path not in stale:
-            rows[(entry, seed)] = json.loads(row_path.read_text())
-    return write_tables(cfg, rows)
+    return write_tables(cfg, finished_rows(cfg, recipes, set(stale_rows(cfg, recipes))))
 
 
 def write_tables(cfg: SuiteConfig, rows: dict) -> dict:

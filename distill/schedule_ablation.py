@@ -143,7 +143,10 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("spec", help="YAML with recipe, method, overrides (list) and variants (name -> overrides)")
-    p.add_argument("--out", help="results folder (default: the recipe's results folder)")
+    p.add_argument("--out", help="results folder (default: the spec's out, else the recipe's results folder)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra recipe override after the spec's own (repeatable), e.g. run.seed=2 to repeat a "
+                        "spec at another seed")
     args = p.parse_args(argv)
     try:
         spec = yaml.safe_load(Path(args.spec).read_text()) or {}
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
             spec["recipe"],
             spec["variants"],
             spec.get("method", "odd"),
-            spec.get("overrides"),
+            [*(spec.get("overrides") or []), *args.set],
             args.out or spec.get("out"),
         )
     except ConfigError as exc:

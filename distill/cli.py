@@ -14,6 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", nargs="+", choices=list(ORDER),
                    help="train only these methods (the teacher is trained first when a student needs it)")
     p.add_argument("--force", action="store_true", help="retrain methods whose checkpoints are already complete")
+    p.add_argument("--retrain-changed", action="store_true",
+                   help="after editing the recipe: retrain only the methods whose settings changed (students too when "
+                        "the teacher's did) and keep the other checkpoints; without it a changed run folder is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 
 
@@ -26,7 +29,8 @@ def main(args) -> int:
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
-        train_run(recipe, methods=args.methods, force=args.force, progress=not args.no_progress)
+        train_run(recipe, methods=args.methods, force=args.force, progress=not args.no_progress,
+                  retrain_changed=args.retrain_changed)
     except (ConfigError, DataError, ModelError, RunError) as exc:
         print(f"edgedistill train: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,9 @@ its metrics), so an interrupted run resumes at the first unfinished method.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -80,31 +82,65 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
     return problems
 
 
-def prepare_run_dir(recipe: Recipe, force: bool = False, write: bool = True) -> None:
+def method_fingerprint(recipe: Recipe, method: str) -> str:
+    """SHA-256 of the settings that shape one method's checkpoint: equal fingerprints, equal training."""
+    return hashlib.sha256(json.dumps(_affecting(recipe, method), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def changed_methods(recipe: Recipe) -> dict[str, list[str]]:
+    """The complete checkpoints in the run folder trained with other settings than ``recipe``'s:
+    method -> the recipe sections that changed (read from the run's recorded recipe)."""
+    from distill.config import load_recipe
+
+    path = layout.recipe_file(recipe.run_dir)
+    if not path.is_file():
+        return {}
+    old = load_recipe(path)
+    out = {}
+    for folder in layout.model_folders(recipe.run_dir):
+        m = folder.name
+        if not checkpoint_complete(folder) or m not in recipe.methods or m not in old.methods:
+            continue
+        new, was = _affecting(recipe, m), _affecting(old, m)
+        changed = [k for k in new if new[k] != was.get(k)]
+        if changed:
+            out[m] = changed
+    return out
+
+
+def prepare_run_dir(recipe: Recipe, force: bool = False, write: bool = True, retrain_changed: bool = False,
+                    retrain: list[str] | tuple = ()) -> list[str]:
     """Write the resolved recipe; refuse to mix checkpoints trained under different settings.
-    Every process checks; only the one that ``write``s (the main process) changes the folder."""
+
+    With ``retrain_changed`` the checkpoints whose settings changed are removed instead (the others
+    are kept); with ``force`` those and the ``retrain`` methods are. Removal happens before the new
+    recipe is recorded, so a crash cannot leave an old checkpoint that looks current. A removed
+    method's exported artifacts go with it: they were built from the old weights.
+    Every process checks; only the one that ``write``s (the main process) changes the folder.
+    Returns the methods whose settings changed."""
     if write:
         remove_stale_temporaries(recipe.run_dir)     # .partial checkpoints of a killed run
-    path = layout.recipe_file(recipe.run_dir)
-    if path.is_file() and not force:
-        from distill.config import load_recipe
-
-        old = load_recipe(path)
-        for folder in layout.model_folders(recipe.run_dir):
-            m = folder.name
-            if not checkpoint_complete(folder) or m not in recipe.methods or m not in old.methods:
-                continue
-            new, was = _affecting(recipe, m), _affecting(old, m)
-            changed = [k for k in new if new[k] != was.get(k)]
-            if changed:
-                raise RunError(f"{recipe.run_dir} holds a {m} model trained with different {', '.join(changed)} "
-                               "settings. Use another run.name, or --force to retrain every method from scratch.")
+    changed = changed_methods(recipe)
+    if changed and not (force or retrain_changed):
+        m, keys = next(iter(changed.items()))
+        raise RunError(f"{recipe.run_dir} holds a {m} model trained with different {', '.join(keys)} settings"
+                       f"{f' (also changed: {sorted(set(changed) - {m})})' if len(changed) > 1 else ''}. "
+                       "Use another run.name, --retrain-changed to retrain only the changed methods, or --force to "
+                       "retrain every method from scratch.")
     if write:
-        atomic_write_text(path, f"# Resolved recipe of run {recipe.run.name} (from {recipe.source})\n" + dump(recipe))
+        for m in sorted(set(changed) | (set(retrain) if force else set())):
+            for folder in (layout.model_dir(recipe.run_dir, m), layout.artifacts_dir(recipe.run_dir) / m):
+                if folder.exists():
+                    shutil.rmtree(folder)
+        atomic_write_text(layout.recipe_file(recipe.run_dir),
+                          f"# Resolved recipe of run {recipe.run.name} (from {recipe.source})\n" + dump(recipe))
+    return sorted(changed)
 
 
-def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True) -> dict:
-    """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/."""
+def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True,
+              retrain_changed: bool = False) -> dict:
+    """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/.
+    Complete checkpoints are kept; see ``prepare_run_dir`` for ``force`` and ``retrain_changed``."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -131,7 +167,8 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     student_data, extra_info = student_dataset(recipe, data)
     if extra_info:
         acc.print(f"Students also learn from {extra_info}")
-    prepare_run_dir(recipe, force, write=acc.is_main_process)
+    prepare_run_dir(recipe, force, write=acc.is_main_process, retrain_changed=retrain_changed, retrain=names)
+    acc.wait_for_everyone()     # every process sees the folder after the main one removed what is retrained
     teacher_dir = model_dir(recipe, "teacher")
     needs_teacher = [n for n in names if n in students()]
     if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):

@@ -7,8 +7,10 @@ overrides) and the seeds. Every (entry, seed) is a full ``train_run`` in its own
 its compact result is written to ``<results_dir>/entries/<entry>-s<seed>.json`` as soon as it
 finishes, so a killed suite resumes at the first unfinished (entry, seed), and a half-trained
 one resumes at its first unfinished method. Each row carries a fingerprint of the resolved recipe
-it was trained with: after the suite file (or ``--set``) changes, its finished rows are stale and
-the suite refuses to mix them with new ones until they are retrained (``--rerun-stale``).
+it was trained with, and one per method: after the suite file, the base recipe (or ``--set``) changes,
+the rows whose methods changed are stale and the suite refuses to mix them with new ones until they are
+retrained (``--rerun-stale``). Only the changed methods are retrained where the run folder is still there
+(a new hybrid schedule retrains the hybrid, not the teacher and every student).
 ``suite.json`` / ``suite.md`` aggregate whatever is finished (mean +- std over seeds) and say which
 pairs are still missing.
 """
@@ -100,23 +102,59 @@ def row_path(cfg: SuiteConfig, entry: str, seed: int) -> Path:
     return Path(cfg.results_dir) / "entries" / f"{entry}-s{seed}.json"
 
 
-def stale_rows(cfg: SuiteConfig, recipes: dict) -> list[Path]:
-    """Finished rows whose recorded recipe is not the one the suite file now resolves to."""
-    out = []
+def method_fingerprints(recipe) -> dict[str, str]:
+    """Per enabled method, the fingerprint of the settings that shape its checkpoint."""
+    from distill.pipeline import method_fingerprint
+
+    return {m: method_fingerprint(recipe, m) for m in recipe.method_names()}
+
+
+def _recorded_method_fingerprints(cfg: SuiteConfig, entry: str, seed: int, row: dict) -> dict[str, str] | None:
+    """The per-method fingerprints a row was trained with. Rows written before they were recorded get
+    them from their run folder's recipe, if that is provably the row's (same whole-recipe fingerprint)."""
+    if "method_sha256" in row:
+        return row["method_sha256"]
+    from distill.config import load_recipe
+    from edgedistill import layout
+
+    path = layout.recipe_file(Path(cfg.runs_dir) / f"{entry}-s{seed}")
+    if not path.is_file():
+        return None
+    old = load_recipe(path)
+    return method_fingerprints(old) if recipe_fingerprint(old) == row.get("recipe_sha256") else None
+
+
+def stale_methods(cfg: SuiteConfig, recipes: dict) -> dict[Path, list[str]]:
+    """Finished rows that are out of date, each with the methods to retrain (all of them when the row
+    cannot tell which changed). A row whose methods all match is current even if other settings
+    (export, bench) changed: those do not enter a suite row."""
+    out = {}
     for (entry, seed), recipe in recipes.items():
         path = row_path(cfg, entry, seed)
-        if path.is_file() and json.loads(path.read_text()).get("recipe_sha256") != recipe_fingerprint(recipe):
-            out.append(path)
+        if not path.is_file():
+            continue
+        row = json.loads(path.read_text())
+        if row.get("recipe_sha256") == recipe_fingerprint(recipe):
+            continue
+        now = method_fingerprints(recipe)
+        was = _recorded_method_fingerprints(cfg, entry, seed, row)
+        if was is None:
+            out[path] = list(now)
+            continue
+        changed = [m for m in now if was.get(m) != now[m]]
+        if changed or set(was) != set(now):
+            out[path] = changed
     return out
 
 
-def finished_rows(cfg: SuiteConfig, recipes: dict, stale: set[Path]) -> dict[tuple[str, int], dict]:
+def finished_rows(cfg: SuiteConfig, recipes: dict, stale: set[Path] | dict) -> dict[tuple[str, int], dict]:
     """The rows already trained with the suite's current recipe, by (entry, seed)."""
     paths = {key: row_path(cfg, *key) for key in recipes}
     return {key: json.loads(p.read_text()) for key, p in paths.items() if p.is_file() and p not in stale}
 
 
-def entry_row(metrics: dict, wall_s: float, fingerprint: str | None = None) -> dict:
+def entry_row(metrics: dict, wall_s: float, fingerprint: str | None = None,
+              method_sha256: dict[str, str] | None = None) -> dict:
     """The compact, committed record of one (entry, seed): per method test/validation F1 and compute."""
     models = metrics["models"]
     teacher = models["teacher"]
@@ -143,6 +181,7 @@ def entry_row(metrics: dict, wall_s: float, fingerprint: str | None = None) -> d
         "schema_version": SCHEMA_VERSION,
         "run": metrics["run"],
         "recipe_sha256": fingerprint,
+        "method_sha256": method_sha256,
         "data": metrics["data"],
         "wall_time_s": wall_s,
         "models": out,
@@ -338,33 +377,52 @@ def run_suite(
 
     cfg, recipes = load_suite(path, extra)
     out = Path(cfg.results_dir)
-    stale = set(stale_rows(cfg, recipes))
+    stale = stale_methods(cfg, recipes)
     if stale and not rerun_stale:
+        which = "; ".join(f"{p.name}: {', '.join(ms) or 'methods removed'}" for p, ms in sorted(stale.items()))
         raise ConfigError(
-            f"{len(stale)} finished row(s) were trained with other settings than {path} now gives "
-            f"({', '.join(sorted(p.name for p in stale))} in {out / 'entries'}); mixing them would average two "
-            "recipes. Retrain them with --rerun-stale (their run folders are retrained from scratch), or restore "
-            "the old settings. Nothing was trained."
+            f"{len(stale)} finished row(s) were trained with other settings than {path} now gives ({which}; in "
+            f"{out / 'entries'}); mixing them would average two recipes. Retrain them with --rerun-stale (only "
+            "those methods, where the run folder is kept), or restore the old settings. Nothing was trained."
         )
     rows = finished_rows(cfg, recipes, stale)
     for (entry, seed), recipe in recipes.items():
         path = row_path(cfg, entry, seed)
         if (entry, seed) in rows or (only and entry not in only):
             continue
-        print(f"=== suite entry {entry}, seed {seed}{' (stale row: retrained)' * (path in stale)} ===",
-              flush=True)
+        print(f"=== suite entry {entry}, seed {seed}"
+              f"{f' (stale row: retraining {stale[path]})' if path in stale else ''} ===", flush=True)
         t0 = time.perf_counter()
-        metrics = train_run(recipe, progress=progress, force=path in stale)
-        rows[(entry, seed)] = entry_row(metrics, time.perf_counter() - t0, recipe_fingerprint(recipe))
-        atomic_write_json(path, rows[(entry, seed)])
+        metrics = train_run(recipe, progress=progress, retrain_changed=path in stale)
+        wall = time.perf_counter() - t0
+        # Only the methods the recipe enables: a checkpoint of one disabled since stays in the run folder.
+        metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}
+        row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
+        if path in stale:
+            row = _account_retrain(json.loads(path.read_text()), row, wall)
+        rows[(entry, seed)] = row
+        atomic_write_json(path, row)
         write_tables(cfg, rows)
     return write_tables(cfg, rows)
+
+
+def _account_retrain(old: dict, new: dict, wall_s: float) -> dict:
+    """A row where some methods were retrained: its wall time is the old row's, less the replaced
+    methods' own time, plus this retraining; which methods were retrained (and when) is recorded."""
+    kept = [m for m, e in new["models"].items() if m in old["models"] and e == old["models"][m]]
+    redone = [m for m in new["models"] if m not in kept]
+    if kept:
+        replaced = sum(old["models"][m]["wall_time_s"] or 0.0 for m in redone if m in old["models"])
+        new["wall_time_s"] = old["wall_time_s"] - replaced + wall_s
+    new["retrained"] = [*old.get("retrained", []),
+                        {"methods": redone, "wall_time_s": wall_s, "git_commit": new["provenance"]["git_commit"]}]
+    return new
 
 
 def write_finished_tables(path: str | Path, extra: list[str] | None = None) -> dict:
     """The tables from the rows already finished with the suite's current recipe; nothing is trained."""
     cfg, recipes = load_suite(path, extra)
-    return write_tables(cfg, finished_rows(cfg, recipes, set(stale_rows(cfg, recipes))))
+    return write_tables(cfg, finished_rows(cfg, recipes, stale_methods(cfg, recipes)))
 
 
 def write_tables(cfg: SuiteConfig, rows: dict) -> dict:
@@ -439,7 +497,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--rerun-stale",
         action="store_true",
-        help="retrain the finished pairs whose recorded recipe differs from what the suite file now gives",
+        help="retrain the finished pairs whose recorded recipe differs from what the suite file now gives "
+        "(only the changed methods where the run folder is kept)",
     )
     p.add_argument("--plan", action="store_true", help="print the projected time and exit (trains nothing)")
     p.add_argument("--tables", action="store_true",

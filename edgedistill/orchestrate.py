@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
                    help="stages to run, in order")
     p.add_argument("--force", action="store_true", help="redo every stage even where its outputs are complete")
+    p.add_argument("--retrain-changed", action="store_true",
+                   help="after editing the recipe: retrain (and re-export) only the methods whose settings changed")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 
 
@@ -104,7 +106,7 @@ def check_recipe(recipe_path: str, overrides: list[str] | None = None, stages=ST
 
 
 def run_all(recipe_path: str, overrides: list[str] | None = None, stages=STAGES,
-            force: bool = False, progress: bool = True) -> dict:
+            force: bool = False, progress: bool = True, retrain_changed: bool = False) -> dict:
     from distill.pipeline import prepare_run_dir, train_run, write_results
 
     recipe, export_cfg, _ = check_recipe(recipe_path, overrides, stages, force)
@@ -118,7 +120,7 @@ def run_all(recipe_path: str, overrides: list[str] | None = None, stages=STAGES,
         print(f"\n=== [{i}/{len(stages)}] {stage}: {recipe.run.name} ===", flush=True)
         t0 = time.perf_counter()
         if stage == "train":
-            train_run(recipe, force=force, progress=progress)
+            train_run(recipe, force=force, progress=progress, retrain_changed=retrain_changed)
         elif stage == "export":
             from export.pipeline import export_run
 
@@ -157,7 +159,8 @@ def main(args) -> int:
 
     errors: tuple = (ArtifactError, BenchError, ConfigError, DataError, ModelError, RunError, RunFolderError)
     try:
-        summary = run_all(args.recipe, args.overrides, args.stages, args.force, progress=not args.no_progress)
+        summary = run_all(args.recipe, args.overrides, args.stages, args.force, progress=not args.no_progress,
+                          retrain_changed=args.retrain_changed)
     except errors as exc:
         print(f"edgedistill run: {exc}", file=sys.stderr)
         return 2

@@ -221,3 +221,56 @@ def test_readme_suite_block_is_written_between_its_markers(tmp_path):
     text = readme.read_text()
     assert "old" not in text and text.startswith("before\n<!-- suite:start -->\nGenerality suite (complete)")
     assert "| e |\n<!-- suite:end -->\nafter\n" in text
+
+
+def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    from distill.suite import stale_methods
+
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    spec = yaml.safe_load(path.read_text())
+    spec["seeds"] = [1]
+    path.write_text(yaml.safe_dump(spec))
+    run_suite(path)
+    row = tmp_path / "suite" / "entries" / "capped-s1.json"
+    models = tmp_path / "suite-runs" / "capped-s1" / "models"
+    first = json.loads(row.read_text())
+    assert set(first["method_sha256"]) == {"teacher", "odd", "hybrid"}
+    stamps = {m: (models / m / "edgedistill.json").stat().st_mtime_ns for m in ("teacher", "odd", "hybrid")}
+
+    # settings no suite row depends on do not make a row stale
+    spec["overrides"]["export"] = {"parity_samples": 7}
+    path.write_text(yaml.safe_dump(spec))
+    cfg, recipes = load_suite(path)
+    assert stale_methods(cfg, recipes) == {}
+
+    # rows written before per-method fingerprints were recorded get them from their run folder's recipe
+    legacy = {k: v for k, v in first.items() if k != "method_sha256"}
+    row.write_text(json.dumps(legacy))
+    spec["overrides"]["methods"] = {"hybrid": {"lr": 1.0e-3}}
+    path.write_text(yaml.safe_dump(spec))
+    cfg, recipes = load_suite(path)
+    assert stale_methods(cfg, recipes) == {row: ["hybrid"]}
+    with pytest.raises(ConfigError, match="capped-s1.json: hybrid"):
+        run_suite(path)
+
+    result = run_suite(path, rerun_stale=True)
+    again = json.loads(row.read_text())
+    assert result["complete"] and "retraining ['hybrid']" in capsys.readouterr().out
+    assert again["models"]["hybrid"]["lr"] == 1.0e-3 and first["models"]["hybrid"]["lr"] != 1.0e-3
+    assert again["models"]["odd"] == first["models"]["odd"] and again["models"]["teacher"] == first["models"]["teacher"]
+    for m in ("teacher", "odd"):
+        assert (models / m / "edgedistill.json").stat().st_mtime_ns == stamps[m]
+    assert (models / "hybrid" / "edgedistill.json").stat().st_mtime_ns != stamps["hybrid"]
+    (redo,) = again["retrained"]
+    assert redo["methods"] == ["hybrid"]
+    expected = first["wall_time_s"] - first["models"]["hybrid"]["wall_time_s"] + redo["wall_time_s"]
+    assert again["wall_time_s"] == pytest.approx(expected)
+    assert stale_methods(*load_suite(path)) == {}
+
+    # without its run folder a stale row cannot tell which checkpoints are current: it retrains whole
+    import shutil
+
+    shutil.rmtree(tmp_path / "suite-runs" / "capped-s1")
+    row.write_text(json.dumps({k: v for k, v in again.items() if k != "method_sha256"} | {"recipe_sha256": "old"}))
+    cfg, recipes = load_suite(path)
+    assert stale_methods(cfg, recipes) == {row: ["teacher", "odd", "hybrid"]}

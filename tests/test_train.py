@@ -275,3 +275,36 @@ def test_training_removes_partial_checkpoints_of_a_killed_run(tmp_path, tiny_che
     other_host.mkdir()
     prepare_run_dir(recipe)
     assert not killed.exists() and other_host.exists()
+
+
+def test_retrain_changed_retrains_only_the_changed_method(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    from distill.pipeline import changed_methods, prepare_run_dir
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
+    for m in ("even", "tiny", "lora", "hybrid"):
+        recipe.methods[m].enabled = False
+    train_run(recipe, progress=False)
+    models = recipe.run_dir / "models"
+    stamps = {m: (models / m / "edgedistill.json").stat().st_mtime_ns for m in ("teacher", "odd")}
+    exported = recipe.run_dir / "artifacts" / "odd" / "onnx-fp32"
+    exported.mkdir(parents=True)                # stands for an export built from the old odd weights
+
+    changed = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
+    for m in ("even", "tiny", "lora", "hybrid"):
+        changed.methods[m].enabled = False
+    changed.methods["odd"].lr = 3e-4
+    assert changed_methods(changed) == {"odd": ["method"]}
+    with pytest.raises(RunError, match="odd model trained with different method.*--retrain-changed"):
+        train_run(changed, progress=False)
+    assert exported.is_dir()                    # a refused run changes nothing
+
+    # the old checkpoint and its export go before the new recipe is recorded: a crash leaves no stale one
+    assert prepare_run_dir(changed, retrain_changed=True) == ["odd"]
+    assert not (models / "odd").exists() and not exported.parent.exists()
+    assert (models / "teacher" / "edgedistill.json").stat().st_mtime_ns == stamps["teacher"]
+    assert changed_methods(changed) == {}
+
+    metrics = train_run(changed, progress=False, retrain_changed=True)
+    assert metrics["models"]["odd"]["lr"] == 3e-4
+    assert (models / "teacher" / "edgedistill.json").stat().st_mtime_ns == stamps["teacher"]
+    assert "[teacher] complete checkpoint found" in capsys.readouterr().out

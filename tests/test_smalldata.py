@@ -211,6 +211,19 @@ def _kl_rows(p_t, p_s, mask):
     return sum(vals) / len(vals)
 
 
+def _relation_parts(layer_map, s_out, t_logits, mask, s_qkv, t_qkv, **weights):
+    """The distillation loss with only the relation terms in ``weights`` (labels unused: ce 0)."""
+    return DistillationLoss(LossConfig(ce=0.0, kl=0.0, **weights), layer_map=layer_map)(
+        s_out.logits,
+        torch.zeros(3, dtype=torch.long),
+        t_logits,
+        attention_mask=mask,
+        student_qkv=s_qkv,
+        teacher_qkv=t_qkv,
+        num_heads=2,
+    )
+
+
 def test_attention_transfer_matches_output_attentions():
     from distill.models import QKVCapture
 
@@ -219,29 +232,12 @@ def test_attention_transfer_matches_output_attentions():
     s_cap, t_cap = QKVCapture(student), QKVCapture(teacher, layer_map)
     s_out = student(input_ids=ids, attention_mask=mask, output_attentions=True)
     t_out = teacher(input_ids=ids, attention_mask=mask, output_attentions=True)
-    loss = DistillationLoss(LossConfig(ce=0.0, kl=0.0, attention=1.0), layer_map=layer_map)
-    total, parts = loss(
-        s_out.logits,
-        torch.zeros(3, dtype=torch.long),
-        t_out.logits,
-        attention_mask=mask,
-        student_qkv=s_cap.outputs,
-        teacher_qkv=t_cap.outputs,
-        num_heads=2,
-    )
+    _, parts = _relation_parts(layer_map, s_out, t_out.logits, mask, s_cap.outputs, t_cap.outputs, attention=1.0)
     expected = np.mean([_kl_rows(t_out.attentions[t], s_out.attentions[i], mask) for i, t in enumerate(layer_map)])
     assert set(parts) == {"attention"} and parts["attention"] == pytest.approx(expected, rel=1e-3)
     assert parts["attention"] > 0.05
     # identical models transfer nothing
-    same, _ = DistillationLoss(LossConfig(ce=0.0, kl=0.0, attention=1.0), layer_map=[0, 1])(
-        s_out.logits,
-        torch.zeros(3, dtype=torch.long),
-        s_out.logits,
-        attention_mask=mask,
-        student_qkv=s_cap.outputs,
-        teacher_qkv=s_cap.outputs,
-        num_heads=2,
-    )
+    same, _ = _relation_parts([0, 1], s_out, s_out.logits, mask, s_cap.outputs, s_cap.outputs, attention=1.0)
     assert float(same) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -266,14 +262,8 @@ def test_value_relation_matches_a_direct_computation():
             for i, t in enumerate(layer_map)
         ]
     )
-    _, parts = DistillationLoss(LossConfig(ce=0.0, kl=0.0, value_relation=1.0), layer_map=layer_map)(
-        s_out.logits,
-        torch.zeros(3, dtype=torch.long),
-        t_out.logits,
-        attention_mask=mask,
-        student_qkv=s_cap.outputs,
-        teacher_qkv=t_cap.outputs,
-        num_heads=2,
+    _, parts = _relation_parts(
+        layer_map, s_out, t_out.logits, mask, s_cap.outputs, t_cap.outputs, value_relation=1.0
     )
     assert parts["value_relation"] == pytest.approx(expected, rel=1e-3) and expected > 0.05
 

@@ -38,6 +38,9 @@ def run_variants(
     from distill.train import TeacherCache, setup_method, train
     from edgedistill.configbase import parse_overrides
 
+    if out_dir is not None:
+        # The teacher's own results (metrics per epoch, plots) go beside the variants, not into results/ itself.
+        overrides = [*(overrides or []), f"run.results_dir={out_dir}"]
     base = load_recipe(recipe_path, overrides)
     # Validate every variant before any compute.
     recipes = {

@@ -171,6 +171,7 @@ def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, t
     assert rows["pool-lr"]["extra_texts"]["unlabeled"] > 0 and not rows["base"]["extra_texts"]
     assert len(rows["pool-lr"]["validation_history"]) == rows["pool-lr"]["compute"]["epochs_run"] == 2
     assert result["teacher"]["epochs"] == 1 and "| pool-lr |" in (out / "variants.md").read_text()
+    assert (out / recipe.run.name / "metrics.json").is_file()  # the teacher's own results, beside the variants
     stamp = (out / "variants.json").stat().st_mtime_ns
     run_variants(str(tmp_path / "recipe.yaml"), variants, "odd", overrides=["data.max_train=60"], out_dir=out)
     assert (out / "variants.json").stat().st_mtime_ns == stamp  # finished variants are not retrained

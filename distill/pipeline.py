@@ -206,7 +206,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                                  recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
                                  with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)
-        train_data = student_data if name in students() else data
+        train_data = training_data(name, data, student_data)
         outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
                         cache=cache)
         acc.wait_for_everyone()
@@ -269,6 +269,12 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
     if pool:
         info = {**info, "unlabeled": len(pool)}
     return with_extra_texts(data, extra), info
+
+
+def training_data(method: str, data: Dataset, student_data: Dataset) -> Dataset:
+    """What a method trains on: distilled students learn from the labelled texts plus the teacher-labelled
+    pool and augmented copies; the teacher and LoRA (no teacher in their loss) from the labelled texts only."""
+    return student_data if method in students() else data
 
 
 def _compute_entry(outcome, setup, cache, wall_s: float) -> dict:

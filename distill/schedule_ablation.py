@@ -34,9 +34,10 @@ def run_variants(
     from accelerate.utils import set_seed
 
     from distill.config import load_recipe
-    from distill.pipeline import _compute_entry, model_dir, student_dataset, train_run
+    from distill.pipeline import _compute_entry, model_dir, student_dataset, train_run, training_data
     from distill.train import TeacherCache, setup_method, train
     from edgedistill.configbase import parse_overrides
+    from edgedistill.methods import students
 
     if out_dir is not None:
         # The teacher's own results (metrics per epoch, plots) go beside the variants, not into results/ itself.
@@ -75,10 +76,11 @@ def run_variants(
                 progress=progress,
             )
         t0 = time.perf_counter()
-        out = train(setup, student_data, recipe.data.max_length, recipe.run.seed, progress=progress, cache=cache)
+        out = train(setup, training_data(method, data, student_data), recipe.data.max_length, recipe.run.seed,
+                    progress=progress, cache=cache)
         rows[name] = {
             "overrides": variants[name],
-            "extra_texts": extra,
+            "extra_texts": extra if method in students() else {},
             "loss": setup.info["loss"],
             "lr": setup.train.lr,
             "epochs": setup.train.epochs,

@@ -177,6 +177,22 @@ def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, t
     assert (out / "variants.json").stat().st_mtime_ns == stamp  # finished variants are not retrained
 
 
+def test_schedule_ablation_trains_each_method_on_what_the_pipeline_gives_it(tmp_path, tiny_checkpoint, tiny_csv):
+    """LoRA has no teacher in its loss: it learns from the labelled texts only, here as in a run."""
+    from test_train import tiny_recipe
+
+    from distill.schedule_ablation import run_variants
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
+    (tmp_path / "recipe.yaml").write_text(dump(recipe))
+    over = ["data.max_train=60", "data.unlabeled=rest-of-train"]
+    out = tmp_path / "ablation"
+    lora = run_variants(str(tmp_path / "recipe.yaml"), {"base": {}}, "lora", overrides=over, out_dir=out)
+    odd = run_variants(str(tmp_path / "recipe.yaml"), {"base": {}}, "odd", overrides=over, out_dir=tmp_path / "odd")
+    assert lora["variants"]["base"]["compute"]["examples_seen"] == 60 and not lora["variants"]["base"]["extra_texts"]
+    assert odd["variants"]["base"]["compute"]["examples_seen"] > 60 and odd["variants"]["base"]["extra_texts"]
+
+
 def test_schedule_ablation_spec_without_variants_is_refused_before_training(tmp_path, capsys):
     from distill.schedule_ablation import main
 

@@ -21,10 +21,13 @@ ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
+    """HEAD, with ``-dirty`` when tracked code or configs differ from it. Edits under results/ do not count:
+    they are this project's outputs (a long job rewrites its tables while it runs), not what produced them."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True,
                              text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                ":(top,exclude)results"],
                                cwd=cwd or Path(__file__).parent,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha + ("-dirty" if dirty else "")

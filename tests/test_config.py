@@ -72,3 +72,26 @@ def test_float_fields_accept_what_yaml_reads_as_strings(tmp_path):
         load_recipe(overrides=["train.lr=fast"])
     with pytest.raises(ConfigError, match="train.lr"):
         load_recipe(overrides=["train.lr=nan"])
+
+
+def test_git_commit_is_dirty_for_code_edits_not_for_results(tmp_path):
+    import subprocess
+
+    from edgedistill.provenance import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table.md").write_text("| a |\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path / "pkg")
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "results" / "table.md").write_text("| b |\n")          # a job rewrote its own output
+    assert git_commit(tmp_path / "pkg") == clean
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path / "pkg") == clean + "-dirty"

@@ -97,10 +97,19 @@ def hardware() -> dict:
     return info
 
 
+def threads() -> dict:
+    """The thread settings a result was produced with: on CPU, training with 1 or 2 threads sums in another
+    order, and the last digits of a metric (or a borderline prediction) can differ."""
+    torch = sys.modules.get("torch")       # not imported here: the slim bench environment has no torch
+    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "torch": torch.get_num_threads() if torch is not None else None}
+
+
 def provenance(command: list[str] | None = None) -> dict:
     return {
         "git_commit": git_commit(),
         "command": " ".join(command if command is not None else sys.argv),
         "hardware": hardware(),
+        "threads": threads(),
         "libraries": library_versions(),
     }

@@ -95,3 +95,12 @@ def test_git_commit_is_dirty_for_code_edits_not_for_results(tmp_path):
     assert git_commit(tmp_path / "pkg") == clean
     (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path / "pkg") == clean + "-dirty"
+
+
+def test_provenance_records_the_thread_settings(monkeypatch):
+    import torch
+
+    from edgedistill.provenance import provenance
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert provenance()["threads"] == {"OMP_NUM_THREADS": "1", "torch": torch.get_num_threads()}

@@ -392,6 +392,8 @@ def run_suite(
             continue
         print(f"=== suite entry {entry}, seed {seed}"
               f"{f' (stale row: retraining {stale[path]})' if path in stale else ''} ===", flush=True)
+        # A pair a killed suite left half-trained resumes at its first unfinished method.
+        done_before = [] if path in stale else finished_methods(recipe)
         t0 = time.perf_counter()
         metrics = train_run(recipe, progress=progress, retrain_changed=path in stale)
         wall = time.perf_counter() - t0
@@ -400,10 +402,22 @@ def run_suite(
         row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
         if path in stale:
             row = _account_retrain(json.loads(path.read_text()), row, wall)
+        elif done_before:
+            # The pair's time is this call's plus what the earlier process spent on the methods it finished.
+            row["wall_time_s"] = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in done_before)
+            row["resumed"] = {"methods_trained_before": done_before, "wall_time_s_this_process": wall}
         rows[(entry, seed)] = row
         atomic_write_json(path, row)
         write_tables(cfg, rows)
     return write_tables(cfg, rows)
+
+
+def finished_methods(recipe) -> list[str]:
+    """The recipe's methods whose checkpoints are already complete in its run folder."""
+    from distill.pipeline import model_dir
+    from edgedistill.layout import checkpoint_complete
+
+    return [m for m in recipe.method_names() if checkpoint_complete(model_dir(recipe, m))]
 
 
 def _account_retrain(old: dict, new: dict, wall_s: float) -> dict:

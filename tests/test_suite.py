@@ -60,6 +60,17 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert again["complete"] and (tmp_path / "suite" / "entries" / "capped-s2.json").is_file()
     assert (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns == kept
 
+    # a half-trained pair resumes at its first unfinished method; its time counts what the earlier process spent
+    import shutil
+
+    (tmp_path / "suite" / "entries" / "capped-s2.json").unlink()
+    shutil.rmtree(tmp_path / "suite-runs" / "capped-s2" / "models" / "hybrid")
+    run_suite(path)
+    row = json.loads((tmp_path / "suite" / "entries" / "capped-s2.json").read_text())
+    assert row["resumed"]["methods_trained_before"] == ["teacher", "odd"]
+    earlier = row["models"]["teacher"]["wall_time_s"] + row["models"]["odd"]["wall_time_s"]
+    assert row["wall_time_s"] == pytest.approx(row["resumed"]["wall_time_s_this_process"] + earlier)
+
 
 def test_rows_of_another_recipe_are_refused_until_retrained(tmp_path, tiny_checkpoint, tiny_csv, capsys):
     path = _suite(tmp_path, tiny_checkpoint, tiny_csv)

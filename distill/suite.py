@@ -393,9 +393,13 @@ def run_suite(
         print(f"=== suite entry {entry}, seed {seed}"
               f"{f' (stale row: retraining {stale[path]})' if path in stale else ''} ===", flush=True)
         # A pair a killed suite left half-trained resumes at its first unfinished method.
-        done_before = [] if path in stale else finished_methods(recipe)
+        # Its run folder may hold methods an older recipe trained: those are retrained, the rest kept.
+        from distill.pipeline import changed_methods
+
+        redo = changed_methods(recipe)
+        done_before = [] if path in stale else [m for m in finished_methods(recipe) if m not in redo]
         t0 = time.perf_counter()
-        metrics = train_run(recipe, progress=progress, retrain_changed=path in stale)
+        metrics = train_run(recipe, progress=progress, retrain_changed=True)
         wall = time.perf_counter() - t0
         # Only the methods the recipe enables: a checkpoint of one disabled since stays in the run folder.
         metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}

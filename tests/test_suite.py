@@ -65,10 +65,16 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
 
     (tmp_path / "suite" / "entries" / "capped-s2.json").unlink()
     shutil.rmtree(tmp_path / "suite-runs" / "capped-s2" / "models" / "hybrid")
-    run_suite(path)
+    # ... and a method an older recipe trained there is retrained, not refused
+    spec = yaml.safe_load(path.read_text())
+    spec["overrides"]["methods"] = {"odd": {"lr": 3e-4}}
+    path.write_text(yaml.safe_dump(spec))
+    (tmp_path / "suite" / "entries" / "capped-s1.json").unlink()
+    shutil.rmtree(tmp_path / "suite-runs" / "capped-s1")
+    run_suite(path, only=["capped"])
     row = json.loads((tmp_path / "suite" / "entries" / "capped-s2.json").read_text())
-    assert row["resumed"]["methods_trained_before"] == ["teacher", "odd"]
-    earlier = row["models"]["teacher"]["wall_time_s"] + row["models"]["odd"]["wall_time_s"]
+    assert row["resumed"]["methods_trained_before"] == ["teacher"] and row["models"]["odd"]["lr"] == 3e-4
+    earlier = row["models"]["teacher"]["wall_time_s"]
     assert row["wall_time_s"] == pytest.approx(row["resumed"]["wall_time_s_this_process"] + earlier)
 
 

@@ -1,6 +1,7 @@
 """The generality suite end to end on a tiny teacher and tiny data: rows, aggregation, resume."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -9,7 +10,7 @@ from distill.suite import load_suite, main, recipe_fingerprint, run_suite
 from edgedistill.configbase import ConfigError, dump
 
 
-def _suite(tmp_path, tiny_checkpoint, tiny_csv, entries=None):
+def _suite(tmp_path, tiny_checkpoint, tiny_csv, entries=None, seeds=(1, 2)):
     from test_train import tiny_recipe
 
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 2, "early_stopping_patience": 1})
@@ -18,7 +19,7 @@ def _suite(tmp_path, tiny_checkpoint, tiny_csv, entries=None):
     (tmp_path / "recipe.yaml").write_text(dump(recipe))
     spec = {
         "recipe": str(tmp_path / "recipe.yaml"),
-        "seeds": [1, 2],
+        "seeds": list(seeds),
         "runs_dir": str(tmp_path / "suite-runs"),
         "results_dir": str(tmp_path / "suite"),
         "overrides": {"data": {"max_length": 12}},
@@ -61,8 +62,6 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns == kept
 
     # a half-trained pair resumes at its first unfinished method; its time counts what the earlier process spent
-    import shutil
-
     (tmp_path / "suite" / "entries" / "capped-s2.json").unlink()
     shutil.rmtree(tmp_path / "suite-runs" / "capped-s2" / "models" / "hybrid")
     # ... and a method an older recipe trained there is retrained, not refused
@@ -79,10 +78,8 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
 
 
 def test_rows_of_another_recipe_are_refused_until_retrained(tmp_path, tiny_checkpoint, tiny_csv, capsys):
-    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv, seeds=[1])
     spec = yaml.safe_load(path.read_text())
-    spec["seeds"] = [1]
-    path.write_text(yaml.safe_dump(spec))
     run_suite(path)
     row = tmp_path / "suite" / "entries" / "capped-s1.json"
     first = json.loads(row.read_text())
@@ -260,10 +257,8 @@ def test_readme_suite_block_is_written_between_its_markers(tmp_path):
 def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, tiny_csv, capsys):
     from distill.suite import stale_methods
 
-    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv, seeds=[1])
     spec = yaml.safe_load(path.read_text())
-    spec["seeds"] = [1]
-    path.write_text(yaml.safe_dump(spec))
     run_suite(path)
     row = tmp_path / "suite" / "entries" / "capped-s1.json"
     models = tmp_path / "suite-runs" / "capped-s1" / "models"
@@ -302,8 +297,6 @@ def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, t
     assert stale_methods(*load_suite(path)) == {}
 
     # without its run folder a stale row cannot tell which checkpoints are current: it retrains whole
-    import shutil
-
     shutil.rmtree(tmp_path / "suite-runs" / "capped-s1")
     row.write_text(json.dumps({k: v for k, v in again.items() if k != "method_sha256"} | {"recipe_sha256": "old"}))
     cfg, recipes = load_suite(path)

@@ -372,11 +372,13 @@ def run_suite(
     progress: bool = False,
     only: list[str] | None = None,
     rerun_stale: bool = False,
+    seeds: list[int] | None = None,
 ) -> dict:
-    from distill.pipeline import train_run
+    from distill.pipeline import changed_methods, train_run
 
     cfg, recipes = load_suite(path, extra)
     out = Path(cfg.results_dir)
+    check_selection(cfg, path, only, seeds)
     stale = stale_methods(cfg, recipes)
     if stale and not rerun_stale:
         which = "; ".join(f"{p.name}: {', '.join(ms) or 'methods removed'}" for p, ms in sorted(stale.items()))
@@ -388,14 +390,12 @@ def run_suite(
     rows = finished_rows(cfg, recipes, stale)
     for (entry, seed), recipe in recipes.items():
         path = row_path(cfg, entry, seed)
-        if (entry, seed) in rows or (only and entry not in only):
+        if (entry, seed) in rows or (only and entry not in only) or (seeds and seed not in seeds):
             continue
         print(f"=== suite entry {entry}, seed {seed}"
               f"{f' (stale row: retraining {stale[path]})' if path in stale else ''} ===", flush=True)
         # A pair a killed suite left half-trained resumes at its first unfinished method.
         # Its run folder may hold methods an older recipe trained: those are retrained, the rest kept.
-        from distill.pipeline import changed_methods
-
         redo = changed_methods(recipe)
         done_before = [] if path in stale else [m for m in finished_methods(recipe) if m not in redo]
         t0 = time.perf_counter()
@@ -414,6 +414,17 @@ def run_suite(
         atomic_write_json(path, row)
         write_tables(cfg, rows)
     return write_tables(cfg, rows)
+
+
+def check_selection(cfg: SuiteConfig, path, only: list[str] | None, seeds: list[int] | None) -> None:
+    """--only / --seeds name entries and seeds the suite file has: a typo would otherwise train nothing."""
+    errs = []
+    if bad := [e for e in only or [] if e not in cfg.entries]:
+        errs.append(f"--only {', '.join(bad)}: not an entry of {path} (entries: {', '.join(cfg.entries)})")
+    if bad := [s for s in seeds or [] if s not in cfg.seeds]:
+        errs.append(f"--seeds {', '.join(map(str, bad))}: not a seed of {path} (seeds: {cfg.seeds})")
+    if errs:
+        raise ConfigError("; ".join(errs) + ". Nothing was trained.")
 
 
 def finished_methods(recipe) -> list[str]:
@@ -511,6 +522,13 @@ def main(argv=None) -> int:
         help="override a recipe value for every entry (repeatable)",
     )
     p.add_argument("--only", nargs="+", help="train only these entries (finished ones are still aggregated)")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        help="train only these seeds (finished ones are still aggregated). Two suite processes with disjoint "
+        "--only/--seeds, each at OMP_NUM_THREADS=1, share a 2-core machine; run --tables when both are done",
+    )
     p.add_argument("--progress", action="store_true", help="progress bars")
     p.add_argument(
         "--rerun-stale",
@@ -537,7 +555,8 @@ def main(argv=None) -> int:
             result = write_finished_tables(args.suite, args.overrides)
             print(f"{len(result['entries'])} entries aggregated; missing: {', '.join(result['missing']) or 'none'}")
             return 0
-        run_suite(args.suite, args.overrides, progress=args.progress, only=args.only, rerun_stale=args.rerun_stale)
+        run_suite(args.suite, args.overrides, progress=args.progress, only=args.only, rerun_stale=args.rerun_stale,
+                  seeds=args.seeds)
     except (ConfigError, DataError, ModelError, RunError) as exc:
         print(f"suite: {exc}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ def _suite(tmp_path, tiny_checkpoint, tiny_csv, entries=None, seeds=(1, 2)):
     return path
 
 
-def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint, tiny_csv):
+def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint, tiny_csv, capsys):
     path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
     result = run_suite(path)
     assert result["complete"] and result["missing"] == []
@@ -57,6 +57,12 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert main([str(path), "--tables"]) == 0          # re-aggregates what is finished, trains nothing
     tables = json.loads((tmp_path / "suite" / "suite.json").read_text())
     assert tables["missing"] == ["capped-s2"] and not (tmp_path / "suite" / "entries" / "capped-s2.json").exists()
+    # a selection names what the suite file has, and trains only that
+    assert main([str(path), "--only", "capeed", "--seeds", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "--only capeed: not an entry" in err and "(entries: capped)" in err and "--seeds 7: not a seed" in err
+    assert main([str(path), "--seeds", "1"]) == 0
+    assert not (tmp_path / "suite" / "entries" / "capped-s2.json").exists()
     again = run_suite(path)
     assert again["complete"] and (tmp_path / "suite" / "entries" / "capped-s2.json").is_file()
     assert (tmp_path / "suite" / "entries" / "capped-s1.json").stat().st_mtime_ns == kept

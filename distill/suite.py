@@ -124,33 +124,36 @@ def _recorded_method_fingerprints(cfg: SuiteConfig, entry: str, seed: int, row: 
     return method_fingerprints(old) if recipe_fingerprint(old) == row.get("recipe_sha256") else None
 
 
-def stale_methods(cfg: SuiteConfig, recipes: dict) -> dict[Path, list[str]]:
+def read_rows(cfg: SuiteConfig, recipes: dict) -> dict[tuple[str, int], dict]:
+    """Every finished row on disk for the suite's (entry, seed) pairs, current or stale."""
+    paths = {key: row_path(cfg, *key) for key in recipes}
+    return {key: json.loads(p.read_text()) for key, p in paths.items() if p.is_file()}
+
+
+def stale_methods(cfg: SuiteConfig, recipes: dict, rows: dict | None = None) -> dict[Path, list[str]]:
     """Finished rows that are out of date, each with the methods to retrain (all of them when the row
     cannot tell which changed). A row whose methods all match is current even if other settings
     (export, bench) changed: those do not enter a suite row."""
+    rows = read_rows(cfg, recipes) if rows is None else rows
     out = {}
-    for (entry, seed), recipe in recipes.items():
-        path = row_path(cfg, entry, seed)
-        if not path.is_file():
-            continue
-        row = json.loads(path.read_text())
+    for (entry, seed), row in rows.items():
+        recipe = recipes[(entry, seed)]
         if row.get("recipe_sha256") == recipe_fingerprint(recipe):
             continue
         now = method_fingerprints(recipe)
         was = _recorded_method_fingerprints(cfg, entry, seed, row)
         if was is None:
-            out[path] = list(now)
+            out[row_path(cfg, entry, seed)] = list(now)
             continue
         changed = [m for m in now if was.get(m) != now[m]]
         if changed or set(was) != set(now):
-            out[path] = changed
+            out[row_path(cfg, entry, seed)] = changed
     return out
 
 
-def finished_rows(cfg: SuiteConfig, recipes: dict, stale: set[Path] | dict) -> dict[tuple[str, int], dict]:
+def current_rows(cfg: SuiteConfig, rows: dict, stale: dict) -> dict[tuple[str, int], dict]:
     """The rows already trained with the suite's current recipe, by (entry, seed)."""
-    paths = {key: row_path(cfg, *key) for key in recipes}
-    return {key: json.loads(p.read_text()) for key, p in paths.items() if p.is_file() and p not in stale}
+    return {key: row for key, row in rows.items() if row_path(cfg, *key) not in stale}
 
 
 def entry_row(metrics: dict, wall_s: float, fingerprint: str | None = None,
@@ -379,7 +382,8 @@ def run_suite(
     cfg, recipes = load_suite(path, extra)
     out = Path(cfg.results_dir)
     check_selection(cfg, path, only, seeds)
-    stale = stale_methods(cfg, recipes)
+    on_disk = read_rows(cfg, recipes)
+    stale = stale_methods(cfg, recipes, on_disk)
     if stale and not rerun_stale:
         which = "; ".join(f"{p.name}: {', '.join(ms) or 'methods removed'}" for p, ms in sorted(stale.items()))
         raise ConfigError(
@@ -387,7 +391,7 @@ def run_suite(
             f"{out / 'entries'}); mixing them would average two recipes. Retrain them with --rerun-stale (only "
             "those methods, where the run folder is kept), or restore the old settings. Nothing was trained."
         )
-    rows = finished_rows(cfg, recipes, stale)
+    rows = current_rows(cfg, on_disk, stale)
     for (entry, seed), recipe in recipes.items():
         path = row_path(cfg, entry, seed)
         if (entry, seed) in rows or (only and entry not in only) or (seeds and seed not in seeds):
@@ -451,7 +455,8 @@ def _account_retrain(old: dict, new: dict, wall_s: float) -> dict:
 def write_finished_tables(path: str | Path, extra: list[str] | None = None) -> dict:
     """The tables from the rows already finished with the suite's current recipe; nothing is trained."""
     cfg, recipes = load_suite(path, extra)
-    return write_tables(cfg, finished_rows(cfg, recipes, stale_methods(cfg, recipes)))
+    rows = read_rows(cfg, recipes)
+    return write_tables(cfg, current_rows(cfg, rows, stale_methods(cfg, recipes, rows)))
 
 
 def write_tables(cfg: SuiteConfig, rows: dict) -> dict:

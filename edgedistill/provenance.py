@@ -105,9 +105,15 @@ def threads() -> dict:
             "torch": torch.get_num_threads() if torch is not None else None}
 
 
+# The commit this process's code came from, read when the module is first imported (every stage imports it
+# at start-up). Read at write time instead, a long run would stamp its results with whatever was checked out
+# when it finished, which need not be the code that trained them.
+STARTED_AT_COMMIT = git_commit()
+
+
 def provenance(command: list[str] | None = None) -> dict:
     return {
-        "git_commit": git_commit(),
+        "git_commit": STARTED_AT_COMMIT,
         "command": " ".join(command if command is not None else sys.argv),
         "hardware": hardware(),
         "threads": threads(),

@@ -97,6 +97,13 @@ def test_git_commit_is_dirty_for_code_edits_not_for_results(tmp_path):
     assert git_commit(tmp_path / "pkg") == clean + "-dirty"
 
 
+def test_provenance_records_the_commit_the_process_started_from(monkeypatch):
+    from edgedistill import provenance as prov
+
+    monkeypatch.setattr(prov, "git_commit", lambda cwd=None: "f" * 40)  # HEAD moved while a long job ran
+    assert prov.provenance()["git_commit"] == prov.STARTED_AT_COMMIT != "f" * 40
+
+
 def test_provenance_records_the_thread_settings(monkeypatch):
     import torch
 

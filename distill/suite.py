@@ -531,8 +531,9 @@ def main(argv=None) -> int:
         "--seeds",
         nargs="+",
         type=int,
-        help="train only these seeds (finished ones are still aggregated). Two suite processes with disjoint "
-        "--only/--seeds, each at OMP_NUM_THREADS=1, share a 2-core machine; run --tables when both are done",
+        help="train only these seeds (finished ones are still aggregated). Suite processes with disjoint "
+        "--only/--seeds can share a machine with many cores (give each its share with OMP_NUM_THREADS); "
+        "run --tables when all are done",
     )
     p.add_argument("--progress", action="store_true", help="progress bars")
     p.add_argument(

@@ -144,9 +144,7 @@ def stale_methods(cfg: SuiteConfig, recipes: dict, rows: dict | None = None) -> 
         was = _recorded_method_fingerprints(cfg, entry, seed, row)
         if was is None:
             out[row_path(cfg, entry, seed)] = list(now)
-            continue
-        changed = [m for m in now if was.get(m) != now[m]]
-        if changed or set(was) != set(now):
+        elif (changed := [m for m in now if was.get(m) != now[m]]) or set(was) != set(now):
             out[row_path(cfg, entry, seed)] = changed
     return out
 
@@ -409,7 +407,7 @@ def run_suite(
         metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}
         row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
         if path in stale:
-            row = _account_retrain(json.loads(path.read_text()), row, wall)
+            row = _account_retrain(on_disk[(entry, seed)], row, wall)
         elif done_before:
             # The pair's time is this call's plus what the earlier process spent on the methods it finished.
             row["wall_time_s"] = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in done_before)

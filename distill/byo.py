@@ -11,7 +11,7 @@ bench and the students use it unchanged) and recorded with ``fine_tuned: false``
 """
 from __future__ import annotations
 
-from distill.models import ModelError, resolve_model_source
+from distill.models import SAFE_LOAD, SAFE_WEIGHTS, ModelError, resolve_model_source
 
 
 def model_label_names(source: str) -> list[str]:
@@ -20,7 +20,7 @@ def model_label_names(source: str) -> list[str]:
 
     path = resolve_model_source(source)
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, **SAFE_LOAD)
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not read the config of teacher.model {source!r}: {exc}") from None
     id2label = getattr(config, "id2label", None) or {}
@@ -76,8 +76,8 @@ def evaluate_as_is(source: str, data, max_length: int, batch_size: int, device) 
 
     path = resolve_model_source(source)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+        model = AutoModelForSequenceClassification.from_pretrained(path, **SAFE_WEIGHTS)
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE_LOAD)
     except OSError as exc:
         raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
     model = head_permuted(model, data.label_names).to(device).eval()

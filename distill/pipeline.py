@@ -260,9 +260,9 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
     if cfg.augment_copies:
         from transformers import AutoTokenizer
 
-        from distill.models import resolve_model_source
+        from distill.models import SAFE_LOAD, resolve_model_source
 
-        tok = AutoTokenizer.from_pretrained(resolve_model_source(recipe.teacher.model), use_fast=True)
+        tok = AutoTokenizer.from_pretrained(resolve_model_source(recipe.teacher.model), use_fast=True, **SAFE_LOAD)
         augmented = augment(data.train.texts, tok, cfg.augment_copies, cfg.augment_prob, cfg.seed)
         extra += augmented
         info = {**info, "augmented": len(augmented)}

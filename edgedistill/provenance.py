@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LIBRARIES = ("torch", "transformers", "peft", "accelerate", "optimum", "optimum-onnx", "optimum-intel",
+LIBRARIES = ("torch", "transformers", "peft", "accelerate", "onnxscript",
              "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf", "tokenizers", "scikit-learn",
              "numpy", "streamlit", "pytest-benchmark")
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni",

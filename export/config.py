@@ -14,6 +14,7 @@ from typing import Literal
 
 from edgedistill.configbase import from_dict
 from edgedistill.methods import ORDER as METHODS
+from export.convert import DEFAULT_EXPORTER, EXPORTERS
 from export.errors import ExportError
 
 # name -> (format, precision, quantization); every one also exists as "<name>-trim".
@@ -51,7 +52,8 @@ def variant_spec(name: str) -> dict:
 class ExportConfig:
     models: list[str] | None = None                # None -> every finished model under runs/<run>/models
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
-    opset: int | None = None                       # None -> optimum's default for the architecture
+    exporter: str = DEFAULT_EXPORTER               # torch.onnx.export path: torchscript or dynamo (docs/exporter.md)
+    opset: int | None = None                       # None -> the exporter's default (export/convert.py)
     calibration_size: int = 300                    # TRAIN examples for static INT8 and NNCF
     parity_samples: int = 256                      # TEST examples compared logit by logit with PyTorch
     eval_samples: int | None = None                # macro-F1 on the full test split unless capped
@@ -96,6 +98,8 @@ class ExportConfig:
             errs.append(f"eval_samples: {self.eval_samples} must be a positive count or null")
         if self.threads is not None and self.threads < 1:
             errs.append(f"threads: {self.threads} must be >= 1 or null")
+        if self.exporter not in EXPORTERS:
+            errs.append(f"exporter: {self.exporter!r} is not one of {', '.join(EXPORTERS)}")
         if self.opset is not None and not 11 <= self.opset <= 23:
             errs.append(f"opset: {self.opset} is outside 11..23")
         if self.fp32_tolerance <= 0:

@@ -49,7 +49,7 @@ from export.errors import ExportError
 from export.report import format_table, summary_row, write_results
 
 SCHEMA_VERSION = 1
-TOOLS = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "openvino", "nncf", "tokenizers")
+TOOLS = ("torch", "transformers", "onnx", "onnxscript", "onnxruntime", "openvino", "nncf", "tokenizers")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
@@ -151,7 +151,7 @@ class ModelJob:
     def onnx(self, trim: bool) -> Path:
         def build():
             out = self.work / ("onnx-trim" if trim else "onnx")
-            return convert.export_onnx(self.torch_model(trim), out, self.cfg.opset)
+            return convert.export_onnx(self.torch_model(trim), out, self.cfg.opset, self.cfg.exporter)
         return self._cached(("onnx", trim), build)
 
     def optimized(self, trim: bool) -> tuple[Path, dict]:

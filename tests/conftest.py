@@ -25,9 +25,9 @@ def write_vocab(folder) -> str:
 
 
 def make_tokenizer(folder):
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizer
 
-    return BertTokenizerFast(vocab_file=write_vocab(folder), do_lower_case=True)
+    return BertTokenizer(vocab=write_vocab(folder), do_lower_case=True)
 
 
 def make_tiny_model(family: str = "bert", num_layers: int = 2, num_labels: int = 3, vocab_size: int = 64,

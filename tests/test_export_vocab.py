@@ -17,11 +17,11 @@ TRAIN = ["good movie", "bad movie", "played the movie", "good good", "unknown mo
 def char_checkpoint(tmp_path):
     """A tiny BERT whose vocabulary has words, single characters and ## character pieces."""
     from conftest import make_tiny_model
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizer
 
     vocab = SPECIALS + WORDS + CHARS + ["##" + c for c in CHARS] + ["☃"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"), do_lower_case=True, strip_accents=False)
+    tok = BertTokenizer(vocab=str(tmp_path / "vocab.txt"), do_lower_case=True, strip_accents=False)
     folder = tmp_path / "ckpt"
     model = make_tiny_model("bert", vocab_size=len(vocab)).eval()
     model.save_pretrained(folder)
@@ -60,8 +60,13 @@ def test_trim_keeps_seen_pieces_specials_and_characters(char_checkpoint, tmp_pat
     for token in ("good", "##known", "[PAD]", "[SEP]"):
         assert torch.equal(new_emb[small_vocab[token]], old_emb[full_vocab[token]])
     assert small_vocab["[PAD]"] == 0 and trimmed_model.config.vocab_size == len(kept)
+    # Special tokens keep their new ids wherever the tokenizer records them: tokenizer.json's
+    # added_tokens (transformers 5) and tokenizer_config.json's added_tokens_decoder (older writers).
+    added = json.loads((tmp_path / "trim" / "tokenizer.json").read_text())["added_tokens"]
+    assert {t["content"]: t["id"] for t in added}["[SEP]"] == small_vocab["[SEP]"]
     cfg = json.loads((tmp_path / "trim" / "tokenizer_config.json").read_text())
-    assert {v["content"]: int(k) for k, v in cfg["added_tokens_decoder"].items()}["[SEP]"] == small_vocab["[SEP]"]
+    if "added_tokens_decoder" in cfg:
+        assert {v["content"]: int(k) for k, v in cfg["added_tokens_decoder"].items()}["[SEP]"] == small_vocab["[SEP]"]
     assert (tmp_path / "trim" / "vocab.txt").read_text().split("\n")[small_vocab["movie"]] == "movie"
 
 

@@ -62,7 +62,7 @@ def load_model(folder: Path, info: dict, dtype, device: str):
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    config = AutoConfig.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
     try:
         model = AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa")
     except (TypeError, ValueError, ImportError):

@@ -415,6 +415,60 @@ def test_onnx_and_openvino_serve_without_torch(exported):
     assert "served without torch" in proc.stdout
 
 
+def test_artifacts_load_in_the_ecosystems_own_clients(exported):
+    """An artifact folder is usable without edgedistill: plain onnxruntime + tokenizers for ONNX,
+    OpenVINO's Core for the IR, in a process that cannot import the project, predicting what
+    PyTorch predicts (FP32 to 1e-4; INT8 by its argmax)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, run, _, _ = exported
+    model_dir = run / "models" / "odd"
+    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=False).eval()
+    with torch.no_grad():
+        ref = model(**tok(TEXTS, padding=True, return_tensors="pt")).logits.numpy()
+    folders = {v: str(run / "artifacts" / "odd" / v) for v in ("onnx-fp32", "onnx-int8-dynamic", "openvino-fp32")}
+    script = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np
+        import onnxruntime as ort
+        import openvino as ov
+        from tokenizers import Tokenizer
+        texts, folders = {TEXTS!r}, {folders!r}
+        out = {{}}
+        for variant, folder in folders.items():
+            tok = Tokenizer.from_file(folder + "/tokenizer.json")
+            tok.enable_padding(pad_id=0, pad_token="[PAD]")
+            enc = tok.encode_batch(texts)
+            feed = {{"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+                     "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+                     "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64)}}
+            if variant.startswith("onnx"):
+                session = ort.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+                names = [i.name for i in session.get_inputs()]
+                logits = session.run(["logits"], {{k: feed[k] for k in names}})[0]
+            else:
+                compiled = ov.Core().compile_model(folder + "/openvino_model.xml", "CPU",
+                                                   {{"INFERENCE_PRECISION_HINT": "f32"}})
+                names = [p.get_any_name() for p in compiled.inputs]
+                logits = compiled({{k: feed[k] for k in names}})[compiled.output(0)]
+            out[variant] = np.asarray(logits).tolist()
+        assert not [m for m in sys.modules if m.split(".")[0] in ("edgedistill", "export", "distill", "bench")]
+        print(json.dumps(out))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=run.parent, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = {k: np.asarray(v) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    np.testing.assert_allclose(got["onnx-fp32"], ref, atol=1e-4)
+    np.testing.assert_allclose(got["openvino-fp32"], ref, atol=1e-4)
+    assert (got["onnx-int8-dynamic"].argmax(1) == ref.argmax(1)).mean() >= 0.8
+    config = json.loads((run / "artifacts" / "odd" / "onnx-fp32" / "config.json").read_text())
+    assert config["id2label"] and config["model_type"] == "bert"   # what optimum's ORT models read
+
+
 # --- bad inputs: clear errors, exit code 2 ---------------------------------------------------
 
 def run_cli(argv):

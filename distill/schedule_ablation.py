@@ -5,7 +5,7 @@ student; the teacher is trained once (``run`` with the base recipe) and reused. 
 validation macro-F1 (what defaults are chosen on), the compute each variant spent, and the test
 macro-F1 beside it for the record only.
 
-    python -m distill.schedule_ablation configs/smalldata-ablation.yaml
+    python -m distill.schedule_ablation experiments/smalldata-ablation/spec.yaml
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ def gelu_fed_matmuls(path: str | Path) -> list[str]:
 # multiplies in FP32. Measured on the tiny student (ORT 1.32, 2-core Xeon with AMX): 10 of 16
 # MatMuls left unfused, DequantizeLinear 58% of kernel time, 0.34x the FP32 graph's speed;
 # with U8 activations all 14 quantized MatMuls become QLinearMatMul and the graph runs 2.2x
-# faster than FP32 (results/hate-speech/speed-notes.md).
+# faster than FP32 (experiments/speed-probes/speed-notes.md).
 STATIC_ACTIVATION_TYPE = "uint8"
 STATIC_WEIGHT_TYPE = "int8"
 

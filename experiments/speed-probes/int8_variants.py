@@ -1,6 +1,6 @@
 """INT8 graph variants against a reference graph, paired ABBA in one process (bench/paired.py).
 
-    PYTHONPATH=$PWD python results/hate-speech/speed-probes/int8_variants.py CHECKPOINT WORKDIR VARIANTS
+    PYTHONPATH=$PWD python experiments/speed-probes/int8_variants.py CHECKPOINT WORKDIR VARIANTS
     env: THREADS (2), BLOCKS (20), CALLS (10), REF (fp32: the reference graph's folder in WORKDIR),
          PROFILE=1 (ORT profile: share of kernel time by operator)
 
@@ -11,22 +11,33 @@ own length, cycled; the same inputs for both sides of every block. Prints one JS
 (speed-up over the reference with its bootstrap 95% interval, p50s, kernels ORT runs, contention).
 """
 
-import json, sys, time, os, shutil, collections
+import collections
+import json
+import os
+import shutil
+import sys
 from pathlib import Path
-import numpy as np, onnx, onnxruntime as ort
-from onnxruntime.quantization import QuantFormat, QuantType, quantize_static, CalibrationMethod
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from export import convert
-from edgedistill.runtime import TextEncoder
-from bench.paired import time_paired
+
 from bench.contention import Sampler
+from bench.paired import time_paired
+from distill.models import load_checkpoint
+from edgedistill.runtime import TextEncoder
+from export import convert
+
+# The shared data beside the repository (../shared), wherever the checkout lives.
+DATA = Path(__file__).resolve().parents[3] / "shared/data/hate_speech_offensive/labeled_data.csv"
 
 ck = Path(sys.argv[1])
 work = Path(sys.argv[2])
 work.mkdir(parents=True, exist_ok=True)
 variants = sys.argv[3].split(",")
 threads = int(os.environ.get("THREADS", "2"))
-from distill.models import load_checkpoint
 
 fp32 = work / "fp32" / "model.onnx"
 if not fp32.is_file():
@@ -35,8 +46,8 @@ if not fp32.is_file():
 names = tuple(i.name for i in onnx.load(str(fp32), load_external_data=False).graph.input)
 enc = TextEncoder(ck, 64, names)
 texts = [
-    l.strip()
-    for l in open("/work/shared/data/hate_speech_offensive/labeled_data.csv", errors="ignore").readlines()[1:400]
+    line.strip()
+    for line in open(DATA, errors="ignore").readlines()[1:400]
 ]
 texts = [t.split(",", 6)[-1][:300] for t in texts]
 feeds = [enc([t]) for t in texts[:100]]

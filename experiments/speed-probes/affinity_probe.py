@@ -11,7 +11,7 @@ natural-length test texts and prints its p50:
   pinned   the calling thread on CPU 0, the worker on CPU 1 (session.intra_op_thread_affinities)
   nospin   intra-op spinning off (session.intra_op.allow_spinning=0)
 
-    python results/hate-speech/speed-probes/affinity_probe.py runs/hate-speech/artifacts/tiny/onnx-int8-dynamic
+    python experiments/speed-probes/affinity_probe.py runs/hate-speech/artifacts/tiny/onnx-int8-dynamic
 """
 import json
 import os

@@ -1,12 +1,21 @@
 """OpenVINO compile settings against the runtime's own (LATENCY hint), and OpenVINO against ONNX Runtime.
 
-PYTHONPATH=$PWD THREADS=2 python results/hate-speech/speed-probes/openvino_settings.py runs/<run>/artifacts/<model>
+PYTHONPATH=$PWD THREADS=2 python experiments/speed-probes/openvino_settings.py runs/<run>/artifacts/<model>
 """
 
-import sys, itertools, json, numpy as np, openvino as ov, os
-from bench.paired import time_paired
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import openvino as ov
+
 from bench.contention import Sampler
-from edgedistill.runtime import OrtRuntime, OpenVinoRuntime
+from bench.paired import time_paired
+from edgedistill.runtime import OpenVinoRuntime, OrtRuntime
+
+# The shared data beside the repository (../shared), wherever the checkout lives.
+DATA = Path(__file__).resolve().parents[3] / "shared/data/hate_speech_offensive/labeled_data.csv"
 
 art = sys.argv[1]
 threads = int(os.environ.get("THREADS", "2"))
@@ -27,8 +36,8 @@ props = {
 }
 print("compiled properties (current runtime):", props)
 texts = [
-    l.strip().split(",", 6)[-1][:300]
-    for l in open("/work/shared/data/hate_speech_offensive/labeled_data.csv", errors="ignore").readlines()[200:232]
+    line.strip().split(",", 6)[-1][:300]
+    for line in open(DATA, errors="ignore").readlines()[200:232]
 ]
 batches = [ovrt.encode([t]) for t in texts]
 
@@ -68,20 +77,23 @@ for name, cfg in [
     r = time_paired(base, f, blocks=20, calls=10)
     c = s.stop()
     print(
-        f"OV[{name}] {p}: speed-up over OV[LATENCY] {r.median:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.a_p50_ms:.2f} vs {r.b_p50_ms:.2f} ms), others {c['other_cpu_pct']}%"
+        f"OV[{name}] {p}: speed-up over OV[LATENCY] {r.median:.2f} [{r.low:.2f}, {r.high:.2f}]"
+        f" ({r.a_p50_ms:.2f} vs {r.b_p50_ms:.2f} ms), others {c['other_cpu_pct']}%"
     )
 nopin, _ = ov_with({"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
 s = Sampler()
 r = time_paired(call(ort_rt), nopin, blocks=20, calls=10)
 c = s.stop()
 print(
-    f"OV fp32 [LATENCY, no pinning] vs ORT fp32: speed-up {r.median:.2f} [{r.low:.2f}, {r.high:.2f}] (ORT {r.a_p50_ms:.2f} ms, OV {r.b_p50_ms:.2f} ms) others {c['other_cpu_pct']}%"
+    f"OV fp32 [LATENCY, no pinning] vs ORT fp32: speed-up {r.median:.2f} [{r.low:.2f}, {r.high:.2f}]"
+    f" (ORT {r.a_p50_ms:.2f} ms, OV {r.b_p50_ms:.2f} ms) others {c['other_cpu_pct']}%"
 )
 s = Sampler()
 r = time_paired(call(ort_rt), base, blocks=20, calls=10)
 c = s.stop()
 print(
-    f"OV fp32 [LATENCY] vs ORT fp32: speed-up {r.median:.2f} [{r.low:.2f}, {r.high:.2f}] (ORT {r.a_p50_ms:.2f} ms, OV {r.b_p50_ms:.2f} ms) others {c['other_cpu_pct']}%"
+    f"OV fp32 [LATENCY] vs ORT fp32: speed-up {r.median:.2f} [{r.low:.2f}, {r.high:.2f}]"
+    f" (ORT {r.a_p50_ms:.2f} ms, OV {r.b_p50_ms:.2f} ms) others {c['other_cpu_pct']}%"
 )
 f8, _ = ov_with({"PERFORMANCE_HINT": "LATENCY"}, "openvino-int8")
 o8 = OrtRuntime.load(f"{art}/onnx-int8-dynamic", threads=threads)
@@ -89,5 +101,6 @@ s = Sampler()
 r = time_paired(call(o8), f8, blocks=20, calls=10)
 c = s.stop()
 print(
-    f"OV int8 vs ORT int8-dynamic: speed-up {r.median:.2f} [{r.low:.2f}, {r.high:.2f}] (ORT {r.a_p50_ms:.2f} ms, OV {r.b_p50_ms:.2f} ms) others {c['other_cpu_pct']}%"
+    f"OV int8 vs ORT int8-dynamic: speed-up {r.median:.2f} [{r.low:.2f}, {r.high:.2f}]"
+    f" (ORT {r.a_p50_ms:.2f} ms, OV {r.b_p50_ms:.2f} ms) others {c['other_cpu_pct']}%"
 )

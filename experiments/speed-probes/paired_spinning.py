@@ -1,6 +1,6 @@
 """Paired teacher PyTorch FP32 vs tiny ONNX Runtime INT8 in one process, twice, for the spinning probe.
 
-    SPIN=1|0 SETTLE=0.02|0 PYTHONPATH=$PWD python results/hate-speech/speed-probes/paired_spinning.py
+    SPIN=1|0 SETTLE=0.02|0 PYTHONPATH=$PWD python experiments/speed-probes/paired_spinning.py
 
 SPIN: ONNX Runtime's session.intra_op.allow_spinning; SETTLE: the untimed pause before each block
 (bench/paired.py's settle_s). Reads runs/hate-speech (not committed: train it with configs/hate-speech.yaml).

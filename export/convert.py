@@ -75,11 +75,10 @@ def export_onnx(model, out_dir: str | Path, opset: int | None = None, exporter: 
     names = model_input_names(model)
     model = model.float().eval()
     # Eager attention: the explicit MatMul -> Softmax -> MatMul pattern that ONNX Runtime's
-    # transformer optimizer and OpenVINO fuse; SDPA would export as a decomposed kernel call.
-    if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
-    else:
-        model.config._attn_implementation = "eager"
+    # transformer optimizer fuses into its Attention kernel; SDPA exports as another pattern.
+    # Restored afterwards: the caller's model is left as it came.
+    previous = getattr(model.config, "_attn_implementation", None)
+    model.config._attn_implementation = "eager"
     wrapped = _logits_only(model, names)
     # Batch 2 with one padded row, so the attention mask path is traced with real masking.
     vocab = int(getattr(model.config, "vocab_size", 0) or 100)
@@ -110,6 +109,8 @@ def export_onnx(model, out_dir: str | Path, opset: int | None = None, exporter: 
         except Exception as exc:  # the exporters raise many types; all mean "this model cannot export"
             raise ExportError(f"torch.onnx.export ({exporter}) could not export {type(model).__name__} to ONNX "
                               f"(opset {opset}): {exc}") from exc
+        finally:
+            model.config._attn_implementation = previous
         for f in Path(tmp).iterdir():
             if f.name == ONNX_FILE or f.name.startswith(ONNX_FILE + "_") or f.suffix == ".data":
                 shutil.move(str(f), out_dir / f.name)

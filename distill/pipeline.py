@@ -15,6 +15,7 @@ from distill.config import Recipe
 from distill.data import Dataset, load_dataset
 from edgedistill import layout
 from edgedistill.configbase import ConfigError, dump, to_dict
+from edgedistill.integrity import file_records
 from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
@@ -297,8 +298,11 @@ def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe,
             model = merged(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        # Every file's sha256, so that export and bench can tell a checkpoint damaged in place.
+        files = file_records(tmp, sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()))
         atomic_write_json(tmp / MARKER, {"schema_version": SCHEMA_VERSION, "label_names": label_names,
-                                         "recipe": to_dict(recipe), "provenance": provenance(), **entry})
+                                         "recipe": to_dict(recipe), "provenance": provenance(), **entry,
+                                         "files": files})
 
 
 def collect_metrics(recipe: Recipe) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgedistill.integrity import UnsafePathError, resolve_inside, verify_files
 from edgedistill.methods import rank
 
 RECIPE_FILE = "recipe.yaml"
@@ -104,6 +105,34 @@ def has_marker(folder: str | Path) -> bool:
     """True when a checkpoint's or an artifact's completion marker is present (written last)."""
     folder = Path(folder)
     return (folder / CHECKPOINT_MARKER).is_file() or (folder / ARTIFACT_MARKER).is_file()
+
+
+def artifact_problems(folder: str | Path, hashes: bool = True) -> list[str]:
+    """What differs between a finished artifact's files and its manifest.json (model files, and
+    tokenizer and config files where the manifest records them), one line each; [] when intact.
+    A ``model_file`` or file entry that leaves the folder is a problem too."""
+    folder = Path(folder)
+    doc, reason = read_marker(folder / ARTIFACT_MARKER)
+    if doc is None:
+        return [reason]
+    records = {**(doc.get("files") or {}), **(doc.get("support_files") or {})}
+    problems = verify_files(folder, records, hashes, source=ARTIFACT_MARKER)
+    if doc.get("model_file"):
+        try:
+            resolve_inside(folder, doc["model_file"], "model_file")
+        except UnsafePathError as exc:
+            problems.append(f"{ARTIFACT_MARKER}: {exc}")
+    return problems
+
+
+def checkpoint_problems(folder: str | Path, hashes: bool = True) -> list[str]:
+    """What differs between a checkpoint's files and the sha256 its edgedistill.json records
+    (checkpoints written before the record was kept have none to check); [] when intact."""
+    folder = Path(folder)
+    doc, reason = read_marker(folder / CHECKPOINT_MARKER)
+    if doc is None:
+        return [reason]
+    return verify_files(folder, doc.get("files") or {}, hashes, source=CHECKPOINT_MARKER)
 
 
 def load_run_recipe(run_dir: str | Path):

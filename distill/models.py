@@ -130,24 +130,29 @@ def config_depth(config: dict, where: str = "config.json") -> int:
     raise ModelError(f"{where} has none of {DEPTH_FIELDS}; cannot tell the encoder depth")
 
 
-def source_depth(source: str) -> int:
-    """The encoder depth of a teacher source (packaged name, local folder or hub id) from its
-    config.json alone, so a recipe is checked before any weights are loaded or trained."""
+def source_config(source: str) -> tuple[dict, str]:
+    """The config of a teacher source (packaged name, local folder or hub id) and where it was
+    read, from its config.json alone, so a recipe is checked before any weights are loaded."""
     path = resolve_model_source(source)
     if Path(path).is_dir():
         import json
 
         config_file = Path(path) / "config.json"
         try:
-            return config_depth(json.loads(config_file.read_text()), str(config_file))
+            return json.loads(config_file.read_text()), str(config_file)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read {config_file}: {exc}") from None
     from transformers import AutoConfig
 
     try:
-        return config_depth(AutoConfig.from_pretrained(path).to_dict(), f"{path}'s config")
+        return AutoConfig.from_pretrained(path).to_dict(), f"{path}'s config"
     except OSError as exc:
         raise ModelError(f"could not read the config of {source!r}: {exc}") from None
+
+
+def source_depth(source: str) -> int:
+    """The encoder depth of a teacher source, from its config alone (see ``source_config``)."""
+    return config_depth(*source_config(source))
 
 
 def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None,

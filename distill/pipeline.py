@@ -45,20 +45,26 @@ def _affecting(recipe: Recipe, method: str) -> dict:
 
 
 def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[str]:
-    """Every student's layer selection checked against the teacher's depth (read from the teacher's
-    config.json, no weights loaded): one line per problem, naming ``methods.<name>``."""
-    from distill.models import ModelError, select_layers, source_depth
+    """``data.max_length`` against the teacher's ``max_position_embeddings`` and every student's
+    layer selection against its depth (both read from the teacher's config.json, no weights
+    loaded): one line per problem, naming the field."""
+    from distill.models import ModelError, config_depth, select_layers, source_config
 
     students_ = [n for n in (methods or recipe.method_names()) if n in students()]
-    if not students_:
-        return []
     teacher = model_dir(recipe, "teacher")
     source = str(teacher) if checkpoint_complete(teacher) else recipe.teacher.model
     try:
-        depth = source_depth(source)
+        config, where = source_config(source)
+        depth = config_depth(config, where) if students_ else 0
     except ModelError as exc:
         return [f"teacher.model: {exc}"]
     problems = []
+    positions = config.get("max_position_embeddings") or config.get("n_positions")
+    if isinstance(positions, int) and recipe.data.max_length > positions:
+        problems.append(f"data.max_length: {recipe.data.max_length} tokens is more than the teacher's "
+                        f"max_position_embeddings ({positions}, {where}); the model cannot read texts that long. "
+                        f"Set data.max_length to {positions} or less (e.g. --set "
+                        f"data.max_length={min(positions, 128)})")
     for name in students_:
         m = recipe.methods[name]
         where = f"methods.{name}.layers"

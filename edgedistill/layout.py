@@ -11,7 +11,12 @@ same place. Nothing heavy is imported (the dashboard uses it).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import sys
+import time
 from pathlib import Path
 
 from edgedistill.integrity import UnsafePathError, resolve_inside, verify_files
@@ -21,10 +26,52 @@ RECIPE_FILE = "recipe.yaml"
 CHECKPOINT_MARKER = "edgedistill.json"     # written last into models/<method>/
 ARTIFACT_MARKER = "manifest.json"          # written last into artifacts/<method>/<variant>/
 CHECKPOINT_SCHEMA_VERSION = 1
+LOCK_FILE = ".lock"                        # held (flock) by the process working on the run folder
+LOCK_OWNER = ".lock.json"                  # who holds it: pid, host, command, since
 
 
 class RunFolderError(ValueError):
     """A folder that is not a usable run folder; the message says how to make one."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path, command: list[str] | None = None, create: bool = False):
+    """Hold the run folder's lock while a process trains, exports or benches it; a second process
+    is refused at once with who holds it. The operating system releases the lock when its process
+    ends, kill -9 included, so a lock never outlives its holder. A missing folder is made with
+    ``create``, else left to the stage to report (nothing to lock)."""
+    from filelock import FileLock, Timeout
+
+    run_dir = Path(run_dir)
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif not run_dir.is_dir():
+        yield
+        return
+    lock = FileLock(run_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = json.loads((run_dir / LOCK_OWNER).read_text())
+        except (OSError, ValueError):
+            holder = {}
+        who = (f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}: "
+               f"{' '.join(holder.get('command') or [])}") if holder else "a process that is just starting"
+        raise RunFolderError(f"{run_dir} is in use by another edgedistill process ({who}). Wait for it to finish or "
+                             "stop it, or use another run.name; the lock goes with its process, so nothing needs "
+                             "removing by hand.") from None
+    from edgedistill.io import atomic_write_json
+
+    try:
+        atomic_write_json(run_dir / LOCK_OWNER, {
+            "pid": os.getpid(), "host": socket.gethostname(), "command": command or ["edgedistill", *sys.argv[1:]],
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            (run_dir / LOCK_OWNER).unlink()
+        lock.release()
 
 
 def models_dir(run_dir: str | Path) -> Path:

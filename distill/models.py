@@ -81,11 +81,49 @@ def check_model_config(path: Path) -> None:
                      "save_pretrained, which writes it")
 
 
+def weights_problem(folder: str | Path) -> str | None:
+    """Why the weights of a local model folder cannot be trusted, read before loading: a
+    safetensors file whose header does not cover the file (truncated, damaged); None when fine."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            with safe_open(str(f), "pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            return (f"{f} is truncated or damaged ({exc}); copy the model folder again, or re-save the model with "
+                    "save_pretrained")
+    return None
+
+
+def load_error(source: str, path: str, exc: Exception) -> ModelError:
+    """A failed from_pretrained as one paragraph: a pickle torch refused says so and how to
+    convert it, instead of transformers' advice about TensorFlow checkpoints."""
+    chain, c = [], exc
+    while c is not None and len(chain) < 10:
+        chain.append(c)
+        c = c.__cause__ or c.__context__
+    if any("Weights only load failed" in str(c) for c in chain):
+        pickles = sorted(p.name for p in Path(path).glob("*.bin")) if Path(path).is_dir() else []
+        name = f"{path}/{pickles[0]}" if pickles else f"the weights of {source!r}"
+        return ModelError(
+            f"{name} was refused as unsafe: it is a pickle file that holds more than tensors, and loading it could "
+            "run code. Use the model's safetensors weights (model.safetensors), or, only if you trust where the file "
+            "comes from, convert it: python -c \"import torch; from safetensors.torch import save_file; "
+            f"sd = torch.load('{name}', weights_only=False); save_file({{k: v.contiguous() for k, v in sd.items() "
+            f"if isinstance(v, torch.Tensor)}}, '{Path(name).parent}/model.safetensors')\" and move the .bin away.")
+    return ModelError(f"could not load {source!r} as a sequence classifier: {' '.join(str(exc).split())}")
+
+
 def load_classifier(source: str, label_names: list[str]):
     """A sequence classifier + fast tokenizer with our label names (new head if needed)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model_source(source)
+    problem = weights_problem(path)
+    if problem:
+        raise ModelError(problem)
     id2label = dict(enumerate(label_names))
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -93,7 +131,7 @@ def load_classifier(source: str, label_names: list[str]):
             ignore_mismatched_sizes=True)
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
     except (OSError, ValueError) as exc:   # transformers raises ValueError for an unknown architecture
-        raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
+        raise load_error(source, path, exc) from None
     return model, tokenizer
 
 

@@ -48,7 +48,7 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
     """``data.max_length`` against the teacher's ``max_position_embeddings`` and every student's
     layer selection against its depth (both read from the teacher's config.json, no weights
     loaded): one line per problem, naming the field."""
-    from distill.models import ModelError, config_depth, select_layers, source_config
+    from distill.models import ModelError, config_depth, select_layers, source_config, weights_problem
 
     students_ = [n for n in (methods or recipe.method_names()) if n in students()]
     teacher = model_dir(recipe, "teacher")
@@ -59,6 +59,9 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
     except ModelError as exc:
         return [f"teacher.model: {exc}"]
     problems = []
+    damaged = weights_problem(source) if Path(source).is_dir() else None
+    if damaged:
+        problems.append(f"teacher.model: {damaged}")
     positions = config.get("max_position_embeddings") or config.get("n_positions")
     if isinstance(positions, int) and recipe.data.max_length > positions:
         problems.append(f"data.max_length: {recipe.data.max_length} tokens is more than the teacher's "
@@ -145,9 +148,10 @@ def prepare_run_dir(recipe: Recipe, force: bool = False, write: bool = True, ret
 
 
 def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True,
-              retrain_changed: bool = False) -> dict:
+              retrain_changed: bool = False, eval_samples: int | None = None) -> dict:
     """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/.
-    Complete checkpoints are kept; see ``prepare_run_dir`` for ``force`` and ``retrain_changed``."""
+    Complete checkpoints are kept; see ``prepare_run_dir`` for ``force`` and ``retrain_changed``.
+    ``eval_samples`` caps the texts a teacher used as it is is evaluated on (``export --model``)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -188,7 +192,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
             continue
         if name == "teacher" and not recipe.teacher.fine_tune:
             if acc.is_main_process:
-                use_teacher_as_is(recipe, data, folder, acc.device)
+                use_teacher_as_is(recipe, data, folder, acc.device, eval_samples)
             acc.wait_for_everyone()
             continue
         # Seed before the model is built: a new classification head and LoRA matrices are random,
@@ -238,19 +242,20 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     return write_results(recipe, data)
 
 
-def use_teacher_as_is(recipe: Recipe, data: Dataset, folder: Path, device) -> None:
+def use_teacher_as_is(recipe: Recipe, data: Dataset, folder: Path, device, eval_samples: int | None = None) -> None:
     """teacher.fine_tune: false: the given classifier, evaluated and saved as the run's teacher."""
     from distill.byo import evaluate_as_is
     from distill.models import param_counts
 
     start = time.perf_counter()
-    got = evaluate_as_is(recipe.teacher.model, data, recipe.data.max_length, recipe.train.eval_batch_size, device)
+    got = evaluate_as_is(recipe.teacher.model, data, recipe.data.max_length, recipe.train.eval_batch_size, device,
+                         eval_samples, recipe.data.seed)
     counts = param_counts(got["model"])
     entry = {"method": "teacher", "teacher_source": recipe.teacher.model, "source": got["source"],
              "fine_tuned": False, "layers": None, "lora": None, "loss": None, **counts, "params_trainable": 0,
              "train_time_s": 0.0, "wall_time_s": time.perf_counter() - start, "train_examples_per_s": 0.0,
              "best_epoch": None, "epochs": 0, "batch_size": None, "lr": None, "history": {"steps": [], "epochs": []},
-             "validation": got["validation"], "test": got["test"]}
+             "validation": got["validation"], "test": got["test"], "eval_samples": got["eval_samples"]}
     save_checkpoint(folder, got["model"].cpu(), got["tokenizer"], entry, recipe, data.label_names)
     print(f"[teacher] used as it is (teacher.fine_tune: false, {got['source']}): test macro-F1 "
           f"{got['test']['macro_f1']:.4f}, accuracy {got['test']['accuracy']:.4f}")

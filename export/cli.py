@@ -112,7 +112,8 @@ def main(args) -> int:
             if recipe is not None:
                 from distill.pipeline import train_run
 
-                train_run(recipe, methods=["teacher"], progress=False)
+                # The PyTorch evaluation of the given model honours --eval-samples, as the checks do.
+                train_run(recipe, methods=["teacher"], progress=False, eval_samples=args.eval_samples)
                 args.run = str(recipe.run_dir)
             cfg = config_from_args(args)
             rows = export_run(args.run, cfg)

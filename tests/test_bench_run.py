@@ -317,14 +317,29 @@ def test_run_exits_non_zero_naming_the_failed_bench_jobs(tiny_run, tmp_path, mon
     assert "1 bench job(s) failed" in err and "teacher/onnx-fp32 [onnxruntime/cpu x1]: the worker process died" in err
 
 
-def test_a_filtered_bench_replaces_only_the_rows_it_measured(tiny_run, tmp_path):
+def test_a_filtered_bench_replaces_only_the_rows_it_measured(tiny_run, tmp_path, monkeypatch):
     """`--variants onnx-fp32 --runtimes onnxruntime` re-measures one artifact: the machine's rows of the
-    other artifacts (and of other thread counts) stay as they were."""
+    other artifacts (and of other thread counts) stay as they were. The scratch folder a killed bench
+    left in the temporary folder is removed, and this bench leaves none."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
     from test_bench_schema import block, row
 
     import edgedistill.cli as edgedistill
     from bench.schema import document, read_document, replace_machine
     from edgedistill.provenance import hardware
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = scratch / f"edgedistill-bench-pid{dead.pid}@{socket.gethostname()}.k1ll3d"
+    stale.mkdir()
+    (stale / "inputs.json").write_text("{}")
 
     mid = hardware()["machine_id"]
     results = tmp_path / "results"
@@ -348,6 +363,7 @@ def test_a_filtered_bench_replaces_only_the_rows_it_measured(tiny_run, tmp_path)
     assert ("teacher/onnx-fp32", 1, "64", "latency") not in by                 # the job it ran: replaced
     assert by[("teacher/onnx-fp32", 1, "natural", "latency")] != 99.0
     assert len(rows) == 4 + 2 and len(doc["machines"][mid]["added_to"]) == 1
+    assert list(scratch.iterdir()) == []
 
 
 def test_a_damaged_artifact_or_checkpoint_is_not_timed(tiny_run, tmp_path, capsys):

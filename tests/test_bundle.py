@@ -280,3 +280,25 @@ def test_bundle_settings_out_of_range_are_refused(bundled, tmp_path, capsys):
     assert "max_test: 0" in capsys.readouterr().err and not (tmp_path / "a").exists()
     assert main(["bundle", "--run", str(run), "--out", str(tmp_path / "g"), "--gpu-only", "--gpu-max-mb", "-1"]) == 2
     assert "--gpu-max-mb -1" in capsys.readouterr().err and not (tmp_path / "g").exists()
+
+
+def test_a_full_disk_is_one_paragraph_and_keeps_what_was_finished(bundled, tmp_path, monkeypatch, capsys):
+    import errno
+    import shutil
+
+    from bench.bundle import verify_bundle
+    from edgedistill.cli import main
+
+    run, out = bundled[1], tmp_path / "b"
+    _bundle(run, out)
+
+    def full(src, dst, *a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(shutil, "copytree", full)
+    assert main(["bundle", "--run", str(run), "--out", str(out), "--artifacts", "teacher/onnx-fp32",
+                 "--max-test", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgedistill bundle: the disk is full") and "What finished before is kept" in err
+    assert "Traceback" not in err and verify_bundle(out)["kind"] == "edgedistill-bench-bundle"
+    assert not list(tmp_path.glob(".b.*.partial"))

@@ -114,7 +114,8 @@ def run_all(recipe_path: str, overrides: list[str] | None = None, stages=STAGES,
     run_dir = recipe.run_dir
     if os.environ.get("RANK", "0") != "0":        # the other processes of a launch follow the main one
         return _run_stages(recipe, export_cfg, stages, force, progress, retrain_changed)
-    with layout.run_lock(run_dir, create=True):    # a second `edgedistill run` on this folder is refused
+    # A second `edgedistill run` on this folder is refused (without training, a missing folder has nothing to lock).
+    with layout.run_lock(run_dir, create="train" in stages):
         return _run_stages(recipe, export_cfg, stages, force, progress, retrain_changed)
 
 

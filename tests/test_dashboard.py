@@ -552,6 +552,7 @@ def test_dashboard_serves_without_a_terminal_on_a_first_run(tmp_path):
 
 def test_killing_the_dashboard_stops_its_server(tmp_path):
     """kill -9 of `edgedistill dashboard` (no handler runs) must not leave Streamlit serving."""
+    import contextlib
     import signal
     import socket
     import subprocess
@@ -567,19 +568,19 @@ def test_killing_the_dashboard_stops_its_server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "edgedistill", "dashboard", "--results", str(tmp_path),
                              "--port", str(port), "--headless"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children = []
     try:
         deadline = time.time() + 60
-        children = []
         while time.time() < deadline and not children:
             children = psutil.Process(proc.pid).children()
             time.sleep(0.2)
         assert children, "the dashboard started no server"
-        server = children[0]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        gone, alive = psutil.wait_procs([server], timeout=20)
+        gone, alive = psutil.wait_procs(children, timeout=20)
         assert not alive, "the Streamlit server outlived its parent"
     finally:
-        for child in psutil.Process().children(recursive=True):
-            if child.pid != os.getpid():
+        proc.kill()
+        for child in children:                      # never leave a server behind, even when this fails
+            with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()

@@ -26,6 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
+from edgedistill.integrity import UnsafePathError, is_inside, links_leaving, resolve_inside, verify_files
 from edgedistill.io import sha256
 
 BUNDLE_FILE = "bundle.json"
@@ -71,15 +72,50 @@ def default_selection(found: list, bench_path: Path) -> tuple[list[str], dict[st
     return sorted(why, key=order.__getitem__), why
 
 
+def is_bundle(folder: Path) -> bool:
+    """True when ``folder`` holds a bundle.json of this command's kind: a folder it may replace."""
+    try:
+        info = json.loads((folder / BUNDLE_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(info, dict) and info.get("kind") == KIND
+
+
+def check_out(out: Path, run_dir: Path, force: bool = False) -> None:
+    """Refuse an ``--out`` whose replacement would lose files the bundle did not write: only a
+    missing or empty folder, or an earlier bundle, is replaced; anything else needs ``force``,
+    and never the run folder, a folder holding it, one inside it, or the current folder."""
+    if is_inside(run_dir, out):
+        raise BundleError(f"--out {out} is the run folder {run_dir} or a folder that holds it; writing the bundle "
+                          "there would delete the run's models, artifacts and recipe. Name a new folder, e.g. "
+                          f"--out {run_dir.name}-bundle")
+    if is_inside(Path.cwd(), out):
+        raise BundleError(f"--out {out} holds the current folder {Path.cwd()}; name a new folder for the bundle, "
+                          "e.g. --out bundle")
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_dir() and not out.is_symlink() and (is_bundle(out) or not any(out.iterdir())):
+        return
+    if force and not is_inside(out, run_dir):
+        return
+    what = "a file" if out.is_file() else "a symlink" if out.is_symlink() else "a folder that is not a bench bundle"
+    raise BundleError(f"--out {out} exists and is {what} (no {BUNDLE_FILE} of kind {KIND}); writing the bundle "
+                      "would replace it and everything in it. Name a new folder"
+                      + (", or pass --force to replace it" if not is_inside(out, run_dir) else
+                         " outside the run folder (--force never replaces part of a run)") + ".")
+
+
 def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | None = None, every: bool = False,
                  overrides: dict | None = None, gpu: bool = False, gpu_max_mb: float | None = None,
-                 command: list[str] | None = None) -> dict:
-    """Write the bundle folder ``out`` for ``run_dir``; returns bundle.json's contents."""
+                 command: list[str] | None = None, force: bool = False) -> dict:
+    """Write the bundle folder ``out`` for ``run_dir``; returns bundle.json's contents. ``out`` may
+    replace only an earlier bundle or an empty folder, anything else (but a run) with ``force``."""
     from bench.config import load_bench_config
     from bench.plan import discover
     from bench.runner import cap_test
     from distill.config import load_recipe
     from distill.data import load_dataset
+    from edgedistill import layout
     from edgedistill.configbase import deep_merge
     from edgedistill.io import atomic_dir, atomic_write_json
     from edgedistill.provenance import provenance
@@ -87,6 +123,10 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
     run_dir, out = Path(run_dir), Path(out)
     if not (run_dir / "recipe.yaml").is_file():
         raise BundleError(f"{run_dir} is not a run folder (no recipe.yaml); pass --run runs/<run>")
+    check_out(out, run_dir, force)
+    if gpu_max_mb is not None and not gpu_max_mb > 0:
+        raise BundleError(f"--gpu-max-mb {gpu_max_mb:g}: the GPU pack's size budget must be a positive number of "
+                          "MiB (default 60)")
     recipe = load_recipe(run_dir / "recipe.yaml")
     section = deep_merge(dict(recipe.bench or {}), {k: v for k, v in (overrides or {}).items() if v is not None})
     cfg = load_bench_config(section)
@@ -105,6 +145,16 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
         names, why = default_selection(found, bench_json) if found or not gpu else ([], {})
     if not names and not gpu:
         raise BundleError(f"{run_dir} has no ONNX / OpenVINO artifacts to bundle; run `edgedistill export` first")
+    # Verified on the way in: a damaged artifact would be hashed afresh below and pass on the target.
+    damaged = {n: layout.artifact_problems(by_name[n].folder) for n in names}
+    damaged = {n: p for n, p in damaged.items() if p}
+    if damaged:
+        raise BundleError("artifact(s) whose files differ from their manifest.json, nothing was written:\n  - "
+                          + "\n  - ".join(f"{n}: {'; '.join(p)}" for n, p in damaged.items())
+                          + f"\nExport them again (edgedistill export --run {run_dir} --models "
+                          f"{','.join(sorted({n.split('/')[0] for n in damaged}))} --variants "
+                          f"{','.join(sorted({n.split('/')[1] for n in damaged}))} --force), or leave them out "
+                          "with --artifacts.")
 
     dataset = load_dataset(recipe.data)
     texts, labels = cap_test(list(dataset.test.texts), [int(x) for x in dataset.test.labels], cfg)
@@ -163,16 +213,23 @@ def verify_bundle(folder: str | Path) -> dict:
     """``read_bundle`` plus every file's size and sha256; a missing or changed file is an error naming it."""
     folder = Path(folder)
     info = read_bundle(folder)
-    problems = []
-    for rel, want in sorted(info.get("files", {}).items()):
-        path = folder / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-        elif path.stat().st_size != want["bytes"] or sha256(path) != want["sha256"]:
-            problems.append(f"{rel}: sha256 differs from bundle.json (changed or corrupted in transit)")
+    # Every path is resolved first: nothing outside the bundle (``../``, absolute, a symlink out,
+    # an artifact folder elsewhere) is hashed, read or loaded.
+    files = info.get("files") if isinstance(info.get("files"), dict) else {}
+    problems = [f"{rel}: a symlink that leads outside the bundle" for rel in links_leaving(folder)]
+    for a in info.get("artifacts") or []:
+        try:
+            resolve_inside(folder, str(a.get("folder", "")), "artifact folder")
+        except UnsafePathError as exc:
+            problems.append(f"{a.get('model')}/{a.get('variant')}: {exc}")
+    problems += verify_files(folder, files, source=BUNDLE_FILE)
     if problems:
         raise BundleError(f"bundle {folder} failed verification, nothing was measured:\n  - " + "\n  - ".join(problems)
-                          + "\nCopy the bundle again (e.g. rsync -a, or a tar archive) from the machine that wrote it.")
+                          + ("\nA path that leaves the bundle is never read: `edgedistill bundle` writes none, so this "
+                             "bundle.json or folder was edited; write the bundle again with `edgedistill bundle`."
+                             if any("outside" in p for p in problems) else
+                             "\nCopy the bundle again (e.g. rsync -a, or a tar archive) from the machine that wrote "
+                             "it."))
     return info
 
 
@@ -188,7 +245,7 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
     this machine's rows go to ``out`` (a bench.json that ``edgedistill bench --merge`` folds in)."""
     from bench.config import describe, load_bench_config
     from bench.plan import Artifact
-    from bench.runner import BenchOutcome, finish, measure_jobs, plan_here, timing_inputs, write_outputs
+    from bench.runner import BenchOutcome, finish, measure_jobs, outside_jobs, plan_here, timing_inputs, write_outputs
     from bench.schema import load_or_new, replace_machine
 
     folder, out = Path(folder), Path(out)
@@ -202,7 +259,8 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
     print(f"bundle {folder}: run {info['run']}, {len(info['artifacts'])} artifact(s), {info['test_size']} test texts, "
           f"written on {info.get('arch')} at commit {(info.get('provenance') or {}).get('git_commit')}")
     print("bench config (bundle settings + overrides):\n" + describe(cfg), flush=True)
-    artifacts = [Artifact(**{k: v for k, v in a.items() if k != "chosen_for"} | {"folder": str(folder / a["folder"])})
+    artifacts = [Artifact(**{k: v for k, v in a.items() if k != "chosen_for"}
+                          | {"folder": str(resolve_inside(folder, a["folder"], "artifact folder"))})
                  for a in info["artifacts"]]
     if not artifacts:
         raise BundleError(f"bundle {folder} carries no ONNX / OpenVINO artifact, only the GPU pack: measure it on a "
@@ -226,6 +284,6 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
               | {"git_commit": (info.get("provenance") or {}).get("git_commit")}}
     rows, block = measure_jobs(jobs, cfg, inputs, info["run"], hw, command, progress, out, source)
     failures = block.pop("failures")
-    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows)
+    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows, keep=outside_jobs(jobs))
     write_outputs(doc, all_rows, out.parent, json_path=out)
     return finish(BenchOutcome(out.parent, hw["machine_id"], rows, failures, []), out)

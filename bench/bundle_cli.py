@@ -17,7 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bench.cli import _csv
 
     parser.add_argument("--run", required=True, help="the run folder, runs/<run> (exports in artifacts/)")
-    parser.add_argument("--out", required=True, help="the bundle folder to write (replaced if it exists)")
+    parser.add_argument("--out", required=True, help="the bundle folder to write: a new or empty folder, or an "
+                        "earlier bundle (replaced); anything else is refused unless --force")
+    parser.add_argument("--force", action="store_true", help="replace --out even when it is not a bundle (never the "
+                        "run folder, a folder inside it or one that holds it)")
     parser.add_argument("--artifacts", type=_csv, help="comma-separated <model>/<variant> to carry (default: the "
                         "best ONNX / OpenVINO artifact per goal in the run's bench.json, plus the teacher's "
                         "onnx-fp32 and onnx-int8-dynamic)")
@@ -44,12 +47,12 @@ def main(args: argparse.Namespace) -> int:
         sets = parse_overrides(args.set)
         if set(sets) - {"bench"}:
             raise ConfigError("--set: the bundle only takes bench.KEY=VALUE settings")
-        overrides = {**sets.get("bench", {}), **({"max_test": args.max_test} if args.max_test else {})}
+        overrides = {**sets.get("bench", {}), **({"max_test": args.max_test} if args.max_test is not None else {})}
         if args.gpu_only and (args.artifacts or args.all):
             raise ConfigError("--gpu-only carries no ONNX / OpenVINO artifact; leave out --artifacts and --all")
         artifacts = [] if args.gpu_only else args.artifacts
         info = write_bundle(args.run, args.out, artifacts, args.all, overrides, args.gpu or args.gpu_only,
-                            args.gpu_max_mb, command=["edgedistill"] + sys.argv[1:])
+                            args.gpu_max_mb, command=["edgedistill"] + sys.argv[1:], force=args.force)
     except (BundleError, ConfigError, DataError, ExportError) as exc:
         print(f"edgedistill bundle: {exc}", file=sys.stderr)
         return 2

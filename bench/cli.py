@@ -149,8 +149,11 @@ def _main_run(args: argparse.Namespace, errors: tuple) -> int:
         if not args.run:
             raise BenchError("pass --run runs/<run> (the run folder to benchmark), "
                              "or --merge FILE with --run/--results")
-        outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
-                            progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:])
+        from edgedistill.layout import run_lock
+
+        with run_lock(args.run):
+            outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
+                                progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:])
     except errors as exc:
         print(f"edgedistill bench: {exc}", file=sys.stderr)
         return 2

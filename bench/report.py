@@ -345,9 +345,15 @@ def main(argv=None) -> int:
     except (BenchFileError, OSError) as exc:
         print(f"bench.report: {exc}", file=sys.stderr)
         return 2
+    out = Path(args.out) if args.out else Path(args.bench_json).with_name("report.md")
+    same = out.resolve() == Path(args.bench_json).resolve()
+    if same or out.suffix.lower() in (".json", ".csv"):
+        print(f"bench.report: --out {out} refused: the report is Markdown and would replace "
+              f"{'its own input' if same else 'a data file'}; write it to a .md file, e.g. --out "
+              f"{Path(args.bench_json).with_name('report.md')}", file=sys.stderr)
+        return 2
     add_derived(rows)
     ordered = document(doc, rows)     # the order and shape write_outputs gives the bench's own report
-    out = Path(args.out) if args.out else Path(args.bench_json).with_name("report.md")
     atomic_write_text(out, render_report(ordered, [BenchRow.from_dict(r) for r in ordered["rows"]]))
     print(f"wrote {out} from {args.bench_json} ({len(rows)} rows)")
     return 0

@@ -14,7 +14,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +37,10 @@ from bench.schema import (
     rows_from_timings,
     rows_to_csv,
 )
+from edgedistill.io import scratch_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BENCH_SCRATCH = "edgedistill-bench"      # <tmp>/edgedistill-bench-pid<PID>@<host>.<random>: inputs, job files
 
 
 class BenchError(ValueError):
@@ -280,9 +281,23 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     broken_jobs = [{"job": u.name, "error": u.error, "log": ""} for u in broken]
     rows, block = measure_jobs(jobs, cfg, inputs, run, hw, command, progress, bench_path, failed=broken_jobs)
     failures = block.pop("failures")
-    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows)
+    # A filtered bench (--models, --variants, --runtimes, --threads) replaces only the rows of the
+    # jobs it ran; this machine's other rows stay, unless their artifact is gone from the run.
+    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows,
+                                    keep=outside_jobs(jobs, {a.name for a in artifacts}))
     write_outputs(doc, all_rows, results_dir)
     return finish(BenchOutcome(results_dir, hw["machine_id"], rows, failures, notes), bench_path)
+
+
+def outside_jobs(jobs: list[Job], present: set[str] | None = None):
+    """Whether an old row was measured by none of ``jobs`` (same artifact, runtime, device and
+    threads) and its artifact is still ``present``: the rows a partial bench keeps."""
+    ran = {(j.artifact.name, j.runtime, j.device, j.threads) for j in jobs}
+
+    def keep(row: BenchRow) -> bool:
+        return ((row.artifact, row.runtime, row.device, row.threads) not in ran
+                and (present is None or row.artifact in present))
+    return keep
 
 
 def plan_here(artifacts: list, cfg: BenchConfig, notes: list[str], unreadable=(),
@@ -318,10 +333,18 @@ def measure_jobs(jobs: list[Job], cfg: BenchConfig, inputs: dict, run: str, hw: 
     for f in failures:
         print(f"\n  FAILED {f['job']}: {f['error']}", file=sys.stderr, flush=True)
     probe = BandwidthProbe() if cfg.probe_s > 0 else None
-    with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
+    with scratch_dir(BENCH_SCRATCH) as tmp:       # a killed bench's leftovers go at the next start
         inputs_path = Path(tmp) / "inputs.json"
         inputs_path.write_text(json.dumps(inputs))
+        damaged: dict[str, list[str]] = {}
         for i, job in enumerate(_progress(jobs, progress)):
+            if job.artifact.folder not in damaged:         # once per folder, before any job times it
+                damaged[job.artifact.folder] = damaged_files(job.artifact)
+            if damaged[job.artifact.folder]:
+                failures.append({"job": job.label, "error": damaged_text(job.artifact, damaged[job.artifact.folder]),
+                                 "log": ""})
+                print(f"\n  FAILED {job.label}: {failures[-1]['error']}", file=sys.stderr, flush=True)
+                continue
             before = probe.gbs(cfg.probe_s) if probe else None
             result = run_job(job, cfg, inputs_path, Path(tmp) / f"job-{i:03d}")
             after = probe.gbs(cfg.probe_s) if probe else None
@@ -353,6 +376,22 @@ def measure_jobs(jobs: list[Job], cfg: BenchConfig, inputs: dict, run: str, hw: 
                            "peak_gflops": peaks, "paired": pairs,
                            "test_size": len(inputs["test_labels"]), **(extra or {})})
     return new_rows, {**block, "failures": failures}
+
+
+def damaged_files(artifact) -> list[str]:
+    """A checkpoint's or artifact's files against the sha256 its edgedistill.json / manifest.json
+    records (bench.plan.Artifact); [] when intact."""
+    from edgedistill import layout
+
+    folder = Path(artifact.folder)
+    return layout.checkpoint_problems(folder) if artifact.format == "pytorch" else layout.artifact_problems(folder)
+
+
+def damaged_text(artifact, problems: list[str]) -> str:
+    fix = (f"retrain it (edgedistill train RECIPE --methods {artifact.model} --force)" if artifact.format == "pytorch"
+           else f"export it again (edgedistill export --run runs/<run> --models {artifact.model} --variants "
+                f"{artifact.variant} --force)")
+    return f"not timed: its files differ from what was written ({'; '.join(problems)}); restore the folder or {fix}"
 
 
 def finish(outcome: BenchOutcome, target: Path) -> BenchOutcome:
@@ -423,12 +462,13 @@ def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: boo
         if note:
             block = {**block, "merge_note": note}
         incoming = [r for r in src_rows if r.machine_id == mid]
+        keep = None
         if add and mid in doc["machines"]:
             keys = {r.key() for r in incoming}
-            incoming += [r for r in rows if r.machine_id == mid and r.key() not in keys]
-            old = {k: v for k, v in doc["machines"][mid].items() if k not in ("added_to", "previous_run")}
-            block = {**block, "added_to": [*doc["machines"][mid].get("added_to", []), old],
-                     "failed": [*old.get("failed", []), *block.get("failed", [])]}
-        doc, rows = replace_machine(doc, rows, mid, block, incoming)
+
+            def keep(r, keys=keys):
+                return r.key() not in keys
+            block = {**block, "failed": [*doc["machines"][mid].get("failed", []), *block.get("failed", [])]}
+        doc, rows = replace_machine(doc, rows, mid, block, incoming, keep=keep)
     write_outputs(doc, rows, results_dir)
     return list(src_doc["machines"])

@@ -255,6 +255,11 @@ def now_iso() -> str:
 
 
 def _fix_hint(path: Path) -> str:
+    return "Pass a bench.json written by `edgedistill bench` (or bench/gpu/run.py)."
+
+
+def _start_new_hint(path: Path) -> str:
+    """For the file a bench writes into (the only place --force-new acts)."""
     return (f"Move it away (e.g. mv {path} {path}.old) to start a new file, or pass --force-new, which keeps "
             f"it as {path.name}.corrupt-<time> and starts a new one.")
 
@@ -309,9 +314,10 @@ def load_or_new(path: str | Path, run: str, force_new: bool = False) -> tuple[di
         return new_document(run), []
     try:
         return read_document(path)
-    except BenchFileError:
+    except BenchFileError as exc:
         if not force_new:
-            raise
+            text = str(exc).replace(_fix_hint(path), "").rstrip()
+            raise BenchFileError(f"{text} {_start_new_hint(path)}") from None
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(str(path), aside)
         print(f"{path} was not a usable bench file; kept it as {aside} and started a new one (--force-new)")
@@ -336,14 +342,24 @@ def previous_run(block: dict, rows: list[BenchRow], machine_id: str) -> dict:
 
 
 def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dict,
-                    new_rows: list[BenchRow]) -> tuple[dict, list[BenchRow]]:
+                    new_rows: list[BenchRow], keep=None) -> tuple[dict, list[BenchRow]]:
     """``doc`` with ``machine_id``'s block and rows replaced; other machines are untouched. The
-    replaced run's p50s stay in the new block as ``previous_run`` (one run back, not a history)."""
-    kept = [r for r in rows if r.machine_id != machine_id]
-    machines = {k: v for k, v in doc["machines"].items() if k != machine_id}
+    replaced run's p50s stay in the new block as ``previous_run`` (one run back, not a history).
+    ``keep(row)``: the machine's old rows that stay beside the new ones (a partial bench, or
+    ``--merge --add``); the block they were measured with stays under ``added_to``."""
     old = doc["machines"].get(machine_id)
+    mine = [r for r in rows if r.machine_id == machine_id and keep is not None and keep(r)]
+    kept = [r for r in rows if r.machine_id != machine_id] + mine
+    if mine and old:
+        prior = {k: v for k, v in old.items() if k not in ("added_to", "previous_run")}
+        kept_keys = {r.key_text() for r in mine}
+        block = {**block, "added_to": [*old.get("added_to", []), prior]}
+        for key in ("repeats", "bandwidth_gbs"):        # per-row entries of the rows kept
+            block[key] = {k: v for k, v in (prior.get(key) or {}).items() if k in kept_keys} | (block.get(key) or {})
+    machines = {k: v for k, v in doc["machines"].items() if k != machine_id}
     if old and old.get("measured_at") != block.get("measured_at"):
-        block = {**block, "previous_run": previous_run(old, rows, machine_id)}
+        replaced = [r for r in rows if r.machine_id == machine_id and not (keep is not None and keep(r))]
+        block = {**block, "previous_run": previous_run(old, replaced, machine_id)}
     elif old and old.get("previous_run"):          # the same run merged again: it is not its own predecessor
         block = {**block, "previous_run": old["previous_run"]}
     machines[machine_id] = block

@@ -51,6 +51,22 @@ def streamlit_command(results: str, runs: list[str], port: int, address: str, he
     return cmd, env
 
 
+def die_with_parent(parent_pid: int):
+    """A ``preexec_fn`` that has Linux send the server SIGTERM when this process dies, ``kill -9``
+    included (the signal handlers below cover only the signals that can be caught). Elsewhere a
+    no-op."""
+    def arm() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)            # PR_SET_PDEATHSIG
+        if os.getppid() != parent_pid:           # the parent died before the line above took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    return arm
+
+
 def main(args: argparse.Namespace) -> int:
     results = Path(args.results)
     runs = args.runs or ["runs"]
@@ -63,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"note: {results} does not exist yet; the dashboard will say how to produce results", file=sys.stderr)
     cmd, env = streamlit_command(str(results), runs, args.port, args.address, args.headless or not has_terminal())
     print(f"dashboard: results={results.resolve()} runs={os.pathsep.join(runs)} -> http://{args.address}:{args.port}")
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
     # Stopping this process (kill PID, Ctrl-C) must stop the server too, not leave it serving as an orphan.
     handlers = {sig: signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
                 for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -11,7 +11,7 @@ bench and the students use it unchanged) and recorded with ``fine_tuned: false``
 """
 from __future__ import annotations
 
-from distill.models import SAFE_LOAD, SAFE_WEIGHTS, ModelError, resolve_model_source
+from distill.models import SAFE_LOAD, SAFE_WEIGHTS, ModelError, load_error, resolve_model_source, weights_problem
 
 
 def model_label_names(source: str) -> list[str]:
@@ -66,23 +66,33 @@ def head_permuted(model, data_labels: list[str]):
     return model
 
 
-def evaluate_as_is(source: str, data, max_length: int, batch_size: int, device) -> dict:
+def evaluate_as_is(source: str, data, max_length: int, batch_size: int, device, max_samples: int | None = None,
+                   seed: int = 42) -> dict:
     """Load the given classifier, align its head to the data's label order and evaluate it on
-    the validation and test splits; returns the model, tokenizer and both metrics dicts."""
+    the validation and test splits (each capped at ``max_samples``, stratified and seeded);
+    returns the model, tokenizer, both metrics dicts and the ``eval_samples`` per split."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from distill.data import _cap
     from distill.train import predict_logits
     from edgedistill.metrics import classification_metrics, softmax
 
     path = resolve_model_source(source)
+    problem = weights_problem(path)
+    if problem:
+        raise ModelError(problem)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, **SAFE_WEIGHTS)
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE_LOAD)
-    except OSError as exc:
-        raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise load_error(source, path, exc) from None
     model = head_permuted(model, data.label_names).to(device).eval()
-    out = {"model": model, "tokenizer": tokenizer, "source": path}
+    out = {"model": model, "tokenizer": tokenizer, "source": path, "eval_samples": {}}
     for split in ("validation", "test"):
-        logits = predict_logits(model, tokenizer, getattr(data, split), max_length, batch_size, device)
-        out[split] = classification_metrics(getattr(data, split).labels, softmax(logits), data.label_names)
+        part = getattr(data, split)
+        if max_samples is not None and len(part) > max_samples:
+            part = _cap(part, max_samples, seed, split)[0]
+        logits = predict_logits(model, tokenizer, part, max_length, batch_size, device)
+        out[split] = classification_metrics(part.labels, softmax(logits), data.label_names)
+        out["eval_samples"][split] = len(part)
     return out

@@ -282,18 +282,30 @@ class Recipe:
         return [m for m in registry.ORDER if m in self.methods and self.methods[m].enabled]
 
 
-def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Recipe:
-    """Read a recipe file, apply ``section.key=value`` overrides, validate everything at once."""
+def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | None = None,
+                errors: list[str] | None = None) -> Recipe:
+    """Read a recipe file, apply ``section.key=value`` overrides, validate everything at once.
+
+    With ``errors`` (a list) the problems are appended there instead of raised, and the recipe
+    comes back with defaults in place of the bad fields, so later checks (the layers against the
+    teacher's depth) can report theirs in the same pass."""
     data = load_yaml(path) if path else {}
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
     data = deep_merge(data, extra)
+    problems: list[str] = []
     # Method entries merge over the defaults so a recipe can say just `lora: {lr: 1e-3}`.
     methods = {k: vars(v).copy() for k, v in default_methods().items()}
-    for name, entry in (data.get("methods") or {}).items():
+    given = data.get("methods") or {}
+    if not isinstance(given, dict):
+        problems.append(f"methods: expected a mapping of method name -> settings (e.g. methods: {{odd: {{layers: "
+                        f"odd}}, lora: {{enabled: false}}}}), got {type(given).__name__} {given!r}")
+        given = {}
+    for name, entry in given.items():
         if entry is None:
             continue
         if not isinstance(entry, dict):
-            raise ConfigError(f"methods.{name}: expected a mapping, got {entry!r}")
+            problems.append(f"methods.{name}: expected a mapping of settings (e.g. {{enabled: true}}), got {entry!r}")
+            continue
         methods[name] = deep_merge(methods.get(name, vars(MethodConfig()).copy()), entry)
     for m in methods.values():
         for k in ("lora", "loss"):
@@ -301,7 +313,12 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | No
                 m[k] = vars(m[k]).copy()
     data["methods"] = methods
     data["source"] = str(path) if path else None
-    return from_dict(Recipe, data)
+    recipe = from_dict(Recipe, data, errors=problems)
+    if errors is not None:
+        errors.extend(problems)
+    elif problems:
+        raise ConfigError(f"{len(problems)} problem(s) in the Recipe:\n  - " + "\n  - ".join(problems))
+    return recipe
 
 
 __all__ = ["ConfigError", "Recipe", "RunConfig", "DataConfig", "TeacherConfig", "TrainConfig",

@@ -29,10 +29,15 @@ SAFE_LOAD = {"trust_remote_code": False}
 SAFE_WEIGHTS = {**SAFE_LOAD, "use_safetensors": True}
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack",
                   "model.ckpt.index")
-CONVERT_HINT = ("If you trust the file, convert it once in a separate Python session: "
-                "`from transformers import AutoModelForSequenceClassification as M; "
-                "M.from_pretrained('FOLDER', use_safetensors=False).save_pretrained('FOLDER-safetensors')` "
-                "(save_pretrained writes model.safetensors), then point the recipe at the new folder.")
+
+
+def convert_hint(weights: str | Path) -> str:
+    """How a user who trusts a pickle checkpoint turns it into safetensors, once, by hand."""
+    weights = Path(weights)
+    return ("Use the model's safetensors weights (model.safetensors), or, only if you trust where the file comes "
+            "from, convert it: python -c \"import torch; from safetensors.torch import save_file; "
+            f"sd = torch.load('{weights}', weights_only=False); save_file({{k: v.contiguous() for k, v in sd.items() "
+            f"if isinstance(v, torch.Tensor)}}, '{weights.parent}/model.safetensors')\" and move the .bin away.")
 
 
 def check_weights(folder: Path) -> None:
@@ -43,8 +48,8 @@ def check_weights(folder: Path) -> None:
     pickles = [name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
     if pickles:
         raise ModelError(f"{folder / pickles[0]} was refused as unsafe: edgedistill loads weights only from "
-                         f"safetensors files, since a pickle checkpoint can run code when it is loaded. "
-                         + CONVERT_HINT.replace("FOLDER", str(folder)))
+                         "safetensors files, since a pickle checkpoint can run code when it is loaded. "
+                         + convert_hint(folder / pickles[0]))
     raise ModelError(f"{folder} holds no model weights (no *.safetensors file); "
                      "point to a folder written by save_pretrained")
 
@@ -113,11 +118,36 @@ def check_model_config(path: Path) -> None:
                      "save_pretrained, which writes it")
 
 
+def weights_problem(folder: str | Path) -> str | None:
+    """Why the weights of a local model folder cannot be trusted, read before loading: a
+    safetensors file whose header does not cover the file (truncated, damaged); None when fine."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            with safe_open(str(f), "pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            return (f"{f} is truncated or damaged ({exc}); copy the model folder again, or re-save the model with "
+                    "save_pretrained")
+    return None
+
+
+def load_error(source: str, path: str, exc: Exception) -> ModelError:
+    """A failed from_pretrained as one paragraph (pickle weights never get this far: check_weights
+    and SAFE_WEIGHTS refuse them before anything is read)."""
+    return ModelError(f"could not load {source!r} as a sequence classifier: {' '.join(str(exc).split())}")
+
+
 def load_classifier(source: str, label_names: list[str]):
     """A sequence classifier + fast tokenizer with our label names (new head if needed)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model_source(source)
+    problem = weights_problem(path)
+    if problem:
+        raise ModelError(problem)
     id2label = dict(enumerate(label_names))
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -125,7 +155,7 @@ def load_classifier(source: str, label_names: list[str]):
             ignore_mismatched_sizes=True, **SAFE_WEIGHTS)
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, **SAFE_LOAD)
     except (OSError, ValueError) as exc:   # transformers raises ValueError for an unknown architecture
-        raise ModelError(f"could not load {source!r} as a sequence classifier: {exc}") from None
+        raise load_error(source, path, exc) from None
     return model, tokenizer
 
 
@@ -162,24 +192,29 @@ def config_depth(config: dict, where: str = "config.json") -> int:
     raise ModelError(f"{where} has none of {DEPTH_FIELDS}; cannot tell the encoder depth")
 
 
-def source_depth(source: str) -> int:
-    """The encoder depth of a teacher source (packaged name, local folder or hub id) from its
-    config.json alone, so a recipe is checked before any weights are loaded or trained."""
+def source_config(source: str) -> tuple[dict, str]:
+    """The config of a teacher source (packaged name, local folder or hub id) and where it was
+    read, from its config.json alone, so a recipe is checked before any weights are loaded."""
     path = resolve_model_source(source)
     if Path(path).is_dir():
         import json
 
         config_file = Path(path) / "config.json"
         try:
-            return config_depth(json.loads(config_file.read_text()), str(config_file))
+            return json.loads(config_file.read_text()), str(config_file)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read {config_file}: {exc}") from None
     from transformers import AutoConfig
 
     try:
-        return config_depth(AutoConfig.from_pretrained(path, **SAFE_LOAD).to_dict(), f"{path}'s config")
+        return AutoConfig.from_pretrained(path, **SAFE_LOAD).to_dict(), f"{path}'s config"
     except OSError as exc:
         raise ModelError(f"could not read the config of {source!r}: {exc}") from None
+
+
+def source_depth(source: str) -> int:
+    """The encoder depth of a teacher source, from its config alone (see ``source_config``)."""
+    return config_depth(*source_config(source))
 
 
 def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None,

@@ -15,6 +15,7 @@ from distill.config import Recipe
 from distill.data import Dataset, load_dataset
 from edgedistill import layout
 from edgedistill.configbase import ConfigError, dump, to_dict
+from edgedistill.integrity import file_records
 from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
@@ -44,20 +45,29 @@ def _affecting(recipe: Recipe, method: str) -> dict:
 
 
 def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[str]:
-    """Every student's layer selection checked against the teacher's depth (read from the teacher's
-    config.json, no weights loaded): one line per problem, naming ``methods.<name>``."""
-    from distill.models import ModelError, select_layers, source_depth
+    """``data.max_length`` against the teacher's ``max_position_embeddings`` and every student's
+    layer selection against its depth (both read from the teacher's config.json, no weights
+    loaded): one line per problem, naming the field."""
+    from distill.models import ModelError, config_depth, select_layers, source_config, weights_problem
 
     students_ = [n for n in (methods or recipe.method_names()) if n in students()]
-    if not students_:
-        return []
     teacher = model_dir(recipe, "teacher")
     source = str(teacher) if checkpoint_complete(teacher) else recipe.teacher.model
     try:
-        depth = source_depth(source)
+        config, where = source_config(source)
+        depth = config_depth(config, where) if students_ else 0
     except ModelError as exc:
         return [f"teacher.model: {exc}"]
     problems = []
+    damaged = weights_problem(source) if Path(source).is_dir() else None
+    if damaged:
+        problems.append(f"teacher.model: {damaged}")
+    positions = config.get("max_position_embeddings") or config.get("n_positions")
+    if isinstance(positions, int) and recipe.data.max_length > positions:
+        problems.append(f"data.max_length: {recipe.data.max_length} tokens is more than the teacher's "
+                        f"max_position_embeddings ({positions}, {where}); the model cannot read texts that long. "
+                        f"Set data.max_length to {positions} or less (e.g. --set "
+                        f"data.max_length={min(positions, 128)})")
     for name in students_:
         m = recipe.methods[name]
         where = f"methods.{name}.layers"
@@ -138,9 +148,10 @@ def prepare_run_dir(recipe: Recipe, force: bool = False, write: bool = True, ret
 
 
 def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True,
-              retrain_changed: bool = False) -> dict:
+              retrain_changed: bool = False, eval_samples: int | None = None) -> dict:
     """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/.
-    Complete checkpoints are kept; see ``prepare_run_dir`` for ``force`` and ``retrain_changed``."""
+    Complete checkpoints are kept; see ``prepare_run_dir`` for ``force`` and ``retrain_changed``.
+    ``eval_samples`` caps the texts a teacher used as it is is evaluated on (``export --model``)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -181,7 +192,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
             continue
         if name == "teacher" and not recipe.teacher.fine_tune:
             if acc.is_main_process:
-                use_teacher_as_is(recipe, data, folder, acc.device)
+                use_teacher_as_is(recipe, data, folder, acc.device, eval_samples)
             acc.wait_for_everyone()
             continue
         # Seed before the model is built: a new classification head and LoRA matrices are random,
@@ -231,19 +242,20 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     return write_results(recipe, data)
 
 
-def use_teacher_as_is(recipe: Recipe, data: Dataset, folder: Path, device) -> None:
+def use_teacher_as_is(recipe: Recipe, data: Dataset, folder: Path, device, eval_samples: int | None = None) -> None:
     """teacher.fine_tune: false: the given classifier, evaluated and saved as the run's teacher."""
     from distill.byo import evaluate_as_is
     from distill.models import param_counts
 
     start = time.perf_counter()
-    got = evaluate_as_is(recipe.teacher.model, data, recipe.data.max_length, recipe.train.eval_batch_size, device)
+    got = evaluate_as_is(recipe.teacher.model, data, recipe.data.max_length, recipe.train.eval_batch_size, device,
+                         eval_samples, recipe.data.seed)
     counts = param_counts(got["model"])
     entry = {"method": "teacher", "teacher_source": recipe.teacher.model, "source": got["source"],
              "fine_tuned": False, "layers": None, "lora": None, "loss": None, **counts, "params_trainable": 0,
              "train_time_s": 0.0, "wall_time_s": time.perf_counter() - start, "train_examples_per_s": 0.0,
              "best_epoch": None, "epochs": 0, "batch_size": None, "lr": None, "history": {"steps": [], "epochs": []},
-             "validation": got["validation"], "test": got["test"]}
+             "validation": got["validation"], "test": got["test"], "eval_samples": got["eval_samples"]}
     save_checkpoint(folder, got["model"].cpu(), got["tokenizer"], entry, recipe, data.label_names)
     print(f"[teacher] used as it is (teacher.fine_tune: false, {got['source']}): test macro-F1 "
           f"{got['test']['macro_f1']:.4f}, accuracy {got['test']['accuracy']:.4f}")
@@ -297,8 +309,11 @@ def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe,
             model = merged(model)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        # Every file's sha256, so that export and bench can tell a checkpoint damaged in place.
+        files = file_records(tmp, sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()))
         atomic_write_json(tmp / MARKER, {"schema_version": SCHEMA_VERSION, "label_names": label_names,
-                                         "recipe": to_dict(recipe), "provenance": provenance(), **entry})
+                                         "recipe": to_dict(recipe), "provenance": provenance(), **entry,
+                                         "files": files})
 
 
 def collect_metrics(recipe: Recipe) -> dict:

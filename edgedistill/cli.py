@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -42,7 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
-    return int(importlib.import_module(args._module).main(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Every folder is written whole or not at all (edgedistill.io.atomic_dir), so what
+        # finished before the disk filled up is complete and kept.
+        print(f"edgedistill {args.command}: the disk is full (no space left writing {exc.filename or 'a file'}). "
+              "What finished before is kept: complete checkpoints, artifacts and result files stay, the folder being "
+              "written was discarded. Free some space (df -h shows where) and run the same command again; finished "
+              "work is kept and the stage goes on from there.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ def _coerce(value: Any, tp: Any) -> Any:
 
 
 def _describe(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping of {', '.join(f.name for f in dataclasses.fields(tp))}"
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     if tp is type(None):
@@ -82,10 +84,13 @@ def from_dict(cls: type, data: dict | None, where: str = "", errors: list[str] |
     """
     top = errors is None
     errors = [] if errors is None else errors
-    data = dict(data or {})
-    if not isinstance(data, dict):
-        errors.append(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    if not isinstance(data or {}, dict):
+        errors.append(f"{where.rstrip('.') or cls.__name__}: expected a mapping of "
+                      f"{', '.join(f.name for f in dataclasses.fields(cls))}, got {type(data).__name__} {data!r}")
+        if top:
+            raise ConfigError(f"1 problem(s) in the {cls.__name__}:\n  - {errors[0]}")
         return cls()
+    data = dict(data or {})
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
@@ -138,7 +143,15 @@ def parse_overrides(items: list[str] | None) -> dict:
         parts = key.strip().split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p} is set to a value by an earlier --set, so it has no keys")
+        try:
+            node[parts[-1]] = yaml.load(raw, Loader=StrictLoader)   # noqa: S506 - a SafeLoader
+        except yaml.YAMLError as exc:
+            reason = yaml_problem(exc, where=False)
+            raise ConfigError(f"--set {item!r}: the value {raw!r} is not a plain YAML value ({reason}); write a "
+                              "number, true/false, null, a word, a quoted string or a [list], e.g. "
+                              f"--set {key.strip()}=1") from None
     return out
 
 
@@ -149,14 +162,43 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return merged
 
 
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last one
+    silently: a method given ``layers: odd`` and then ``layers: even`` would train with even)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is written twice in one mapping (first on line {seen[key] + 1}); "
+                    "keep one of them", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+
+def yaml_problem(exc: Exception, where: bool = True) -> str:
+    """A YAML error in one line: ``line L, column C: what is wrong``."""
+    mark = getattr(exc, "problem_mark", None)
+    text = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {text}" if where and mark else text
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist (recipes live in configs/, e.g. configs/quickstart.yaml)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=StrictLoader) or {}   # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"recipe {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 "
+                          "(e.g. iconv -f latin1 -t utf-8 old.yaml > new.yaml)") from None
+    except OSError as exc:
+        raise ConfigError(f"recipe {path} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"recipe {path} is not valid YAML: {yaml_problem(exc)}; fix that line") from None
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of sections (run, data, teacher, train, ...)")
     return data

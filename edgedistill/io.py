@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -54,6 +55,11 @@ def atomic_dir(final: str | Path):
     """Yield a temporary sibling folder; on success it replaces ``final`` in one rename."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    # What a killed writer of the same folder left beside it (a bundle's --out has no run folder
+    # whose cleanup would find it): removed before a new one is made.
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.pid*.partial"):
+        if stale.is_dir() and not stale.is_symlink() and left_by_dead_process(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{owner_tag()}.", suffix=".partial"))
     os.chmod(tmp, 0o755)       # mkdtemp creates 0700
     try:
@@ -81,6 +87,22 @@ def workspace(run_dir: str | Path, stage: str) -> Path:
     parent = Path(run_dir) / WORKSPACES
     parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=parent, prefix=f"{stage}-{owner_tag()}."))
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, parent: str | Path | None = None):
+    """A scratch folder ``<parent>/<prefix>-pid<PID>@<host>.<random>`` (default parent: the system's
+    temporary folder), removed when the block ends; those a killed process left under the same
+    prefix are removed first."""
+    parent = Path(parent or tempfile.gettempdir())
+    for stale in parent.glob(f"{glob.escape(prefix)}-pid*"):
+        if stale.is_dir() and not stale.is_symlink() and left_by_dead_process(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}-{owner_tag()}."))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def left_by_dead_process(name: str) -> bool:

@@ -11,19 +11,67 @@ same place. Nothing heavy is imported (the dashboard uses it).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import sys
+import time
 from pathlib import Path
 
+from edgedistill.integrity import UnsafePathError, resolve_inside, verify_files
 from edgedistill.methods import rank
 
 RECIPE_FILE = "recipe.yaml"
 CHECKPOINT_MARKER = "edgedistill.json"     # written last into models/<method>/
 ARTIFACT_MARKER = "manifest.json"          # written last into artifacts/<method>/<variant>/
 CHECKPOINT_SCHEMA_VERSION = 1
+LOCK_FILE = ".lock"                        # held (flock) by the process working on the run folder
+LOCK_OWNER = ".lock.json"                  # who holds it: pid, host, command, since
 
 
 class RunFolderError(ValueError):
     """A folder that is not a usable run folder; the message says how to make one."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path, command: list[str] | None = None, create: bool = False):
+    """Hold the run folder's lock while a process trains, exports or benches it; a second process
+    is refused at once with who holds it. The operating system releases the lock when its process
+    ends, kill -9 included, so a lock never outlives its holder. A missing folder is made with
+    ``create``, else left to the stage to report (nothing to lock)."""
+    from filelock import FileLock, Timeout
+
+    run_dir = Path(run_dir)
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif not run_dir.is_dir():
+        yield
+        return
+    lock = FileLock(run_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = json.loads((run_dir / LOCK_OWNER).read_text())
+        except (OSError, ValueError):
+            holder = {}
+        who = (f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}: "
+               f"{' '.join(holder.get('command') or [])}") if holder else "a process that is just starting"
+        raise RunFolderError(f"{run_dir} is in use by another edgedistill process ({who}). Wait for it to finish or "
+                             "stop it, or use another run.name; the lock goes with its process, so nothing needs "
+                             "removing by hand.") from None
+    from edgedistill.io import atomic_write_json
+
+    try:
+        atomic_write_json(run_dir / LOCK_OWNER, {
+            "pid": os.getpid(), "host": socket.gethostname(), "command": command or ["edgedistill", *sys.argv[1:]],
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            (run_dir / LOCK_OWNER).unlink()
+        lock.release()
 
 
 def models_dir(run_dir: str | Path) -> Path:
@@ -104,6 +152,34 @@ def has_marker(folder: str | Path) -> bool:
     """True when a checkpoint's or an artifact's completion marker is present (written last)."""
     folder = Path(folder)
     return (folder / CHECKPOINT_MARKER).is_file() or (folder / ARTIFACT_MARKER).is_file()
+
+
+def artifact_problems(folder: str | Path, hashes: bool = True) -> list[str]:
+    """What differs between a finished artifact's files and its manifest.json (model files, and
+    tokenizer and config files where the manifest records them), one line each; [] when intact.
+    A ``model_file`` or file entry that leaves the folder is a problem too."""
+    folder = Path(folder)
+    doc, reason = read_marker(folder / ARTIFACT_MARKER)
+    if doc is None:
+        return [reason]
+    records = {**(doc.get("files") or {}), **(doc.get("support_files") or {})}
+    problems = verify_files(folder, records, hashes, source=ARTIFACT_MARKER)
+    if doc.get("model_file"):
+        try:
+            resolve_inside(folder, doc["model_file"], "model_file")
+        except UnsafePathError as exc:
+            problems.append(f"{ARTIFACT_MARKER}: {exc}")
+    return problems
+
+
+def checkpoint_problems(folder: str | Path, hashes: bool = True) -> list[str]:
+    """What differs between a checkpoint's files and the sha256 its edgedistill.json records
+    (checkpoints written before the record was kept have none to check); [] when intact."""
+    folder = Path(folder)
+    doc, reason = read_marker(folder / CHECKPOINT_MARKER)
+    if doc is None:
+        return [reason]
+    return verify_files(folder, doc.get("files") or {}, hashes, source=CHECKPOINT_MARKER)
 
 
 def load_run_recipe(run_dir: str | Path):

@@ -7,6 +7,7 @@ machine already has rows, measured after they were written, for every checkpoint
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,11 +83,10 @@ def check_recipe(recipe_path: str, overrides: list[str] | None = None, stages=ST
 
     raw = deep_merge(load_yaml(recipe_path), parse_overrides(overrides))
     problems: list[str] = []
-    recipe = export_cfg = bench_cfg = None
-    try:
-        recipe = load_recipe(recipe_path, overrides)
-    except ConfigError as exc:
-        problems += _problems(exc)
+    export_cfg = bench_cfg = None
+    # Collected, not raised: the recipe comes back with defaults for its bad fields, so that the
+    # layers are checked against the teacher's depth in the same pass.
+    recipe = load_recipe(recipe_path, overrides, errors=problems)
     if "export" in stages:
         try:
             export_cfg = load_export_config(raw.get("export"), {"force": force or None})
@@ -97,8 +97,11 @@ def check_recipe(recipe_path: str, overrides: list[str] | None = None, stages=ST
             bench_cfg = load_bench_config(raw.get("bench"))
         except ConfigError as exc:
             problems += _problems(exc)
-    if recipe is not None and "train" in stages:
-        problems += method_problems(recipe)
+    if "train" in stages and not any(p.startswith("teacher") for p in problems):
+        # A method whose own entry is wrong is reported once, by the recipe's check.
+        named = [p for p in problems if p.startswith("methods.")]
+        problems += [p for p in method_problems(recipe)
+                     if not any(q.split(":")[0].split(".")[:2] == p.split(":")[0].split(".")[:2] for q in named)]
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in {recipe_path}; nothing was run:\n  - "
                           + "\n  - ".join(problems))
@@ -107,9 +110,18 @@ def check_recipe(recipe_path: str, overrides: list[str] | None = None, stages=ST
 
 def run_all(recipe_path: str, overrides: list[str] | None = None, stages=STAGES,
             force: bool = False, progress: bool = True, retrain_changed: bool = False) -> dict:
+    recipe, export_cfg, _ = check_recipe(recipe_path, overrides, stages, force)
+    run_dir = recipe.run_dir
+    if os.environ.get("RANK", "0") != "0":        # the other processes of a launch follow the main one
+        return _run_stages(recipe, export_cfg, stages, force, progress, retrain_changed)
+    # A second `edgedistill run` on this folder is refused (without training, a missing folder has nothing to lock).
+    with layout.run_lock(run_dir, create="train" in stages):
+        return _run_stages(recipe, export_cfg, stages, force, progress, retrain_changed)
+
+
+def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain_changed: bool) -> dict:
     from distill.pipeline import prepare_run_dir, train_run, write_results
 
-    recipe, export_cfg, _ = check_recipe(recipe_path, overrides, stages, force)
     run_dir, results = recipe.run_dir, recipe.results_path
     if "train" not in stages and layout.models_dir(run_dir).is_dir():
         # The recipe given is the one the later stages use: check it matches the trained models

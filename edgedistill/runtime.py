@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedistill.integrity import UnsafePathError, resolve_inside
 from edgedistill.metrics import softmax
 
 MANIFEST = "manifest.json"
@@ -170,7 +171,10 @@ def _artifact_meta(folder: Path, fmt: str) -> dict:
     if manifest.get("format") != fmt:
         raise ArtifactError(f"{folder} holds a {manifest.get('format')!r} artifact, not {fmt!r}; "
                           "use edgedistill.predictor.load_predictor to pick the runtime from the folder")
-    model_file = folder / manifest.get("model_file", "")
+    try:
+        model_file = resolve_inside(folder, manifest.get("model_file", ""), f"{MANIFEST}'s model_file")
+    except UnsafePathError as exc:
+        raise ArtifactError(f"{folder}: {exc}; re-export the artifact with --force") from None
     if not model_file.is_file():
         raise ArtifactError(f"{folder}: the model file {manifest.get('model_file')!r} named in {MANIFEST} is missing; "
                           "re-export the artifact with --force")

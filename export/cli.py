@@ -105,14 +105,18 @@ def main(args) -> int:
         if bool(args.run) == bool(args.model):
             raise ConfigError("pass --run runs/<run> (a trained run) or --model PATH --data DATA (a fine-tuned "
                               "classifier, exported as it is)")
-        if args.model:
-            from distill.pipeline import train_run
+        from edgedistill.layout import run_lock
 
-            recipe = model_recipe(args)
-            train_run(recipe, methods=["teacher"], progress=False)
-            args.run = str(recipe.run_dir)
-        cfg = config_from_args(args)
-        rows = export_run(args.run, cfg)
+        recipe = model_recipe(args) if args.model else None
+        with run_lock(recipe.run_dir if recipe else args.run, create=recipe is not None):
+            if recipe is not None:
+                from distill.pipeline import train_run
+
+                # The PyTorch evaluation of the given model honours --eval-samples, as the checks do.
+                train_run(recipe, methods=["teacher"], progress=False, eval_samples=args.eval_samples)
+                args.run = str(recipe.run_dir)
+            cfg = config_from_args(args)
+            rows = export_run(args.run, cfg)
     except (ArtifactError, ConfigError, DataError, ModelError, RunError, RunFolderError) as exc:
         message = str(exc) if "\n" in str(exc) else textwrap.fill(" ".join(str(exc).split()), width=100)
         print(f"edgedistill export: error: {message}", file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgedistill.configbase import from_dict
+from edgedistill.configbase import ConfigError, from_dict
 from edgedistill.methods import ORDER as METHODS
 from export.convert import DEFAULT_EXPORTER, EXPORTERS
 from export.errors import ExportError
@@ -115,6 +115,9 @@ class ExportConfig:
 
 def load_export_config(section: dict | None, overrides: dict | None = None) -> ExportConfig:
     """The recipe's ``export`` dict with CLI overrides on top (None values do not override)."""
+    if not isinstance(section or {}, dict):
+        raise ConfigError(f"export: expected a mapping of export settings (e.g. export: {{variants: [onnx-fp32]}}), "
+                          f"got {type(section).__name__} {section!r}")
     data = dict(section or {})
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return from_dict(ExportConfig, data, where="export.")

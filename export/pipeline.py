@@ -28,7 +28,8 @@ import numpy as np
 from distill.config import Recipe
 from edgedistill import layout
 from edgedistill.configbase import dump, to_dict
-from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporaries, sha256
+from edgedistill.integrity import file_records
+from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporaries
 from edgedistill.io import workspace as make_workspace
 from edgedistill.methods import ORDER as METHODS
 from edgedistill.provenance import provenance
@@ -97,6 +98,11 @@ class ModelJob:
         self.method, self.recipe, self.data, self.evalset, self.cfg = method, recipe, data, evalset, cfg
         self.folder = layout.model_dir(run_dir, method)
         self.meta = checkpoint_meta(self.folder)
+        damaged = layout.checkpoint_problems(self.folder)
+        if damaged:
+            raise ExportError(f"checkpoint {self.folder} differs from the sha256 its {layout.CHECKPOINT_MARKER} "
+                              f"records, nothing of it was exported: {'; '.join(damaged)}. Restore the folder from "
+                              f"a copy, or retrain it (edgedistill train RECIPE --methods {method} --force).")
         self.label_names = list(self.meta.get("label_names") or data.label_names)
         if self.label_names != list(data.label_names):
             raise ExportError(f"{self.folder} was trained with labels {self.label_names} but the run's data has "
@@ -347,15 +353,8 @@ def inspect_artifact(folder: Path, verify_sha256: bool = False) -> tuple[dict | 
     if manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("model_file") or not manifest.get("files"):
         return None, (f"manifest.json has schema {manifest.get('schema_version')!r}, not {SCHEMA_VERSION}, "
                       "or no file list")
-    for name, f in manifest["files"].items():
-        path = folder / name
-        if not path.is_file():
-            return None, f"{name} is missing"
-        if path.stat().st_size != f["size_bytes"]:
-            return None, f"{name} is {path.stat().st_size} bytes, its manifest says {f['size_bytes']}"
-        if verify_sha256 and f.get("sha256") and sha256(path) != f["sha256"]:
-            return None, f"{name} does not match the sha256 in its manifest (changed since it was exported)"
-    return manifest, None
+    problems = layout.artifact_problems(folder, hashes=verify_sha256)
+    return (None, "; ".join(problems)) if problems else (manifest, None)
 
 
 def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
@@ -366,8 +365,10 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
         extra = BUILDERS[spec["base"]](job, trim, out)
         job.copy_support_files(trim, out)
         model_file = extra.pop("model_file")
-        files = {p.name: {"size_bytes": p.stat().st_size, "sha256": sha256(p)}
-                 for p in convert.model_files(out, model_file)}
+        files = file_records(out, [p.name for p in convert.model_files(out, model_file)])
+        # The tokenizer and config a runtime reads beside the model are hashed too (checked by
+        # a resumed export, the bundle and the bench before they trust the folder).
+        support = file_records(out, [*TOKENIZER_FILES, "config.json"])
         size = sum(f["size_bytes"] for f in files.values())
         draft = {"schema_version": SCHEMA_VERSION, "model": job.method, "variant": variant,
                  "format": spec["format"], "precision": spec["precision"], "quantization": spec["quantization"],
@@ -388,6 +389,7 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
             "size_bytes": size,
             "sha256": files[model_file]["sha256"],
             "files": files,
+            "support_files": support,
             "size_ratio_vs_fp32": round(size / fp32_size, 4) if fp32_size else None,
             "fp32_onnx_size_bytes": fp32_size,
             "params": job.params(trim),

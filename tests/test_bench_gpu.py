@@ -121,7 +121,8 @@ def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     weights = tmp_path / "bundle" / "gpu" / "models" / "odd" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8])
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "gpu/models/odd/model.safetensors: sha256 differs" in proc.stderr
+    assert proc.returncode == 2 and "gpu/models/odd/model.safetensors: " in proc.stderr
+    assert "bundle.json says" in proc.stderr and "truncated" in proc.stderr
 
 
 def test_bucket_batches_cover_every_text_once_padded_to_its_bucket():

@@ -315,3 +315,74 @@ def test_run_exits_non_zero_naming_the_failed_bench_jobs(tiny_run, tmp_path, mon
     assert edgedistill.main(["run", str(path), "--stages", "bench", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "1 bench job(s) failed" in err and "teacher/onnx-fp32 [onnxruntime/cpu x1]: the worker process died" in err
+
+
+def test_a_filtered_bench_replaces_only_the_rows_it_measured(tiny_run, tmp_path, monkeypatch):
+    """`--variants onnx-fp32 --runtimes onnxruntime` re-measures one artifact: the machine's rows of the
+    other artifacts (and of other thread counts) stay as they were. The scratch folder a killed bench
+    left in the temporary folder is removed, and this bench leaves none."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    from test_bench_schema import block, row
+
+    import edgedistill.cli as edgedistill
+    from bench.schema import document, read_document, replace_machine
+    from edgedistill.provenance import hardware
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = scratch / f"edgedistill-bench-pid{dead.pid}@{socket.gethostname()}.k1ll3d"
+    stale.mkdir()
+    (stale / "inputs.json").write_text("{}")
+
+    mid = hardware()["machine_id"]
+    results = tmp_path / "results"
+    results.mkdir()
+    old = [row(mid, threads=1, p50=11.0), row(mid, model="odd", threads=1, p50=7.0),
+           row(mid, variant="openvino-fp32", runtime="openvino", threads=1, p50=6.0),
+           row(mid, variant="onnx-fp32", runtime="onnxruntime", threads=1, p50=99.0, seq_len="64"),
+           row(mid, variant="onnx-fp32", runtime="onnxruntime", threads=4, p50=3.0)]
+    doc, rows = replace_machine({"schema_version": 2, "run": RUN, "machines": {}, "rows": []}, [], mid,
+                                block(mid), old)
+    (results / "bench.json").write_text(json.dumps(document(doc, rows)))
+    assert edgedistill.main(["bench", "--run", str(tiny_run), "--results", str(results), "--variants", "onnx-fp32",
+                             "--runtimes", "onnxruntime", "--set", "bench.reference=false", "--seq-lens", "natural",
+                             "--threads", "1", "--no-progress"]) == 0
+    doc, rows = read_document(results / "bench.json")
+    by = {(r.artifact, r.threads, r.seq_len, r.scenario): r.latency_p50_ms for r in rows}
+    assert by[("teacher/pytorch", 1, "natural", "latency")] == 11.0
+    assert by[("odd/pytorch", 1, "natural", "latency")] == 7.0
+    assert by[("teacher/openvino-fp32", 1, "natural", "latency")] == 6.0
+    assert by[("teacher/onnx-fp32", 4, "natural", "latency")] == 3.0            # another thread count: kept
+    assert ("teacher/onnx-fp32", 1, "64", "latency") not in by                 # the job it ran: replaced
+    assert by[("teacher/onnx-fp32", 1, "natural", "latency")] != 99.0
+    assert len(rows) == 4 + 2 and len(doc["machines"][mid]["added_to"]) == 1
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_damaged_artifact_or_checkpoint_is_not_timed(tiny_run, tmp_path, capsys):
+    import edgedistill.cli as edgedistill
+    from bench.schema import read_document
+
+    run = tmp_path / "runs" / RUN
+    shutil.copytree(tiny_run, run)
+    model = run / "artifacts" / "teacher" / "onnx-fp32" / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF                                   # same size: the sha256 tells
+    model.write_bytes(bytes(data))
+    results = tmp_path / "results"
+    rc = edgedistill.main(["bench", "--run", str(run), "--results", str(results), "--variants",
+                           "onnx-fp32,openvino-fp32", "--set", "bench.reference=false", "--seq-lens", "natural",
+                           "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "FAILED teacher/onnx-fp32" in err and "model.onnx: sha256 differs from the one in manifest.json" in err
+    assert "--force" in err
+    doc, rows = read_document(results / "bench.json")
+    assert {r.artifact for r in rows} == {"teacher/openvino-fp32"}

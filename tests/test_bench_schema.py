@@ -301,3 +301,27 @@ def test_a_second_file_from_the_same_machine_adds_its_rows_with_add(tmp_path):
     assert len(doc["machines"]["gpu1"]["added_to"]) == 1
     merge_bench_file(second, results)                        # without --add the file replaces the machine
     assert [r.artifact for r in read_document(results / "bench.json")[1]] == ["teacher/onnx-fp32"]
+
+
+def test_the_report_never_writes_over_its_input_or_a_json(tmp_path, capsys):
+    from bench.report import main
+
+    doc, rows = replace_machine(new_document("tiny"), [], "m1", block("m1"), machine_rows())
+    write_outputs(doc, rows, tmp_path)
+    data = (tmp_path / "bench.json").read_text()
+    for out in ("bench.json", "other.json", "./bench.json"):
+        assert main([str(tmp_path / "bench.json"), "--out", str(tmp_path / out)]) == 2
+        assert "refused" in capsys.readouterr().err
+    assert (tmp_path / "bench.json").read_text() == data and not (tmp_path / "other.json").exists()
+
+
+def test_errors_about_a_file_that_is_only_read_do_not_offer_force_new(tmp_path, capsys):
+    from bench.report import main
+
+    bad = tmp_path / "gpu.json"
+    bad.write_text(json.dumps({"schema_version": 1, "run": "x", "models": {}}))
+    with pytest.raises(BenchFileError) as err:
+        merge_bench_file(bad, tmp_path / "results")
+    assert "is not a bench result file" in str(err.value) and "--force-new" not in str(err.value)
+    assert main([str(bad)]) == 2
+    assert "--force-new" not in capsys.readouterr().err

@@ -167,3 +167,138 @@ def test_the_cli_imports_nothing_heavy_before_a_stage_runs(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "edgedistill", *command, "--help"], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (command, proc.stderr[-1500:])
+
+
+# --- safe with the user's files -------------------------------------------------------------
+
+def _bundle(run, out, **kw):
+    from bench.bundle import write_bundle
+
+    return write_bundle(run, out, artifacts=["teacher/onnx-fp32"], overrides={"max_test": 10}, **kw)
+
+
+def test_out_replaces_only_a_bundle_it_wrote_never_a_run(bundled, tmp_path, capsys):
+    from bench.bundle import BundleError
+    from edgedistill.cli import main
+
+    root, run, _, _ = bundled
+    mine = tmp_path / "my-files"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(BundleError, match="--force") as err:
+        _bundle(run, mine)
+    assert str(mine) in str(err.value) and (mine / "thesis.tex").read_text() == "years of work"
+    assert main(["bundle", "--run", str(run), "--out", str(mine), "--artifacts", "teacher/onnx-fp32"]) == 2
+    assert "not a bench bundle" in capsys.readouterr().err and (mine / "thesis.tex").is_file()
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for out in (run, run.parent, root, run / "models"):          # the run, its parents, a part of it
+        for force in (False, True):
+            with pytest.raises(BundleError):
+                _bundle(run, out, force=force)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    # an earlier bundle and an empty folder are replaced; the user's folder only with --force
+    (tmp_path / "empty").mkdir()
+    _bundle(run, tmp_path / "empty")
+    assert _bundle(run, tmp_path / "empty")["kind"] == "edgedistill-bench-bundle"
+    _bundle(run, mine, force=True)
+    assert not (mine / "thesis.tex").exists() and (mine / "bundle.json").is_file()
+
+
+def test_a_killed_bundles_partial_folder_is_removed_by_the_next(bundled, tmp_path):
+    import socket
+
+    root, run, _, _ = bundled
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".b.pid{dead.pid}@{socket.gethostname()}.x1y2z3.partial"
+    (stale / "artifacts").mkdir(parents=True)
+    (stale / "artifacts" / "model.onnx").write_bytes(b"\0" * 1024)
+    alive = tmp_path / f".b.pid{os.getpid()}@{socket.gethostname()}.a1b2c3.partial"
+    alive.mkdir()
+    _bundle(run, tmp_path / "b")
+    assert not stale.exists() and alive.exists() and (tmp_path / "b" / "bundle.json").is_file()
+
+
+def test_a_damaged_artifact_is_refused_on_the_way_in(bundled, tmp_path):
+    import shutil
+
+    from bench.bundle import BundleError
+
+    run = tmp_path / "runs" / RUN
+    shutil.copytree(bundled[1], run)
+    model = run / "artifacts" / "teacher" / "onnx-fp32" / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF                                  # same size: only the sha256 can tell
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError) as err:
+        _bundle(run, tmp_path / "b")
+    assert "teacher/onnx-fp32: model.onnx: sha256 differs" in str(err.value) and "--force" in str(err.value)
+    assert not (tmp_path / "b").exists()
+    # tokenizer.json is covered by the manifest as well
+    shutil.copy2(bundled[1] / "artifacts" / "teacher" / "onnx-fp32" / "model.onnx", model)
+    tok = run / "artifacts" / "teacher" / "onnx-fp32" / "tokenizer.json"
+    tok.write_text(tok.read_text().replace('"good"', '"g00d"'))
+    with pytest.raises(BundleError, match="tokenizer.json: sha256 differs"):
+        _bundle(run, tmp_path / "b")
+
+
+@pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink", "folder"])
+def test_a_path_leaving_the_bundle_is_refused_before_anything_is_read(bundled, tmp_path, case):
+    import shutil
+
+    from bench.bundle import BundleError, bench_bundle
+    from edgedistill.io import sha256
+
+    copy = tmp_path / "b"
+    shutil.copytree(bundled[2], copy)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the bundle")
+    info = json.loads((copy / "bundle.json").read_text())
+    record = {"sha256": sha256(secret), "bytes": secret.stat().st_size}
+    if case == "dotdot":
+        info["files"]["../secret.txt"] = record
+    elif case == "absolute":
+        info["files"][str(secret)] = record
+    elif case == "symlink":
+        (copy / "artifacts" / "teacher" / "onnx-fp32" / "extra.txt").symlink_to(secret)
+    else:
+        outside = tmp_path / "outside" / "onnx-fp32"
+        shutil.copytree(copy / "artifacts" / "teacher" / "onnx-fp32", outside)
+        info["artifacts"][0]["folder"] = "../outside/onnx-fp32"
+    (copy / "bundle.json").write_text(json.dumps(info))
+    with pytest.raises(BundleError, match="outside") as err:
+        bench_bundle(copy, tmp_path / "bench.json", {"quick": True})
+    assert "nothing was measured" in str(err.value) and not (tmp_path / "bench.json").exists()
+
+
+def test_bundle_settings_out_of_range_are_refused(bundled, tmp_path, capsys):
+    from edgedistill.cli import main
+
+    run = bundled[1]
+    assert main(["bundle", "--run", str(run), "--out", str(tmp_path / "a"), "--artifacts", "teacher/onnx-fp32",
+                 "--max-test", "0"]) == 2
+    assert "max_test: 0" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    assert main(["bundle", "--run", str(run), "--out", str(tmp_path / "g"), "--gpu-only", "--gpu-max-mb", "-1"]) == 2
+    assert "--gpu-max-mb -1" in capsys.readouterr().err and not (tmp_path / "g").exists()
+
+
+def test_a_full_disk_is_one_paragraph_and_keeps_what_was_finished(bundled, tmp_path, monkeypatch, capsys):
+    import errno
+    import shutil
+
+    from bench.bundle import verify_bundle
+    from edgedistill.cli import main
+
+    run, out = bundled[1], tmp_path / "b"
+    _bundle(run, out)
+
+    def full(src, dst, *a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(shutil, "copytree", full)
+    assert main(["bundle", "--run", str(run), "--out", str(out), "--artifacts", "teacher/onnx-fp32",
+                 "--max-test", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgedistill bundle: the disk is full") and "What finished before is kept" in err
+    assert "Traceback" not in err and verify_bundle(out)["kind"] == "edgedistill-bench-bundle"
+    assert not list(tmp_path.glob(".b.*.partial"))

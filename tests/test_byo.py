@@ -112,3 +112,71 @@ def test_export_cli_takes_a_model_and_data_directly(tmp_path, tiny_checkpoint, t
         "fine_tuned"] is False
     assert edgedistill.main(["export", "--model", str(tiny_checkpoint)]) == 2
     assert "--model needs --data" in capsys.readouterr().err
+
+
+def _unsafe_pickle(folder):
+    """save_pretrained as pytorch_model.bin, plus an object torch's weights_only loader refuses."""
+    import collections
+    import os
+
+    class Unsafe:
+        def __reduce__(self):
+            return (os.getpid, ())
+
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+    state = collections.OrderedDict(model.state_dict())
+    state["extra"] = Unsafe()
+    torch.save(state, folder / "pytorch_model.bin")
+
+
+def test_a_refused_pickle_says_unsafe_and_how_to_convert(tmp_path, tiny_checkpoint, tiny_csv):
+    import shutil
+
+    model = tmp_path / "pickled"
+    shutil.copytree(tiny_checkpoint, model)
+    _unsafe_pickle(model)
+    with pytest.raises(ModelError) as err:
+        train_run(byo_recipe(tmp_path, model, tiny_csv), progress=False)
+    msg = str(err.value)
+    assert "pytorch_model.bin was refused as unsafe" in msg and "safetensors" in msg and "from_tf" not in msg
+    assert "weights_only=False" in msg and "only if you trust" in msg
+
+
+def test_a_truncated_safetensors_is_named_before_any_compute(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    import shutil
+
+    import edgedistill
+
+    model = tmp_path / "cut"
+    shutil.copytree(tiny_checkpoint, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ConfigError, match="model.safetensors is truncated or damaged"):
+        train_run(byo_recipe(tmp_path, model, tiny_csv), progress=False)
+    argv = ["export", "--model", str(model), "--data", str(tiny_csv), "--text-column", "text", "--label-column",
+            "label", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    assert edgedistill.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors is truncated or damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "runs" / "cut" / "models").exists()
+
+
+def test_export_model_honours_the_evaluation_cap(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
+    import distill.train
+    import edgedistill
+
+    seen, real = [], distill.train.predict_logits
+    monkeypatch.setattr(distill.train, "predict_logits", lambda m, t, split, *a: seen.append(len(split)) or
+                        real(m, t, split, *a))
+    argv = ["export", "--model", str(tiny_checkpoint), "--data", str(tiny_csv), "--text-column", "text",
+            "--label-column", "label", "--name", "capped", "--runs-dir", str(tmp_path / "runs"),
+            "--results-dir", str(tmp_path / "results"), "--variants", "onnx-fp32", "--parity-samples", "4",
+            "--eval-samples", "6"]
+    assert edgedistill.main(argv) == 0
+    assert seen == [6, 6]                                # validation and test, each capped
+    meta = json.loads((tmp_path / "runs" / "capped" / "models" / "teacher" / "edgedistill.json").read_text())
+    assert meta["eval_samples"] == {"validation": 6, "test": 6}

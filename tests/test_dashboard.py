@@ -502,7 +502,7 @@ def test_dashboard_never_stops_at_streamlit_first_run_prompt(tmp_path, monkeypat
     started = []
 
     class FakePopen:
-        def __init__(self, cmd, env):
+        def __init__(self, cmd, env, **kwargs):
             started.append(cmd)
 
         def wait(self):
@@ -548,3 +548,39 @@ def test_dashboard_serves_without_a_terminal_on_a_first_run(tmp_path):
         proc.terminate()
         proc.wait(timeout=20)
     assert "URL:" in out and "Email:" not in out, out[-2000:]
+
+
+def test_killing_the_dashboard_stops_its_server(tmp_path):
+    """kill -9 of `edgedistill dashboard` (no handler runs) must not leave Streamlit serving."""
+    import contextlib
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(APP.parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "edgedistill", "dashboard", "--results", str(tmp_path),
+                             "--port", str(port), "--headless"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not children:
+            children = psutil.Process(proc.pid).children()
+            time.sleep(0.2)
+        assert children, "the dashboard started no server"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, "the Streamlit server outlived its parent"
+    finally:
+        proc.kill()
+        for child in children:                      # never leave a server behind, even when this fails
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()

@@ -325,7 +325,7 @@ def test_resume_checks_the_recorded_sha256_not_just_the_size(exported, capsys):
     export_run(run, load_export_config(recipe.export, {"models": ["odd"], "variants": ["onnx-fp32"]}))
     out = capsys.readouterr().out
     assert "odd/onnx-fp32: kept" not in out
-    assert "odd/onnx-fp32: model.onnx does not match the sha256 in its manifest" in out and "exporting again" in out
+    assert "odd/onnx-fp32: model.onnx: sha256 differs from the one in manifest.json" in out and "exporting again" in out
     assert sha256(model) == manifest(run, "odd", "onnx-fp32")["sha256"]
 
 
@@ -518,3 +518,34 @@ def test_config_overrides_and_trim_switch():
     with pytest.raises(ConfigError) as exc:
         load_export_config({"variants": ["onnx-fp64"], "calibration_size": 0, "bogus": 1})
     assert "onnx-fp64" in str(exc.value) and "calibration_size" in str(exc.value) and "bogus" in str(exc.value)
+
+
+def test_a_checkpoint_damaged_in_place_is_refused_before_export(tmp_path):
+    """The training stage records every checkpoint file's sha256 in edgedistill.json; the export
+    checks it, so a same-size corrupted checkpoint is never exported silently."""
+    from test_bench_run import make_tiny_run
+
+    from distill.config import load_recipe
+    from distill.models import load_checkpoint
+    from distill.pipeline import save_checkpoint
+    from export.config import load_export_config
+    from export.errors import ExportError
+    from export.pipeline import export_run
+
+    run = make_tiny_run(tmp_path, methods=("teacher",))
+    folder = run / "models" / "teacher"
+    model, tok = load_checkpoint(folder)
+    meta = json.loads((folder / "edgedistill.json").read_text())
+    save_checkpoint(folder, model, tok, {k: v for k, v in meta.items() if k not in ("schema_version", "label_names",
+                                                                                 "recipe", "provenance")},
+                    load_recipe(run / "recipe.yaml"), LABELS)
+    files = json.loads((folder / "edgedistill.json").read_text())["files"]
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(files)
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-100:] = bytes(100)                                   # same size, different weights
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ExportError) as err:
+        export_run(run, load_export_config({"variants": ["onnx-fp32"], "parity_samples": 8}), log=lambda *a: None)
+    assert "model.safetensors: sha256 differs from the one in edgedistill.json" in str(err.value)
+    assert "--methods teacher --force" in str(err.value) and not (run / "artifacts").exists()

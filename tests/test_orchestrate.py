@@ -111,3 +111,80 @@ def test_auto_layers_are_checked_for_depth_before_any_training(tmp_path):
     assert method_problems(ok, ["tiny"]) == []
     deep = load_recipe(overrides={"methods": {"tiny": {"enabled": True, "layers": "auto", "num_layers": 6}}})
     assert any("not smaller than the teacher" in p for p in method_problems(deep, ["tiny"]))
+
+
+def test_layer_ranges_and_max_length_are_listed_with_the_other_recipe_errors(tmp_path, tiny_checkpoint, tiny_csv):
+    """One pass: a bad train field, a layer index past the teacher's depth and a max_length past its
+    max_position_embeddings (128 in the tiny config) are reported together, before any work."""
+    from edgedistill.configbase import ConfigError
+    from edgedistill.orchestrate import check_recipe
+
+    recipe = _recipe(tmp_path, tiny_checkpoint, tiny_csv, methods={"odd": {"layers": [0, 9]}})
+    recipe["train"]["epochs"] = 0
+    recipe["data"]["max_length"] = 100000
+    with pytest.raises(ConfigError) as err:
+        check_recipe(str(_write(tmp_path / "r.yaml", recipe)))
+    message = str(err.value)
+    assert "train.epochs: 0 must be >= 1" in message
+    assert "methods.odd.layers: [0, 9]: teacher has 2 layers" in message
+    assert "data.max_length: 100000 tokens is more than the teacher's max_position_embeddings (128" in message
+    assert "3 problem(s)" in message and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("methods: [odd, even]\n", "methods: expected a mapping of method name -> settings"),
+    ("train: 5\n", "train: 5 is not a mapping of epochs"),
+    ("export: [onnx-fp32]\n", "export: expected a mapping of export settings"),
+    ("methods:\n  odd:\n    layers: odd\n    layers: even\n", "line 4, column 5: the key 'layers' is written twice"),
+    ("run: {name: [\n", "is not valid YAML: line 2"),
+])
+def test_a_recipe_of_the_wrong_shape_is_one_paragraph_and_exit_2(tmp_path, capsys, text, expected):
+    from edgedistill.cli import main
+
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    assert main(["run", str(path), "--stages", "export", "bench"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgedistill run: ") and expected in err and "Traceback" not in err
+
+
+def test_a_recipe_not_in_utf8_and_a_bad_set_value_are_named(tmp_path, capsys):
+    from edgedistill.cli import main
+
+    path = tmp_path / "r.yaml"
+    path.write_bytes("run:\n  name: caf\u00e9\n".encode("latin-1"))
+    assert main(["run", str(path)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    path.write_text("run: {name: x}\n")
+    for value in ("train.epochs=[1", "run.name=!!python/object/apply:os.system [ls]"):
+        assert main(["run", str(path), "--set", value]) == 2
+        err = capsys.readouterr().err
+        assert f"--set '{value}'" in err and "not a plain YAML value" in err and "Traceback" not in err
+
+
+def test_a_second_process_on_the_same_run_folder_is_told_who_holds_it(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    import subprocess
+    import sys
+
+    from edgedistill.cli import main
+
+    path = _write(tmp_path / "r.yaml", _recipe(tmp_path, tiny_checkpoint, tiny_csv))
+    run_dir = tmp_path / "runs" / "checked"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom edgedistill.layout import run_lock\n"
+         f"with run_lock({str(run_dir)!r}, ['edgedistill', 'run', 'first.yaml'], create=True):\n"
+         "    print('held', flush=True)\n    time.sleep(120)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["run", str(path), "--stages", "train"]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by another edgedistill process (pid {holder.pid} on " in err
+        assert "edgedistill run first.yaml" in err and not (run_dir / "models").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock went with its process (kill -9): the next run takes it
+    from edgedistill.layout import run_lock
+
+    with run_lock(run_dir):
+        assert json.loads((run_dir / ".lock.json").read_text())["pid"] > 0

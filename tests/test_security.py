@@ -95,7 +95,7 @@ def test_pickle_checkpoint_is_refused_with_how_to_convert(tmp_path):
     folder = saved_model(tmp_path / "pickled")
     (folder / "model.safetensors").unlink()
     (folder / "pytorch_model.bin").write_bytes(b"not unpickled")
-    with pytest.raises(ModelError, match="refused as unsafe.*save_pretrained") as err:
+    with pytest.raises(ModelError, match="refused as unsafe.*only if you trust.*weights_only=False") as err:
         resolve_model_source(str(folder))
     assert "pytorch_model.bin" in str(err.value)
     with pytest.raises(ModelError):

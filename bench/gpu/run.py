@@ -186,6 +186,7 @@ def child(args) -> int:
 
     from bench.memory import peak_rss_mb
     from bench.timing import Case, TimingSettings, build_cases, run_cases_partial
+    from edgedistill.integrity import resolve_inside
 
     pack = Path(args.pack)
     info, inputs = json.loads((pack / "pack.json").read_text()), json.loads((pack / "inputs.json").read_text())
@@ -200,7 +201,7 @@ def child(args) -> int:
             torch.zeros(1, device=device)   # CUDA context start-up is not the model's load time
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        model = load_model(pack / "models" / model_name, m, dtype, device)
+        model = load_model(resolve_inside(pack, f"models/{model_name}", "GPU pack model"), m, dtype, device)
         if device == "cuda":
             torch.cuda.synchronize()
         result["load_s"] = time.perf_counter() - t0

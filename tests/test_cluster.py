@@ -1,0 +1,123 @@
+"""Suites and fleet benches on Dask: a LocalCluster's rows equal a sequential run's, a worker
+killed mid-row costs nothing but time, a bad scheduler address fails before any work."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+from test_suite import _suite
+
+from edgedistill import cluster
+
+pytest.importorskip("distributed")
+
+
+def test_a_bad_scheduler_fails_fast_with_how_to_start_one(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    from distill.suite import main
+
+    for spec in ("local:0", "local:two", "http://host:8786", "tcp://host"):
+        with pytest.raises(cluster.ClusterError, match="neither local:N"):
+            cluster.parse_scheduler(spec)
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv, seeds=[1])
+    t0 = time.monotonic()
+    assert main([str(path), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert time.monotonic() - t0 < 30
+    err = capsys.readouterr().err
+    assert "no Dask scheduler answers at tcp://127.0.0.1:9" in err
+    assert "dask scheduler" in err and "dask worker tcp://HOST:8786 --nthreads 1 --resources train=1" in err
+    assert not (tmp_path / "suite-runs").exists() and not (tmp_path / "suite").exists()   # nothing was run
+
+
+def _rows(folder) -> dict:
+    return {p.name: json.loads(p.read_text()) for p in sorted((folder / "entries").glob("*.json"))}
+
+
+def _metrics(row: dict) -> dict:
+    """What a row measured, without the times (which differ from run to run)."""
+    return {m: {k: v for k, v in e.items() if k != "wall_time_s"} for m, e in row["models"].items()}
+
+
+@pytest.mark.slow
+def test_a_suite_on_two_local_workers_writes_the_rows_a_sequential_run_writes(tmp_path, tiny_checkpoint, tiny_csv):
+    import torch
+
+    from distill.suite import main, run_suite
+
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)                     # 1 entry x 2 seeds
+    spec = path.read_text()
+    # The sequential run on the thread count each of the two workers takes: sums in the same order.
+    before = torch.get_num_threads()
+    torch.set_num_threads(cluster.threads_for("here", {"here": 2}))
+    try:
+        sequential = run_suite(path)
+    finally:
+        torch.set_num_threads(before)
+    seq_rows = _rows(tmp_path / "suite")
+    (tmp_path / "suite").rename(tmp_path / "suite-sequential")
+    path.write_text(spec.replace("suite-runs", "suite-runs-dask"))
+
+    client = cluster.connect("local:2", "train")
+    try:
+        names = {str(w["name"]) for w in client.scheduler_info()["workers"].values()}
+        result = run_suite(path, client=client)
+    finally:
+        cluster.close(client)
+    rows = _rows(tmp_path / "suite")
+    assert result["complete"] and result["failed"] == [] and sequential["complete"]
+    assert set(rows) == set(seq_rows) == {"capped-s1.json", "capped-s2.json"}
+    assert {p.name for p in (tmp_path / "suite").iterdir()} == \
+        {p.name for p in (tmp_path / "suite-sequential").iterdir()}           # the same files
+    for name, row in rows.items():
+        assert _metrics(row) == _metrics(seq_rows[name])
+        assert row["recipe_sha256"] == seq_rows[name]["recipe_sha256"]
+        assert row["method_sha256"] == seq_rows[name]["method_sha256"]
+        assert str(row["worker"]["name"]) in names and row["worker"]["address"].startswith("tcp://")
+        assert row["provenance"]["git_commit"] == seq_rows[name]["provenance"]["git_commit"]
+        assert row["provenance"]["hardware"]["machine_id"] == seq_rows[name]["provenance"]["hardware"]["machine_id"]
+        assert "worker" not in seq_rows[name]
+    assert result["entries"]["capped"]["methods"]["odd"]["retained_test_macro_f1"] == \
+        sequential["entries"]["capped"]["methods"]["odd"]["retained_test_macro_f1"]
+    # --tables reads the cluster's rows as it reads a sequential run's
+    assert main([str(path), "--tables"]) == 0
+    assert json.loads((tmp_path / "suite" / "suite.json").read_text())["complete"]
+    # rows on disk are not trained again
+    client = cluster.connect("local:1", "train")
+    try:
+        again = run_suite(path, client=client)
+    finally:
+        cluster.close(client)
+    assert again["complete"] and _rows(tmp_path / "suite") == rows
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_row_costs_only_time(tmp_path, tiny_checkpoint, tiny_csv):
+    from distill.suite import run_suite
+
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv)
+    client = cluster.connect("local:2", "train")
+    outcome: dict = {}
+    try:
+        pids = client.run(os.getpid)                                    # worker address -> process id
+        runner = threading.Thread(target=lambda: outcome.update(result=run_suite(path, client=client)))
+        runner.start()
+        killed, deadline = None, time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline:
+            busy = {addr: keys for addr, keys in client.processing().items() if keys}
+            started = [p for p in (tmp_path / "suite-runs").glob("capped-s*/models")] if busy else []
+            if started and not (tmp_path / "suite" / "entries").exists():
+                killed = next(iter(busy))
+                os.kill(pids[killed], signal.SIGKILL)                   # mid-row: its run folder is half-written
+            time.sleep(0.2)
+        runner.join(timeout=600)
+    finally:
+        cluster.close(client)
+    assert killed is not None, "no row was seen running"
+    result = outcome["result"]
+    assert result["complete"] and result["failed"] == []
+    rows = _rows(tmp_path / "suite")
+    assert set(rows) == {"capped-s1.json", "capped-s2.json"}
+    assert all(r["worker"]["address"] != killed for r in rows.values())  # the lost row was trained again elsewhere

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from test_bundle import bundled  # noqa: F401 - the fixture: a tiny bundle (teacher ONNX, OpenVINO)
 from test_suite import _suite
 
 from edgedistill import cluster
@@ -121,3 +122,92 @@ def test_a_worker_killed_mid_row_costs_only_time(tmp_path, tiny_checkpoint, tiny
     rows = _rows(tmp_path / "suite")
     assert set(rows) == {"capped-s1.json", "capped-s2.json"}
     assert all(r["worker"]["address"] != killed for r in rows.values())  # the lost row was trained again elsewhere
+
+
+class _OneMachine:
+    """A client whose every worker reports the same fingerprint (two boards of one model)."""
+
+    def run(self, fn, workers):
+        return {addr: {"machine_id": "abc123", "label": "Cortex-A76 x4"} for addr in workers}
+
+
+def test_two_targets_with_one_fingerprint_are_refused_before_anything_is_sent():
+    from bench.fleet import check_distinct
+
+    with pytest.raises(cluster.ClusterError, match="(?s)targets b1, b2 report one machine fingerprint.*"
+                                                   "EDGEDISTILL_MACHINE_NAME=board-1 dask worker"):
+        check_distinct(_OneMachine(), {"b1": "tcp://10.0.0.1:1", "b2": "tcp://10.0.0.2:1"})
+
+
+def test_a_machine_name_keeps_identical_boards_apart(monkeypatch):
+    from edgedistill import provenance
+
+    plain = provenance.hardware()
+    provenance.hardware.cache_clear()
+    monkeypatch.setenv(provenance.MACHINE_NAME_VAR, "board-1")
+    try:
+        named = provenance.hardware()
+    finally:
+        provenance.hardware.cache_clear()
+    assert named["machine_id"] != plain["machine_id"] and named["machine_name"] == "board-1"
+    assert named["label"] == "board-1: " + plain["label"] and "machine_name" not in plain
+
+
+@pytest.fixture
+def two_boards(tmp_path):
+    """A scheduler and two `dask worker` processes offering `target`, each named as its own machine;
+    neither can import torch, transformers, pandas... (the slim install plus the cluster extra)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from distributed import Client, LocalCluster
+    from test_bundle import blocker
+
+    scheduler = LocalCluster(n_workers=0, dashboard_address=None)
+    dask = Path(sys.executable).parent / "dask"
+    procs = []
+    for name in ("board-a", "board-b"):
+        env = dict(os.environ, EDGEDISTILL_MACHINE_NAME=name, PYTHONPATH=str(blocker(tmp_path / "blocked")))
+        procs.append(subprocess.Popen([str(dask), "worker", scheduler.scheduler_address, "--nthreads", "1",
+                                       "--resources", "target=1", "--name", name, "--no-dashboard"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
+    try:
+        with Client(scheduler.scheduler_address) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield scheduler.scheduler_address
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=60)
+        scheduler.close()
+
+
+@pytest.mark.slow
+def test_a_fleet_bench_merges_each_machines_rows_under_its_own_fingerprint(bundled, two_boards, tmp_path, capsys):  # noqa: F811
+    from bench.bundle import bench_bundle
+    from bench.schema import read_document
+    from edgedistill.cli import main
+
+    _, _, bundle, _ = bundled
+    out = tmp_path / "fleet" / "bench.json"
+    common = ["--quick", "--threads", "1", "--runtimes", "onnxruntime", "--no-progress"]
+    assert main(["bench", "--bundle", str(bundle), "--scheduler", two_boards, "--targets", "board-z",
+                 "--out", str(out)]) == 2
+    assert "--targets board-z: no such worker" in capsys.readouterr().err and not out.exists()
+
+    assert main(["bench", "--bundle", str(bundle), "--scheduler", two_boards, "--out", str(out), *common]) == 0
+    doc, rows = read_document(out)
+    blocks = doc["machines"]
+    assert sorted(b["hardware"]["machine_name"] for b in blocks.values()) == ["board-a", "board-b"]
+    for mid, block in blocks.items():
+        assert block["bundle"]["test_size"] == 10 and not block["failed"]
+        assert "fleet bench on Dask worker " + block["hardware"]["machine_name"] in block["merge_note"]
+        assert {(r.artifact, r.runtime) for r in rows if r.machine_id == mid} == {("teacher/onnx-fp32", "onnxruntime")}
+    # the same accuracy on both machines, and as a plain bench of the bundle here measures it
+    here = tmp_path / "here.json"
+    bench_bundle(bundle, here, {"quick": True, "threads": [1], "runtimes": ["onnxruntime"]}, progress=False)
+    _, plain = read_document(here)
+    assert {(r.artifact, r.macro_f1, r.accuracy) for r in rows} == {(r.artifact, r.macro_f1, r.accuracy) for r in plain}
+    assert out.with_suffix(".csv").is_file() and (out.parent / "bench-report.md").is_file()

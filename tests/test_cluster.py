@@ -211,3 +211,33 @@ def test_a_fleet_bench_merges_each_machines_rows_under_its_own_fingerprint(bundl
     _, plain = read_document(here)
     assert {(r.artifact, r.macro_f1, r.accuracy) for r in rows} == {(r.artifact, r.macro_f1, r.accuracy) for r in plain}
     assert out.with_suffix(".csv").is_file() and (out.parent / "bench-report.md").is_file()
+
+
+@pytest.mark.slow
+def test_a_sweep_on_two_local_workers_gives_the_sequential_rows(tmp_path, tiny_checkpoint, tiny_csv):
+    import torch
+    from test_train import tiny_recipe
+
+    from distill.schedule_ablation import run_variants
+    from edgedistill.configbase import dump
+
+    (tmp_path / "recipe.yaml").write_text(dump(tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})))
+    variants = {"base": {}, "lr": {"methods": {"odd": {"lr": 1e-2}}}}
+    args = (str(tmp_path / "recipe.yaml"), variants, "odd", ["data.max_train=60"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(cluster.threads_for("here", {"here": 2}))
+    try:
+        sequential = run_variants(*args, out_dir=tmp_path / "sequential")
+    finally:
+        torch.set_num_threads(before)
+    client = cluster.connect("local:2", "train")
+    try:
+        spread = run_variants(*args, out_dir=tmp_path / "spread", client=client)
+    finally:
+        cluster.close(client)
+    assert spread["failed"] == [] and list(spread["variants"]) == list(sequential["variants"]) == ["base", "lr"]
+    for name, row in spread["variants"].items():
+        plain = sequential["variants"][name]
+        assert {k: v for k, v in row.items() if k not in ("compute", "worker")} == \
+            {k: v for k, v in plain.items() if k != "compute"}
+        assert row["worker"]["address"].startswith("tcp://") and "worker" not in plain

@@ -162,8 +162,8 @@ def _failure(name: str, exc: BaseException) -> Outcome:
     last = getattr(exc, "last_worker", None)       # distributed.KilledWorker: every worker running it died
     if last is not None:
         worker = {"name": str(last.name), "address": last.address, "host": last.host}
-        return Outcome(name, error=f"the worker running it died, and the one it was retried on too ({exc})",
-                       worker=worker)
+        return Outcome(name, error=f"{exc.allowed_failures + 1} workers died while running it, the last "
+                       f"{worker['name']} ({worker['address']}); see their logs", worker=worker)
     if isinstance(exc, JobError):
         return Outcome(name, error=exc.error, worker=exc.worker)
     return Outcome(name, error=f"{type(exc).__name__}: {exc}")

@@ -241,3 +241,16 @@ def test_a_sweep_on_two_local_workers_gives_the_sequential_rows(tmp_path, tiny_c
         assert {k: v for k, v in row.items() if k not in ("compute", "worker")} == \
             {k: v for k, v in plain.items() if k != "compute"}
         assert row["worker"]["address"].startswith("tcp://") and "worker" not in plain
+
+
+def test_a_job_that_fails_for_good_names_the_worker_it_last_ran_on():
+    from types import SimpleNamespace
+
+    from distributed.scheduler import KilledWorker
+
+    last = SimpleNamespace(name="box-2", address="tcp://10.0.0.2:40000", host="10.0.0.2")
+    died = cluster._failure("capped-s1", KilledWorker("train_pair-capped-s1-1", last, 1))
+    assert not died.ok and died.worker["name"] == "box-2" and "2 workers died while running it" in died.error
+    assert died.where() == "worker box-2 (tcp://10.0.0.2:40000)"
+    raised = cluster._failure("capped-s2", cluster.JobError("ValueError: bad", {"name": "box-1", "address": "a"}))
+    assert raised.error == "ValueError: bad" and raised.worker["name"] == "box-1"

@@ -5,6 +5,8 @@
     edgedistill bench --run runs/hate-speech --models teacher,odd --runtimes onnxruntime --quick
     edgedistill bench --run runs/hate-speech --merge h100-bench.json  fold in another machine's file
     edgedistill bench --bundle quickstart-bundle --out bench.json     a bundle (edgedistill bundle), slim install
+    edgedistill bench --bundle B --scheduler tcp://HOST:8786 --out bench.json   on every `target` worker of a
+                                                                      Dask cluster, merged into one file
 
 Flags override the recipe's ``bench:`` section; ``--set bench.key=value`` reaches any option.
 Exit codes: 0 all jobs measured, 1 some jobs failed (the rest were written), 2 nothing done.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgedistill.cluster import SCHEDULER_HELP
 from edgedistill.methods import ORDER
 
 
@@ -43,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "run folder (needs only the slim install); its files are verified first")
     parser.add_argument("--out", metavar="FILE", help="with --bundle: the bench.json to write (default: "
                         "bench.json in the current folder); merge it at home with --run ... --merge FILE")
+    parser.add_argument("--scheduler", metavar="local:N|tcp://HOST:PORT", help="with --bundle: bench it on every "
+                        "Dask worker that offers the `target` resource, one bench per machine, each machine's rows "
+                        "merged into --out under its own fingerprint (" + SCHEDULER_HELP + ")")
+    parser.add_argument("--targets", nargs="+", metavar="all|NAME", default=["all"],
+                        help="with --scheduler: the target workers by name (dask worker --name NAME)")
     parser.add_argument("--results", default=keep,
                         help="results folder (default: <results_dir>/<run> from the run's recipe)")
     parser.add_argument("--merge", metavar="FILE", default=keep, help="fold FILE (a bench.json from another "
@@ -112,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
     from edgedistill.runtime import ArtifactError
 
     errors: tuple = (ArtifactError, BenchError, BenchFileError, BundleError, ConfigError, RunFolderError)
+    if getattr(args, "scheduler", None):
+        return _main_fleet(args, errors)
     if getattr(args, "bundle", None):
         # The slim path: nothing here may import torch, transformers, pandas or scikit-learn.
         from bench.bundle import bench_bundle
@@ -131,6 +141,31 @@ def main(args: argparse.Namespace) -> int:
     from distill.data import DataError
 
     return _main_run(args, errors + (DataError,))
+
+
+def _main_fleet(args: argparse.Namespace, errors: tuple) -> int:
+    """--bundle DIR --scheduler ...: the bundle on every chosen target worker (``bench.fleet``)."""
+    import sys
+
+    from bench.fleet import fleet_bench
+    from edgedistill import cluster
+
+    if not args.bundle or args.run or getattr(args, "merge", None):
+        print("edgedistill bench: --scheduler benches a bundle on a fleet: pass --bundle DIR (and --out FILE), "
+              "not --run or --merge", file=sys.stderr)
+        return 2
+    client = None
+    try:
+        client = cluster.connect(args.scheduler, "target")
+        outcome = fleet_bench(args.bundle, args.out or "bench.json", client, args.targets, overrides_from(args),
+                              command=["edgedistill"] + sys.argv[1:])
+    except errors + (cluster.ClusterError,) as exc:
+        print(f"edgedistill bench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            cluster.close(client)
+    return 1 if outcome.failures or any(outcome.failed_jobs.values()) else 0
 
 
 def _main_run(args: argparse.Namespace, errors: tuple) -> int:

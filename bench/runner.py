@@ -437,13 +437,15 @@ def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path,
 
 
 def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False,
-                     note: str | None = None, add: bool = False) -> list[str]:
+                     note: str | None = None, add: bool = False, json_path: str | Path | None = None) -> list[str]:
     """Fold another machine's bench.json (e.g. from bench/gpu/run.py) into ``results_dir``;
     each machine in ``source`` replaces that machine's rows there. ``note`` (where and how the
     file was measured, when the file cannot say it itself) is kept in each merged machine's
     block as ``merge_note``. ``add``: keep the machine's rows that ``source`` does not measure
     (a second file from the same machine, e.g. ONNX Runtime on CUDA beside the PyTorch GPU
-    script's rows); the replaced block stays under ``added_to``. Returns the machine ids merged."""
+    script's rows); the replaced block stays under ``added_to``. ``json_path``: merge into that file
+    (and its .csv and -report.md, as ``write_outputs`` names them) instead of ``results_dir``'s
+    bench.json. Returns the machine ids merged."""
     source, results_dir = Path(source), Path(results_dir)
     if not source.is_file():
         raise BenchFileError(f"{source} does not exist; pass the bench.json written on the other machine")
@@ -453,7 +455,7 @@ def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: boo
         raise BenchFileError(f"{source} comes from a --smoke run (machine {smoke[0]}): its numbers check the script, "
                              "they measure nothing, and merging would replace that machine's real rows. Merge the "
                              "file of a real run (without --smoke).")
-    target = results_dir / BENCH_FILE
+    target = Path(json_path) if json_path else results_dir / BENCH_FILE
     doc, rows = load_or_new(target, src_doc.get("run") or results_dir.name, force_new)
     if src_doc.get("run") and doc.get("run") and src_doc["run"] != doc["run"]:
         raise BenchFileError(f"{source} holds results of run {src_doc['run']!r}, but {target} is run {doc['run']!r}; "
@@ -470,5 +472,5 @@ def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: boo
                 return r.key() not in keys
             block = {**block, "failed": [*doc["machines"][mid].get("failed", []), *block.get("failed", [])]}
         doc, rows = replace_machine(doc, rows, mid, block, incoming, keep=keep)
-    write_outputs(doc, rows, results_dir)
+    write_outputs(doc, rows, results_dir, json_path=json_path)
     return list(src_doc["machines"])

@@ -6,6 +6,7 @@ validation macro-F1 (what defaults are chosen on), the compute each variant spen
 macro-F1 beside it for the record only.
 
     python -m distill.schedule_ablation experiments/smalldata-ablation/spec.yaml
+    python -m distill.schedule_ablation experiments/smalldata-ablation/spec.yaml --scheduler local:2   variants on Dask
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from edgedistill import cluster
+from edgedistill.cluster import SCHEDULER_HELP
 from edgedistill.configbase import ConfigError, deep_merge
 from edgedistill.io import atomic_write_json, atomic_write_text
 from edgedistill.provenance import provenance
@@ -30,14 +33,16 @@ def run_variants(
     overrides: list[str] | None = None,
     out_dir: str | Path | None = None,
     progress: bool = False,
+    client=None,
 ) -> dict:
-    from accelerate.utils import set_seed
-
+    """Train the teacher once (here), then every unfinished variant; ``variants.json`` / ``variants.md``
+    after each. With a Dask ``client`` (``edgedistill.cluster.connect``) each variant is a task needing
+    one ``train`` resource, retried once; its workers read the teacher from the run folder, so they
+    share this machine's filesystem (``local:N``, or a shared mount). A variant that fails there is
+    reported (``result["failed"]``) and the others go on."""
     from distill.config import load_recipe
-    from distill.pipeline import _compute_entry, model_dir, student_dataset, train_run, training_data
-    from distill.train import TeacherCache, setup_method, train
+    from distill.pipeline import model_dir, train_run
     from edgedistill.configbase import parse_overrides
-    from edgedistill.methods import students
 
     if out_dir is not None:
         # The teacher's own results (metrics per epoch, plots) go beside the variants, not into results/ itself.
@@ -56,44 +61,22 @@ def run_variants(
     out_dir = Path(out_dir or base.results_path)
     rows_path = out_dir / "variants.json"
     rows = json.loads(rows_path.read_text())["variants"] if rows_path.is_file() else {}
-    for name, recipe in recipes.items():
-        if name in rows:
-            print(f"[{name}] done before; skipping")
+    for name in rows:
+        print(f"[{name}] done before; skipping")
+    todo = {name: (recipe, variants[name], method, base.data, str(teacher_dir), progress and client is None)
+            for name, recipe in recipes.items() if name not in rows}
+    outcomes = cluster.run_here(train_variant, todo) if client is None else \
+        cluster.run_tasks(client, train_variant, todo, "train")
+    failed = []
+    for done in outcomes:
+        if not done.ok:
+            failed.append({"variant": done.name, "worker": done.worker, "error": done.error})
+            print(f"[{done.name}] FAILED on {done.where()}: {done.error}", file=sys.stderr, flush=True)
             continue
-        student_data, extra = student_dataset(recipe, data)
-        set_seed(recipe.run.seed)
-        setup = setup_method(method, recipe, data.label_names, teacher_dir)
-        cache = None
-        if setup.teacher is not None and recipe.train.cache_teacher:
-            cache = TeacherCache(
-                setup.teacher,
-                setup.tokenizer,
-                student_data.train,
-                recipe.data.max_length,
-                recipe.train.eval_batch_size,
-                "cpu",
-                with_hidden=setup.loss.needs_hidden,
-                progress=progress,
-            )
-        t0 = time.perf_counter()
-        out = train(setup, training_data(method, data, student_data), recipe.data.max_length, recipe.run.seed,
-                    progress=progress, cache=cache)
-        rows[name] = {
-            "overrides": variants[name],
-            "extra_texts": extra if method in students() else {},
-            "loss": setup.info["loss"],
-            "lr": setup.train.lr,
-            "epochs": setup.train.epochs,
-            "best_epoch": out.best_epoch,
-            "validation_macro_f1": out.validation["macro_f1"],
-            "validation_history": [e["val_macro_f1"] for e in out.history["epochs"]],
-            "compute": _compute_entry(out, setup, cache, time.perf_counter() - t0),
-            "test_macro_f1_not_used_for_choice": out.test["macro_f1"],
-        }
-        print(
-            f"[{name}] val macro-F1 {out.validation['macro_f1']:.4f} (best epoch {out.best_epoch}, "
-            f"{rows[name]['compute']['wall_time_s']:.0f} s)"
-        )
+        rows[done.name] = {**done.value, **({"worker": done.worker} if done.worker else {})}
+        r = rows[done.name]
+        print(f"[{done.name}] val macro-F1 {r['validation_macro_f1']:.4f} (best epoch {r['best_epoch']}, "
+              f"{r['compute']['wall_time_s']:.0f} s{f', {done.where()}' if done.worker else ''})")
         result = {
             "schema_version": 1,
             "recipe": recipe_path,
@@ -108,12 +91,60 @@ def run_variants(
                 "test_macro_f1_not_used_for_choice": teacher_entry["test"]["macro_f1"],
             },
             "data": data.summary(),
-            "variants": rows,
+            # In the spec's order, whichever finished first.
+            "variants": {n: rows[n] for n in [*variants, *rows] if n in rows},
             "provenance": provenance(),
         }
         atomic_write_json(rows_path, result)
         atomic_write_text(out_dir / "variants.md", table(result))
-    return json.loads(rows_path.read_text())
+    done = json.loads(rows_path.read_text()) if rows_path.is_file() else {"variants": {}}
+    return {**done, "failed": failed}
+
+
+def train_variant(recipe, variant: dict, method: str, data_cfg, teacher_dir: str, progress: bool = False) -> dict:
+    """Train ``method`` under one variant's recipe from the teacher in ``teacher_dir``; its row."""
+    from accelerate.utils import set_seed
+
+    from distill.data import load_dataset
+    from distill.pipeline import _compute_entry, checkpoint_complete, student_dataset, training_data
+    from distill.train import TeacherCache, setup_method, train
+    from edgedistill.methods import students
+
+    if not checkpoint_complete(Path(teacher_dir)):
+        raise ConfigError(f"no finished teacher at {teacher_dir} on this machine: the variants read the teacher the "
+                          "sweep trained first, so run them where that folder is (--scheduler local:N, or workers "
+                          "sharing the filesystem at the same path)")
+    data = load_dataset(data_cfg)
+    student_data, extra = student_dataset(recipe, data)
+    set_seed(recipe.run.seed)
+    setup = setup_method(method, recipe, data.label_names, Path(teacher_dir))
+    cache = None
+    if setup.teacher is not None and recipe.train.cache_teacher:
+        cache = TeacherCache(
+            setup.teacher,
+            setup.tokenizer,
+            student_data.train,
+            recipe.data.max_length,
+            recipe.train.eval_batch_size,
+            "cpu",
+            with_hidden=setup.loss.needs_hidden,
+            progress=progress,
+        )
+    t0 = time.perf_counter()
+    out = train(setup, training_data(method, data, student_data), recipe.data.max_length, recipe.run.seed,
+                progress=progress, cache=cache)
+    return {
+        "overrides": variant,
+        "extra_texts": extra if method in students() else {},
+        "loss": setup.info["loss"],
+        "lr": setup.train.lr,
+        "epochs": setup.train.epochs,
+        "best_epoch": out.best_epoch,
+        "validation_macro_f1": out.validation["macro_f1"],
+        "validation_history": [e["val_macro_f1"] for e in out.history["epochs"]],
+        "compute": _compute_entry(out, setup, cache, time.perf_counter() - t0),
+        "test_macro_f1_not_used_for_choice": out.test["macro_f1"],
+    }
 
 
 def table(result: dict) -> str:
@@ -152,7 +183,10 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra recipe override after the spec's own (repeatable), e.g. run.seed=2 to repeat a "
                         "spec at another seed")
+    p.add_argument("--scheduler", metavar="local:N|tcp://HOST:PORT", help=SCHEDULER_HELP + "; each variant is one "
+                   "task needing one `train` resource (its workers read the teacher trained here first)")
     args = p.parse_args(argv)
+    client = None
     try:
         spec = yaml.safe_load(Path(args.spec).read_text()) or {}
         missing = [k for k in ("recipe", "variants") if k not in spec]
@@ -160,17 +194,23 @@ def main(argv=None) -> int:
             raise ConfigError(
                 f"{args.spec}: missing {', '.join(missing)} (keys: recipe, method, overrides, variants, out)"
             )
-        run_variants(
+        if args.scheduler:
+            client = cluster.connect(args.scheduler, "train")
+        result = run_variants(
             spec["recipe"],
             spec["variants"],
             spec.get("method", "odd"),
             [*(spec.get("overrides") or []), *args.set],
             args.out or spec.get("out"),
+            client=client,
         )
-    except ConfigError as exc:
+    except (ConfigError, cluster.ClusterError) as exc:
         print(f"schedule_ablation: {exc}", file=sys.stderr)
         return 2
-    return 0
+    finally:
+        if client is not None:
+            cluster.close(client)
+    return 1 if result["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The generality suite: one recipe, several data sets and seeds, retained macro-F1 per method.
 
-    python -m distill.suite configs/suite.yaml
+    edgedistill suite configs/suite.yaml                     (also: python -m distill.suite ...)
+    edgedistill suite configs/suite.yaml --scheduler local:2 on Dask workers (edgedistill.cluster)
 
 The suite file names a base recipe, suite-wide overrides, the entries (each a set of data
 overrides) and the seeds. Every (entry, seed) is a full ``train_run`` in its own run folder;
@@ -374,8 +375,14 @@ def run_suite(
     only: list[str] | None = None,
     rerun_stale: bool = False,
     seeds: list[int] | None = None,
+    client=None,
 ) -> dict:
-    from distill.pipeline import changed_methods, train_run
+    """Train every unfinished (entry, seed) and aggregate. With a Dask ``client``
+    (``edgedistill.cluster.connect``) each pair is a task needing one ``train`` resource, retried
+    once; the rows come back here and are written exactly as a sequential run writes them, plus the
+    worker that trained them. A pair that fails on the cluster is reported (``result["failed"]``)
+    and the others go on; without a client an error stops the suite, as it always did."""
+    from edgedistill import cluster
 
     cfg, recipes = load_suite(path, extra)
     out = Path(cfg.results_dir)
@@ -390,32 +397,60 @@ def run_suite(
             "those methods, where the run folder is kept), or restore the old settings. Nothing was trained."
         )
     rows = current_rows(cfg, on_disk, stale)
+    todo = {}
     for (entry, seed), recipe in recipes.items():
-        path = row_path(cfg, entry, seed)
         if (entry, seed) in rows or (only and entry not in only) or (seeds and seed not in seeds):
             continue
-        print(f"=== suite entry {entry}, seed {seed}"
-              f"{f' (stale row: retraining {stale[path]})' if path in stale else ''} ===", flush=True)
-        # A pair a killed suite left half-trained resumes at its first unfinished method.
-        # Its run folder may hold methods an older recipe trained: those are retrained, the rest kept.
-        redo = changed_methods(recipe)
-        done_before = [] if path in stale else [m for m in finished_methods(recipe) if m not in redo]
-        t0 = time.perf_counter()
-        metrics = train_run(recipe, progress=progress, retrain_changed=True)
-        wall = time.perf_counter() - t0
-        # Only the methods the recipe enables: a checkpoint of one disabled since stays in the run folder.
-        metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}
-        row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
-        if path in stale:
-            row = _account_retrain(on_disk[(entry, seed)], row, wall)
-        elif done_before:
-            # The pair's time is this call's plus what the earlier process spent on the methods it finished.
-            row["wall_time_s"] = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in done_before)
-            row["resumed"] = {"methods_trained_before": done_before, "wall_time_s_this_process": wall}
-        rows[(entry, seed)] = row
-        atomic_write_json(path, row)
+        redo = stale.get(row_path(cfg, entry, seed))
+        todo[f"{entry}-s{seed}"] = (recipe, None if redo is None else on_disk[(entry, seed)], redo,
+                                    progress and client is None)
+    keys = {f"{entry}-s{seed}": (entry, seed) for entry, seed in recipes}
+    outcomes = cluster.run_here(train_pair, todo) if client is None else \
+        cluster.run_tasks(client, train_pair, todo, "train")
+    failed = []
+    for done in outcomes:
+        if not done.ok:
+            failed.append({"pair": done.name, "worker": done.worker, "error": done.error})
+            print(f"suite: {done.name} FAILED on {done.where()}: {done.error}", file=sys.stderr, flush=True)
+            continue
+        row = done.value
+        if done.worker:
+            # The command that produced the row is this one; the worker that trained it is recorded beside it.
+            row["provenance"] = {**row["provenance"], "command": " ".join(sys.argv)}
+            row["worker"] = done.worker
+            print(f"suite: {done.name} done on {done.where()}", flush=True)
+        rows[keys[done.name]] = row
+        atomic_write_json(row_path(cfg, *keys[done.name]), row)
         write_tables(cfg, rows)
-    return write_tables(cfg, rows)
+    return {**write_tables(cfg, rows), "failed": failed}
+
+
+def train_pair(recipe, stale_row: dict | None = None, stale: list[str] | None = None, progress: bool = False) -> dict:
+    """Train one (entry, seed) in its run folder and return its row (the caller writes it).
+
+    ``stale_row``: the finished row it replaces, trained with other settings; ``stale``: its methods
+    to retrain (see ``stale_methods``; the row's time accounts for them). A pair a killed suite left
+    half-trained resumes at its first unfinished method; its run folder may hold methods an older
+    recipe trained: those are retrained, the rest kept."""
+    from distill.pipeline import changed_methods, train_run
+
+    print(f"=== suite entry {recipe.run.name.rsplit('-s', 1)[0]}, seed {recipe.run.seed}"
+          f"{f' (stale row: retraining {stale})' if stale_row is not None else ''} ===", flush=True)
+    redo = changed_methods(recipe)
+    done_before = [] if stale_row is not None else [m for m in finished_methods(recipe) if m not in redo]
+    t0 = time.perf_counter()
+    metrics = train_run(recipe, progress=progress, retrain_changed=True)
+    wall = time.perf_counter() - t0
+    # Only the methods the recipe enables: a checkpoint of one disabled since stays in the run folder.
+    metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}
+    row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
+    if stale_row is not None:
+        row = _account_retrain(stale_row, row, wall)
+    elif done_before:
+        # The pair's time is this call's plus what the earlier process spent on the methods it finished.
+        row["wall_time_s"] = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in done_before)
+        row["resumed"] = {"methods_trained_before": done_before, "wall_time_s_this_process": wall}
+    return row
 
 
 def check_selection(cfg: SuiteConfig, path, only: list[str] | None, seeds: list[int] | None) -> None:
@@ -508,63 +543,14 @@ def plot_retained(result: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from distill.data import DataError
-    from distill.models import ModelError
-    from distill.pipeline import RunError
+    """``python -m distill.suite``: the same command as ``edgedistill suite`` (``distill/suite_cli.py``)."""
+    from distill import suite_cli
 
     p = argparse.ArgumentParser(
         prog="python -m distill.suite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("suite", help="suite YAML, e.g. configs/suite.yaml")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a recipe value for every entry (repeatable)",
-    )
-    p.add_argument("--only", nargs="+", help="train only these entries (finished ones are still aggregated)")
-    p.add_argument(
-        "--seeds",
-        nargs="+",
-        type=int,
-        help="train only these seeds (finished ones are still aggregated). Suite processes with disjoint "
-        "--only/--seeds can share a machine with many cores (give each its share with OMP_NUM_THREADS); "
-        "run --tables when all are done",
-    )
-    p.add_argument("--progress", action="store_true", help="progress bars")
-    p.add_argument(
-        "--rerun-stale",
-        action="store_true",
-        help="retrain the finished pairs whose recorded recipe differs from what the suite file now gives "
-        "(only the changed methods where the run folder is kept)",
-    )
-    p.add_argument("--plan", action="store_true", help="print the projected time and exit (trains nothing)")
-    p.add_argument("--tables", action="store_true",
-                   help="rewrite suite.json, suite.md and retained.png from the finished rows (trains nothing)")
-    p.add_argument(
-        "--costs-from",
-        default="results/hate-speech/metrics.json",
-        help="a run's metrics.json or a finished suite row (results/suite/entries/*.json) from this machine, "
-        "whose measured costs the plan uses",
-    )
-    args = p.parse_args(argv)
-    try:
-        if args.plan:
-            result = plan(args.suite, args.costs_from, args.overrides)
-            atomic_write_json(Path(load_suite(args.suite, args.overrides)[0].results_dir) / "plan.json", result)
-            return 0
-        if args.tables:
-            result = write_finished_tables(args.suite, args.overrides)
-            print(f"{len(result['entries'])} entries aggregated; missing: {', '.join(result['missing']) or 'none'}")
-            return 0
-        run_suite(args.suite, args.overrides, progress=args.progress, only=args.only, rerun_stale=args.rerun_stale,
-                  seeds=args.seeds)
-    except (ConfigError, DataError, ModelError, RunError) as exc:
-        print(f"suite: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    suite_cli.add_arguments(p)
+    return suite_cli.main(p.parse_args(argv))
 
 
 if __name__ == "__main__":

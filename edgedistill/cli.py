@@ -5,6 +5,7 @@
     edgedistill bench --run runs/hate-speech           accuracy, size, latency on this machine
     edgedistill bundle --run runs/hate-speech --out B  a folder to bench elsewhere: edgedistill bench --bundle B
     edgedistill run configs/quickstart.yaml            all three, resuming finished stages
+    edgedistill suite configs/suite.yaml               the generality suite (--scheduler: on a Dask cluster)
     edgedistill dashboard --results results            explore the results in Streamlit
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ STAGES = {
     "bench": ("bench.cli", "measure accuracy, size and latency of every artifact on this machine"),
     "bundle": ("bench.bundle_cli", "write a portable bench bundle (artifacts, test texts, settings, hashes) for "
                "another machine"),
+    "suite": ("distill.suite_cli", "train one recipe on several data sets and seeds (retained macro-F1), "
+              "optionally spread over a Dask cluster"),
     "run": ("edgedistill.orchestrate", "train -> export -> bench in one go, skipping stages already complete"),
     "dashboard": ("dashboard.cli", "start the Streamlit dashboard over a results folder"),
 }

@@ -73,9 +73,15 @@ def _gpus() -> list[dict]:
     return gpus
 
 
+# Boards of one model share a fingerprint; a name set here (e.g. in a fleet worker's environment)
+# keeps each board's rows apart, and is part of its id and label.
+MACHINE_NAME_VAR = "EDGEDISTILL_MACHINE_NAME"
+
+
 @functools.lru_cache(maxsize=1)
 def hardware() -> dict:
-    """A fingerprint of this machine; ``machine_id`` is stable across runs on the same box."""
+    """A fingerprint of this machine; ``machine_id`` is stable across runs on the same box
+    (and the same ``EDGEDISTILL_MACHINE_NAME``, when it is set)."""
     import psutil
 
     model, flags = _cpuinfo()
@@ -92,8 +98,13 @@ def hardware() -> dict:
         "python": sys.version.split()[0],
     }
     key = "|".join([model, str(info["logical_cores"]), str(info["memory_gb"]), ",".join(g["name"] for g in gpus)])
+    name = os.environ.get(MACHINE_NAME_VAR, "").strip()
+    if name:
+        info["machine_name"] = name
+        key += f"|{name}"
     info["machine_id"] = hashlib.sha1(key.encode()).hexdigest()[:12]
-    info["label"] = f"{model} x{info['logical_cores']}" + (f" + {gpus[0]['name']}" if gpus else "")
+    info["label"] = (f"{name}: " if name else "") + f"{model} x{info['logical_cores']}" + \
+        (f" + {gpus[0]['name']}" if gpus else "")
     return info
 
 

@@ -163,7 +163,7 @@ def test_default_selection_is_the_best_export_per_goal_plus_the_teacher_referenc
 
 def test_the_cli_imports_nothing_heavy_before_a_stage_runs(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker(tmp_path / "blocked")), str(ROOT)]))
-    for command in ([], ["train"], ["export"], ["bench"], ["bundle"], ["run"], ["dashboard"]):
+    for command in ([], ["train"], ["export"], ["bench"], ["bundle"], ["suite"], ["run"], ["dashboard"]):
         proc = subprocess.run([sys.executable, "-m", "edgedistill", *command, "--help"], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (command, proc.stderr[-1500:])

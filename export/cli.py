@@ -58,13 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="rebuild artifacts that already have a manifest")
 
 
-def config_from_args(args):
-    """The recipe's export section, then --set overrides, then the dedicated flags."""
+def config_from_args(args, recipe=None):
+    """The recipe's export section (default: the run's), then --set overrides, then the dedicated flags."""
     from edgedistill.configbase import parse_overrides
     from edgedistill.layout import load_run_recipe
     from export.config import load_export_config
 
-    recipe = load_run_recipe(Path(args.run))
+    recipe = recipe or load_run_recipe(Path(args.run))
     extra = parse_overrides(args.overrides)             # "trim_min_count=2" or "export.trim_min_count=2"
     extra = {**{k: v for k, v in extra.items() if k != "export"}, **extra.get("export", {})}
     flags = {"models": args.models, "variants": args.variants, "calibration_size": args.calibration_size,
@@ -109,9 +109,11 @@ def main(args) -> int:
             from distill.pipeline import train_run
 
             recipe = model_recipe(args)
+            cfg = config_from_args(args, recipe)      # every export setting checked before the model is saved
             train_run(recipe, methods=["teacher"], progress=False)
             args.run = str(recipe.run_dir)
-        cfg = config_from_args(args)
+        else:
+            cfg = config_from_args(args)
         rows = export_run(args.run, cfg)
     except (ArtifactError, ConfigError, DataError, ModelError, RunError, RunFolderError) as exc:
         message = str(exc) if "\n" in str(exc) else textwrap.fill(" ".join(str(exc).split()), width=100)

@@ -511,12 +511,15 @@ def check_sensitivity(job: ModelJob, spec: dict, folder: Path, draft: dict, buil
     source_f1 = checks.macro_f1(reference, valset.labels, job.label_names)
     plain = evaluate(folder / draft["model_file"])
     candidates, already = candidate_blocks(job, spec, options, built.get("fp32_nodes"))
+    if cfg.sensitivity_scope == "over_budget" and sensitivity.within_budget(plain, source_f1, cfg.max_f1_drop):
+        candidates = []          # nothing to repair: its validation scores are recorded, its blocks not tried
     ranking = sensitivity.rank_blocks(candidates, score, source_f1, plain)
     repair = sensitivity.greedy_repair(ranking, score, source_f1, plain, cfg.max_f1_drop)
     quantizations = next(tries)
     reference_name = "pytorch-fp32 (trimmed vocabulary)" if trim else "pytorch-fp32"
     return {
         "sensitivity": {"split": "validation", "n": len(valset.texts), "samples_cap": cfg.sensitivity_samples,
+                        "scope": cfg.sensitivity_scope,
                         "validation_size": valset.test_size, "reference": reference_name,
                         "source_macro_f1": round(source_f1, 6), "plain": repair["plain"], "blocks": ranking,
                         "already_fp32": already, "quantizations": quantizations,
@@ -549,8 +552,9 @@ def ranked_with(manifest: dict, cfg: ExportConfig) -> bool:
     repair = manifest.get("repair") or {}
     if not cfg.sensitivity_samples:
         return True
-    return (repair.get("max_f1_drop") == cfg.max_f1_drop
-            and (manifest.get("sensitivity") or {}).get("samples_cap") == cfg.sensitivity_samples)
+    sens = manifest.get("sensitivity") or {}
+    return (repair.get("max_f1_drop") == cfg.max_f1_drop and sens.get("samples_cap") == cfg.sensitivity_samples
+            and sens.get("scope") == cfg.sensitivity_scope)
 
 
 def check_artifact(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
@@ -619,8 +623,8 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
                     final = layout.artifact_dir(run_dir, method, variant)
                     manifest, problem = (None, None) if cfg.force else inspect_artifact(final, verify_sha256=True)
                     if manifest is not None and manifest["precision"] == "int8" and not ranked_with(manifest, cfg):
-                        manifest, problem = None, ("ranked with other sensitivity_samples / max_f1_drop than "
-                                                   "the config's")
+                        manifest, problem = None, ("ranked with other sensitivity_samples / sensitivity_scope / "
+                                                   "max_f1_drop than the config's")
                     if manifest is not None:
                         bar.write(f"{method}/{variant}: kept (files match their sha256 in manifest.json; "
                                   "--force rebuilds)")

@@ -77,7 +77,7 @@ TOP_BLOCKS = 5       # blocks per INT8 artifact in export.md; export.json has th
 
 
 def _pts(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2f}"
+    return "-" if value is None else f"{round(value, 2) + 0.0:+.2f}"      # + 0.0: no "-0.00"
 
 
 def format_sensitivity(rows: list[dict]) -> str:

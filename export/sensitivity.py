@@ -84,15 +84,19 @@ def greedy_repair(ranking: list[dict], score: Callable[[list[str]], Score], sour
     return {**out, "outcome": "fp32"}
 
 
+def _versus_fp32(drop: float) -> str:
+    drop = round(drop, 2) + 0.0            # no "-0.00"
+    return f"{abs(drop):.2f} pts {'below' if drop >= 0 else 'above'} FP32"
+
+
 def outcome_text(artifact: str, repair: dict, fp32_answer: str) -> str:
     """One line for the console and export.md."""
     budget = f"{repair['max_f1_drop']:g}"
-    plain = -repair["plain"]["f1_delta_points"]
+    plain = _versus_fp32(-repair["plain"]["f1_delta_points"])
     if repair["outcome"] == "within_budget":
-        return f"{artifact}: within budget ({plain:+.2f} pts validation macro-F1 drop <= {budget})"
+        return f"{artifact}: within the {budget}-pt budget ({plain} on validation)"
     if repair["outcome"] == "repaired":
-        v = repair["validation"]
-        return (f"{artifact}: {plain:.2f} pts over the {budget}-pt budget on validation; repaired with "
-                f"{', '.join(repair['excluded'])} in FP32 ({-v['f1_delta_points']:+.2f} pts)")
-    return (f"{artifact}: {plain:.2f} pts validation macro-F1 drop, over the {budget}-pt budget, and no exclusion "
-            f"of its {len(repair['steps'])} ranked blocks meets it: {fp32_answer} (FP32) is the answer")
+        return (f"{artifact}: {plain} on validation, over the {budget}-pt budget; repaired with "
+                f"{', '.join(repair['excluded'])} in FP32 ({_versus_fp32(-repair['validation']['f1_delta_points'])})")
+    return (f"{artifact}: {plain} on validation, over the {budget}-pt budget, and no exclusion of its "
+            f"{len(repair['steps'])} ranked blocks meets it: {fp32_answer} (FP32) is the answer")

@@ -153,6 +153,23 @@ def test_results_files_show_the_ranking_and_the_repair(repaired):
     assert "## INT8 repair" in md and "| odd/onnx-int8-dynamic-repaired |" in md
 
 
+def test_a_rerun_keeps_both_and_other_settings_rank_again(repaired, capsys):
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    recipe, run, _, _ = repaired
+    before = manifest(run, "onnx-int8-dynamic-repaired")["provenance"]
+    export_run(run, load_export_config(recipe.export), log=lambda _: None)
+    out = capsys.readouterr().out
+    assert "odd/onnx-int8-dynamic: kept" in out and "odd/onnx-int8-dynamic-repaired: kept" in out
+    export_run(run, load_export_config(recipe.export, {"sensitivity_scope": "over_budget"}), log=lambda _: None)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "odd/onnx-int8-dynamic: ranked with other" in out and "exporting again" in out
+    assert manifest(run, "onnx-int8-dynamic")["sensitivity"]["blocks"][0]["block"] == SENSITIVE   # over budget: ranked
+    assert "odd/onnx-int8-dynamic-repaired: kept (same blocks in FP32" in out
+    assert manifest(run, "onnx-int8-dynamic-repaired")["provenance"] == before
+
+
 def test_a_budget_no_exclusion_meets_answers_with_fp32(repaired, monkeypatch):
     """With the sensitive MatMul outside every block (as an unmapped node would be), no exclusion
     helps: the answer is the FP32 artifact, and the now stale -repaired sibling goes."""
@@ -174,6 +191,21 @@ def test_a_budget_no_exclusion_meets_answers_with_fp32(repaired, monkeypatch):
     assert "no exclusion of its 9 ranked blocks meets it: odd/onnx-fp32 (FP32) is the answer" in console
     md = (recipe.results_path / "export.md").read_text()
     assert "odd/onnx-fp32 (FP32) is the answer" in md
+
+
+def test_over_budget_scope_ranks_only_what_needs_a_repair(repaired):
+    """Static INT8 keeps the FFN outputs in FP32 already, so the sensitive block costs it nothing."""
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    recipe, run, _, _ = repaired
+    export_run(run, load_export_config(recipe.export, {"variants": ["onnx-int8-static"],
+                                                       "sensitivity_scope": "over_budget"}), log=lambda _: None)
+    m = manifest(run, "onnx-int8-static")
+    assert m["repair"]["outcome"] == "within_budget" and m["repair"]["plain"]["f1_delta_points"] >= -0.5
+    assert m["sensitivity"]["blocks"] == [] and m["sensitivity"]["quantizations"] == 0
+    assert m["sensitivity"]["already_fp32"] == ["layer.0.ffn_out", SENSITIVE]
+    assert not (run / "artifacts" / "odd" / "onnx-int8-static-repaired").exists()
 
 
 def test_a_negative_budget_is_refused_before_any_work(tmp_path, capsys):

@@ -227,6 +227,18 @@ def test_a_negative_budget_is_refused_before_any_work(tmp_path, capsys):
     assert not (run / "artifacts").exists()
 
 
+def test_a_negative_budget_is_refused_before_a_model_is_taken_in(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    import edgedistill.cli as edgedistill
+
+    runs = tmp_path / "runs"
+    assert edgedistill.main(["export", "--model", str(tiny_checkpoint), "--data", str(tiny_csv), "--text-column",
+                             "text", "--label-column", "label", "--runs-dir",
+                             str(runs), "--results-dir", str(tmp_path / "results"), "--set",
+                             "max_f1_drop=-0.1"]) == 2
+    assert "max_f1_drop: -0.1 is negative" in " ".join(capsys.readouterr().err.split())
+    assert not runs.exists()                       # the classifier was not saved as a run
+
+
 # --- the pieces on their own -------------------------------------------------------------------
 
 def test_greedy_repair_stops_at_the_first_exclusion_within_budget():

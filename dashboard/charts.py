@@ -143,3 +143,25 @@ def machines_bars(rows: pd.DataFrame, metric: str, log_x: bool | None = None) ->
     if log_x:
         fig.update_xaxes(**log_ticks(df[metric]))
     return _layout(fig, height=max(360, 26 * df["point"].nunique() * max(1, df["where"].nunique()) // 2 + 120))
+
+
+BLOCK_KINDS = {"embeddings": "embeddings", "qkv": "Q/K/V", "attn_out": "attention out", "ffn_in": "FFN in",
+               "ffn_out": "FFN out", "classifier": "classifier"}
+
+
+def sensitivity_bars(blocks: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """One INT8 artifact's blocks, most sensitive on top: the validation macro-F1 points bought back
+    by keeping the block alone in FP32; the dashed line is the whole gap to the FP32 source."""
+    df = blocks.sort_values("rank").assign(kind_name=lambda d: d["kind"].map(BLOCK_KINDS).fillna(d["kind"]))
+    fig = px.bar(df, y="label", x="recovered_points", color="kind_name", orientation="h",
+                 category_orders={"label": list(df["label"]), "kind_name": list(BLOCK_KINDS.values())},
+                 hover_data={"rank": True, "macro_f1": ":.4f", "f1_delta_points": ":+.2f", "agreement_pct": ":.1f",
+                             "kind_name": False},
+                 labels={"recovered_points": "validation macro-F1 points bought back (block alone in FP32)",
+                         "label": "", "kind_name": "block", "macro_f1": "validation macro-F1",
+                         "f1_delta_points": "dF1 vs FP32 (pts)", "agreement_pct": "agreement with FP32 %"})
+    gap = df["plain_f1_delta_points"].dropna()
+    if len(gap) and gap.iloc[0] < 0:
+        fig.add_vline(x=-gap.iloc[0], line_dash="dash", line_color="#6b7280",
+                      annotation_text="gap to FP32", annotation_position="top")
+    return _layout(fig, title, height=max(320, 22 * len(df) + 140))

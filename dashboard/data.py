@@ -47,6 +47,10 @@ STEP_COLUMNS = ("run", "method", "step", "epoch", "loss")
 EPOCH_COLUMNS = ("run", "method", "epoch", "train_loss", "val_loss", "val_macro_f1", "val_accuracy")
 PER_CLASS_COLUMNS = ("run", "method", "label", "precision", "recall", "f1", "support")
 CONFUSION_COLUMNS = ("run", "method", "true", "pred", "count")
+# export.json: an INT8 artifact's block ranking (export/sensitivity.py), one row per block.
+SENSITIVITY_COLUMNS = ("run", "artifact", "model", "variant", "rank", "block", "label", "kind", "macro_f1",
+                       "f1_delta_points", "recovered_points", "agreement_pct", "plain_f1_delta_points",
+                       "source_macro_f1", "n", "outcome")
 MACHINE_COLUMNS = ("run", "machine_id", "machine_label", "cpu_model", "logical_cores", "memory_gb", "gpus",
                    "os", "arch", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct", "disturbed_rows",
                    "how_measured")
@@ -68,6 +72,7 @@ class Results:
     steps: pd.DataFrame = field(default_factory=lambda: _frame(STEP_COLUMNS))
     epochs: pd.DataFrame = field(default_factory=lambda: _frame(EPOCH_COLUMNS))
     artifacts: pd.DataFrame = field(default_factory=lambda: _frame(("run", "model", "variant")))
+    sensitivity: pd.DataFrame = field(default_factory=lambda: _frame(SENSITIVITY_COLUMNS))
     bench: pd.DataFrame = field(default_factory=lambda: _frame(BENCH_COLUMNS))
     machines: pd.DataFrame = field(default_factory=lambda: _frame(MACHINE_COLUMNS))
     files: pd.DataFrame = field(default_factory=lambda: _frame(("run", "file", "status")))
@@ -178,7 +183,28 @@ def _parse_export(run: str, doc: dict, out: dict, warn) -> None:
         parity = art.get("parity") if isinstance(art.get("parity"), dict) else {}
         row.update({f"parity_{k}": v for k, v in parity.items()})
         row["run"] = run
+        row.setdefault("artifact", f"{art.get('model')}/{art.get('variant')}")
+        repair = art.get("repair") if isinstance(art.get("repair"), dict) else {}
+        row["repair_outcome"] = repair.get("outcome") or ("repaired sibling" if repair.get("of") else None)
+        row["kept_fp32"] = ", ".join(repair.get("excluded") or []) or None
         out["artifacts"].append(row)
+        sens = art.get("sensitivity")
+        if isinstance(sens, dict) and isinstance(sens.get("blocks"), list):
+            plain = sens.get("plain") if isinstance(sens.get("plain"), dict) else {}
+            for b in sens["blocks"]:
+                if not isinstance(b, dict):
+                    continue
+                block = str(b.get("block"))
+                out["sensitivity"].append({
+                    "run": run, "artifact": row["artifact"], "model": art.get("model"),
+                    "variant": art.get("variant"), "rank": _num(b.get("rank")), "block": block,
+                    "label": b.get("label") or block,
+                    "kind": block.split(".")[-1] if block.startswith("layer.") else block,
+                    **{k: _num(b.get(k)) for k in ("macro_f1", "f1_delta_points", "recovered_points",
+                                                   "agreement_pct")},
+                    "plain_f1_delta_points": _num(plain.get("f1_delta_points")),
+                    "source_macro_f1": _num(sens.get("source_macro_f1")), "n": _num(sens.get("n")),
+                    "outcome": repair.get("outcome")})
 
 
 def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
@@ -266,7 +292,7 @@ def read_results(root: str | Path) -> Results:
     """Read every result file under ``root`` (uncached); bad files become warnings, not errors."""
     root = Path(root)
     out: dict[str, list] = {k: [] for k in ("models", "per_class", "confusion", "steps", "epochs", "artifacts",
-                                            "bench", "machines", "files")}
+                                            "sensitivity", "bench", "machines", "files")}
     warnings: list[str] = []
     runs, label_names = [], {}
     for path in result_files(root):
@@ -321,6 +347,7 @@ def read_results(root: str | Path) -> Results:
         epochs=_table(out["epochs"], EPOCH_COLUMNS),
         artifacts=(pd.DataFrame.from_records(out["artifacts"]) if out["artifacts"]
                    else _frame(("run", "model", "variant"))),
+        sensitivity=_table(out["sensitivity"], SENSITIVITY_COLUMNS),
         bench=bench, machines=_table(out["machines"], MACHINE_COLUMNS),
         files=_table(out["files"], ("run", "file", "status")), warnings=warnings,
     )

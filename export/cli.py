@@ -58,13 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="rebuild artifacts that already have a manifest")
 
 
-def config_from_args(args):
-    """The recipe's export section, then --set overrides, then the dedicated flags."""
+def config_from_args(args, recipe=None):
+    """The recipe's export section (default: the run's), then --set overrides, then the dedicated flags."""
     from edgedistill.configbase import parse_overrides
     from edgedistill.layout import load_run_recipe
     from export.config import load_export_config
 
-    recipe = load_run_recipe(Path(args.run))
+    recipe = recipe or load_run_recipe(Path(args.run))
     extra = parse_overrides(args.overrides)             # "trim_min_count=2" or "export.trim_min_count=2"
     extra = {**{k: v for k, v in extra.items() if k != "export"}, **extra.get("export", {})}
     flags = {"models": args.models, "variants": args.variants, "calibration_size": args.calibration_size,
@@ -108,6 +108,8 @@ def main(args) -> int:
         from edgedistill.layout import run_lock
 
         recipe = model_recipe(args) if args.model else None
+        # Every export setting is checked before the given model is saved as a run.
+        cfg = config_from_args(args, recipe)
         with run_lock(recipe.run_dir if recipe else args.run, create=recipe is not None):
             if recipe is not None:
                 from distill.pipeline import train_run
@@ -115,7 +117,6 @@ def main(args) -> int:
                 # The PyTorch evaluation of the given model honours --eval-samples, as the checks do.
                 train_run(recipe, methods=["teacher"], progress=False, eval_samples=args.eval_samples)
                 args.run = str(recipe.run_dir)
-            cfg = config_from_args(args)
             rows = export_run(args.run, cfg)
     except (ArtifactError, ConfigError, DataError, ModelError, RunError, RunFolderError) as exc:
         message = str(exc) if "\n" in str(exc) else textwrap.fill(" ".join(str(exc).split()), width=100)

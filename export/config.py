@@ -4,6 +4,7 @@
       variants: [onnx-fp32, onnx-fp32-opt, onnx-int8-dynamic, onnx-int8-dynamic-trim, openvino-int8]
       calibration_size: 300      # TRAIN examples for static INT8 / NNCF (never test)
       trim_min_count: auto       # vocabulary trimming: keep pieces seen >= N times in training
+      max_f1_drop: 0.5           # INT8 budget: validation macro-F1 points below the FP32 source; over it -> -repaired
 
 Command-line flags of ``edgedistill export`` override these fields.
 """
@@ -29,6 +30,11 @@ BASE_VARIANTS = {
 }
 TRIM_SUFFIX = "-trim"
 KNOWN_VARIANTS = tuple(BASE_VARIANTS) + tuple(v + TRIM_SUFFIX for v in BASE_VARIANTS)
+# An INT8 artifact over the accuracy budget gets a sibling with its most sensitive blocks in FP32
+# (export/sensitivity.py). Not selectable in ``variants``: the export makes one when it is needed.
+REPAIRED_SUFFIX = "-repaired"
+INT8_VARIANTS = tuple(v for v in KNOWN_VARIANTS if BASE_VARIANTS[v.removesuffix(TRIM_SUFFIX)][1] == "int8")
+ARTIFACT_VARIANTS = KNOWN_VARIANTS + tuple(v + REPAIRED_SUFFIX for v in INT8_VARIANTS)
 # Trimming pays off where the embedding table dominates what is left: the INT8 artifacts.
 DEFAULT_VARIANTS = tuple(BASE_VARIANTS) + ("onnx-int8-dynamic-trim", "openvino-int8-trim")
 
@@ -40,11 +46,12 @@ def split_variant(name: str) -> tuple[str, bool]:
 
 
 def variant_spec(name: str) -> dict:
-    base, trimmed = split_variant(name)
+    repaired = name.endswith(REPAIRED_SUFFIX) and name.removesuffix(REPAIRED_SUFFIX) in INT8_VARIANTS
+    base, trimmed = split_variant(name.removesuffix(REPAIRED_SUFFIX) if repaired else name)
     if base not in BASE_VARIANTS:
         raise ExportError(f"unknown variant {name!r}; known variants: {', '.join(KNOWN_VARIANTS)}")
     fmt, precision, quantization = BASE_VARIANTS[base]
-    return {"variant": name, "base": base, "trimmed_vocab": trimmed, "format": fmt,
+    return {"variant": name, "base": base, "trimmed_vocab": trimmed, "repaired": repaired, "format": fmt,
             "precision": precision, "quantization": quantization}
 
 
@@ -69,6 +76,9 @@ class ExportConfig:
     trim_keep_chars: Literal["latin", "seen"] = "latin"   # single-char pieces kept so any word tokenizes
     speed_check_blocks: int = 20                   # INT8 vs its FP32 source, ABBA blocks; 0 turns the check off
     speed_check_calls: int = 10                    # calls per block and side (20 x 10: 200 calls each)
+    max_f1_drop: float = 0.5                       # INT8 budget: validation macro-F1 points below the FP32 source
+    sensitivity_samples: int = 500                 # VALIDATION texts for the INT8 ranking and repair; 0: neither
+    sensitivity_scope: Literal["all", "over_budget"] = "all"   # rank every INT8 artifact, or only those to repair
     threads: int | None = None                     # threads for checks; None -> all cores
     batch_size: int = 64                           # batch size of the parity / macro-F1 checks
     force: bool = False                            # rebuild artifacts that already have a manifest
@@ -102,6 +112,12 @@ class ExportConfig:
             errs.append(f"exporter: {self.exporter!r} is not one of {', '.join(EXPORTERS)}")
         if self.opset is not None and not 11 <= self.opset <= 23:
             errs.append(f"opset: {self.opset} is outside 11..23")
+        if self.max_f1_drop < 0:
+            errs.append(f"max_f1_drop: {self.max_f1_drop} is negative; it is the most validation macro-F1 (points) an "
+                        "INT8 artifact may lose against its FP32 source, e.g. 0.5 (0: no loss allowed)")
+        if self.sensitivity_samples < 0:
+            errs.append(f"sensitivity_samples: {self.sensitivity_samples} must be a count of validation texts >= 1, "
+                        "or 0 to skip the INT8 sensitivity ranking and repair")
         if self.fp32_tolerance <= 0:
             errs.append(f"fp32_tolerance: {self.fp32_tolerance} must be > 0")
         return errs

@@ -12,10 +12,12 @@ import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from export import blocks
 from export.errors import ExportError
 
 ONNX_FILE = "model.onnx"
@@ -193,19 +195,23 @@ def runtime_fusions(path: str | Path) -> dict:
     return {**{kind: sum(ops.get(op, 0) for op in names) for kind, names in RUNTIME_KINDS.items()}, "ops": ops}
 
 
-def quantize_dynamic_onnx(src: str | Path, dst: str | Path, per_channel: bool = True) -> None:
+def quantize_dynamic_onnx(src: str | Path, dst: str | Path, per_channel: bool = True,
+                          exclude_blocks: Sequence[str] = ()) -> list[str]:
     """Weights INT8 (per output channel by default), activations quantized on the fly at run time.
 
     Works on fused graphs too. Per-channel scales cost a few KB and recover most of the
-    agreement lost to one scale per weight matrix.
+    agreement lost to one scale per weight matrix. ``exclude_blocks`` (export/blocks.py) stay
+    FP32; returns the names of their nodes.
     """
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    excluded = blocks.resolve(blocks.onnx_blocks(src), exclude_blocks) if exclude_blocks else []
     with quiet():
         # DefaultTensorType: the fused contrib ops (Attention, SkipLayerNorm) carry no inferred types.
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
-                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+                         nodes_to_exclude=excluded, extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    return excluded
 
 
 def gelu_fed_matmuls(path: str | Path) -> list[str]:
@@ -244,7 +250,7 @@ STATIC_WEIGHT_TYPE = "int8"
 
 
 def quantize_static_onnx(src: str | Path, dst: str | Path, feeds: list[dict], per_channel: bool = True,
-                         skip_gelu_matmuls: bool = True) -> list[str]:
+                         skip_gelu_matmuls: bool = True, exclude_blocks: Sequence[str] = ()) -> list[str]:
     """Static QDQ: weights INT8 (per channel, symmetric), activations UINT8 (asymmetric) with
     MinMax ranges from ``feeds``; see STATIC_ACTIVATION_TYPE for why unsigned.
 
@@ -252,8 +258,8 @@ def quantize_static_onnx(src: str | Path, dst: str | Path, feeds: list[dict], pe
     ``MatMulConstBOnly``, so the activation x activation MatMuls of attention, QK^T and PV, are
     quantized too; the export's parity and macro-F1 checks cover them.) With
     ``skip_gelu_matmuls`` the FFN output projections stay FP32 (see gelu_fed_matmuls): safer
-    for accuracy, at a speed cost (those MatMuls then run in FP32). Returns the names of the
-    nodes left in FP32 on purpose.
+    for accuracy, at a speed cost (those MatMuls then run in FP32). ``exclude_blocks``
+    (export/blocks.py) stay FP32 too. Returns the names of the nodes left in FP32 on purpose.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -266,6 +272,8 @@ def quantize_static_onnx(src: str | Path, dst: str | Path, feeds: list[dict], pe
         except Exception:  # noqa: BLE001 - the raw graph quantizes too, just less cleanly
             shutil.copy(src, pre)
         excluded = gelu_fed_matmuls(pre) if skip_gelu_matmuls else []
+        # Block names are read on the graph the quantizer sees (pre-processing may rename nodes).
+        excluded += [n for n in blocks.resolve(blocks.onnx_blocks(pre), exclude_blocks) if n not in excluded]
         quantize_static(str(pre), str(dst), _reader(feeds), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         op_types_to_quantize=["MatMul", "Gather"], activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
@@ -297,17 +305,23 @@ def to_openvino(onnx_path: str | Path, xml_path: str | Path, fp16: bool = False)
         ov.save_model(model, str(xml_path), compress_to_fp16=fp16)
 
 
-def quantize_nncf(onnx_path: str | Path, xml_path: str | Path, feeds: list[dict]) -> None:
-    """NNCF post-training INT8 (transformer scheme: SmoothQuant, mixed preset, bias correction)."""
+def quantize_nncf(onnx_path: str | Path, xml_path: str | Path, feeds: list[dict],
+                  exclude_blocks: Sequence[str] = ()) -> list[str]:
+    """NNCF post-training INT8 (transformer scheme: SmoothQuant, mixed preset, bias correction);
+    ``exclude_blocks`` (export/blocks.py) stay FP32 through NNCF's ignored scope. Returns the
+    names of their operations."""
     import nncf
     import openvino as ov
 
     with quiet():
         nncf.set_log_level(logging.ERROR)
         model = ov.convert_model(str(onnx_path))
+        excluded = blocks.resolve(blocks.openvino_blocks(model), exclude_blocks) if exclude_blocks else []
+        scope = nncf.IgnoredScope(names=excluded, validate=False) if excluded else None
         quantized = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(feeds))
+                                  subset_size=len(feeds), ignored_scope=scope)
         ov.save_model(quantized, str(xml_path), compress_to_fp16=False)
+    return excluded
 
 
 def model_files(folder: str | Path, model_file: str) -> list[Path]:

@@ -16,6 +16,7 @@ summary goes to
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import shutil
@@ -44,8 +45,8 @@ from edgedistill.runtime import (
     checkpoint_meta,
     read_manifest,
 )
-from export import checks, convert, speed, vocab
-from export.config import ExportConfig, variant_spec
+from export import blocks, checks, convert, sensitivity, speed, vocab
+from export.config import REPAIRED_SUFFIX, TRIM_SUFFIX, ExportConfig, variant_spec
 from export.errors import ExportError
 from export.report import format_table, summary_row, write_results
 
@@ -94,8 +95,9 @@ class ModelJob:
     """Everything the variants of one model share, computed on first use and cached."""
 
     def __init__(self, run_dir: Path, method: str, recipe: Recipe, data, evalset: checks.EvalSet,
-                 cfg: ExportConfig, workspace: Path, threads: int):
+                 cfg: ExportConfig, workspace: Path, threads: int, valset: checks.EvalSet | None = None):
         self.method, self.recipe, self.data, self.evalset, self.cfg = method, recipe, data, evalset, cfg
+        self.valset = valset          # capped VALIDATION texts: the INT8 ranking and repair (never test)
         self.folder = layout.model_dir(run_dir, method)
         self.meta = checkpoint_meta(self.folder)
         damaged = layout.checkpoint_problems(self.folder)
@@ -149,6 +151,13 @@ class ModelJob:
             rt = TorchRuntime.load(self.checkpoint(trim), threads=self.threads)
             return rt.logits(self.evalset.texts, self.cfg.batch_size)
         return self._cached(("reference", trim), build)
+
+    def val_reference(self, trim: bool) -> np.ndarray:
+        """PyTorch FP32 logits on the validation texts of the INT8 ranking."""
+        def build():
+            rt = TorchRuntime.load(self.checkpoint(trim), threads=self.threads)
+            return rt.logits(self.valset.texts, self.cfg.batch_size)
+        return self._cached(("val_reference", trim), build)
 
     def source_f1(self) -> float:
         return self._cached("source_f1", lambda: checks.macro_f1(self.reference(False), self.evalset.labels,
@@ -224,8 +233,17 @@ def build_onnx_opt(job: ModelJob, trim: bool, out: Path) -> dict:
     return {"model_file": convert.ONNX_FILE, "fusions": fusions, "warnings": warnings}
 
 
-def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path) -> dict:
-    """Dynamic INT8 from the fused graph or the plain one; 'auto' builds both and keeps the better."""
+def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path, exclude_blocks=(), source: str | None = None) -> dict:
+    """Dynamic INT8 from the fused graph or the plain one; 'auto' builds both and keeps the better.
+
+    ``source`` forces one graph and ``exclude_blocks`` keeps blocks in FP32 (the sensitivity
+    ranking and a repaired artifact quantize the graph the plain artifact was made from)."""
+    if source is not None:
+        src = job.optimized(trim)[0] if source == "optimized" else job.onnx(trim)
+        nodes = convert.quantize_dynamic_onnx(src, out / convert.ONNX_FILE, per_channel=job.cfg.dynamic_per_channel,
+                                              exclude_blocks=exclude_blocks)
+        return {"model_file": convert.ONNX_FILE, "quantized_from": source, "per_channel": job.cfg.dynamic_per_channel,
+                "fusions": job.optimized(trim)[1] if source == "optimized" else None, "fp32_nodes": nodes}
     cfg, warnings = job.cfg, []
     sources = ["optimized", "plain"] if cfg.dynamic_source == "auto" else [cfg.dynamic_source]
     candidates: dict[str, Path] = {}
@@ -299,10 +317,11 @@ def _quick_score(job: ModelJob, trim: bool, folder: Path) -> dict:
             "seconds": round(min(times), 4)}
 
 
-def build_onnx_static(job: ModelJob, trim: bool, out: Path) -> dict:
+def build_onnx_static(job: ModelJob, trim: bool, out: Path, exclude_blocks=()) -> dict:
     kept_fp32 = convert.quantize_static_onnx(job.onnx(trim), out / convert.ONNX_FILE, job.calibration(trim),
                                              per_channel=job.cfg.static_per_channel,
-                                             skip_gelu_matmuls=job.cfg.static_skip_gelu_matmuls)
+                                             skip_gelu_matmuls=job.cfg.static_skip_gelu_matmuls,
+                                             exclude_blocks=exclude_blocks)
     return {"model_file": convert.ONNX_FILE, "per_channel": job.cfg.static_per_channel, "calibration_method": "minmax",
             "quant_format": "qdq", "activation_type": convert.STATIC_ACTIVATION_TYPE,
             "weight_type": convert.STATIC_WEIGHT_TYPE, "fp32_nodes": kept_fp32}
@@ -315,9 +334,10 @@ def build_openvino(fp16: bool):
     return build
 
 
-def build_openvino_int8(job: ModelJob, trim: bool, out: Path) -> dict:
-    convert.quantize_nncf(job.onnx(trim), out / convert.OPENVINO_FILE, job.calibration(trim))
-    return {"model_file": convert.OPENVINO_FILE}
+def build_openvino_int8(job: ModelJob, trim: bool, out: Path, exclude_blocks=()) -> dict:
+    nodes = convert.quantize_nncf(job.onnx(trim), out / convert.OPENVINO_FILE, job.calibration(trim),
+                                  exclude_blocks=exclude_blocks)
+    return {"model_file": convert.OPENVINO_FILE, **({"fp32_nodes": nodes} if nodes else {})}
 
 
 BUILDERS = {
@@ -357,12 +377,17 @@ def inspect_artifact(folder: Path, verify_sha256: bool = False) -> tuple[dict | 
     return (None, "; ".join(problems)) if problems else (manifest, None)
 
 
-def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
+def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict | None = None) -> dict:
+    """One artifact folder, checked; ``repair`` (the plain INT8 artifact's, for a ``-repaired``
+    variant) names the blocks kept in FP32."""
     spec = variant_spec(variant)
     trim = spec["trimmed_vocab"]
     started = time.perf_counter()
+    options = {}
+    if spec["repaired"]:
+        options = {"exclude_blocks": list(repair["excluded"]), **quantize_options(spec, repair)}
     with atomic_dir(final) as out:
-        extra = BUILDERS[spec["base"]](job, trim, out)
+        extra = BUILDERS[spec["base"]](job, trim, out, **options)
         job.copy_support_files(trim, out)
         model_file = extra.pop("model_file")
         files = file_records(out, [p.name for p in convert.model_files(out, model_file)])
@@ -376,6 +401,10 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log) -> dict:
                  "max_length": job.max_length}
         result = check_artifact(job, spec, out, draft)
         result.update(check_speed(job, spec, out, draft))
+        if spec["repaired"]:
+            result.update(repaired_record(job, spec, out, draft, repair))
+        elif spec["precision"] == "int8" and job.valset is not None:
+            result.update(check_sensitivity(job, spec, out, draft, extra))
         warnings = extra.pop("warnings", None) or []
         for w in warnings:
             log(f"WARNING {job.method}/{variant}: {w}")
@@ -422,6 +451,112 @@ def check_speed(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
             speed.speed_text(job.evalset.texts, job.evalset.parity_idx), job.cfg.speed_check_blocks,
             job.cfg.speed_check_calls)
     return out
+
+
+# --- INT8 sensitivity and repair (export/sensitivity.py) --------------------------------------
+
+def quantize_options(spec: dict, built: dict) -> dict:
+    """What quantizing a variant again must hold fixed: the graph a dynamic artifact came from."""
+    return {"source": built["quantized_from"]} if spec["base"] == "onnx-int8-dynamic" else {}
+
+
+def fp32_answer(spec: dict) -> str:
+    """The FP32 variant that answers when no repair of an INT8 one meets the budget."""
+    return f"{spec['format']}-fp32" + (TRIM_SUFFIX if spec["trimmed_vocab"] else "")
+
+
+def candidate_blocks(job: ModelJob, spec: dict, options: dict, kept_fp32) -> tuple[list[str], list[str]]:
+    """(blocks the INT8 variant quantizes, blocks it already keeps in FP32), in forward order."""
+    trim = spec["trimmed_vocab"]
+    if spec["format"] == "openvino":
+        import openvino as ov
+
+        mapping = blocks.openvino_blocks(ov.convert_model(str(job.onnx(trim))))
+    else:
+        src = job.optimized(trim)[0] if options.get("source") == "optimized" else job.onnx(trim)
+        mapping = blocks.onnx_blocks(src)
+    kept = set(kept_fp32 or ())
+    names = blocks.forward_order(mapping)
+    already = [b for b in names if set(mapping[b]) <= kept]
+    return [b for b in names if b not in already], already
+
+
+def check_sensitivity(job: ModelJob, spec: dict, folder: Path, draft: dict, built: dict) -> dict:
+    """The block ranking of a plain INT8 artifact and the repair its budget asks for, both on
+    the capped VALIDATION texts against the PyTorch FP32 checkpoint it came from."""
+    cfg, trim, valset = job.cfg, spec["trimmed_vocab"], job.valset
+    options = quantize_options(spec, built)
+    reference = job.val_reference(trim)
+    runtime = RUNTIME_FOR_FORMAT[spec["format"]]
+    scratch = job.work / "sensitivity" / spec["variant"]
+    tries = itertools.count()
+
+    def evaluate(model: Path) -> dict:
+        rt = runtime.open(folder, {**draft, "model_file": str(model.resolve())}, threads=job.threads)
+        try:
+            logits = rt.logits(valset.texts, cfg.batch_size)
+        finally:
+            del rt
+            gc.collect()
+        return sensitivity.score_logits(logits, reference, valset.labels, job.label_names)
+
+    def score(excluded: list[str]) -> dict:
+        attempt = scratch / f"try-{next(tries)}"
+        attempt.mkdir(parents=True)
+        try:
+            BUILDERS[spec["base"]](job, trim, attempt, exclude_blocks=excluded, **options)
+            return evaluate(attempt / draft["model_file"])
+        finally:
+            shutil.rmtree(attempt, ignore_errors=True)
+
+    started = time.perf_counter()
+    source_f1 = checks.macro_f1(reference, valset.labels, job.label_names)
+    plain = evaluate(folder / draft["model_file"])
+    candidates, already = candidate_blocks(job, spec, options, built.get("fp32_nodes"))
+    if cfg.sensitivity_scope == "over_budget" and sensitivity.within_budget(plain, source_f1, cfg.max_f1_drop):
+        candidates = []          # nothing to repair: its validation scores are recorded, its blocks not tried
+    ranking = sensitivity.rank_blocks(candidates, score, source_f1, plain)
+    repair = sensitivity.greedy_repair(ranking, score, source_f1, plain, cfg.max_f1_drop)
+    quantizations = next(tries)
+    reference_name = "pytorch-fp32 (trimmed vocabulary)" if trim else "pytorch-fp32"
+    return {
+        "sensitivity": {"split": "validation", "n": len(valset.texts), "samples_cap": cfg.sensitivity_samples,
+                        "scope": cfg.sensitivity_scope,
+                        "validation_size": valset.test_size, "reference": reference_name,
+                        "source_macro_f1": round(source_f1, 6), "plain": repair["plain"], "blocks": ranking,
+                        "already_fp32": already, "quantizations": quantizations,
+                        "seconds": round(time.perf_counter() - started, 2)},
+        "repair": {**repair, **({"quantized_from": options["source"]} if options else {}),
+                   "repaired_variant": spec["variant"] + REPAIRED_SUFFIX if repair["outcome"] == "repaired" else None,
+                   "fp32_answer": fp32_answer(spec) if repair["outcome"] == "fp32" else None},
+    }
+
+
+def repaired_record(job: ModelJob, spec: dict, folder: Path, draft: dict, repair: dict) -> dict:
+    """What a ``-repaired`` artifact keeps in FP32, its validation scores from the repair search and
+    its speed side by side with the plain INT8 artifact (its speed against FP32 is ``speed_vs_fp32``)."""
+    plain_variant = spec["variant"].removesuffix(REPAIRED_SUFFIX)
+    plain_folder = layout.artifact_dir(job.folder.parent.parent, job.method, plain_variant)
+    out = {"repair": {"of": f"{job.method}/{plain_variant}", "excluded": list(repair["excluded"]),
+                      "max_f1_drop": repair["max_f1_drop"], "split": "validation",
+                      "source_macro_f1": repair["source_macro_f1"], "plain": repair["plain"],
+                      "validation": repair["validation"], "steps": len(repair["steps"])}}
+    if job.cfg.speed_check_blocks:
+        out["speed_vs_int8"] = speed.side_by_side(
+            RUNTIME_FOR_FORMAT[spec["format"]], folder, draft, plain_folder / draft["model_file"], job.threads,
+            speed.speed_text(job.evalset.texts, job.evalset.parity_idx), job.cfg.speed_check_blocks,
+            job.cfg.speed_check_calls)
+    return out
+
+
+def ranked_with(manifest: dict, cfg: ExportConfig) -> bool:
+    """Whether a kept plain INT8 artifact was ranked and repaired with the current settings."""
+    repair = manifest.get("repair") or {}
+    if not cfg.sensitivity_samples:
+        return True
+    sens = manifest.get("sensitivity") or {}
+    return (repair.get("max_f1_drop") == cfg.max_f1_drop and sens.get("samples_cap") == cfg.sensitivity_samples
+            and sens.get("scope") == cfg.sensitivity_scope)
 
 
 def check_artifact(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
@@ -474,18 +609,24 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
     data = load_dataset(recipe.data)
     evalset = checks.make_eval_set(data.test.texts, data.test.labels, cfg.parity_samples, cfg.eval_samples,
                                    recipe.data.seed)
+    valset = (checks.make_eval_set(data.validation.texts, data.validation.labels, 0, cfg.sensitivity_samples,
+                                   recipe.data.seed) if cfg.sensitivity_samples else None)
     threads = cfg.threads or os.cpu_count() or 1
     rows: list[dict] = []
+    repairs: list[str] = []
     remove_stale_temporaries(run_dir)
     workspace = make_workspace(run_dir, "export")
     try:
         with tqdm(total=len(models) * len(variants), desc="export", unit="artifact", dynamic_ncols=True) as bar:
             for method in models:
-                job = ModelJob(run_dir, method, recipe, data, evalset, cfg, workspace, threads)
+                job = ModelJob(run_dir, method, recipe, data, evalset, cfg, workspace, threads, valset)
                 for variant in variants:
                     bar.set_postfix_str(f"{method}/{variant}")
                     final = layout.artifact_dir(run_dir, method, variant)
                     manifest, problem = (None, None) if cfg.force else inspect_artifact(final, verify_sha256=True)
+                    if manifest is not None and manifest["precision"] == "int8" and not ranked_with(manifest, cfg):
+                        manifest, problem = None, ("ranked with other sensitivity_samples / sensitivity_scope / "
+                                                   "max_f1_drop than the config's")
                     if manifest is not None:
                         bar.write(f"{method}/{variant}: kept (files match their sha256 in manifest.json; "
                                   "--force rebuilds)")
@@ -494,6 +635,10 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
                             bar.write(f"{method}/{variant}: {problem}; exporting again")
                         manifest = build_artifact(job, variant, final, bar.write)
                     rows.append(summary_row(manifest, final))
+                    if manifest.get("repair"):
+                        rows += repair_sibling(job, manifest, bar)
+                        repairs.append(sensitivity.outcome_text(f"{method}/{variant}", manifest["repair"],
+                                                                f"{method}/{manifest['repair']['fp32_answer']}"))
                     bar.update(1)
                 del job
                 gc.collect()
@@ -510,17 +655,40 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
     if flagged:
         log(f"FLAGGED (macro-F1 more than {cfg.f1_guard_points:g} point(s) below the FP32 source): "
             f"{', '.join(flagged)}")
+    if repairs:
+        log(f"INT8 budget ({cfg.max_f1_drop:g} pts of validation macro-F1 below the FP32 source, "
+            f"{valset.test_size if valset else 0} validation texts, at most {cfg.sensitivity_samples} used):\n  "
+            + "\n  ".join(repairs))
     log(f"wrote {results / 'export.json'} and export.md")
     return rows
 
 
+def repair_sibling(job: ModelJob, manifest: dict, bar) -> list[dict]:
+    """Build (or keep) the ``-repaired`` sibling a plain INT8 artifact's repair asks for, or remove
+    one left from a run whose budget asked for another; its summary row, if any."""
+    repair, variant = manifest["repair"], manifest["variant"]
+    final = layout.artifact_dir(job.folder.parent.parent, job.method, variant + REPAIRED_SUFFIX)
+    if repair["outcome"] != "repaired":
+        if final.exists():
+            shutil.rmtree(final)
+            bar.write(f"{job.method}/{variant}{REPAIRED_SUFFIX}: removed (the current budget needs no repair of "
+                      f"{variant}: {repair['outcome']})")
+        return []
+    kept = None if job.cfg.force else valid_manifest(final, verify_sha256=True)
+    if kept is not None and (kept.get("repair") or {}).get("excluded") == repair["excluded"]:
+        bar.write(f"{job.method}/{variant}{REPAIRED_SUFFIX}: kept (same blocks in FP32; --force rebuilds)")
+    else:
+        kept = build_artifact(job, variant + REPAIRED_SUFFIX, final, bar.write, repair=repair)
+    return [summary_row(kept, final)]
+
+
 def collect_rows(run_dir: Path) -> list[dict]:
     """Rows for every finished artifact of the run (not just this invocation's selection)."""
-    from export.config import KNOWN_VARIANTS
+    from export.config import ARTIFACT_VARIANTS
 
     rows = []
     for method in METHODS:
-        for variant in KNOWN_VARIANTS:
+        for variant in ARTIFACT_VARIANTS:
             folder = layout.artifact_dir(run_dir, method, variant)
             manifest = valid_manifest(folder)
             if manifest:

@@ -73,9 +73,57 @@ def format_markdown(rows: list[dict], run: str) -> str:
     return "\n".join(out) + "\n"
 
 
+TOP_BLOCKS = 5       # blocks per INT8 artifact in export.md; export.json has them all
+
+
+def _pts(value: float | None) -> str:
+    return "-" if value is None else f"{round(value, 2) + 0.0:+.2f}"      # + 0.0: no "-0.00"
+
+
+def format_sensitivity(rows: list[dict]) -> str:
+    """export.md's INT8 sections: each plain INT8 artifact's most sensitive blocks, then the repairs."""
+    from export import sensitivity, speed
+
+    ranked = [r for r in rows if r.get("sensitivity")]
+    if not ranked:
+        return ""
+    first = ranked[0]
+    out = ["", "## INT8 sensitivity (validation)", "",
+           f"Each INT8 artifact quantized again with one block kept in FP32 and scored on "
+           f"{first['sensitivity']['n']} validation texts against the PyTorch FP32 checkpoint it came from (the test "
+           "split is not used). Blocks: per layer Q/K/V (projections and attention products), attention out, FFN in, "
+           f"FFN out; the embeddings; the classifier (pooler and head). Most sensitive first; the top {TOP_BLOCKS} "
+           "here, every block in export.json. `recovered`: macro-F1 points bought back against the plain INT8 "
+           "artifact; `dF1`: points against the FP32 source."]
+    for r in ranked:
+        sens, plain = r["sensitivity"], r["sensitivity"]["plain"]
+        out += ["", f"### {r['artifact']}: plain INT8 {_pts(plain['f1_delta_points'])} pts, "
+                    f"{plain['agreement_pct']:.1f}% agreement with FP32", "",
+                "| rank | block | val macro-F1 | dF1 pts | recovered pts | agreement % |",
+                "|---:|---|---:|---:|---:|---:|"]
+        out += [f"| {b['rank']} | {b['label']} | {b['macro_f1']:.4f} | {_pts(b['f1_delta_points'])} | "
+                f"{_pts(b['recovered_points'])} | {b['agreement_pct']:.1f} |" for b in sens["blocks"][:TOP_BLOCKS]]
+        if sens.get("already_fp32"):
+            out.append(f"\nAlready FP32 in this variant: {', '.join(sens['already_fp32'])}.")
+    budget = first["repair"]["max_f1_drop"]
+    out += ["", f"## INT8 repair (budget: {budget:g} pts of validation macro-F1 below the FP32 source)", "",
+            "An INT8 artifact over the budget gets a `-repaired` sibling: its most sensitive blocks kept in FP32, "
+            "in ranking order, until it is within budget on validation. The test columns only report.", ""]
+    out += ["- " + sensitivity.outcome_text(r["artifact"], r["repair"], f"{r['model']}/{r['repair']['fp32_answer']}")
+            for r in ranked]
+    fixed = [r for r in rows if (r.get("repair") or {}).get("of")]
+    if fixed:
+        out += ["", "| artifact | kept in FP32 | val dF1 pts | test dF1 pts | speed x plain INT8 | speed x FP32 |",
+                "|---|---|---:|---:|---:|---:|"]
+        out += [f"| {r['artifact']} | {', '.join(r['repair']['excluded'])} | "
+                f"{_pts(r['repair']['validation']['f1_delta_points'])} | {_pts(100 * r['macro_f1_delta'])} | "
+                f"{speed.cell(r.get('speed_vs_int8'))} | {speed.cell(r.get('speed_vs_fp32'))} |" for r in fixed]
+    return "\n".join(out) + "\n"
+
+
 def write_results(recipe, run_dir: Path, cfg, rows: list[dict], results: Path) -> None:
     """export.json and export.md in ``results`` (the run's results folder, see edgedistill.layout)."""
     atomic_write_json(results / "export.json", {"schema_version": SCHEMA_VERSION, "run": recipe.run.name,
                                                 "run_dir": str(run_dir), "provenance": provenance(),
                                                 "config": to_dict(cfg), "artifacts": rows})
-    atomic_write_text(results / "export.md", format_markdown(rows, recipe.run.name))
+    atomic_write_text(results / "export.md", format_markdown(rows, recipe.run.name) + format_sensitivity(rows))

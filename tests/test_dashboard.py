@@ -104,8 +104,23 @@ def export_doc(run: str = RUN) -> dict:
                               "parity": {"n": 64, "max_abs_diff": 0.02 if prec == "int8" else 1e-5,
                                          "agreement_pct": 98.4 if prec == "int8" else 100.0},
                               "macro_f1": f1 + df1, "macro_f1_source": "validation", "macro_f1_delta": df1,
-                              "flagged": False, "fusions": {}, "provenance": _provenance()})
+                              "flagged": False, "fusions": {}, "provenance": _provenance(),
+                              **(sensitivity_doc(method, variant) if prec == "int8" else {})})
     return {"schema_version": 1, "run": run, "provenance": _provenance(), "config": {}, "artifacts": artifacts}
+
+
+def sensitivity_doc(method: str, variant: str) -> dict:
+    """export/sensitivity.py's fields: a 1-layer ranking where FFN out loses the most."""
+    order = ["layer.0.ffn_out", "embeddings", "layer.0.qkv", "layer.0.attn_out", "layer.0.ffn_in", "classifier"]
+    blocks = [{"rank": i, "block": b, "label": b.replace("layer.0.", "layer 0 "), "macro_f1": 0.80 - i / 100,
+               "agreement_pct": 99.0 - i, "mean_abs_dlogit": 0.01 * i, "f1_delta_points": -i + 0.5,
+               "recovered_points": 2.0 - i / 2} for i, b in enumerate(order, 1)]
+    plain = {"macro_f1": 0.78, "agreement_pct": 95.0, "mean_abs_dlogit": 0.1, "f1_delta_points": -1.5,
+             "recovered_points": 0.0}
+    return {"sensitivity": {"split": "validation", "n": 200, "source_macro_f1": 0.795, "plain": plain,
+                            "blocks": blocks},
+            "repair": {"outcome": "repaired", "max_f1_drop": 0.5, "excluded": ["layer.0.ffn_out"], "plain": plain,
+                       "steps": [], "repaired_variant": f"{variant}-repaired"}}
 
 
 def bench_rows(run: str = RUN) -> list[dict]:
@@ -335,16 +350,16 @@ def test_cli_builds_the_streamlit_command(tmp_path, capsys):
 # The pages (AppTest)
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("page", ["overview", "trade-offs", "per-class", "training", "machines", "playground",
-                                  "downloads"])
+@pytest.mark.parametrize("page", ["overview", "trade-offs", "per-class", "training", "machines", "export",
+                                  "playground", "downloads"])
 def test_every_page_renders(app, page):
     at = app(page)
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value.endswith(
         {"overview": "Overview", "trade-offs": "Trade-offs", "per-class": "Per class", "training": "Training",
-         "machines": "Machines", "playground": "Playground", "downloads": "Downloads"}[page])
+         "machines": "Machines", "export": "Export", "playground": "Playground", "downloads": "Downloads"}[page])
     assert at.query_params["page"] == page
-    if page in ("trade-offs", "per-class", "training", "machines"):
+    if page in ("trade-offs", "per-class", "training", "machines", "export"):
         assert at.get("plotly_chart"), f"{page} shows no chart"
 
 
@@ -399,6 +414,22 @@ def test_selectors_change_what_is_shown(app):
     at.sidebar.selectbox(key="filter_scenario").set_value("throughput").run()
     assert at.sidebar.selectbox(key="filter_batch_size").value == 8   # the cascade offers what was measured
     assert plotly_specs(at)[0] != spec and not at.exception
+
+
+def test_export_page_charts_the_int8_sensitivity_ranking(app, results):
+    from dashboard.data import read_results
+
+    sens = read_results(results).sensitivity
+    assert len(sens) == len(METHODS) * 2 * 6 and set(sens["outcome"]) == {"repaired"}
+    at = app("export")
+    spec = plotly_specs(at)[0]
+    bars = {t["name"]: values(t["y"]) for t in spec["data"] if t["type"] == "bar"}
+    assert bars["FFN out"] == ["layer 0 ffn_out"] and set(bars) == {"FFN out", "embeddings", "Q/K/V", "attention out",
+                                                                   "FFN in", "classifier"}
+    # Most sensitive on top: plotly draws categories bottom up, so the ranking comes reversed.
+    assert spec["layout"]["yaxis"]["categoryarray"][::-1][:2] == ["layer 0 ffn_out", "embeddings"]
+    assert any(s.get("x0") == 1.5 for s in spec["layout"]["shapes"])           # the gap to FP32
+    assert "validation texts" in texts(at) and "repaired" in texts(at)
 
 
 def test_downloads_offer_the_filtered_rows(app):

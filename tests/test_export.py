@@ -23,6 +23,7 @@ MANIFEST_KEYS = {"schema_version", "model", "variant", "format", "precision", "q
                  "opset", "model_file", "size_bytes", "sha256", "label_names", "max_length", "source_checkpoint",
                  "tool_versions", "parity", "macro_f1", "macro_f1_source", "macro_f1_delta", "flagged", "fusions",
                  "provenance"}
+OPENVINO_RANKED = ("layer.1.ffn_out", "classifier")
 TEXTS = ["good movie", "i hate this awful day", "the food was fine", "really happy people", "sad night"]
 
 
@@ -99,11 +100,17 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(tiny_run):
+    from export import blocks
     from export.config import load_export_config
     from export.pipeline import export_run
 
     root, run, recipe = tiny_run
-    rows = export_run(run, load_export_config(recipe.export, {"models": ["odd"], "variants": ODD_VARIANTS}))
+    real = blocks.openvino_blocks
+    # NNCF calibrates again for every block it tries (~10 s each here): two blocks cover the OpenVINO path.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blocks, "openvino_blocks", lambda model: {b: n for b, n in real(model).items()
+                                                                if b in OPENVINO_RANKED})
+        rows = export_run(run, load_export_config(recipe.export, {"models": ["odd"], "variants": ODD_VARIANTS}))
     rows += export_run(run, load_export_config(recipe.export, {"models": ["lora"], "variants": LORA_VARIANTS}))
     return root, run, recipe, rows
 
@@ -170,6 +177,25 @@ def test_int8_artifacts_run_integer_kernels_and_are_timed_against_fp32(exported)
     assert dynamic["dynamic_candidates"]["optimized"]["vs_plain"]["blocks"] == 20
     table = (recipe.results_path / "export.md").read_text()
     assert "speed x FP32" in table and "x [" in table
+
+
+def test_every_int8_artifact_is_ranked_block_by_block_on_validation(exported):
+    """Every INT8 kind (dynamic from either graph, static QDQ, NNCF, trimmed, a merged LoRA) maps
+    every block of the 2-layer model and ranks it (export/test_int8_repair.py checks the ranking)."""
+    from export.blocks import block_names
+
+    _, run, _, _ = exported
+    for model, variant in [("odd", v) for v in ODD_VARIANTS if "int8" in v] + [("lora", "onnx-int8-dynamic")]:
+        m = manifest(run, model, variant)
+        sens, repair = m["sensitivity"], m["repair"]
+        ranked = [b["block"] for b in sens["blocks"]]
+        everything = OPENVINO_RANKED if variant.startswith("openvino") else block_names(2)
+        assert sorted(ranked + sens["already_fp32"]) == sorted(everything), (variant, ranked)
+        assert sens["split"] == "validation" and sens["n"] == sens["validation_size"] > 0
+        assert sens["quantizations"] >= len(ranked) and repair["max_f1_drop"] == 0.5
+        assert repair["outcome"] in ("within_budget", "repaired", "fp32")
+        if variant == "onnx-int8-static":        # the FFN outputs it keeps in FP32 anyway are not re-tried
+            assert sens["already_fp32"] == ["layer.0.ffn_out", "layer.1.ffn_out"]
 
 
 def test_a_slower_int8_artifact_is_marked():

@@ -1,0 +1,306 @@
+"""INT8 sensitivity ranking and repair under a budget, on a tiny trained model with one block made
+sensitive on purpose: the ranking must find it, the repair must keep it in FP32 and come back
+within budget; a budget nothing can meet answers with the FP32 artifact; a negative one is refused.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LABELS, make_tiny_model, make_tokenizer, tiny_texts
+
+SENSITIVE = "layer.1.ffn_out"
+VARIANTS = ["onnx-fp32", "onnx-int8-dynamic"]
+
+
+def train_tiny(model, tok, epochs: int = 12):
+    """A few seconds of training, so INT8 damage shows up as lost macro-F1, not noise on random logits."""
+    import torch
+
+    texts, labels = tiny_texts(300)
+    y = torch.tensor([LABELS.index(label) for label in labels])
+    batch = tok(texts, padding=True, return_tensors="pt")
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(texts)).split(32):
+            loss = model(input_ids=batch["input_ids"][idx], attention_mask=batch["attention_mask"][idx],
+                         labels=y[idx]).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def make_ffn_out_sensitive(model, layer: int = 1):
+    """Leave the FP32 function as it is but make INT8 of one FFN output projection wreck it.
+
+    Two FFN units become constants: one at 1000 with zero outgoing weights (nothing in FP32; in
+    INT8 it stretches the per-tensor activation range so the step is ~4 and every ordinary
+    activation rounds to 0 or 4) and one at GELU(1) ~ 0.84 whose outgoing weights are 1000 x a
+    random vector, cancelled by the output bias (in INT8 it rounds to 0 and the cancellation
+    leaves -840 x that vector in the residual stream)."""
+    import torch
+
+    ffn_in, ffn_out = model.bert.encoder.layer[layer].intermediate.dense, model.bert.encoder.layer[layer].output.dense
+    with torch.no_grad():
+        ffn_in.weight[:2].zero_()
+        ffn_in.bias[0], ffn_in.bias[1] = 1.0, 1000.0
+        ffn_out.weight[:, 1] = 0.0
+        direction = 1e3 * torch.randn(ffn_out.weight.shape[0], generator=torch.Generator().manual_seed(0))
+        ffn_out.weight[:, 0] = direction
+        ffn_out.bias -= torch.nn.functional.gelu(torch.tensor(1.0)) * direction
+    return model
+
+
+def write_run(root: Path, export: dict):
+    import pandas as pd
+
+    from distill.config import load_recipe
+    from edgedistill.configbase import dump, to_dict
+
+    texts, labels = tiny_texts(360, seed=1)
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(root / "data.csv", index=False)
+    recipe = load_recipe(overrides={
+        "run": {"name": "sensitive", "runs_dir": str(root / "runs"), "results_dir": str(root / "results")},
+        "data": {"source": "file", "path": str(root / "data.csv"), "text_column": "text", "label_column": "label",
+                 "labels": LABELS, "max_length": 24, "validation_fraction": 0.25},
+        "export": export})
+    run = root / "runs" / "sensitive"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text(dump(recipe))
+    tok = make_tokenizer(root / "vocab")
+    model = make_ffn_out_sensitive(train_tiny(make_tiny_model("bert", vocab_size=len(tok)), tok))
+    folder = run / "models" / "odd"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "edgedistill.json").write_text(json.dumps({
+        "schema_version": 1, "method": "odd", "label_names": LABELS, "teacher_source": "tiny", "layers": None,
+        "lora": None, "recipe": to_dict(recipe)}))
+    return recipe, run
+
+
+@pytest.fixture(scope="module")
+def repaired(tmp_path_factory):
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    root = tmp_path_factory.mktemp("int8-repair")
+    recipe, run = write_run(root, {"variants": VARIANTS, "threads": 1, "speed_check_blocks": 2,
+                                   "speed_check_calls": 2, "calibration_size": 32})
+    lines: list[str] = []
+    rows = export_run(run, load_export_config(recipe.export), log=lines.append)
+    return recipe, run, rows, "\n".join(lines)
+
+
+def manifest(run: Path, variant: str) -> dict:
+    return json.loads((run / "artifacts" / "odd" / variant / "manifest.json").read_text())
+
+
+def test_the_ranking_finds_the_sensitive_block(repaired):
+    _, run, _, _ = repaired
+    sens = manifest(run, "onnx-int8-dynamic")["sensitivity"]
+    ranking = sens["blocks"]
+    assert sens["split"] == "validation" and sens["n"] == sens["validation_size"] > 50
+    assert {r["block"] for r in ranking} == {"embeddings", "classifier"} | {f"layer.{i}.{k}" for i in (0, 1) for k in
+                                                                            ("qkv", "attn_out", "ffn_in", "ffn_out")}
+    top = ranking[0]
+    assert top["block"] == SENSITIVE and top["rank"] == 1 and top["label"] == "layer 1 FFN out"
+    # Keeping it alone in FP32 buys back (nearly) everything; no other block buys back anything much.
+    assert top["agreement_pct"] >= 90 and top["recovered_points"] > 30
+    assert sens["plain"]["f1_delta_points"] < -20 and sens["plain"]["agreement_pct"] < 80
+    assert all(r["recovered_points"] < 5 for r in ranking[1:])
+    assert [r["rank"] for r in ranking] == list(range(1, len(ranking) + 1))
+    assert sens["quantizations"] == len(ranking)          # one per block: the repair reused the top one
+
+
+def test_the_repair_keeps_the_block_in_fp32_and_comes_back_within_budget(repaired):
+    import onnx
+
+    _, run, rows, console = repaired
+    plain = manifest(run, "onnx-int8-dynamic")
+    assert plain["repair"]["outcome"] == "repaired" and plain["repair"]["excluded"] == [SENSITIVE]
+    assert plain["repair"]["repaired_variant"] == "onnx-int8-dynamic-repaired"
+    fixed = manifest(run, "onnx-int8-dynamic-repaired")
+    # A normal artifact: checked against PyTorch on the test split, timed against FP32 and plain INT8.
+    assert fixed["precision"] == "int8" and fixed["quantization"] == "dynamic" and fixed["sha256"]
+    assert fixed["repair"]["of"] == "odd/onnx-int8-dynamic" and fixed["repair"]["excluded"] == [SENSITIVE]
+    assert fixed["repair"]["validation"]["f1_delta_points"] >= -0.5
+    assert fixed["parity"]["agreement_pct"] >= 95 and fixed["macro_f1_delta"] > plain["macro_f1_delta"] + 0.2
+    assert fixed["speed_vs_fp32"]["blocks"] == 2 and fixed["speed_vs_int8"]["blocks"] == 2
+    assert fixed["speed_vs_int8"]["low"] <= fixed["speed_vs_int8"]["speedup"] <= fixed["speed_vs_int8"]["high"]
+    graph = onnx.load(str(run / "artifacts" / "odd" / "onnx-int8-dynamic-repaired" / "model.onnx")).graph
+    ops = {n.name: n.op_type for n in graph.node}
+    assert ops["/bert/encoder/layer.1/output/dense/MatMul"] == "MatMul"          # FP32
+    assert fixed["fp32_nodes"] == ["/bert/encoder/layer.1/output/dense/MatMul"]
+    assert any(t == "MatMulInteger" for t in ops.values())                     # the rest stays INT8
+    assert [r["artifact"] for r in rows] == ["odd/onnx-fp32", "odd/onnx-int8-dynamic", "odd/onnx-int8-dynamic-repaired"]
+    assert "repaired with layer.1.ffn_out in FP32" in console
+
+
+def test_results_files_show_the_ranking_and_the_repair(repaired):
+    recipe, _, _, _ = repaired
+    data = json.loads((recipe.results_path / "export.json").read_text())
+    rows = {r["artifact"]: r for r in data["artifacts"]}
+    assert rows["odd/onnx-int8-dynamic"]["sensitivity"]["blocks"][0]["block"] == SENSITIVE
+    assert rows["odd/onnx-int8-dynamic-repaired"]["repair"]["excluded"] == [SENSITIVE]
+    assert data["config"]["max_f1_drop"] == 0.5
+    md = (recipe.results_path / "export.md").read_text()
+    assert "## INT8 sensitivity" in md and "| 1 | layer 1 FFN out |" in md
+    assert "## INT8 repair" in md and "| odd/onnx-int8-dynamic-repaired |" in md
+
+
+def test_a_rerun_keeps_both_and_other_settings_rank_again(repaired, capsys):
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    recipe, run, _, _ = repaired
+    before = manifest(run, "onnx-int8-dynamic-repaired")["provenance"]
+    export_run(run, load_export_config(recipe.export), log=lambda _: None)
+    out = capsys.readouterr().out
+    assert "odd/onnx-int8-dynamic: kept" in out and "odd/onnx-int8-dynamic-repaired: kept" in out
+    export_run(run, load_export_config(recipe.export, {"sensitivity_scope": "over_budget"}), log=lambda _: None)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "odd/onnx-int8-dynamic: ranked with other" in out and "exporting again" in out
+    assert manifest(run, "onnx-int8-dynamic")["sensitivity"]["blocks"][0]["block"] == SENSITIVE   # over budget: ranked
+    assert "odd/onnx-int8-dynamic-repaired: kept (same blocks in FP32" in out
+    assert manifest(run, "onnx-int8-dynamic-repaired")["provenance"] == before
+
+
+def test_a_budget_no_exclusion_meets_answers_with_fp32(repaired, monkeypatch):
+    """With the sensitive MatMul outside every block (as an unmapped node would be), no exclusion
+    helps: the answer is the FP32 artifact, and the now stale -repaired sibling goes."""
+    from export import blocks
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    recipe, run, _, _ = repaired
+    real = blocks.onnx_blocks
+    monkeypatch.setattr(blocks, "onnx_blocks", lambda path: {b: n for b, n in real(path).items() if b != SENSITIVE})
+    lines: list[str] = []
+    export_run(run, load_export_config(recipe.export, {"variants": ["onnx-int8-dynamic"], "force": True}),
+               log=lines.append)
+    repair = manifest(run, "onnx-int8-dynamic")["repair"]
+    assert repair["outcome"] == "fp32" and repair["fp32_answer"] == "onnx-fp32" and repair["excluded"] == []
+    assert len(repair["steps"]) == 9 and all(s["f1_delta_points"] < -0.5 for s in repair["steps"])
+    assert not (run / "artifacts" / "odd" / "onnx-int8-dynamic-repaired").exists()
+    console = "\n".join(lines)
+    assert "no exclusion of its 9 ranked blocks meets it: odd/onnx-fp32 (FP32) is the answer" in console
+    md = (recipe.results_path / "export.md").read_text()
+    assert "odd/onnx-fp32 (FP32) is the answer" in md
+
+
+def test_over_budget_scope_ranks_only_what_needs_a_repair(repaired):
+    """Static INT8 keeps the FFN outputs in FP32 already, so the sensitive block costs it nothing."""
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    recipe, run, _, _ = repaired
+    export_run(run, load_export_config(recipe.export, {"variants": ["onnx-int8-static"],
+                                                       "sensitivity_scope": "over_budget"}), log=lambda _: None)
+    m = manifest(run, "onnx-int8-static")
+    assert m["repair"]["outcome"] == "within_budget" and m["repair"]["plain"]["f1_delta_points"] >= -0.5
+    assert m["sensitivity"]["blocks"] == [] and m["sensitivity"]["quantizations"] == 0
+    assert m["sensitivity"]["already_fp32"] == ["layer.0.ffn_out", SENSITIVE]
+    assert not (run / "artifacts" / "odd" / "onnx-int8-static-repaired").exists()
+
+
+def test_a_negative_budget_is_refused_before_any_work(tmp_path, capsys):
+    import edgedistill.cli as edgedistill
+    from distill.config import load_recipe
+    from edgedistill.configbase import ConfigError, dump
+    from export.config import load_export_config
+
+    with pytest.raises(ConfigError) as exc:
+        load_export_config({"max_f1_drop": -0.5, "sensitivity_samples": -1})
+    assert "max_f1_drop: -0.5 is negative" in str(exc.value) and "sensitivity_samples" in str(exc.value)
+    run = tmp_path / "runs" / "empty"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text(dump(load_recipe(overrides={"run": {"name": "empty"}})))
+    # No trained models either: the budget is what it reports, so nothing was looked at first.
+    assert edgedistill.main(["export", "--run", str(run), "--set", "max_f1_drop=-1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "max_f1_drop: -1" in err and "negative" in err and "no trained models" not in err
+    assert not (run / "artifacts").exists()
+
+
+def test_a_negative_budget_is_refused_before_a_model_is_taken_in(tmp_path, tiny_checkpoint, tiny_csv, capsys):
+    import edgedistill.cli as edgedistill
+
+    runs = tmp_path / "runs"
+    assert edgedistill.main(["export", "--model", str(tiny_checkpoint), "--data", str(tiny_csv), "--text-column",
+                             "text", "--label-column", "label", "--runs-dir",
+                             str(runs), "--results-dir", str(tmp_path / "results"), "--set",
+                             "max_f1_drop=-0.1"]) == 2
+    assert "max_f1_drop: -0.1 is negative" in " ".join(capsys.readouterr().err.split())
+    assert not runs.exists()                       # the classifier was not saved as a run
+
+
+# --- the pieces on their own -------------------------------------------------------------------
+
+def test_greedy_repair_stops_at_the_first_exclusion_within_budget():
+    from export.sensitivity import greedy_repair, rank_blocks
+
+    # Validation macro-F1 per set of blocks kept in FP32: "b" matters most, "a" then closes the gap.
+    table = {(): 0.80, ("a",): 0.82, ("b",): 0.86, ("c",): 0.80, ("b", "a"): 0.899, ("b", "a", "c"): 0.90}
+    calls = []
+
+    def score(excluded):
+        calls.append(tuple(excluded))
+        return {"macro_f1": table[tuple(excluded)], "agreement_pct": 90.0, "mean_abs_dlogit": 0.1}
+
+    plain = score([])
+    ranking = rank_blocks(["a", "b", "c"], score, 0.90, plain)
+    assert [r["block"] for r in ranking] == ["b", "a", "c"]
+    assert ranking[0]["recovered_points"] == pytest.approx(6.0) and ranking[0]["f1_delta_points"] == pytest.approx(-4)
+    calls.clear()
+    repair = greedy_repair(ranking, score, 0.90, plain, max_f1_drop=0.5)
+    assert repair["outcome"] == "repaired" and repair["excluded"] == ["b", "a"] and calls == [("b", "a")]
+    assert greedy_repair(ranking, score, 0.90, plain, max_f1_drop=0.0)["excluded"] == ["b", "a", "c"]
+    assert greedy_repair(ranking, score, 0.90, plain, max_f1_drop=10.0)["outcome"] == "within_budget"
+    table[("b", "a")], table[("b", "a", "c")] = 0.86, 0.85          # nothing gets within 0.5 points
+    unmet = greedy_repair(ranking, score, 0.90, plain, max_f1_drop=0.5)
+    assert unmet["outcome"] == "fp32" and unmet["excluded"] == [] and len(unmet["steps"]) == 3
+
+
+def test_ties_are_ordered_by_agreement_then_logit_distance():
+    from export.sensitivity import rank_blocks
+
+    scores = {"a": (0.9, 95.0, 0.2), "b": (0.9, 97.0, 0.3), "c": (0.9, 97.0, 0.1)}
+    ranking = rank_blocks(list(scores), lambda ex: dict(zip(("macro_f1", "agreement_pct", "mean_abs_dlogit"),
+                                                            scores[ex[0]])), 0.9,
+                          {"macro_f1": 0.9, "agreement_pct": 90.0, "mean_abs_dlogit": 0.5})
+    assert [r["block"] for r in ranking] == ["c", "b", "a"]
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mpnet"])
+def test_every_block_is_found_in_each_family(family, tmp_path):
+    from export import blocks, convert
+
+    path = convert.export_onnx(make_tiny_model(family, vocab_size=40), tmp_path / family)
+    found = blocks.onnx_blocks(path)
+    assert blocks.forward_order(found) == blocks.block_names(2), found
+    assert all(len(found[f"layer.{i}.{k}"]) == 1 for i in (0, 1) for k in ("attn_out", "ffn_in", "ffn_out"))
+    assert all(len(found[f"layer.{i}.qkv"]) >= 3 for i in (0, 1))                 # Q, K and V at least
+    names = [n for nodes in found.values() for n in nodes]
+    assert len(names) == len(set(names))                                          # one block per node
+
+
+def test_nncf_keeps_the_excluded_block_in_fp32(tmp_path):
+    import openvino as ov
+
+    from export import blocks, convert
+
+    tok = make_tokenizer(tmp_path / "vocab")
+    path = convert.export_onnx(make_tiny_model("bert", vocab_size=len(tok)), tmp_path / "onnx")
+    feeds = [{k: v.astype(np.int64) for k, v in tok([t], return_tensors="np").items()} for t in tiny_texts(16)[0]]
+    nodes = convert.quantize_nncf(path, tmp_path / "ov" / "model.xml", feeds, exclude_blocks=[SENSITIVE])
+    assert nodes == blocks.openvino_blocks(ov.convert_model(str(path)))[SENSITIVE] and nodes
+    model = ov.Core().read_model(str(tmp_path / "ov" / "model.xml"))
+    fed_by_fq = {op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"
+                 and any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())}
+    assert fed_by_fq and not fed_by_fq & set(nodes)
+    assert any("layer.0/output/dense" in n for n in fed_by_fq)                     # the same block elsewhere: INT8

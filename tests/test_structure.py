@@ -23,13 +23,17 @@ def test_one_method_registry_drives_every_list():
     from distill.config import default_methods
     from edgedistill import methods
 
-    assert methods.ORDER == ("teacher", "odd", "even", "auto", "bottom", "tiny", "lora", "hybrid")
+    assert methods.ORDER == ("teacher", "odd", "even", "auto", "bottom", "tiny", "lora", "hybrid", "static")
     assert set(default_methods()) == set(methods.ORDER)
-    assert methods.students() == ("odd", "even", "auto", "bottom", "tiny", "hybrid")
+    assert methods.students() == ("odd", "even", "auto", "bottom", "tiny", "hybrid", "static")
+    assert methods.layer_students() == ("odd", "even", "auto", "bottom", "tiny", "hybrid")
     assert [n for n in methods.ORDER if methods.uses_lora(n)] == ["lora", "hybrid"]
-    assert {m.kind for m in methods.METHODS.values()} == {"pretrained", "teacher_layers"}
-    assert len(set(methods.COLOURS.values())) == len(methods.ORDER)
-    assert methods.rank("hybrid") == 7 and methods.rank("mystery") == len(methods.ORDER)
+    assert {m.kind for m in methods.METHODS.values()} == {"pretrained", "teacher_layers", "static"}
+    assert tuple(methods.BASELINES) == ("tfidf", "model2vec", "setfit")
+    assert not set(methods.BASELINES) & set(methods.ORDER)
+    assert len(set(methods.COLOURS.values())) == len(methods.ORDER) + len(methods.BASELINES)
+    assert methods.rank("hybrid") == 7 and methods.rank("tfidf") == len(methods.ORDER)
+    assert methods.rank("mystery") == len(methods.ORDER) + len(methods.BASELINES)
     from dashboard.charts import METHOD_COLORS
 
     assert METHOD_COLORS is methods.COLOURS

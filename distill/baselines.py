@@ -264,25 +264,9 @@ def _require(module: str, install: str):
 M2V_INSTALL = "pip install --no-deps model2vec==0.10.0 skeletoken==0.6.1 && pip install pydantic (make install does)"
 
 
-def distil_static(source: str, dims: int):
-    """model2vec's own distillation of a local model folder: one forward pass per vocabulary token,
-    PCA to ``dims``, Zipf (SIF) weighting. Returns the StaticModel (float32)."""
-    _require("model2vec.distill", M2V_INSTALL)
-    from model2vec.distill import distill
-
-    return distill(source, pca_dims=dims, quantize_to="float32")
-
-
-def static_graph_parts(tokenizer_json: str) -> str:
-    """A static model's tokenizer.json as the artifact needs it: no special tokens added (model2vec
-    pools the text's own tokens)."""
-    doc = json.loads(tokenizer_json)
-    doc["post_processor"] = None
-    return json.dumps(doc, ensure_ascii=False)
-
-
 def train_model2vec(recipe: Recipe, data: Dataset, log) -> dict:
     from distill.models import resolve_model_source
+    from distill.static import artifact_tokenizer_json, distil_static
 
     _require("model2vec.train", M2V_INSTALL)
     import torch
@@ -316,7 +300,7 @@ def train_model2vec(recipe: Recipe, data: Dataset, log) -> dict:
                          "(model2vec's own)", "dims": int(table.shape[1]), "vocabulary": int(table.shape[0])},
             "params": params,
             "validation_probs": probs(data.validation.texts), "test_probs": probs(data.test.texts),
-            "graph": {"model": model, "tokenizer": static_graph_parts(clf.tokenizer.to_str()),
+            "graph": {"model": model, "tokenizer": artifact_tokenizer_json(clf.tokenizer.to_str()),
                       "max_length": int(clf.max_length or 512), "params": params},
             "library_versions": library_versions(("model2vec", "torch"))}
 
@@ -333,14 +317,21 @@ def train_setfit(recipe: Recipe, data: Dataset, log) -> dict:
     from datasets import Dataset as HFDataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
+    from edgedistill.io import workspace
+
     cfg = recipe.baselines
     model = SetFitModel.from_pretrained(resolve_model_source(recipe.teacher.model),
                                         labels=list(range(len(data.label_names))))
-    args = TrainingArguments(num_iterations=cfg.setfit_iterations, num_epochs=cfg.setfit_epochs,
-                             batch_size=cfg.setfit_batch_size, seed=recipe.run.seed, report_to="none",
-                             show_progress_bar=False)
-    train = HFDataset.from_dict({"text": list(data.train.texts), "label": [int(x) for x in data.train.labels]})
-    Trainer(model=model, args=args, train_dataset=train).train()
+    scratch = workspace(recipe.run_dir, "setfit")     # its trainer's checkpoints: scratch, removed after
+    try:
+        args = TrainingArguments(output_dir=str(scratch), num_iterations=cfg.setfit_iterations,
+                                 num_epochs=cfg.setfit_epochs, batch_size=cfg.setfit_batch_size,
+                                 seed=recipe.run.seed, report_to="none", show_progress_bar=False,
+                                 save_strategy="no")
+        train = HFDataset.from_dict({"text": list(data.train.texts), "label": [int(x) for x in data.train.labels]})
+        Trainer(model=model, args=args, train_dataset=train).train()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     def probs(texts):
         p = np.asarray(model.predict_proba(list(texts)), dtype=np.float64)
@@ -356,5 +347,5 @@ def train_setfit(recipe: Recipe, data: Dataset, log) -> dict:
 
 TRAINERS = {"tfidf": train_tfidf, "model2vec": train_model2vec, "setfit": train_setfit}
 
-__all__ = ["train_baselines", "collect_baselines", "result_file", "word_tokenizer", "distil_static",
+__all__ = ["train_baselines", "collect_baselines", "result_file", "word_tokenizer",
            "BaselineError", "TRAINERS"]

@@ -235,7 +235,7 @@ def default_methods() -> dict[str, MethodConfig]:
         # A static embedding table and a small head: no attention to fine-tune, so a far larger step and
         # more epochs than the transformer students; its own logit-only loss (KD at T=2 with the labels),
         # since the recipe's hidden / attention terms have no layers to map here.
-        "static": MethodConfig(enabled=False, lr=5e-3, epochs=10, early_stopping_patience=3, loss=LossConfig()),
+        "static": MethodConfig(lr=5e-3, epochs=10, early_stopping_patience=3, loss=LossConfig()),
     }
 
 

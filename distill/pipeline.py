@@ -201,11 +201,13 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                   "trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
-        if setup.teacher is not None and recipe.train.cache_teacher and cache is None:
+        # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
+        if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
             # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
             # Hidden states only when some student's loss uses them (they take GBs for large pools).
             with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0 for n in names if n in students())
-            cache = TeacherCache(setup.teacher.to(acc.device), setup.tokenizer, student_data.train,
+            cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
+                                 student_data.train,
                                  recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
                                  with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)

@@ -142,3 +142,30 @@ def test_train_run_writes_baselines_into_metrics_and_results(tmp_path, tiny_chec
     assert saved["baselines"]["tfidf"]["test"]["n"] == 12
     table = (recipe.results_path / "results.md").read_text()
     assert "| tfidf | scikit-learn | C 1.0" in table
+
+
+def test_bench_times_a_baseline_through_the_runtime_interface_and_the_report_places_it(tmp_path):
+    from test_bench_run import make_tiny_run
+
+    from bench.runner import run_bench
+    from bench.schema import read_document
+    from distill.baselines import train_baselines
+    from distill.data import load_dataset
+    from edgedistill.layout import load_run_recipe
+
+    run = make_tiny_run(tmp_path, methods=("teacher",))
+    recipe = load_run_recipe(run)
+    recipe.baselines.model2vec = False
+    entry = train_baselines(recipe, load_dataset(recipe.data), log=lambda *_: None)["tfidf"]
+    outcome = run_bench(run, results_dir=tmp_path / "results", progress=False)
+    assert outcome.failures == []
+    _, rows = read_document(tmp_path / "results" / "bench.json")
+    mine = [r for r in rows if r.model == "tfidf"]
+    assert {(r.artifact, r.runtime) for r in mine} == {("tfidf/onnx-fp32", "onnxruntime")}
+    for r in mine:
+        assert r.latency_p50_ms > 0 and r.latency_p99_ms >= r.latency_p50_ms and r.peak_rss_mb > 0
+        assert r.size_mb > 0 and r.throughput_per_s > 0 or r.scenario == "latency"
+        assert r.macro_f1 == pytest.approx(entry["test"]["macro_f1"])        # the same test split, same metrics
+        assert r.f1_retained_pct is not None
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "Baseline **tfidf** (`tfidf/onnx-fp32`" in report

@@ -70,7 +70,11 @@ def test_good_enough_means_the_same_in_bench_and_dashboard():
     qualifying = [p for p, r in zip(df["point"], retained) if good_enough(r)]
     assert qualifying == ["t", "a"]
     best = best_per_goal(df, teacher)
-    assert best["fastest"]["point"] == "a" and best["smallest"]["point"] == "a"
+    assert best["fastest_1pct"]["point"] == "a" and best["smallest"]["point"] == "a"
+    assert best["fastest_3pct"]["point"] == "b"     # 98.99% of the teacher: within 3%, not within 1%
+    from edgedistill.targets import WITHIN_1PCT, WITHIN_3PCT
+
+    assert (WITHIN_1PCT, WITHIN_3PCT) == (99.0, 97.0)
 
 
 def test_dashboard_reads_the_benchs_steadiness():

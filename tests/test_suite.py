@@ -38,7 +38,10 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert capped["seeds"] == [1, 2] and capped["sizes"]["train"] == 60
     assert capped["extra_texts"]["unlabeled"] > 0
     odd = capped["methods"]["odd"]
-    assert set(capped["methods"]) == {"teacher", "odd", "hybrid"}
+    # the static student and the cheap peer baselines run on every entry
+    assert set(capped["methods"]) == {"teacher", "odd", "hybrid", "static", "tfidf", "model2vec"}
+    assert capped["methods"]["tfidf"]["baseline"] and not capped["methods"]["static"]["baseline"]
+    assert capped["methods"]["model2vec"]["retained_test_macro_f1"]["n"] == 2
     assert odd["retained_test_macro_f1"]["n"] == 2 and odd["retained_test_macro_f1"]["std"] >= 0
     assert capped["methods"]["teacher"]["retained_test_macro_f1"]["mean"] == pytest.approx(1.0)
     assert set(odd["test_per_class_f1"]) == {"negative", "neutral", "positive"}
@@ -46,7 +49,9 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert rows["models"]["odd"]["retained"] == pytest.approx(
         rows["models"]["odd"]["test_macro_f1"] / rows["models"]["teacher"]["test_macro_f1"]
     )
-    assert "| capped | 2 | 60 |" in (tmp_path / "suite" / "suite.md").read_text()
+    table = (tmp_path / "suite" / "suite.md").read_text()
+    assert "| capped | 2 | 60 |" in table and "| tfidf (baseline) |" in table
+    assert "The static student against the plain model2vec baseline" in table
     assert (tmp_path / "suite" / "retained.png").read_bytes()[:4] == b"\x89PNG"
 
     # a killed suite resumes: finished pairs are not retrained, a missing one is

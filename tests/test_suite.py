@@ -83,8 +83,9 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     shutil.rmtree(tmp_path / "suite-runs" / "capped-s1")
     run_suite(path, only=["capped"])
     row = json.loads((tmp_path / "suite" / "entries" / "capped-s2.json").read_text())
-    assert row["resumed"]["methods_trained_before"] == ["teacher"] and row["models"]["odd"]["lr"] == 3e-4
-    earlier = row["models"]["teacher"]["wall_time_s"]
+    # static, after hybrid in the registry, was finished too and is kept
+    assert row["resumed"]["methods_trained_before"] == ["teacher", "static"] and row["models"]["odd"]["lr"] == 3e-4
+    earlier = row["models"]["teacher"]["wall_time_s"] + row["models"]["static"]["wall_time_s"]
     assert row["wall_time_s"] == pytest.approx(row["resumed"]["wall_time_s_this_process"] + earlier)
 
 
@@ -274,7 +275,7 @@ def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, t
     row = tmp_path / "suite" / "entries" / "capped-s1.json"
     models = tmp_path / "suite-runs" / "capped-s1" / "models"
     first = json.loads(row.read_text())
-    assert set(first["method_sha256"]) == {"teacher", "odd", "hybrid"}
+    assert set(first["method_sha256"]) == {"teacher", "odd", "hybrid", "static"}
     stamps = {m: (models / m / "edgedistill.json").stat().st_mtime_ns for m in ("teacher", "odd", "hybrid")}
 
     # settings no suite row depends on do not make a row stale
@@ -311,4 +312,4 @@ def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, t
     shutil.rmtree(tmp_path / "suite-runs" / "capped-s1")
     row.write_text(json.dumps({k: v for k, v in again.items() if k != "method_sha256"} | {"recipe_sha256": "old"}))
     cfg, recipes = load_suite(path)
-    assert stale_methods(cfg, recipes) == {row: ["teacher", "odd", "hybrid"]}
+    assert stale_methods(cfg, recipes) == {row: ["teacher", "odd", "hybrid", "static"]}

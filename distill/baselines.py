@@ -219,13 +219,14 @@ def train_tfidf(recipe: Recipe, data: Dataset, log) -> dict:
                             "pairs only; use 1 or 2")
     coef, intercept = _rows(clf.coef_, clf.intercept_, clf.classes_, len(data.label_names))
     model = graphs.tfidf_graph(unigrams, bigrams, vectorizer.idf_, coef, intercept)
+    params = int(coef.size + intercept.size + len(vocab))     # weights, biases and one idf per feature
     return {"selected": {"C": best, "validation_macro_f1_by_C": {str(c): f for c, f in scores.items()},
                          "features": len(vocab)},
-            "params": int(coef.size + intercept.size + len(vocab)),
+            "params": params,
             "validation_probs": _columns(clf.predict_proba(x_val), clf.classes_, len(data.label_names)),
             "test_probs": _columns(clf.predict_proba(vectorizer.transform(data.test.texts)), clf.classes_,
                                    len(data.label_names)),
-            "graph": {"model": model, "tokenizer": tok.to_str(), "max_length": TFIDF_MAX_WORDS, "params": None},
+            "graph": {"model": model, "tokenizer": tok.to_str(), "max_length": TFIDF_MAX_WORDS, "params": params},
             "library_versions": library_versions(("scikit-learn",))}
 
 

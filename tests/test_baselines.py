@@ -58,6 +58,7 @@ def test_tfidf_baseline_is_selected_on_validation_and_exported(tmp_path, tiny_ch
     folder = recipe.run_dir / "artifacts" / "tfidf" / "onnx-fp32"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["baseline"] is True and manifest["format"] == "onnx" and manifest["parity"]["max_abs_diff"] < 1e-4
+    assert manifest["params"] == entry["params"] > entry["selected"]["features"]
     rt = load_predictor(folder)
     assert rt.runtime == "onnxruntime" and rt.input_names == ("input_ids",)
     pred = rt.predict(list(data.test.texts))

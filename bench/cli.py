@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from edgedistill.cluster import SCHEDULER_HELP
-from edgedistill.methods import ORDER
+from edgedistill.methods import BASELINES, ORDER
 
 
 def _csv(value: str) -> list[str]:
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "keep it as bench.json.corrupt-<time> and start a new file")
     parser.add_argument("--set", action="append", default=[], metavar="bench.KEY=VALUE",
                         help="override any bench option, e.g. --set bench.min_rounds=500 (repeatable)")
-    parser.add_argument("--models", type=_csv, default=keep, help=f"comma-separated: {','.join(ORDER)}")
+    parser.add_argument("--models", type=_csv, default=keep, help=f"comma-separated: {','.join((*ORDER, *BASELINES))}")
     parser.add_argument("--variants", type=_csv, default=keep, help="comma-separated: pytorch,onnx-fp32,...")
     parser.add_argument("--runtimes", type=_csv, default=keep, help="comma-separated: pytorch,onnxruntime,openvino")
     parser.add_argument("--devices", type=_csv, default=keep, help="comma-separated: cpu,cuda,gpu (unset: all present)")

@@ -12,7 +12,9 @@ from collections import defaultdict
 from bench import trust_report
 from bench.probe import change_pct
 from bench.schema import KEY_COLUMNS, PAIRED_COLUMNS, BenchRow
-from edgedistill.targets import AGREE_PCT
+from edgedistill import goals
+from edgedistill.methods import BASELINES, is_baseline
+from edgedistill.targets import AGREE_PCT, WITHIN_1PCT, WITHIN_3PCT
 from edgedistill.targets import RETAINED_PCT as RETAINED_GOAL  # % of teacher macro-F1 kept to count as "as good"
 
 
@@ -213,31 +215,29 @@ def seq_len_table(rows: list[BenchRow]) -> str:
 
 
 def goal_winners(rows: list[BenchRow]) -> dict[str, BenchRow]:
-    """The best row per goal (fastest, smallest and highest throughput among those keeping
-    RETAINED_GOAL % of the teacher's macro-F1; most accurate), from batch-1 latency rows at the
-    headline length and the throughput rows. Fastest = the largest paired speed-up over the teacher
-    where the bench measured pairs, else the lowest p50. Empty when no row knows its retained macro-F1."""
+    """The best row per goal, from batch-1 latency rows at the headline length (``edgedistill.goals``:
+    most accurate, fastest within 1% and within 3% of the teacher's macro-F1, smallest within 1%, the
+    same computation the dashboard shows), plus the highest throughput keeping 99% from the throughput
+    rows. Goals nothing qualifies for are left out; empty when no teacher macro-F1 is known."""
     seq = headline_seq_len(rows)
     latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
-    if not any(r.f1_retained_pct is not None for r in latency):
+    ref = reference_f1(latency)
+    if ref is None:
         return {}
-    good = [r for r in latency if r.f1_retained_pct is not None and r.f1_retained_pct >= RETAINED_GOAL]
-    tput = [r for r in rows if r.scenario == "throughput" and r.f1_retained_pct is not None
-            and r.f1_retained_pct >= RETAINED_GOAL and r.throughput_per_s]
-    out = {}
-    if good:
-        # The paired ratio is the trusted speed measure (candidate and reference timed side by side in one
-        # process); separate-process p50s of the few fastest artifacts can swap places between runs.
-        paired = [r for r in good if r.paired_speedup_vs_teacher]
-        out["fastest"] = (max(paired, key=lambda r: r.paired_speedup_vs_teacher) if paired
-                          else min(good, key=lambda r: r.latency_p50_ms or float("inf")))
-        out["smallest"] = min(good, key=lambda r: r.size_mb or float("inf"))
+    out = {g: w for g, w in goals.goal_winners(latency, ref).items() if w is not None}
+    tput = [r for r in rows if r.scenario == "throughput" and r.throughput_per_s and goals.keeps(r, ref, RETAINED_GOAL)]
     if tput:
         out["throughput"] = max(tput, key=lambda r: r.throughput_per_s)
-    accurate = max((r for r in latency if r.macro_f1 is not None), key=lambda r: r.macro_f1, default=None)
-    if accurate is not None:
-        out["accurate"] = accurate
     return out
+
+
+def reference_f1(rows: list[BenchRow]) -> float | None:
+    """The teacher PyTorch FP32 macro-F1 these rows' ``f1_retained_pct`` refers to."""
+    ref = goals.teacher_f1(rows)
+    if ref is None:   # the teacher row filtered out: recover it from a row's retained share
+        r = next((r for r in rows if r.f1_retained_pct and r.macro_f1 is not None), None)
+        ref = 100 * r.macro_f1 / r.f1_retained_pct if r is not None else None
+    return ref
 
 
 def best_per_goal(rows: list[BenchRow]) -> str:
@@ -248,20 +248,23 @@ def best_per_goal(rows: list[BenchRow]) -> str:
     out = []
 
     def name(r):
-        return f"`{r.artifact}` on {r.runtime} ({r.precision}{', ' + r.options if r.options else ''})"
+        kind = " (a peer baseline)" if is_baseline(r.model) else ""
+        return f"`{r.artifact}`{kind} on {r.runtime} ({r.precision}{', ' + r.options if r.options else ''})"
 
-    if "fastest" in winners:
-        f = winners["fastest"]
-        out.append(f"- **Fastest keeping >= {RETAINED_GOAL:.0f}% of teacher macro-F1**: {name(f)}: p50 "
+    for goal, pct in (("fastest_1pct", WITHIN_1PCT), ("fastest_3pct", WITHIN_3PCT)):
+        f = winners.get(goal)
+        if f is None:
+            out.append(f"- No artifact keeps >= {pct:g}% of the teacher's macro-F1 here.")
+            continue
+        out.append(f"- **{goals.GOALS[goal]}** (keeping >= {pct:g}% of teacher macro-F1): {name(f)}: p50 "
                    f"{fmt(f.latency_p50_ms)} ms, {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
                    f"{fmt(f.size_ratio_vs_fp32)} vs its ONNX FP32 ({fmt(f.size_mb, 1)} MB), macro-F1 "
                    f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher)." + trust_report.paired_text(f))
-        s = winners["smallest"]
+    s = winners.get("smallest")
+    if s is not None:
         out.append(f"- **Smallest keeping >= {RETAINED_GOAL:.0f}%**: {name(s)}: {fmt(s.size_mb, 1)} MB (size ratio "
                    f"{fmt(s.size_ratio_vs_fp32)}), {fmt(s.speedup_vs_teacher)}x, {fmt(s.f1_retained_pct, 1)}% of "
                    "teacher macro-F1.")
-    else:
-        out.append(f"- No artifact keeps >= {RETAINED_GOAL:.0f}% of the teacher's macro-F1 here.")
     if "throughput" in winners:
         t = winners["throughput"]
         out.append(f"- **Highest throughput keeping >= {RETAINED_GOAL:.0f}%**: {name(t)}: "
@@ -270,7 +273,33 @@ def best_per_goal(rows: list[BenchRow]) -> str:
     a = winners.get("accurate")
     if a is not None:
         out.append(f"- **Most accurate**: {name(a)}: macro-F1 {fmt(a.macro_f1, 4)}.")
+    out += baselines_text(rows, winners)
     return "\n".join(out)
+
+
+def baselines_text(rows: list[BenchRow], winners: dict) -> list[str]:
+    """Where each peer baseline sits among the measured models, and, plainly, any goal one wins."""
+    seq = headline_seq_len(rows)
+    latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
+    standing = goals.baseline_standing(latency, reference_f1(latency), winners)
+    if not standing:
+        return []
+    out = []
+    for b in standing:
+        r = b["point"]
+        won = ", ".join(goals.GOALS[g].lower() for g in b["wins"] if g in goals.GOALS)
+        out.append(f"- Baseline **{b['model']}** (`{r.artifact}`, {BASELINES[b['model']].library}): macro-F1 "
+                   f"{fmt(b['macro_f1'], 4)} ({fmt(b['retained_pct'], 1)}% of teacher), p50 {fmt(b['latency'])} ms; "
+                   f"{_ordinal(b['rank'])} of {b['of']} models by macro-F1" + (f"; wins: {won}." if won else "."))
+    wins = goals.baseline_wins({g: w for g, w in winners.items() if g in goals.GOALS})
+    for goal, model in wins.items():
+        out.append(f"- **A peer baseline wins a goal: {model} is the {goals.GOALS[goal].lower()}; no distilled "
+                   "model beats it there.**")
+    return out
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _machine_header(mid: str, block: dict) -> str:

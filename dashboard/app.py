@@ -21,6 +21,7 @@ import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard import charts, data, pareto, playground, select  # noqa: E402
+from edgedistill.methods import is_baseline  # noqa: E402
 from edgedistill.targets import RETAINED_PCT  # noqa: E402
 
 RESULTS_ENV, RUNS_ENV = "EDGEDISTILL_RESULTS", "EDGEDISTILL_RUNS"
@@ -215,23 +216,30 @@ def page_overview(res: data.Results, run: str) -> None:
                      format="%.1f")
     ref_f1, source = pareto.teacher_reference(points, res.models[res.models["run"] == run])
     best = pareto.best_per_goal(points, ref_f1, keep)
-    cols = st.columns(3)
-    values = {"most_accurate": ("macro_f1", "macro-F1 {:.3f}"), "fastest": ("latency_p50_ms", "p50 {:.2f} ms"),
-              "smallest": ("size_mb", "{:.1f} MB")}
+    cols = st.columns(len(pareto.GOALS))
+    values = {"accurate": ("macro_f1", "macro-F1 {:.3f}"), "fastest_1pct": ("latency_p50_ms", "p50 {:.2f} ms"),
+              "fastest_3pct": ("latency_p50_ms", "p50 {:.2f} ms"), "smallest": ("size_mb", "{:.1f} MB")}
     for col, (goal, title) in zip(cols, pareto.GOALS.items()):
         row = best[goal]
         with col.container(border=True):
-            st.markdown(f"**{title.replace('the target', f'>= {keep:g}% of the teacher')}**")
+            st.markdown(f"**{title.replace('within 1%', f'keeping >= {keep:g}%')}**")
             if row is None:
                 st.write("No artifact qualifies" + ("" if ref_f1 is not None
                                                     else " (no teacher result to compare with)"))
                 continue
             key, fmt = values[goal]
-            st.metric(row["point"], fmt.format(row[key]))
+            st.metric(row["point"] + (" (baseline)" if is_baseline(row["model"]) else ""), fmt.format(row[key]))
             st.caption(f"macro-F1 {row['macro_f1']:.3f} · p50 {row['latency_p50_ms']:.2f} ms · "
                        f"{row['size_mb']:.1f} MB · {row['precision']}"
                        + (" · timed while the machine was busy (disturbed)"
                           if row.get("disturbed") in (True,) else ""))
+    for b in pareto.baselines(points, ref_f1, best):
+        won = ", ".join(pareto.GOALS[g].lower() for g in b["wins"])
+        retained = f"{b['retained_pct']:.1f}% of the teacher" if b["retained_pct"] is not None else "teacher unknown"
+        text = (f"Peer baseline **{b['model']}**: macro-F1 {b['macro_f1']:.3f} ({retained}), "
+                f"{b['rank']} of {b['of']} models by macro-F1")
+        (st.success if won else st.caption)(text + (f"; **wins: {won}** — a baseline beats every distilled model "
+                                                    "there." if won else "."))
     ref_text = f"{ref_f1:.3f} ({source})" if ref_f1 is not None else source
     st.caption(f"Among {len(points)} artifact × runtime measurements on {describe_selection(selection, res)}. "
                f"Teacher macro-F1: {ref_text}.")

@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.data import method_rank
 from dashboard.pareto import pareto_front, spans_decades
-from edgedistill.methods import COLOURS
+from edgedistill.methods import COLOURS, is_baseline
 
 # One colour per method everywhere (edgedistill.methods), so "odd" is the same colour on every page.
 METHOD_COLORS = COLOURS
@@ -64,6 +64,13 @@ def tradeoff_scatter(points: pd.DataFrame, cost: str, score: str = "macro_f1", l
     fig.update_traces(marker=dict(size=12, line=dict(width=1, color="white")))
     if log_x:
         fig.update_xaxes(**log_ticks(df[cost]))
+    base = df[df["model"].map(is_baseline)]
+    if len(base):
+        # Peer baselines (what a user would run instead) ringed and named, so they never pass for students.
+        fig.add_trace(go.Scatter(x=base[cost], y=base[score], mode="markers+text", name="peer baseline",
+                                 text=[f"baseline: {m}" for m in base["model"]], textposition="top center",
+                                 marker=dict(size=22, symbol="circle-open", color="#111827", line=dict(width=2)),
+                                 hoverinfo="skip"))
     front = pareto_front(df, cost, score)
     if len(front):
         # A step line: past each frontier point, more cost buys nothing until the next one.

@@ -1,4 +1,5 @@
-"""Trade-off helpers over bench rows: the Pareto frontier and the best artifact for each goal.
+"""Trade-off helpers over bench rows: the Pareto frontier and the best artifact for each goal (the
+bench report's own computation, ``edgedistill.goals``).
 
 Inputs are rows already narrowed to one machine, device, thread count, batch size and sequence
 length (``dashboard.select``), so every latency compared here was measured under the same
@@ -10,7 +11,8 @@ import math
 
 import pandas as pd
 
-from edgedistill.targets import RETAINED_PCT, min_f1
+from edgedistill import goals
+from edgedistill.targets import RETAINED_PCT
 
 
 def pareto_mask(df: pd.DataFrame, cost: str, score: str) -> pd.Series:
@@ -51,36 +53,25 @@ def teacher_reference(rows: pd.DataFrame, models: pd.DataFrame | None = None) ->
     return None, "no teacher result"
 
 
-GOALS = {
-    "most_accurate": "Most accurate",
-    "fastest": "Fastest keeping the target",
-    "smallest": "Smallest keeping the target",
-}
+GOALS = goals.GOALS     # the bench report's goals: one computation (edgedistill/goals.py) for both
 
 
 def best_per_goal(rows: pd.DataFrame, reference_f1: float | None, retained_pct: float = RETAINED_PCT,
                   latency: str = "latency_p50_ms") -> dict[str, pd.Series | None]:
     """The winning row for each goal in GOALS; None where no row qualifies.
 
-    Most accurate: highest macro-F1 (ties: lower latency). Fastest / smallest: lowest latency /
-    size among rows that keep ``retained_pct`` percent of ``reference_f1`` (edgedistill.targets).
+    ``edgedistill.goals.goal_winners`` over these rows, as the bench report computes it: most accurate,
+    fastest within ``retained_pct`` (default the 1% target) and within 3% of ``reference_f1``, smallest
+    within ``retained_pct``. Fastest follows the paired speed-up over the teacher where the bench measured one.
     """
-    out: dict[str, pd.Series | None] = {g: None for g in GOALS}
-    rows = rows.dropna(subset=["macro_f1"])
-    if not len(rows):
-        return out
-    out["most_accurate"] = rows.sort_values(["macro_f1", latency], ascending=[False, True]).iloc[0]
-    if reference_f1 is None:
-        return out
-    # A hair of slack so a value exactly at the target is not lost to float rounding.
-    close = rows[rows["macro_f1"] >= min_f1(reference_f1, retained_pct) - 1e-9]
-    fast = close.dropna(subset=[latency])
-    if len(fast):
-        out["fastest"] = fast.sort_values([latency, "macro_f1"], ascending=[True, False]).iloc[0]
-    small = close.dropna(subset=["size_mb"])
-    if len(small):
-        out["smallest"] = small.sort_values(["size_mb", "macro_f1"], ascending=[True, False]).iloc[0]
-    return out
+    points = [row for _, row in rows.iterrows()]
+    return goals.goal_winners(points, reference_f1, near_pct=retained_pct, latency=latency)
+
+
+def baselines(rows: pd.DataFrame, reference_f1: float | None, winners: dict,
+              latency: str = "latency_p50_ms") -> list[dict]:
+    """Where each peer baseline sits among these rows (``edgedistill.goals.baseline_standing``)."""
+    return goals.baseline_standing([row for _, row in rows.iterrows()], reference_f1, winners, latency)
 
 
 def spans_decades(values, ratio: float = 10.0) -> bool:

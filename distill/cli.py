@@ -4,15 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgedistill.methods import ORDER
+from edgedistill.methods import BASELINES, ORDER
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe YAML, e.g. configs/hate-speech.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value, e.g. --set train.epochs=1 --set data.max_train=2000 (repeatable)")
-    p.add_argument("--methods", nargs="+", choices=list(ORDER),
-                   help="train only these methods (the teacher is trained first when a student needs it)")
+    p.add_argument("--methods", nargs="+", choices=[*ORDER, *BASELINES],
+                   help="train only these methods or baselines (the teacher is trained first when a student needs "
+                        "it; without --methods every enabled method and baseline is trained)")
     p.add_argument("--force", action="store_true", help="retrain methods whose checkpoints are already complete")
     p.add_argument("--retrain-changed", action="store_true",
                    help="after editing the recipe: retrain only the methods whose settings changed (students too when "

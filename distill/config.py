@@ -1,7 +1,7 @@
 """The training stage's config: one recipe YAML -> typed sections, validated up front.
 
-A recipe has the sections ``run``, ``data``, ``teacher``, ``train``, ``loss`` and ``methods``
-(read here) plus ``export`` and ``bench`` (read by those stages from ``Recipe.raw``).
+A recipe has the sections ``run``, ``data``, ``teacher``, ``train``, ``loss``, ``methods`` and
+``baselines`` (read here) plus ``export`` and ``bench`` (read by those stages from ``Recipe.raw``).
 """
 from __future__ import annotations
 
@@ -199,6 +199,10 @@ class MethodConfig:
     num_layers: int | None = None           # default: half the teacher's depth
     lora: LoraSettings | None = None
     loss: LossConfig | None = None          # None -> the recipe's loss section
+    # static only: the width of the embedding table model2vec distils (PCA of the teacher's token
+    # outputs) and of the head's hidden layer (0 = a linear head).
+    static_dims: int = 256
+    static_hidden: int = 256
     # Per-method schedule; None inherits the train section. Budgets are compared in compute
     # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
     lr: float | None = None                 # LoRA and small students want a larger one
@@ -207,7 +211,12 @@ class MethodConfig:
     early_stopping_patience: int | None = None
 
     def validate(self):
-        return _schedule_errors(self)
+        errs = _schedule_errors(self)
+        if self.static_dims < 2:
+            errs.append(f"static_dims: {self.static_dims} must be >= 2 (the static table's width)")
+        if self.static_hidden < 0:
+            errs.append(f"static_hidden: {self.static_hidden} must be >= 0 (0 = a linear head)")
+        return errs
 
 
 def default_methods() -> dict[str, MethodConfig]:
@@ -223,7 +232,50 @@ def default_methods() -> dict[str, MethodConfig]:
         "tiny": MethodConfig(enabled=False, layers=[2, 5]),
         "lora": MethodConfig(lora=LoraSettings(), lr=5e-4),
         "hybrid": MethodConfig(layers="odd", lora=LoraSettings(), lr=5e-4),
+        # A static embedding table and a small head: no attention to fine-tune, so a far larger step and
+        # more epochs than the transformer students; its own logit-only loss (KD at T=2 with the labels),
+        # since the recipe's hidden / attention terms have no layers to map here.
+        "static": MethodConfig(lr=5e-3, epochs=10, early_stopping_patience=3, loss=LossConfig()),
     }
+
+
+STATIC_LOSS_TERMS = ("ce", "kl", "cosine")   # a static student has logits only: no hidden states, no attention
+
+
+@dataclass
+class BaselinesConfig:
+    """What a user would pick instead of distilling, trained on the run's labelled split only and
+    selected on its validation split (distill/baselines.py); each is exported beside the methods'
+    artifacts (ONNX, no torch at serving time) and benched like them."""
+    tfidf: bool = True                  # scikit-learn TF-IDF (word 1-2 grams) + logistic regression
+    model2vec: bool = True              # model2vec: static model distilled from the PRE-TRAINED teacher + classifier
+    setfit: bool = False                # setfit on the pre-trained teacher (opt-in: tens of CPU minutes)
+    tfidf_c: list[float] = field(default_factory=lambda: [0.25, 1.0, 4.0, 16.0])   # LR C, picked on validation
+    tfidf_max_ngram: int = 2
+    tfidf_max_features: int | None = 100_000
+    model2vec_dims: int = 256           # PCA width of the distilled table (model2vec's default)
+    model2vec_max_epochs: int = 30      # model2vec's classifier stops early on validation loss
+    setfit_iterations: int = 5          # contrastive pairs per labelled text (setfit's num_iterations)
+    setfit_epochs: int = 1
+    setfit_batch_size: int = 16
+
+    def validate(self):
+        errs = []
+        if not self.tfidf_c or any(c <= 0 for c in self.tfidf_c):
+            errs.append(f"tfidf_c: {self.tfidf_c} must be a non-empty list of values > 0 (LR inverse regularisation)")
+        if self.tfidf_max_ngram < 1:
+            errs.append(f"tfidf_max_ngram: {self.tfidf_max_ngram} must be >= 1 (1 = single words)")
+        if self.tfidf_max_features is not None and self.tfidf_max_features < 1:
+            errs.append(f"tfidf_max_features: {self.tfidf_max_features} must be a positive count or null")
+        for k in ("model2vec_dims", "model2vec_max_epochs", "setfit_iterations", "setfit_epochs",
+                  "setfit_batch_size"):
+            if getattr(self, k) < 1:
+                errs.append(f"{k}: {getattr(self, k)} must be >= 1")
+        return errs
+
+    def enabled(self) -> list[str]:
+        """The baselines to train, in the registry's order."""
+        return [b for b in registry.BASELINES if getattr(self, b)]
 
 
 @dataclass
@@ -234,6 +286,7 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     methods: dict[str, MethodConfig] = field(default_factory=default_methods)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     export: dict = field(default_factory=dict)   # parsed by export.config.ExportConfig
     bench: dict = field(default_factory=dict)    # parsed by bench.config.BenchConfig
     source: str | None = None                   # recipe file it came from
@@ -244,7 +297,7 @@ class Recipe:
         if unknown:
             errs.append(f"methods: unknown method(s) {sorted(unknown)} (known: {', '.join(registry.ORDER)})")
         for name, m in self.methods.items():
-            if name in registry.students() and m.layers is None:
+            if name in registry.layer_students() and m.layers is None:
                 errs.append(f"methods.{name}.layers: a student needs layers: {', '.join(LAYER_PATTERNS)} or a list "
                             "of 0-based indices")
             if isinstance(m.layers, str) and m.layers not in LAYER_PATTERNS:
@@ -263,6 +316,14 @@ class Recipe:
                 errs.append(f"methods.{name}: teacher-labelled texts (data.unlabeled / augment_copies) carry no "
                             "labels; its loss needs a distillation term (kl, cosine, hidden, attention or "
                             "value_relation > 0)")
+            if registry.is_static(name) and m.enabled:
+                if m.layers is not None or m.lora is not None:
+                    errs.append(f"methods.{name}: a static student keeps no transformer layers; drop its layers / "
+                                "lora settings")
+                relation = [k for k in LOSS_TERMS if k not in STATIC_LOSS_TERMS and getattr(loss, k) > 0]
+                if relation:
+                    errs.append(f"methods.{name}.loss: {', '.join(relation)} need transformer layers; a static "
+                                f"student learns from logits only (use {', '.join(STATIC_LOSS_TERMS)})")
             if registry.uses_lora(name) and m.lora is None:
                 errs.append(f"methods.{name}.lora: LoRA settings (r, alpha, dropout, target_modules) are required")
         return errs
@@ -322,4 +383,4 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | No
 
 
 __all__ = ["ConfigError", "Recipe", "RunConfig", "DataConfig", "TeacherConfig", "TrainConfig",
-           "LossConfig", "LoraSettings", "MethodConfig", "load_recipe"]
+           "LossConfig", "LoraSettings", "MethodConfig", "BaselinesConfig", "load_recipe"]

@@ -355,7 +355,13 @@ def load_checkpoint(folder: str | Path):
     """Load a ``runs/<run>/models/<method>`` checkpoint (merging an adapter-only folder)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from distill.static import StaticClassifier, is_static_checkpoint
+
     folder = Path(folder)
+    if is_static_checkpoint(folder):
+        from transformers import PreTrainedTokenizerFast
+
+        return StaticClassifier.from_pretrained(folder), PreTrainedTokenizerFast.from_pretrained(folder)
     if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
         from peft import AutoPeftModelForSequenceClassification
 

@@ -19,7 +19,7 @@ from edgedistill.integrity import file_records
 from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
-from edgedistill.methods import ORDER, students
+from edgedistill.methods import ORDER, is_baseline, layer_students, students
 from edgedistill.provenance import provenance
 
 SCHEMA_VERSION = 1
@@ -50,7 +50,9 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
     loaded): one line per problem, naming the field."""
     from distill.models import ModelError, config_depth, select_layers, source_config, weights_problem
 
-    students_ = [n for n in (methods or recipe.method_names()) if n in students()]
+    students_ = [n for n in (methods or recipe.method_names()) if n in layer_students()]
+    if not students_:
+        return []
     teacher = model_dir(recipe, "teacher")
     source = str(teacher) if checkpoint_complete(teacher) else recipe.teacher.model
     try:
@@ -149,7 +151,8 @@ def prepare_run_dir(recipe: Recipe, force: bool = False, write: bool = True, ret
 
 def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True,
               retrain_changed: bool = False, eval_samples: int | None = None) -> dict:
-    """Train every enabled method of ``recipe`` (or ``methods``) and write results/<run>/.
+    """Train every enabled method of ``recipe`` (or ``methods``), then the enabled baselines (or the
+    baselines named in ``methods``), and write results/<run>/.
     Complete checkpoints are kept; see ``prepare_run_dir`` for ``force`` and ``retrain_changed``.
     ``eval_samples`` caps the texts a teacher used as it is is evaluated on (``export --model``)."""
     from accelerate import Accelerator
@@ -162,6 +165,8 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     check_processes(acc)       # before any work: unconnected processes would race on the same files
     acc.print("Resolved recipe:\n" + dump(recipe))
     names = methods or recipe.method_names()
+    baselines = [n for n in names if is_baseline(n)] if methods else recipe.baselines.enabled()
+    names = [n for n in names if not is_baseline(n)]
     problems = method_problems(recipe, names)
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in the recipe; nothing was trained:\n  - "
@@ -209,11 +214,13 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                   "trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
-        if setup.teacher is not None and recipe.train.cache_teacher and cache is None:
+        # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
+        if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
             # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
             # Hidden states only when some student's loss uses them (they take GBs for large pools).
             with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0 for n in names if n in students())
-            cache = TeacherCache(setup.teacher.to(acc.device), setup.tokenizer, student_data.train,
+            cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
+                                 student_data.train,
                                  recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
                                  with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)
@@ -239,6 +246,11 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         acc.free_memory()
     if not acc.is_main_process:
         return {}
+    if baselines:
+        from distill.baselines import train_baselines
+
+        set_seed(recipe.run.seed)
+        train_baselines(recipe, data, baselines, force=force)
     return write_results(recipe, data)
 
 
@@ -327,19 +339,24 @@ def collect_metrics(recipe: Recipe) -> dict:
 
 def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
     """metrics.json, results.md and plots from the run's complete checkpoints."""
+    from distill.baselines import collect_baselines
     from distill.report import results_table, write_plots
 
     models = collect_metrics(recipe)
     models = {m: models[m] for m in ORDER if m in models}
-    if not models:
+    baselines = collect_baselines(recipe.run_dir)
+    if not models and not baselines:
         raise RunError(f"no complete checkpoints in {layout.models_dir(recipe.run_dir)}; train first")
     data = data or load_dataset(recipe.data)
     out = recipe.results_path
     _, extra = student_dataset(recipe, data)
     metrics = {"schema_version": SCHEMA_VERSION, "run": recipe.run.name, "provenance": provenance(),
-               "recipe": to_dict(recipe), "data": {**data.summary(), "student_extra_texts": extra}, "models": models}
+               "recipe": to_dict(recipe), "data": {**data.summary(), "student_extra_texts": extra}, "models": models,
+               # What a user would run instead (distill/baselines.py): each entry has kind "baseline".
+               "baselines": baselines}
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_text(out / "results.md", results_table(metrics))
-    write_plots(metrics, out / "plots")
+    if models:          # the plots draw training curves: a baselines-only run has none
+        write_plots(metrics, out / "plots")
     print(f"Wrote {out / 'metrics.json'}, {out / 'results.md'} and plots in {out / 'plots'}")
     return metrics

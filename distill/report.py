@@ -55,7 +55,32 @@ def results_table(metrics: dict) -> str:
                      f"{m.get('batch_size', '-')} | {m.get('lr', '-')} | {texts} | {c.get('optimizer_steps', '-')} | "
                      f"{m.get('train_time_s', 0) / 60:.1f} | {m.get('train_examples_per_s', 0):.0f} | {flops} | "
                      f"{loss_s} |")
+    lines += baselines_table(metrics, teacher_f1)
     return "\n".join(lines) + "\n"
+
+
+def baselines_table(metrics: dict, teacher_f1: float | None) -> list[str]:
+    """What a user would run instead, trained on the same labelled split and scored on the same test split."""
+    baselines = metrics.get("baselines") or {}
+    if not baselines:
+        return []
+    labels = metrics["data"]["label_names"]
+    head = ["Baseline", "Library", "Selected on validation", "Val macro-F1", "Test accuracy", "Macro-F1",
+            "% of teacher F1", "ROC-AUC", "PR-AUC", *[f"{name} F1" for name in labels], "Train time (s)",
+            "Train CPU (s)"]
+    lines = ["", "Baselines (trained on the labelled split only, by their own libraries; not distilled):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, b in baselines.items():
+        t = b["test"]
+        retained = "n/a" if not teacher_f1 else f"{100 * t['macro_f1'] / teacher_f1:.1f}"
+        sel = b.get("selected") or {}
+        chosen = ", ".join(f"{k} {v}" for k, v in sel.items() if not isinstance(v, dict) and k != "note") or "-"
+        lines.append("| " + " | ".join([
+            name, b.get("library", "").split(" (")[0], chosen, _fmt(b["validation"]["macro_f1"]), _fmt(t["accuracy"]),
+            _fmt(t["macro_f1"]), retained, _fmt(t["roc_auc"]), _fmt(t["pr_auc"]),
+            *[_fmt(t["per_class"][n]["f1"], 3) for n in labels],
+            f"{b.get('train_time_s', 0):.1f}", f"{b.get('train_cpu_s', 0):.1f}"]) + " |")
+    return lines
 
 
 def write_plots(metrics: dict, folder: Path) -> None:

@@ -179,6 +179,19 @@ def entry_row(metrics: dict, wall_s: float, fingerprint: str | None = None,
             "total_flops": c.get("total_flops"),
             "wall_time_s": c.get("wall_time_s", m.get("wall_time_s")),
         }
+    # What a user would run instead, on the same labelled split and test split (distill/baselines.py).
+    for name, b in (metrics.get("baselines") or {}).items():
+        out[name] = {
+            "baseline": True,
+            "test_macro_f1": b["test"]["macro_f1"],
+            "retained": b["test"]["macro_f1"] / t_f1 if t_f1 else None,
+            "validation_macro_f1": b["validation"]["macro_f1"],
+            "test_per_class_f1": {k: v["f1"] for k, v in b["test"]["per_class"].items()},
+            "epochs": None, "epochs_run": None, "best_epoch": None, "lr": None, "layers": None,
+            "train_examples": b.get("train_examples"), "optimizer_steps": None, "total_flops": None,
+            "wall_time_s": b.get("train_time_s"), "train_cpu_s": b.get("train_cpu_s"),
+            "selected": b.get("selected"),
+        }
     return {
         "schema_version": SCHEMA_VERSION,
         "run": metrics["run"],
@@ -204,12 +217,13 @@ def aggregate(cfg: SuiteConfig, rows: dict[tuple[str, int], dict]) -> dict:
         got = {s: rows[(entry, s)] for s in cfg.seeds if (entry, s) in rows}
         if not got:
             continue
-        methods = list(next(iter(got.values()))["models"])
+        methods = list(dict.fromkeys(m for r in got.values() for m in r["models"]))
         per_method = {}
         for m in methods:
             rs = [r["models"][m] for r in got.values() if m in r["models"]]
             classes = list(rs[0]["test_per_class_f1"])
             per_method[m] = {
+                "baseline": bool(rs[0].get("baseline")),
                 "retained_test_macro_f1": _mean_std([r["retained"] for r in rs]),
                 "test_macro_f1": _mean_std([r["test_macro_f1"] for r in rs]),
                 "validation_macro_f1": _mean_std([r["validation_macro_f1"] for r in rs]),
@@ -270,13 +284,20 @@ def suite_table(result: dict) -> str:
                 verdicts.append(met)
                 verdict = f">= {goal:.0f}: {'met' if met else 'NOT met'}"
             pc = "; ".join(f"{k} {v['mean']:.3f}+-{v['std']:.3f}" for k, v in r["test_per_class_f1"].items())
-            epochs = ", ".join(f"{a}({b})" for a, b in zip(r["epochs_run"], r["best_epoch"]))
+            epochs = ("-" if r.get("baseline") else
+                      ", ".join(f"{a}({b})" for a, b in zip(r["epochs_run"], r["best_epoch"])))
+            label = f"{m} (baseline)" if r.get("baseline") else m
             lines.append(
                 f"| {name} | {len(e['seeds'])} | {e['sizes']['train']} | {t['test_macro_f1']['mean']:.4f} | "
-                f"{teacher_epochs} | {m} | {100 * ret['mean']:.1f} +- {100 * ret['std']:.1f} | {verdict} | "
+                f"{teacher_epochs} | {label} | {100 * ret['mean']:.1f} +- {100 * ret['std']:.1f} | {verdict} | "
                 f"{r['test_macro_f1']['mean']:.4f} +- {r['test_macro_f1']['std']:.4f} | {pc} | {epochs} | "
                 f"{r['wall_time_s']['mean']:.0f} |"
             )
+    beats = static_vs_model2vec(result)
+    if beats:
+        verdicts += [b for _, _, b in beats]
+        lines += ["", "The static student against the plain model2vec baseline (same seeds, test macro-F1 means): "
+                  + "; ".join(f"{e} {d:+.4f} ({'beats' if b else 'does NOT beat'})" for e, d, b in beats) + "."]
     hours = sum(e["wall_time_s"]["mean"] * len(e["seeds"]) for e in result["entries"].values()) / 3600
     lines += [
         "",
@@ -285,6 +306,17 @@ def suite_table(result: dict) -> str:
         f"{hours:.1f} h on this machine.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def static_vs_model2vec(result: dict) -> list[tuple[str, float, bool]]:
+    """(entry, static minus model2vec mean test macro-F1, static is ahead) where both ran."""
+    out = []
+    for name, e in result["entries"].items():
+        s, b = e["methods"].get("static"), e["methods"].get("model2vec")
+        if s and b and s["test_macro_f1"]["mean"] is not None and b["test_macro_f1"]["mean"] is not None:
+            d = s["test_macro_f1"]["mean"] - b["test_macro_f1"]["mean"]
+            out.append((name, d, d > 0))
+    return out
 
 
 def _wall_units(examples: int, epochs: int, n_val: int, n_test: int) -> float:

@@ -31,7 +31,7 @@ from distill.models import (
     select_layers,
     wrap_lora,
 )
-from edgedistill.methods import method
+from edgedistill.methods import is_static, method
 from edgedistill.metrics import classification_metrics, softmax
 
 CE_ONLY = LossConfig(ce=1.0, kl=0.0, cosine=0.0, hidden=0.0)
@@ -46,6 +46,9 @@ class MethodSetup:
     teacher: nn.Module | None
     train: TrainConfig
     info: dict = field(default_factory=dict)
+    # The teacher's own tokenizer where the student's differs (static: model2vec's vocabulary); the
+    # teacher's outputs are then computed on its own tokens, once (TeacherCache), never on the student's.
+    teacher_tokenizer: object | None = None
 
 
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
@@ -57,7 +60,20 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
     tcfg = TrainConfig(**{**vars(recipe.train), **schedule})
     info: dict = {"method": name, "teacher_source": recipe.teacher.model, "layers": None, "lora": None}
     teacher = None
-    if not method(name).distilled:
+    teacher_tok = None
+    if is_static(name):
+        from distill.static import build_static_student
+
+        if teacher_dir is None:
+            raise ValueError(f"method {name} distils from the fine-tuned teacher; train the teacher first")
+        teacher, teacher_tok = load_classifier(str(teacher_dir), label_names)
+        teacher.eval().requires_grad_(False)
+        model, tok = build_static_student(teacher_dir, label_names, m.static_dims, m.static_hidden)
+        loss = DistillationLoss(m.loss or recipe.loss)
+        info["teacher_checkpoint"] = str(teacher_dir)
+        info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
+                          "hidden": model.config.hidden, "init": "model2vec distillation of the fine-tuned teacher"}
+    elif not method(name).distilled:
         # LoRA adapts the pre-trained (not fine-tuned) backbone, like the teacher's own fine-tuning.
         model, tok = load_classifier(recipe.teacher.model, label_names)
         loss = DistillationLoss(m.loss or CE_ONLY)
@@ -79,7 +95,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         teacher = None
     info["loss"] = vars(loss.cfg)
     info.update(param_counts(model))
-    return MethodSetup(name, model, tok, loss, teacher, tcfg, info)
+    return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok)
 
 
 class _Encoded(torch.utils.data.Dataset):
@@ -168,6 +184,13 @@ class TeacherCache:
                         self.hidden[i] = h[row, :ds.lengths[i]]
         self.with_hidden = with_hidden
 
+    def logits_only(self) -> TeacherCache:
+        """The same cache without its layer outputs, for a student whose loss does not read them (a
+        static student's tokens do not line up with the teacher's)."""
+        view = object.__new__(TeacherCache)
+        view.__dict__.update(self.__dict__, with_hidden=False)
+        return view
+
     def batch(self, idx: list[int], seq_len: int) -> dict:
         out = {"teacher_logits": torch.from_numpy(self.logits[idx])}
         if self.with_hidden:
@@ -233,6 +256,11 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
         cache = None   # no teacher needed, or a cache without the hidden states this loss needs
     if setup.loss.needs_relations:
         cache = None   # per-token attention relations are too large to cache: the teacher runs alongside
+    if cache is not None and cache.with_hidden and not setup.loss.needs_hidden:
+        cache = cache.logits_only()
+    if setup.teacher is not None and cache is None and setup.teacher_tokenizer is not None:
+        raise ValueError(f"{setup.name}: the teacher reads other tokens than this student; its outputs must come "
+                         "from a TeacherCache built with the teacher's tokenizer")
     train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed,
                            cache=cache)
     params = [p for p in setup.model.parameters() if p.requires_grad]

@@ -2,13 +2,20 @@
 
     from edgedistill.methods import METHODS, method, names, students
     method("hybrid").lora              # True
-    students()                         # ('odd', 'even', 'auto', 'bottom', 'tiny', 'hybrid')
+    students()                         # ('odd', 'even', 'auto', 'bottom', 'tiny', 'hybrid', 'static')
+    is_baseline("tfidf")               # True
 
-A method is either ``pretrained`` (built from the teacher's pre-trained backbone, as the teacher's
-own fine-tuning is) or ``teacher_layers`` (a student built from the fine-tuned teacher's layers
-and distilled against it). Tables, charts and file listings follow ``ORDER``. Adding a method
-means adding one entry here (and its defaults in ``distill.config.default_methods``). Nothing
-heavy is imported: the dashboard and the runtimes read this module.
+A method is ``pretrained`` (built from the teacher's pre-trained backbone, as the teacher's own
+fine-tuning is), ``teacher_layers`` (a student built from the fine-tuned teacher's layers and
+distilled against it) or ``static`` (a static embedding table distilled from the fine-tuned
+teacher's backbone by model2vec, then trained against the teacher like the other students).
+Tables, charts and file listings follow ``ORDER``. Adding a method means adding one entry here
+(and its defaults in ``distill.config.default_methods``).
+
+``BASELINES`` are what a user would pick instead of distilling: trained on the run's own labelled
+split by their own libraries (distill/baselines.py), never from the fine-tuned teacher, and
+reported beside the methods, marked as baselines. Nothing heavy is imported: the dashboard and the
+runtimes read this module.
 """
 from __future__ import annotations
 
@@ -19,14 +26,14 @@ from typing import Literal
 @dataclass(frozen=True)
 class Method:
     name: str
-    kind: Literal["pretrained", "teacher_layers"]
+    kind: Literal["pretrained", "teacher_layers", "static"]
     lora: bool            # trained through a LoRA adapter (the checkpoint holds the merged model)
     colour: str           # one colour per method on every chart and page
 
     @property
     def distilled(self) -> bool:
         """Trained against the fine-tuned teacher (needs the teacher's checkpoint first)."""
-        return self.kind == "teacher_layers"
+        return self.kind in ("teacher_layers", "static")
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -39,9 +46,26 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("tiny", "teacher_layers", lora=False, colour="#0891b2"),
     Method("lora", "pretrained", lora=True, colour="#ea580c"),
     Method("hybrid", "teacher_layers", lora=True, colour="#9333ea"),
+    Method("static", "static", lora=False, colour="#0d9488"),
+)}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    library: str          # what trains it, as its users run it
+    colour: str
+
+
+BASELINES: dict[str, Baseline] = {b.name: b for b in (
+    Baseline("tfidf", "scikit-learn (TF-IDF + logistic regression)", colour="#9ca3af"),
+    Baseline("model2vec", "model2vec (static embeddings of the pre-trained teacher + classifier)", colour="#a8a29e"),
+    Baseline("setfit", "setfit (contrastive fine-tuning of the pre-trained teacher + logistic regression)",
+             colour="#d6d3d1"),
 )}
 ORDER: tuple[str, ...] = tuple(METHODS)
-COLOURS: dict[str, str] = {name: m.colour for name, m in METHODS.items()}
+COLOURS: dict[str, str] = {name: m.colour for name, m in METHODS.items()} | {
+    name: b.colour for name, b in BASELINES.items()}
 TEACHER = "teacher"   # the reference every other method is compared with
 
 
@@ -58,8 +82,21 @@ def names() -> tuple[str, ...]:
 
 
 def students() -> tuple[str, ...]:
-    """Methods built from the fine-tuned teacher's layers and distilled against it, in order."""
+    """Methods distilled against the fine-tuned teacher (built from its layers or its static embeddings), in order."""
     return tuple(n for n, m in METHODS.items() if m.distilled)
+
+
+def layer_students() -> tuple[str, ...]:
+    """Students built from a selection of the fine-tuned teacher's layers (they need ``layers``)."""
+    return tuple(n for n, m in METHODS.items() if m.kind == "teacher_layers")
+
+
+def is_static(name: str) -> bool:
+    return name in METHODS and METHODS[name].kind == "static"
+
+
+def is_baseline(name: str) -> bool:
+    return name in BASELINES
 
 
 def uses_lora(name: str) -> bool:
@@ -67,5 +104,8 @@ def uses_lora(name: str) -> bool:
 
 
 def rank(name: str) -> int:
-    """Sort key: registry order, unknown names last."""
-    return ORDER.index(name) if name in ORDER else len(ORDER)
+    """Sort key: registry order, then the baselines, unknown names last."""
+    if name in ORDER:
+        return ORDER.index(name)
+    baselines = tuple(BASELINES)
+    return len(ORDER) + (baselines.index(name) if name in baselines else len(baselines))

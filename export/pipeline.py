@@ -114,6 +114,11 @@ class ModelJob:
         self.work.mkdir(parents=True, exist_ok=True)
         self.threads = threads
         self._cache: dict = {}
+        # A static student (distill/static.py) is a token table and a head: its ONNX graph is written
+        # from its weights (edgedistill/graphs.py), and only the variants in STATIC_BUILDERS apply.
+        from distill.static import is_static_checkpoint
+
+        self.static = is_static_checkpoint(self.folder)
 
     def _cached(self, key, build):
         if key not in self._cache:
@@ -166,6 +171,8 @@ class ModelJob:
     def onnx(self, trim: bool) -> Path:
         def build():
             out = self.work / ("onnx-trim" if trim else "onnx")
+            if self.static:
+                return static_onnx(self.torch_model(trim), out / convert.ONNX_FILE)
             return convert.export_onnx(self.torch_model(trim), out, self.cfg.opset, self.cfg.exporter)
         return self._cached(("onnx", trim), build)
 
@@ -352,6 +359,29 @@ BUILDERS = {
 RUNTIME_FOR_FORMAT = {"onnx": OrtRuntime, "openvino": OpenVinoRuntime}
 
 
+def static_onnx(model, path: Path) -> Path:
+    """A static student's graph: token-id gather + masked mean + L2 norm + head, from its weights."""
+    from edgedistill import graphs
+
+    cfg = model.config
+    head = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in model.linear_layers()]
+    graph = graphs.static_classifier_graph(model.embeddings.weight.detach().numpy(), head, cfg.normalize,
+                                           cfg.unk_token_id)
+    return graphs.save(graph, path)
+
+
+def build_static_int8(job: ModelJob, trim: bool, out: Path) -> dict:
+    """Dynamic INT8 of a static student: the table (Gather) and the head's MatMuls in int8, a quarter of
+    the FP32 size; the lookup itself is no faster, so the bench says whether it pays at run time."""
+    from edgedistill import graphs
+
+    graphs.quantize_int8(job.onnx(trim), out / convert.ONNX_FILE)
+    return {"model_file": convert.ONNX_FILE, "quantized_from": "plain", "quantized_ops": ["Gather", "MatMul"]}
+
+
+STATIC_BUILDERS = {"onnx-fp32": build_onnx_fp32, "onnx-int8-dynamic": build_static_int8}
+
+
 # --- one artifact ---------------------------------------------------------------------------
 
 def valid_manifest(folder: Path, verify_sha256: bool = False) -> dict | None:
@@ -387,7 +417,10 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
     if spec["repaired"]:
         options = {"exclude_blocks": list(repair["excluded"]), **quantize_options(spec, repair)}
     with atomic_dir(final) as out:
-        extra = BUILDERS[spec["base"]](job, trim, out, **options)
+        if job.static:          # the static student's own graphs; no blocks to keep in FP32
+            extra = STATIC_BUILDERS[spec["base"]](job, trim, out)
+        else:
+            extra = BUILDERS[spec["base"]](job, trim, out, **options)
         job.copy_support_files(trim, out)
         model_file = extra.pop("model_file")
         files = file_records(out, [p.name for p in convert.model_files(out, model_file)])
@@ -403,7 +436,7 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
         result.update(check_speed(job, spec, out, draft))
         if spec["repaired"]:
             result.update(repaired_record(job, spec, out, draft, repair))
-        elif spec["precision"] == "int8" and job.valset is not None:
+        elif spec["precision"] == "int8" and job.valset is not None and not job.static:
             result.update(check_sensitivity(job, spec, out, draft, extra))
         warnings = extra.pop("warnings", None) or []
         for w in warnings:
@@ -622,6 +655,11 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
                 job = ModelJob(run_dir, method, recipe, data, evalset, cfg, workspace, threads, valset)
                 for variant in variants:
                     bar.set_postfix_str(f"{method}/{variant}")
+                    if job.static and variant not in STATIC_BUILDERS:
+                        bar.write(f"{method}/{variant}: not built (a static student exports as "
+                                  f"{' and '.join(STATIC_BUILDERS)} only)")
+                        bar.update(1)
+                        continue
                     final = layout.artifact_dir(run_dir, method, variant)
                     manifest, problem = (None, None) if cfg.force else inspect_artifact(final, verify_sha256=True)
                     if manifest is not None and manifest["precision"] == "int8" and not ranked_with(manifest, cfg):

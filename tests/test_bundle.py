@@ -157,7 +157,7 @@ def test_default_selection_is_the_best_export_per_goal_plus_the_teacher_referenc
              if r.format != "pytorch"]
     names, why = default_selection(found, tmp_path / "bench.json")
     assert names == ["teacher/onnx-fp32", "teacher/onnx-int8-dynamic", "odd/onnx-int8-dynamic", "odd/openvino-int8"]
-    assert why["odd/onnx-int8-dynamic"] == ["fastest on cpu m1", "smallest on cpu m1"]
+    assert why["odd/onnx-int8-dynamic"] == ["fastest_1pct on cpu m1", "fastest_3pct on cpu m1", "smallest on cpu m1"]
     assert why["odd/openvino-int8"] == ["accurate on cpu m1"] and why["teacher/onnx-fp32"] == ["teacher reference"]
 
 

@@ -8,12 +8,12 @@ def test_defaults_and_overrides():
     r = load_recipe(overrides=["train.epochs=1", "data.max_train=50", "methods.lora.lr=0.001"])
     assert r.train.epochs == 1 and r.data.max_train == 50
     assert r.methods["lora"].lr == 0.001 and r.methods["lora"].lora.r == 8   # merged over defaults
-    assert r.method_names() == ["teacher", "odd", "even", "lora", "hybrid"]     # tiny is opt-in
+    assert r.method_names() == ["teacher", "odd", "even", "lora", "hybrid", "static"]     # tiny is opt-in
 
 
 def test_tiny_student_is_opt_in_and_keeps_every_third_layer():
     r = load_recipe(overrides=["methods.tiny.enabled=true"])
-    assert r.method_names() == ["teacher", "odd", "even", "tiny", "lora", "hybrid"]
+    assert r.method_names() == ["teacher", "odd", "even", "tiny", "lora", "hybrid", "static"]
     assert r.methods["tiny"].layers == [2, 5]        # 1-based 3 and 6 of a 6-layer teacher
     with pytest.raises(ConfigError, match="methods.tiny.layers"):
         load_recipe(overrides={"methods": {"tiny": {"enabled": True, "layers": "middle"}}})
@@ -21,7 +21,7 @@ def test_tiny_student_is_opt_in_and_keeps_every_third_layer():
 
 def test_layer_choice_students_are_opt_in():
     r = load_recipe(overrides=["methods.auto.enabled=true", "methods.bottom.enabled=true"])
-    assert r.method_names() == ["teacher", "odd", "even", "auto", "bottom", "lora", "hybrid"]
+    assert r.method_names() == ["teacher", "odd", "even", "auto", "bottom", "lora", "hybrid", "static"]
     assert (r.methods["auto"].layers, r.methods["bottom"].layers) == ("auto", "bottom")
     with pytest.raises(ConfigError, match="'top' is not odd, even, bottom, auto"):
         load_recipe(overrides={"methods": {"bottom": {"enabled": True, "layers": "top"}}})

@@ -322,10 +322,11 @@ def test_pareto_frontier_and_best_per_goal():
     ref, source = teacher_reference(df)
     assert ref == 0.80 and "bench" in source
     best = best_per_goal(df, ref)
-    assert best["most_accurate"]["point"] == "teacher"
-    assert best["fastest"]["point"] == "odd-int8"     # hybrid-int8 is faster but keeps only 94% of the teacher
+    assert best["accurate"]["point"] == "teacher"
+    assert best["fastest_1pct"]["point"] == "odd-int8"     # hybrid-int8 is faster but keeps only 94% of the teacher
+    assert best["fastest_3pct"]["point"] == "odd-int8"
     assert best["smallest"]["point"] == "odd-int8"
-    assert best_per_goal(df, ref, retained_pct=93)["fastest"]["point"] == "hybrid-int8"
+    assert best_per_goal(df, ref, retained_pct=93)["fastest_1pct"]["point"] == "hybrid-int8"
     assert spans_decades([1, 20]) and not spans_decades([1, 5])
 
 
@@ -378,9 +379,10 @@ def test_overview_shows_runs_machines_reference_table_and_best_artifacts(app):
             "PR-AUC"} <= set(reference.columns)
     best = [m.label for m in at.metric]
     # Most accurate is the teacher. Keeping 99% of its macro-F1 (0.792 of 0.80, the bench's target) the fastest
-    # and the smallest are odd's dynamic INT8 ONNX model; its INT8 OpenVINO model (0.790) falls just short.
+    # and the smallest are odd's dynamic INT8 ONNX model; its INT8 OpenVINO model (0.790) falls just short,
+    # and is the fastest within 3%.
     assert best == ["teacher/onnx-fp32 · onnxruntime", "odd/onnx-int8-dynamic · onnxruntime",
-                    "odd/onnx-int8-dynamic · onnxruntime"]
+                    "odd/openvino-int8 · openvino", "odd/onnx-int8-dynamic · onnxruntime"]
 
 
 def test_selectors_change_what_is_shown(app):
@@ -615,3 +617,47 @@ def test_killing_the_dashboard_stops_its_server(tmp_path):
         for child in children:                      # never leave a server behind, even when this fails
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
+
+
+def test_bench_report_and_dashboard_name_the_same_winners_and_say_when_a_baseline_wins():
+    """One computation (edgedistill.goals): the report's goal lines and the dashboard's cards agree."""
+    from test_bench_schema import row
+
+    from bench.derive import add_derived
+    from bench.report import best_per_goal as report_text
+    from bench.report import goal_winners
+    from bench.schema import BenchRow
+    from dashboard.pareto import baselines, best_per_goal, teacher_reference
+    from dashboard.select import points
+
+    rows = [row(), row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8", p50=2.0,
+                    f1=0.795, size=16.0),
+            row(model="static", variant="onnx-fp32", runtime="onnxruntime", p50=0.3, f1=0.70, size=8.0),
+            row(model="tfidf", variant="onnx-fp32", runtime="onnxruntime", p50=0.1, f1=0.78, size=2.0),
+            row(model="model2vec", variant="onnx-fp32", runtime="onnxruntime", p50=0.2, f1=0.60, size=9.0)]
+    add_derived(rows)
+    bench = {g: (w.artifact, w.runtime) for g, w in goal_winners(rows).items() if g != "throughput"}
+    frame = points(pd.DataFrame([r.to_dict() for r in rows]))
+    ref, _ = teacher_reference(frame)
+    best = best_per_goal(frame, ref)
+    dash = {g: (w["artifact"], w["runtime"]) for g, w in best.items() if w is not None}
+    assert bench == dash
+    assert dash["fastest_1pct"] == ("odd/onnx-int8-dynamic", "onnxruntime")
+    assert dash["fastest_3pct"] == ("tfidf/onnx-fp32", "onnxruntime")      # 97.5% of the teacher, the fastest
+    text = report_text(rows)
+    assert "A peer baseline wins a goal: tfidf is the fastest within 3% of the teacher" in text
+    assert "Baseline **model2vec**" in text and "5th of 5 models by macro-F1" in text
+    standing = {b["model"]: b for b in baselines(frame, ref, best)}
+    assert standing["tfidf"]["wins"] == ["fastest_3pct"] and standing["model2vec"]["wins"] == []
+    assert BenchRow.from_dict(rows[3].to_dict()).model == "tfidf"
+
+
+def test_pareto_chart_marks_baselines():
+    from dashboard.charts import tradeoff_scatter
+
+    df = pd.DataFrame({"point": ["t", "b"], "model": ["teacher", "tfidf"], "precision": ["fp32", "fp32"],
+                       "macro_f1": [0.8, 0.7], "latency_p50_ms": [10.0, 0.1], "size_mb": [90.0, 2.0]})
+    fig = tradeoff_scatter(df, "latency_p50_ms")
+    marked = [t for t in fig.data if t.name == "peer baseline"]
+    assert len(marked) == 1 and list(marked[0].text) == ["baseline: tfidf"]
+    assert not [t for t in tradeoff_scatter(df.iloc[:1], "latency_p50_ms").data if t.name == "peer baseline"]

@@ -91,7 +91,7 @@ def write_lora_adapter(root: Path, run: Path, recipe, tok):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-run")
-    recipe, run = write_recipe(root, export={"calibration_size": 32, "threads": 1})
+    recipe, run = write_recipe(root, export={"calibration_size": 32, "threads": 1, "sensitivity_scope": "all"})
     tok = make_tokenizer(root / "vocab")
     write_plain_model(run, "odd", recipe, tok)
     write_lora_adapter(root, run, recipe, tok)

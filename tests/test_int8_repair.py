@@ -68,7 +68,7 @@ def write_run(root: Path, export: dict):
         "run": {"name": "sensitive", "runs_dir": str(root / "runs"), "results_dir": str(root / "results")},
         "data": {"source": "file", "path": str(root / "data.csv"), "text_column": "text", "label_column": "label",
                  "labels": LABELS, "max_length": 24, "validation_fraction": 0.25},
-        "export": export})
+        "export": {"sensitivity_scope": "all", **export}})      # rank every INT8 artifact, not only those to repair
     run = root / "runs" / "sensitive"
     run.mkdir(parents=True)
     (run / "recipe.yaml").write_text(dump(recipe))

@@ -23,13 +23,17 @@ def test_one_method_registry_drives_every_list():
     from distill.config import default_methods
     from edgedistill import methods
 
-    assert methods.ORDER == ("teacher", "odd", "even", "auto", "bottom", "tiny", "lora", "hybrid")
+    assert methods.ORDER == ("teacher", "odd", "even", "auto", "bottom", "tiny", "lora", "hybrid", "static")
     assert set(default_methods()) == set(methods.ORDER)
-    assert methods.students() == ("odd", "even", "auto", "bottom", "tiny", "hybrid")
+    assert methods.students() == ("odd", "even", "auto", "bottom", "tiny", "hybrid", "static")
+    assert methods.layer_students() == ("odd", "even", "auto", "bottom", "tiny", "hybrid")
     assert [n for n in methods.ORDER if methods.uses_lora(n)] == ["lora", "hybrid"]
-    assert {m.kind for m in methods.METHODS.values()} == {"pretrained", "teacher_layers"}
-    assert len(set(methods.COLOURS.values())) == len(methods.ORDER)
-    assert methods.rank("hybrid") == 7 and methods.rank("mystery") == len(methods.ORDER)
+    assert {m.kind for m in methods.METHODS.values()} == {"pretrained", "teacher_layers", "static"}
+    assert tuple(methods.BASELINES) == ("tfidf", "model2vec", "setfit")
+    assert not set(methods.BASELINES) & set(methods.ORDER)
+    assert len(set(methods.COLOURS.values())) == len(methods.ORDER) + len(methods.BASELINES)
+    assert methods.rank("hybrid") == 7 and methods.rank("tfidf") == len(methods.ORDER)
+    assert methods.rank("mystery") == len(methods.ORDER) + len(methods.BASELINES)
     from dashboard.charts import METHOD_COLORS
 
     assert METHOD_COLORS is methods.COLOURS
@@ -66,7 +70,11 @@ def test_good_enough_means_the_same_in_bench_and_dashboard():
     qualifying = [p for p, r in zip(df["point"], retained) if good_enough(r)]
     assert qualifying == ["t", "a"]
     best = best_per_goal(df, teacher)
-    assert best["fastest"]["point"] == "a" and best["smallest"]["point"] == "a"
+    assert best["fastest_1pct"]["point"] == "a" and best["smallest"]["point"] == "a"
+    assert best["fastest_3pct"]["point"] == "b"     # 98.99% of the teacher: within 3%, not within 1%
+    from edgedistill.targets import WITHIN_1PCT, WITHIN_3PCT
+
+    assert (WITHIN_1PCT, WITHIN_3PCT) == (99.0, 97.0)
 
 
 def test_dashboard_reads_the_benchs_steadiness():

@@ -38,7 +38,10 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert capped["seeds"] == [1, 2] and capped["sizes"]["train"] == 60
     assert capped["extra_texts"]["unlabeled"] > 0
     odd = capped["methods"]["odd"]
-    assert set(capped["methods"]) == {"teacher", "odd", "hybrid"}
+    # the static student and the cheap peer baselines run on every entry
+    assert set(capped["methods"]) == {"teacher", "odd", "hybrid", "static", "tfidf", "model2vec"}
+    assert capped["methods"]["tfidf"]["baseline"] and not capped["methods"]["static"]["baseline"]
+    assert capped["methods"]["model2vec"]["retained_test_macro_f1"]["n"] == 2
     assert odd["retained_test_macro_f1"]["n"] == 2 and odd["retained_test_macro_f1"]["std"] >= 0
     assert capped["methods"]["teacher"]["retained_test_macro_f1"]["mean"] == pytest.approx(1.0)
     assert set(odd["test_per_class_f1"]) == {"negative", "neutral", "positive"}
@@ -46,7 +49,9 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     assert rows["models"]["odd"]["retained"] == pytest.approx(
         rows["models"]["odd"]["test_macro_f1"] / rows["models"]["teacher"]["test_macro_f1"]
     )
-    assert "| capped | 2 | 60 |" in (tmp_path / "suite" / "suite.md").read_text()
+    table = (tmp_path / "suite" / "suite.md").read_text()
+    assert "| capped | 2 | 60 |" in table and "| tfidf (baseline) |" in table
+    assert "The static student against the plain model2vec baseline" in table
     assert (tmp_path / "suite" / "retained.png").read_bytes()[:4] == b"\x89PNG"
 
     # a killed suite resumes: finished pairs are not retrained, a missing one is
@@ -78,8 +83,9 @@ def test_tiny_suite_aggregates_over_seeds_and_resumes(tmp_path, tiny_checkpoint,
     shutil.rmtree(tmp_path / "suite-runs" / "capped-s1")
     run_suite(path, only=["capped"])
     row = json.loads((tmp_path / "suite" / "entries" / "capped-s2.json").read_text())
-    assert row["resumed"]["methods_trained_before"] == ["teacher"] and row["models"]["odd"]["lr"] == 3e-4
-    earlier = row["models"]["teacher"]["wall_time_s"]
+    # static, after hybrid in the registry, was finished too and is kept
+    assert row["resumed"]["methods_trained_before"] == ["teacher", "static"] and row["models"]["odd"]["lr"] == 3e-4
+    earlier = row["models"]["teacher"]["wall_time_s"] + row["models"]["static"]["wall_time_s"]
     assert row["wall_time_s"] == pytest.approx(row["resumed"]["wall_time_s_this_process"] + earlier)
 
 
@@ -269,7 +275,7 @@ def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, t
     row = tmp_path / "suite" / "entries" / "capped-s1.json"
     models = tmp_path / "suite-runs" / "capped-s1" / "models"
     first = json.loads(row.read_text())
-    assert set(first["method_sha256"]) == {"teacher", "odd", "hybrid"}
+    assert set(first["method_sha256"]) == {"teacher", "odd", "hybrid", "static"}
     stamps = {m: (models / m / "edgedistill.json").stat().st_mtime_ns for m in ("teacher", "odd", "hybrid")}
 
     # settings no suite row depends on do not make a row stale
@@ -306,4 +312,4 @@ def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, t
     shutil.rmtree(tmp_path / "suite-runs" / "capped-s1")
     row.write_text(json.dumps({k: v for k, v in again.items() if k != "method_sha256"} | {"recipe_sha256": "old"}))
     cfg, recipes = load_suite(path)
-    assert stale_methods(cfg, recipes) == {row: ["teacher", "odd", "hybrid"]}
+    assert stale_methods(cfg, recipes) == {row: ["teacher", "odd", "hybrid", "static"]}

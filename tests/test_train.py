@@ -24,7 +24,10 @@ def tiny_recipe(tmp_path, teacher, csv, **extra):
         "loss": {"ce": 1.0, "kl": 1.0, "hidden": 1.0, "temperature": 2.0},
         "methods": {"tiny": {"enabled": True, "layers": [1]},
                     "lora": {"lora": {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["query", "value"]}},
-                    "hybrid": {"lora": {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["query", "value"]}}},
+                    "hybrid": {"lora": {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["query", "value"]}},
+                    # the recipe's budget for the static student too, and a table as narrow as the tiny teacher
+                    "static": {"epochs": 3, "early_stopping_patience": None, "static_dims": 8}},
+        "baselines": {"model2vec_dims": 8, "model2vec_max_epochs": 2},
     }
     for k, v in extra.items():
         overrides.setdefault(k, {}).update(v)
@@ -34,7 +37,9 @@ def tiny_recipe(tmp_path, teacher, csv, **extra):
 def test_every_method_trains_and_writes_results(tmp_path, tiny_checkpoint, tiny_csv):
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv)
     metrics = train_run(recipe, progress=False)
-    assert list(metrics["models"]) == ["teacher", "odd", "even", "tiny", "lora", "hybrid"]
+    assert list(metrics["models"]) == ["teacher", "odd", "even", "tiny", "lora", "hybrid", "static"]
+    assert list(metrics["baselines"]) == ["tfidf", "model2vec"]
+    assert all(b["kind"] == "baseline" for b in metrics["baselines"].values())
     m = metrics["models"]
     assert m["odd"]["layers"] == [0] and m["even"]["layers"] == [1] and m["tiny"]["layers"] == [1]
     assert m["lora"]["params_trainable"] < m["lora"]["params_total"]

@@ -1,0 +1,110 @@
+"""Which measured model wins each goal a user reads, computed once for the bench report and the dashboard.
+
+    winners = goal_winners(points, teacher_f1)
+    winners["fastest_1pct"]       # the fastest point keeping >= 99% of the teacher's macro-F1 (or None)
+    baseline_standing(points, teacher_f1, winners)   # where each peer baseline sits, and what it wins
+
+``points`` are bench rows measured under one set of conditions (one machine, device, thread count,
+batch size and sequence length): ``bench.schema.BenchRow`` objects in the bench report, pandas rows
+in the dashboard; both are read through the same field names, so the two name the same winners.
+
+Goals: ``accurate`` (highest macro-F1), ``fastest_1pct`` and ``fastest_3pct`` (the fastest keeping
+``targets.WITHIN_1PCT`` / ``targets.WITHIN_3PCT`` percent of the teacher's macro-F1) and ``smallest``
+(the smallest keeping ``WITHIN_1PCT``). Fastest is the largest paired speed-up over the teacher where
+the bench timed candidates side by side with it (``paired_speedup_vs_teacher``, the trusted measure),
+otherwise the lowest p50. Baselines (``edgedistill.methods.BASELINES``) compete like every model:
+when one wins, ``baseline_wins`` says so. Nothing heavy is imported.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from edgedistill.methods import BASELINES, TEACHER
+from edgedistill.targets import WITHIN_1PCT, WITHIN_3PCT, min_f1
+
+GOALS: dict[str, str] = {
+    "accurate": "Most accurate",
+    "fastest_1pct": "Fastest within 1% of the teacher",
+    "fastest_3pct": "Fastest within 3% of the teacher",
+    "smallest": "Smallest within 1% of the teacher",
+}
+
+
+def value(point, key: str) -> float | str | None:
+    """A field of a bench row, a dict or a pandas row; missing and NaN read as None."""
+    v = point.get(key) if hasattr(point, "get") else getattr(point, key, None)
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def teacher_f1(points: Sequence) -> float | None:
+    """The teacher PyTorch FP32 macro-F1 among ``points`` (what ``f1_retained_pct`` divides by)."""
+    for p in points:
+        if (value(p, "model") == TEACHER and value(p, "format") == "pytorch" and value(p, "precision") == "fp32"
+                and value(p, "macro_f1") is not None):
+            return float(value(p, "macro_f1"))
+    return None
+
+
+def keeps(point, reference_f1: float | None, retained_pct: float) -> bool:
+    """Whether ``point`` keeps ``retained_pct`` percent of ``reference_f1`` (a hair of slack for rounding)."""
+    f1 = value(point, "macro_f1")
+    return reference_f1 is not None and f1 is not None and f1 >= min_f1(reference_f1, retained_pct) - 1e-9
+
+
+def fastest(points: Sequence, latency: str = "latency_p50_ms"):
+    """The fastest of ``points``: the largest paired speed-up where any was measured, else the lowest latency
+    (ties: the more accurate)."""
+    paired = [p for p in points if value(p, "paired_speedup_vs_teacher")]
+    if paired:
+        return max(paired, key=lambda p: (value(p, "paired_speedup_vs_teacher"), value(p, "macro_f1") or 0.0))
+    timed = [p for p in points if value(p, latency) is not None]
+    return min(timed, key=lambda p: (value(p, latency), -(value(p, "macro_f1") or 0.0)), default=None)
+
+
+def goal_winners(points: Sequence, reference_f1: float | None, near_pct: float = WITHIN_1PCT,
+                 far_pct: float = WITHIN_3PCT, latency: str = "latency_p50_ms") -> dict:
+    """The winning point per goal in GOALS (None where nothing qualifies); see the module doc."""
+    out: dict = dict.fromkeys(GOALS)
+    scored = [p for p in points if value(p, "macro_f1") is not None]
+    if not scored:
+        return out
+    out["accurate"] = max(scored, key=lambda p: (value(p, "macro_f1"), -(value(p, latency) or math.inf)))
+    near = [p for p in scored if keeps(p, reference_f1, near_pct)]
+    far = [p for p in scored if keeps(p, reference_f1, far_pct)]
+    out["fastest_1pct"] = fastest(near, latency)
+    out["fastest_3pct"] = fastest(far, latency)
+    sized = [p for p in near if value(p, "size_mb") is not None]
+    out["smallest"] = min(sized, key=lambda p: (value(p, "size_mb"), -value(p, "macro_f1")), default=None)
+    return out
+
+
+def baseline_standing(points: Sequence, reference_f1: float | None, winners: dict,
+                      latency: str = "latency_p50_ms") -> list[dict]:
+    """Each baseline's best point (by macro-F1): its retained share of the teacher, its place among
+    all models by macro-F1, and the goals it wins. In registry order."""
+    scored = [p for p in points if value(p, "macro_f1") is not None]
+    best_per_model: dict = {}
+    for p in scored:
+        m = value(p, "model")
+        if m not in best_per_model or value(p, "macro_f1") > value(best_per_model[m], "macro_f1"):
+            best_per_model[m] = p
+    ranking = sorted(best_per_model, key=lambda m: -value(best_per_model[m], "macro_f1"))
+    out = []
+    for name in BASELINES:
+        p = best_per_model.get(name)
+        if p is None:
+            continue
+        f1 = value(p, "macro_f1")
+        out.append({"model": name, "point": p, "macro_f1": f1,
+                    "retained_pct": 100 * f1 / reference_f1 if reference_f1 else None,
+                    "latency": value(p, latency), "rank": ranking.index(name) + 1, "of": len(ranking),
+                    "wins": [g for g, w in winners.items() if w is not None and value(w, "model") == name]})
+    return out
+
+
+def baseline_wins(winners: dict) -> dict[str, str]:
+    """goal -> baseline name, for every goal a baseline wins."""
+    return {g: value(w, "model") for g, w in winners.items() if w is not None and value(w, "model") in BASELINES}

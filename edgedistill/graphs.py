@@ -1,0 +1,168 @@
+"""Small ONNX graphs built from plain arrays: models that need no torch and no exporter to serve.
+
+    static_classifier_graph(table, head, normalize=True, unk_id=1)   # token ids -> mean of rows -> MLP head
+    tfidf_graph(unigrams, bigrams, idf, coef, intercept)             # token ids -> TF-IDF -> linear model
+
+Both take the ``input_ids`` / ``attention_mask`` that ``edgedistill.runtime.TextEncoder`` makes
+from the model's ``tokenizer.json``, so ONNX Runtime serves them through the one runtime interface
+(``OrtRuntime``) and the bench times them like every other artifact. The static student's export,
+the model2vec baseline and the TF-IDF baseline are written here; each caller checks its graph's
+outputs against the model it came from before keeping it. Only numpy and onnx are imported.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+OPSET = 18
+INPUTS = ("input_ids", "attention_mask")
+
+
+def _model(nodes, inits, inputs, opset: int = OPSET, name: str = "edgedistill"):
+    import onnx
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in inputs]
+    out = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "labels"])]
+    graph = helper.make_graph(nodes, name, ins, out, initializer=inits)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="edgedistill")
+    model.ir_version = min(model.ir_version, 9)     # loadable by older ONNX Runtime builds on a target
+    onnx.checker.check_model(model)
+    return model
+
+
+def _init(name: str, array) -> object:
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def _head_nodes(source: str, head: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list, list]:
+    """Linear layers (weight (out, in), bias (out,)) with ReLU between them, as MatMul + Add
+    (MatMul, not Gemm, so dynamic INT8 quantizes them)."""
+    from onnx import helper
+
+    nodes, inits, x = [], [], source
+    for i, (w, b) in enumerate(head):
+        inits += [_init(f"head{i}.weight", np.asarray(w, np.float32).T.copy()),
+                  _init(f"head{i}.bias", np.asarray(b, np.float32))]
+        nodes += [helper.make_node("MatMul", [x, f"head{i}.weight"], [f"head{i}.mm"]),
+                  helper.make_node("Add", [f"head{i}.mm", f"head{i}.bias"],
+                                   ["logits" if i == len(head) - 1 else f"head{i}.out"])]
+        x = f"head{i}.out"
+        if i < len(head) - 1:
+            nodes.append(helper.make_node("Relu", [x], [f"head{i}.relu"]))
+            x = f"head{i}.relu"
+    return nodes, inits
+
+
+def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.ndarray]], normalize: bool,
+                            unk_id: int | None = None, token_mapping: np.ndarray | None = None,
+                            token_weights: np.ndarray | None = None):
+    """logits = head(normalize?(sum_t w_t * table[map[id_t]] / n)) over the real tokens of each text.
+
+    Real tokens are those the attention mask keeps, minus ``unk_id`` (model2vec drops unknown tokens
+    before pooling); n counts them, and a text with none pools to zeros (as torch's EmbeddingBag does).
+    ``normalize`` divides the pooled vector by its L2 norm (F.normalize: the norm clamped at 1e-12).
+    """
+    from onnx import TensorProto, helper
+
+    table = np.asarray(table, np.float32)
+    nodes, inits = [], [_init("table", table), _init("axis1", np.array([1], np.int64)),
+                        _init("axis2", np.array([2], np.int64)), _init("one", np.array(1.0, np.float32))]
+    ids = "input_ids"
+    if token_mapping is not None and not np.array_equal(token_mapping, np.arange(len(token_mapping))):
+        inits.append(_init("token_mapping", np.asarray(token_mapping, np.int64)))
+        nodes.append(helper.make_node("Gather", ["token_mapping", "input_ids"], ["mapped_ids"], axis=0))
+        ids = "mapped_ids"
+    nodes += [helper.make_node("Gather", ["table", ids], ["embedded"], axis=0),
+              helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT)]
+    keep = "mask_f"
+    if unk_id is not None:
+        inits.append(_init("unk_id", np.array(unk_id, np.int64)))
+        nodes += [helper.make_node("Equal", ["input_ids", "unk_id"], ["is_unk"]),
+                  helper.make_node("Not", ["is_unk"], ["not_unk"]),
+                  helper.make_node("Cast", ["not_unk"], ["not_unk_f"], to=TensorProto.FLOAT),
+                  helper.make_node("Mul", ["mask_f", "not_unk_f"], ["keep"])]
+        keep = "keep"
+    weight = keep
+    if token_weights is not None:
+        inits.append(_init("token_weights", np.asarray(token_weights, np.float32)))
+        nodes += [helper.make_node("Gather", ["token_weights", "input_ids"], ["tw"], axis=0),
+                  helper.make_node("Mul", ["tw", keep], ["weight"])]
+        weight = "weight"
+    nodes += [helper.make_node("Unsqueeze", [weight, "axis2"], ["weight3"]),
+              helper.make_node("Mul", ["embedded", "weight3"], ["weighted"]),
+              helper.make_node("ReduceSum", ["weighted", "axis1"], ["summed"], keepdims=0),
+              helper.make_node("ReduceSum", [keep, "axis1"], ["count"], keepdims=1),
+              helper.make_node("Max", ["count", "one"], ["count1"]),
+              helper.make_node("Div", ["summed", "count1"], ["pooled"])]
+    pooled = "pooled"
+    if normalize:
+        inits.append(_init("eps", np.array(1e-12, np.float32)))
+        nodes += [helper.make_node("ReduceL2", ["pooled", "axis1"], ["norm"], keepdims=1),
+                  helper.make_node("Max", ["norm", "eps"], ["norm_eps"]),
+                  helper.make_node("Div", ["pooled", "norm_eps"], ["normalized"])]
+        pooled = "normalized"
+    head_nodes, head_inits = _head_nodes(pooled, head)
+    return _model(nodes + head_nodes, inits + head_inits, INPUTS, name="static-classifier")
+
+
+def tfidf_graph(unigrams: dict[int, int], bigrams: dict[tuple[int, int], int], idf: np.ndarray,
+                coef: np.ndarray, intercept: np.ndarray):
+    """logits = coef . l2normalize(tf * idf) + intercept, the n-gram counts taken by ONNX's
+    TfIdfVectorizer over token ids.
+
+    ``unigrams`` maps a token id to its feature column, ``bigrams`` a pair of consecutive token ids
+    to its column (scikit-learn's ``vocabulary_``, through the tokenizer's word ids). Padding and
+    unknown words have ids outside both, so they count nothing and break no pair that scikit-learn
+    would form. A binary linear model (one row of ``coef``) gives the logits [0, z], whose softmax
+    is scikit-learn's predict_proba.
+    """
+    from onnx import helper
+
+    idf = np.asarray(idf, np.float32)
+    coef = np.atleast_2d(np.asarray(coef, np.float32))
+    intercept = np.atleast_1d(np.asarray(intercept, np.float32))
+    if coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([np.zeros(1, np.float32), intercept])
+    uni = sorted(unigrams.items())
+    bi = sorted(bigrams.items())
+    pool = [i for i, _ in uni] + [x for pair, _ in bi for x in pair]
+    indexes = [c for _, c in uni] + [c for _, c in bi]
+    n_features = len(idf)
+    if sorted(indexes) != list(range(n_features)):
+        raise ValueError(f"the n-gram columns must cover 0..{n_features - 1} exactly once")
+    nodes = [helper.make_node("TfIdfVectorizer", ["input_ids"], ["tf"], mode="TF", min_gram_length=1,
+                              max_gram_length=2 if bi else 1, max_skip_count=0,
+                              ngram_counts=[0, len(uni)] if bi else [0], ngram_indexes=indexes, pool_int64s=pool),
+             helper.make_node("Mul", ["tf", "idf"], ["tfidf"]),
+             helper.make_node("ReduceL2", ["tfidf", "axis1"], ["norm"], keepdims=1),
+             # scikit-learn's normalize leaves an all-zero row at zero: dividing by 1 does the same.
+             helper.make_node("Equal", ["norm", "zero"], ["is_zero"]),
+             helper.make_node("Where", ["is_zero", "one", "norm"], ["safe_norm"]),
+             helper.make_node("Div", ["tfidf", "safe_norm"], ["features"])]
+    inits = [_init("idf", idf), _init("axis1", np.array([1], np.int64)), _init("zero", np.array(0.0, np.float32)),
+             _init("one", np.array(1.0, np.float32))]
+    head_nodes, head_inits = _head_nodes("features", [(coef, intercept)])
+    return _model(nodes + head_nodes, inits + head_inits, ("input_ids",), name="tfidf-logistic-regression")
+
+
+def save(model, path: str | Path) -> Path:
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def quantize_int8(src: str | Path, dst: str | Path) -> None:
+    """Dynamic INT8: the embedding table (Gather) and the head's MatMuls, weights in int8 per channel."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["Gather", "MatMul"], weight_type=QuantType.QInt8,
+                     per_channel=False)

@@ -1,0 +1,99 @@
+"""The static student: model2vec's table of the fine-tuned teacher, trained by the one loop, exported as ONNX."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from distill.config import load_recipe
+from edgedistill.configbase import ConfigError
+
+pytest.importorskip("model2vec.distill")
+
+
+def test_static_classifier_pools_real_tokens_and_its_graph_matches(tmp_path):
+    import onnxruntime as ort
+
+    from distill.static import StaticClassifier
+    from edgedistill import graphs
+    from export.pipeline import static_onnx
+
+    torch.manual_seed(0)
+    model = StaticClassifier(20, 6, ["a", "b", "c"], hidden=5, unk_token_id=1).eval()
+    ids = torch.tensor([[4, 5, 1, 0], [7, 0, 0, 0], [1, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 0, 0, 0]])
+    with torch.no_grad():
+        logits = model(ids, mask).logits
+        # [UNK] and padding never count: the first text pools tokens 4 and 5 only
+        assert torch.allclose(model.pool(ids, mask)[0], model.pool(ids[:, :2], mask[:, :2])[0])
+        # a text of unknown tokens only pools to zeros, whose logits are the head's bias path
+        assert torch.equal(model.pool(ids, mask)[2], torch.zeros(6))
+    path = static_onnx(model, tmp_path / "model.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    np.testing.assert_allclose(out, logits.numpy(), atol=1e-5)
+    # round trip through save_pretrained
+    model.save_pretrained(tmp_path / "ckpt")
+    again = StaticClassifier.from_pretrained(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask).logits, logits)
+    graphs.quantize_int8(path, tmp_path / "int8.onnx")
+    q = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in __import__("onnx").load(str(tmp_path / "int8.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops or "DequantizeLinear" in ops
+    assert q.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0].shape == (3, 3)
+
+
+def test_static_recipe_is_checked_up_front():
+    with pytest.raises(ConfigError) as err:
+        load_recipe(overrides={"methods": {"static": {"layers": "odd", "static_dims": 1,
+                                                      "loss": {"attention": 1.0}}}})
+    text = str(err.value)
+    assert "methods.static: a static student keeps no transformer layers" in text
+    assert "static_dims: 1" in text and "methods.static.loss: attention need transformer layers" in text
+    # its own logit-only loss by default, whatever the recipe's loss section says
+    r = load_recipe(overrides={"loss": {"hidden": 1.0}})
+    assert r.methods["static"].loss.hidden == 0 and r.methods["static"].enabled
+
+
+def test_static_student_trains_on_labelled_and_teacher_labelled_texts_and_exports(tmp_path, tiny_checkpoint,
+                                                                                    tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+    from edgedistill.predictor import load_predictor
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         data={"unlabeled": str(_pool(tmp_path)), "max_unlabeled": 20},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 3}},
+                         baselines={"tfidf": False, "model2vec": False})
+    metrics = train_run(recipe, methods=["static"], progress=False)
+    m = metrics["models"]["static"]
+    assert m["static"]["dims"] == 8 and m["static"]["vocabulary"] > 10 and m["layers"] is None
+    assert m["train_examples"] == m["labelled_examples"] + 20          # the teacher-labelled pool is used
+    assert m["loss"]["kl"] > 0 and m["loss"]["hidden"] == 0 and len(m["history"]["epochs"]) == 3
+    assert m["compute"]["teacher_forward_flops"] > 0                    # the cached teacher pass
+    folder = recipe.run_dir / "models" / "static"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "edgedistill-static"
+    rt = load_predictor(folder)
+    assert rt.runtime == "pytorch" and rt.input_names == ("input_ids", "attention_mask")
+    tok = json.loads((folder / "tokenizer.json").read_text())
+    assert tok["post_processor"] is None                                 # no [CLS] / [SEP]
+    rows = export_run(recipe.run_dir, load_export_config({"variants": ["onnx-fp32", "onnx-int8-dynamic",
+                                                                       "openvino-int8"],
+                                                          "models": ["static"], "speed_check_blocks": 0,
+                                                          "parity_samples": 12}), recipe=recipe)
+    assert [r["artifact"] for r in rows] == ["static/onnx-fp32", "static/onnx-int8-dynamic"]
+    assert rows[0]["parity"]["max_abs_diff"] < 1e-4
+    onnx_rt = load_predictor(recipe.run_dir / "artifacts" / "static" / "onnx-fp32")
+    texts = ["good movie", "bad awful day", "zzz"]
+    np.testing.assert_allclose(onnx_rt.logits(texts), rt.logits(texts), atol=1e-4)
+
+
+def _pool(tmp_path):
+    path = tmp_path / "pool.txt"     # in-domain texts never seen in validation or test (a number makes each unique)
+    path.write_text("\n".join(f"{w} movie number {i}" for i, w in enumerate(["good", "bad", "fine", "sad"] * 10)))
+    return path

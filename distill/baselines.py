@@ -322,7 +322,7 @@ def train_setfit(recipe: Recipe, data: Dataset, log) -> dict:
 
     cfg = recipe.baselines
     model = SetFitModel.from_pretrained(resolve_model_source(recipe.teacher.model),
-                                        labels=list(range(len(data.label_names))))
+                                        labels=list(range(len(data.label_names))), trust_remote_code=False)
     scratch = workspace(recipe.run_dir, "setfit")     # its trainer's checkpoints: scratch, removed after
     try:
         args = TrainingArguments(output_dir=str(scratch), num_iterations=cfg.setfit_iterations,

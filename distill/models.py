@@ -361,7 +361,7 @@ def load_checkpoint(folder: str | Path):
     if is_static_checkpoint(folder):
         from transformers import PreTrainedTokenizerFast
 
-        return StaticClassifier.from_pretrained(folder), PreTrainedTokenizerFast.from_pretrained(folder)
+        return StaticClassifier.load(folder), PreTrainedTokenizerFast.from_pretrained(folder, **SAFE_LOAD)
     if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
         from peft import AutoPeftModelForSequenceClassification
 

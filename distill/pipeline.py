@@ -51,8 +51,6 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
     from distill.models import ModelError, config_depth, select_layers, source_config, weights_problem
 
     students_ = [n for n in (methods or recipe.method_names()) if n in layer_students()]
-    if not students_:
-        return []
     teacher = model_dir(recipe, "teacher")
     source = str(teacher) if checkpoint_complete(teacher) else recipe.teacher.model
     try:

@@ -73,7 +73,8 @@ class StaticClassifier(nn.Module):
         save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(folder / WEIGHTS))
 
     @classmethod
-    def from_pretrained(cls, folder) -> StaticClassifier:
+    def load(cls, folder) -> StaticClassifier:
+        """Its own safetensors file and config.json (no transformers loader, so no remote code path)."""
         from safetensors.torch import load_file
 
         cfg = json.loads((Path(folder) / "config.json").read_text())

@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from edgedistill.integrity import UnsafePathError, resolve_inside
+from edgedistill.layout import ARTIFACT_MARKER, CHECKPOINT_MARKER
 from edgedistill.metrics import softmax
 
-MANIFEST = "manifest.json"
-CHECKPOINT_META = "edgedistill.json"
+# The marker files are named once, in the run layout.
+MANIFEST = ARTIFACT_MARKER
+CHECKPOINT_META = CHECKPOINT_MARKER
 TOKENIZER_FILE = "tokenizer.json"
 DEFAULT_MAX_LENGTH = 128
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")

@@ -1,5 +1,5 @@
 # Quick start:  make run   (set up + the main job on the offline default recipe)
-#               make test  (set up + lint (ruff) + the test suite)
+#               make test  (set up + lint (ruff, the import floors: lint-imports) + the test suite)
 #               make slim  (a second, bench-only environment in .venv-slim: no torch, no transformers)
 PY ?= python3
 VENV ?= .venv
@@ -34,6 +34,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 dashboard: $(STAMP)

@@ -12,7 +12,7 @@ target verifies every hash before it measures anything.
 
 Optionally (``--gpu``) it also carries the GPU pack (``bench/gpu/pack.py``: FP16 PyTorch
 weights, vocabulary cut to the carried texts) for CUDA runtimes, measured by
-``python -m bench.gpu.run --bundle DIR``.
+``edgedistill gpu-bench --bundle DIR``.
 
 Benching a bundle imports no torch, transformers, datasets or scikit-learn: only the runtimes
 (onnxruntime, openvino), tokenizers, numpy, pytest-benchmark, psutil and pyyaml.
@@ -26,24 +26,24 @@ import shutil
 import time
 from pathlib import Path
 
-from edgedistill.integrity import UnsafePathError, is_inside, links_leaving, resolve_inside, verify_files
+from bench.bundle_format import (
+    BUNDLE_FILE,
+    GPU_FOLDER,
+    INPUTS_FILE,
+    KIND,
+    SCHEMA_VERSION,
+    BundleError,
+    is_bundle,
+    verify_bundle,
+)
+from edgedistill.integrity import is_inside, resolve_inside
 from edgedistill.io import sha256
 
-BUNDLE_FILE = "bundle.json"
-INPUTS_FILE = "inputs.json"
-GPU_FOLDER = "gpu"
-SCHEMA_VERSION = 1
-KIND = "edgedistill-bench-bundle"
-# What a bench machine can run without torch: the runtime each format needs, and its pip package.
 FORMAT_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 RUNTIME_PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 # The teacher's artifacts every bundle carries by default: the size and speed references on a
 # machine without PyTorch.
 TEACHER_REFERENCES = ("teacher/onnx-fp32", "teacher/onnx-int8-dynamic")
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be written, verified or benched; the message names the file and the fix."""
 
 
 # --- writing (full install) ------------------------------------------------------------------
@@ -70,15 +70,6 @@ def default_selection(found: list, bench_path: Path) -> tuple[list[str], dict[st
             why.setdefault(name, []).append("teacher reference")
     order = {a.name: i for i, a in enumerate(found)}
     return sorted(why, key=order.__getitem__), why
-
-
-def is_bundle(folder: Path) -> bool:
-    """True when ``folder`` holds a bundle.json of this command's kind: a folder it may replace."""
-    try:
-        info = json.loads((folder / BUNDLE_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(info, dict) and info.get("kind") == KIND
 
 
 def check_out(out: Path, run_dir: Path, force: bool = False) -> None:
@@ -113,12 +104,12 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
     from bench.config import load_bench_config
     from bench.plan import discover
     from bench.runner import cap_test
-    from distill.config import load_recipe
     from distill.data import load_dataset
     from edgedistill import layout
     from edgedistill.configbase import deep_merge
     from edgedistill.io import atomic_dir, atomic_write_json
     from edgedistill.provenance import provenance
+    from edgedistill.recipe import load_recipe
 
     run_dir, out = Path(run_dir), Path(out)
     if not (run_dir / "recipe.yaml").is_file():
@@ -186,53 +177,6 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
 
 # --- reading (slim install) ------------------------------------------------------------------
 
-def read_bundle(folder: str | Path) -> dict:
-    """bundle.json, checked for kind and schema version (no hashes: see ``verify_bundle``)."""
-    folder = Path(folder)
-    path = folder / BUNDLE_FILE
-    if not path.is_file():
-        raise BundleError(f"{folder} is not a bench bundle: {BUNDLE_FILE} is missing. Write one with "
-                          "`edgedistill bundle --run runs/<run> --out DIR` and copy the whole folder.")
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path} cannot be read ({exc}); copy the bundle again") from None
-    if not isinstance(info, dict) or info.get("kind") != KIND:
-        kind = info.get("kind") if isinstance(info, dict) else None
-        raise BundleError(f"{path} is not an edgedistill bench bundle (kind {kind!r})")
-    version = info.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise BundleError(f"{path} has bundle schema_version {version!r}, newer than this edgedistill reads "
-                          f"(up to {SCHEMA_VERSION}). Install the edgedistill version that wrote it (commit "
-                          f"{(info.get('provenance') or {}).get('git_commit')}) on this machine, or write the bundle "
-                          "again with this version.")
-    return info
-
-
-def verify_bundle(folder: str | Path) -> dict:
-    """``read_bundle`` plus every file's size and sha256; a missing or changed file is an error naming it."""
-    folder = Path(folder)
-    info = read_bundle(folder)
-    # Every path is resolved first: nothing outside the bundle (``../``, absolute, a symlink out,
-    # an artifact folder elsewhere) is hashed, read or loaded.
-    files = info.get("files") if isinstance(info.get("files"), dict) else {}
-    problems = [f"{rel}: a symlink that leads outside the bundle" for rel in links_leaving(folder)]
-    for a in info.get("artifacts") or []:
-        try:
-            resolve_inside(folder, str(a.get("folder", "")), "artifact folder")
-        except UnsafePathError as exc:
-            problems.append(f"{a.get('model')}/{a.get('variant')}: {exc}")
-    problems += verify_files(folder, files, source=BUNDLE_FILE)
-    if problems:
-        raise BundleError(f"bundle {folder} failed verification, nothing was measured:\n  - " + "\n  - ".join(problems)
-                          + ("\nA path that leaves the bundle is never read: `edgedistill bundle` writes none, so this "
-                             "bundle.json or folder was edited; write the bundle again with `edgedistill bundle`."
-                             if any("outside" in p for p in problems) else
-                             "\nCopy the bundle again (e.g. rsync -a, or a tar archive) from the machine that wrote "
-                             "it."))
-    return info
-
-
 def missing_runtimes(runtimes: list[str]) -> list[str]:
     import importlib.util
 
@@ -264,7 +208,7 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
                  for a in info["artifacts"]]
     if not artifacts:
         raise BundleError(f"bundle {folder} carries no ONNX / OpenVINO artifact, only the GPU pack: measure it on a "
-                          f"CUDA machine with python3 -m bench.gpu.run --bundle {folder} --out bench.json")
+                          f"CUDA machine with edgedistill gpu-bench --bundle {folder} --out bench.json")
     wanted = cfg.runtimes or sorted({FORMAT_RUNTIME[a.format] for a in artifacts
                                      if cfg.models is None or a.model in cfg.models})
     missing = missing_runtimes(wanted)

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="bench.KEY=VALUE",
                         help="bench settings the bundle carries, over the recipe's bench section (repeatable)")
     parser.add_argument("--gpu", action="store_true", help="also carry the GPU pack (FP16 PyTorch weights, "
-                        "vocabulary cut to the carried texts) for python -m bench.gpu.run --bundle")
+                        "vocabulary cut to the carried texts) for edgedistill gpu-bench --bundle")
     parser.add_argument("--gpu-max-mb", type=float, help="size budget of the GPU pack in MiB (default 60)")
     parser.add_argument("--gpu-only", action="store_true", help="carry the GPU pack and no ONNX / OpenVINO artifact "
                         "(a GPU machine that takes at most 64 MiB)")

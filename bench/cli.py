@@ -198,7 +198,7 @@ def _main_run(args: argparse.Namespace, errors: tuple) -> int:
 def _results_for(run: str | None) -> str:
 
     from bench.runner import BenchError
-    from edgedistill.layout import results_root_of
+    from edgedistill.recipe import results_root_of
 
     if not run:
         raise BenchError("--merge needs --run runs/<run> or --results results/<run> to know where to merge")

@@ -1,6 +1,6 @@
 """How far two bench runs on the same machine agree, row by row.
 
-    python -m bench.compare OLD/bench.json NEW/bench.json [--machine ID] [--out repeat.md]
+    edgedistill compare OLD/bench.json NEW/bench.json [--machine ID] [--out repeat.md]
 
 A re-run keeps one run back by itself (``previous_run`` in the machine block, shown in
 report.md); this compares any two files, e.g. a run committed earlier
@@ -10,7 +10,6 @@ size, sequence length); the spread of a row is max / min - 1 of its two p50s.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections import defaultdict
@@ -41,7 +40,7 @@ def compare(old_path: str | Path, new_path: str | Path, machine: str | None = No
     parts = [f"# Two bench runs on machine {mid}", "",
              f"- earlier: `{old_path}` ({previous_origin(block)})",
              f"- later: `{new_path}` (commit {(new_prov.get('git_commit') or '?')[:7]}, {block.get('measured_at')})",
-             f"- command: `python -m bench.compare {old_path} {new_path}`", "",
+             f"- command: `edgedistill compare {old_path} {new_path}`", "",
              f"Rows whose p50 agrees within {AGREE_PCT:g}%: {agreement([s for _, _, s in pairs])}.", ""]
     by_group: dict[tuple, list[float]] = defaultdict(list)
     for r, _, s in pairs:
@@ -76,14 +75,14 @@ def paired_agreement(block: dict, rows) -> list[str]:
                       "later [95% interval]", "spread %"], lines)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("old", help="the earlier run's bench.json")
     p.add_argument("new", help="the later run's bench.json")
     p.add_argument("--machine", help="machine id to compare (default: the first machine both files hold)")
     p.add_argument("--out", help="also write the markdown here (atomically)")
-    args = p.parse_args(argv)
+
+
+def main(args) -> int:
     try:
         text = compare(args.old, args.new, args.machine)
     except BenchFileError as exc:
@@ -93,7 +92,3 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(Path(args.out), text)
     print(text)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

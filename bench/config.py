@@ -50,7 +50,7 @@ class BenchConfig:
     disable_gc: bool = True
     repeat: int = 1                          # 2+: the timing pass again, p50 spread in report.md
     probe_s: float = 0.3                     # memory-bandwidth probe before and after each job (0: off)
-    # Contention (bench/contention.py): a row is "disturbed" when, while it was timed, other
+    # Contention (edgedistill/contention.py): a row is "disturbed" when, while it was timed, other
     # processes used more than this share of the machine, or the hypervisor stole more than this.
     disturbed_other_cpu_pct: float = 10.0
     disturbed_steal_pct: float = 5.0

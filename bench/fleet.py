@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.bundle import BUNDLE_FILE, BundleError, verify_bundle
+from bench.bundle_format import BUNDLE_FILE, BundleError, verify_bundle
 from edgedistill import cluster
 from edgedistill.provenance import MACHINE_NAME_VAR
 

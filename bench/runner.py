@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import contention, paired, roofline
+from bench import paired, roofline
 from bench.config import BenchConfig, describe, load_bench_config
 from bench.derive import add_derived
 from bench.plan import Job, available_devices, discover_all, plan_jobs
@@ -37,6 +37,7 @@ from bench.schema import (
     rows_from_timings,
     rows_to_csv,
 )
+from edgedistill import contention
 from edgedistill.io import scratch_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -250,9 +251,9 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
 
     ``recipe`` (default: the run's stored recipe.yaml) gives the bench section and the test data.
     """
-    from distill.config import load_recipe
     from distill.data import load_dataset
     from edgedistill import layout
+    from edgedistill.recipe import load_recipe
 
     run_dir = Path(run_dir)
     recipe_path = layout.recipe_file(run_dir)

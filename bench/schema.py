@@ -97,7 +97,7 @@ class BenchRow:
     speedup_vs_teacher: float | None = None
     size_ratio_vs_fp32: float | None = None
     f1_retained_pct: float | None = None
-    # Contention while this row was timed (bench/contention.py): others' share of the CPU time,
+    # Contention while this row was timed (edgedistill/contention.py): others' share of the CPU time,
     # the hypervisor's steal, the load average; disturbed = past the bench's thresholds.
     other_cpu_pct: float | None = None
     steal_pct: float | None = None

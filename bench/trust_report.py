@@ -33,7 +33,7 @@ def contention_note(rows: list[BenchRow], block: dict) -> str:
     steal = [r.steal_pct or 0.0 for r in measured]
     loads = [r.load1 for r in measured if r.load1 is not None]
     busy = [r for r in measured if r.disturbed]
-    text = (f"Contention (`bench/contention.py`, while each row was timed): other processes used a median "
+    text = (f"Contention (`edgedistill/contention.py`, while each row was timed): other processes used a median "
             f"{statistics.median(others):.1f}% of the CPU (max {max(others):.0f}%), steal max {max(steal):.1f}%"
             + (f", load average {min(loads):.1f} to {max(loads):.1f}" if loads else "") + ". "
             f"{len(busy)} of {len(measured)} rows are **disturbed** (others > "

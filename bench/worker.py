@@ -29,10 +29,10 @@ from pathlib import Path
 
 from bench import timing
 from bench.config import BenchConfig
-from bench.contention import CaseMarks
 from bench.memory import peak_rss_mb
 from bench.plan import Job
 from bench.timing import Case, run_cases, timing_settings
+from edgedistill.contention import CaseMarks
 
 
 def build_cases(cfg: BenchConfig) -> list[Case]:
@@ -60,7 +60,7 @@ def import_runtime_libraries(job: Job) -> None:
     if job.runtime == "pytorch":
         import transformers
 
-        from distill.models import load_checkpoint  # noqa: F401 - the import is the point
+        from edgedistill.checkpoint import load_checkpoint  # noqa: F401 - the import is the point
         archs = json.loads((Path(job.artifact.folder) / "config.json").read_text()).get("architectures") or []
         for arch in archs:
             getattr(transformers, arch, None)   # transformers imports model classes lazily

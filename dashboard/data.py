@@ -218,7 +218,7 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
         warn(f"bench.json of run {run!r}: {dropped} row(s) lack one of {', '.join(BENCH_REQUIRED)} and were skipped")
     out["bench"].extend(rows)
     counts = pd.Series([r["machine_id"] for r in rows], dtype=object).value_counts().to_dict()
-    # Rows timed while other processes took the CPU (bench/contention.py); absent in version-1 files.
+    # Rows timed while other processes took the CPU (edgedistill/contention.py); absent in version-1 files.
     busy = pd.Series([r["machine_id"] for r in rows if r.get("disturbed") is True],
                      dtype=object).value_counts().to_dict()
     for machine_id, info in doc["machines"].items():

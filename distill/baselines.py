@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.config import Recipe
 from distill.data import Dataset
 from edgedistill import graphs, layout
 from edgedistill.configbase import to_dict
@@ -40,6 +39,7 @@ from edgedistill.io import atomic_dir, atomic_write_json, sha256
 from edgedistill.methods import BASELINES
 from edgedistill.metrics import classification_metrics
 from edgedistill.provenance import library_versions, provenance
+from edgedistill.recipe import Recipe
 from edgedistill.runtime import MANIFEST, TOKENIZER_FILE, OrtRuntime
 
 SCHEMA_VERSION = 1

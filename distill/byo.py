@@ -11,7 +11,8 @@ bench and the students use it unchanged) and recorded with ``fine_tuned: false``
 """
 from __future__ import annotations
 
-from distill.models import SAFE_LOAD, SAFE_WEIGHTS, ModelError, load_error, resolve_model_source, weights_problem
+from distill.models import load_error, resolve_model_source, weights_problem
+from edgedistill.checkpoint import SAFE_LOAD, SAFE_WEIGHTS, ModelError
 
 
 def model_label_names(source: str) -> list[str]:

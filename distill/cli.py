@@ -22,11 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from distill.config import load_recipe
     from distill.data import DataError
-    from distill.models import ModelError
-    from distill.pipeline import RunError, train_run
+    from distill.errors import RunError
+    from distill.pipeline import train_run
+    from edgedistill.checkpoint import ModelError
     from edgedistill.configbase import ConfigError
+    from edgedistill.recipe import load_recipe
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from distill.config import DataConfig
+from edgedistill.recipe import DataConfig
 
 PRESETS = ("tweet-sentiment", "hate-speech", "wiki-toxic", "file")
 HATE_SPEECH_HUB = "tdavidson/hate_speech_offensive"

@@ -13,14 +13,15 @@ import sys
 
 
 def cpu_launch_hint(n: int) -> str:
-    return (f"on CPUs launch with `ACCELERATE_USE_CPU=true torchrun --nproc_per_node {n} -m edgedistill train "
-            f"RECIPE`, on GPUs with `accelerate launch --multi_gpu --num_processes {n} -m edgedistill train RECIPE`")
+    return (f"on CPUs launch with `ACCELERATE_USE_CPU=true torchrun --nproc_per_node {n} -m edgedistill_cli train "
+            f"RECIPE`, on GPUs with `accelerate launch --multi_gpu --num_processes {n} -m edgedistill_cli train "
+            "RECIPE`")
 
 
 def check_processes(accelerator) -> None:
     """Raise RunError when several processes were started without a distributed state; warn when
     ``accelerate launch`` was asked for several CPU processes and started one."""
-    from distill.pipeline import RunError
+    from distill.errors import RunError
 
     world = int(os.environ.get("WORLD_SIZE") or 1)
     if world > 1 and accelerator.num_processes != world:
@@ -32,7 +33,7 @@ def check_processes(accelerator) -> None:
     if asked and asked > 1 and accelerator.num_processes == 1:
         print(f"WARNING: `accelerate launch` was asked for {asked} processes but started one (its --cpu launcher "
               f"needs an MPI hostfile for more); training goes on in this single process. For {asked} CPU "
-              f"processes launch with `ACCELERATE_USE_CPU=true torchrun --nproc_per_node {asked} -m edgedistill "
+              f"processes launch with `ACCELERATE_USE_CPU=true torchrun --nproc_per_node {asked} -m edgedistill_cli "
               "train RECIPE`.", file=sys.stderr, flush=True)
 
 

@@ -6,18 +6,18 @@ most. The analysis also scores the fixed patterns (odd, even, bottom-k) and the 
 same depth, each as a truncated teacher without training, so the choice can be compared before
 any student is trained.
 
-    python -m distill.layers configs/hate-speech.yaml      (after the teacher is trained)
+    edgedistill layers configs/hate-speech.yaml      (after the teacher is trained)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from edgedistill import layout
 from edgedistill.io import atomic_write_json
 from edgedistill.provenance import provenance
 
@@ -32,7 +32,7 @@ def _val_f1(model, tokenizer, data, max_length: int, batch_size: int) -> float:
 
 def analyse_layers(teacher, tokenizer, data, max_length: int, batch_size: int, num_layers: int | None = None) -> dict:
     """Validation macro-F1 of the teacher without each layer, and of each layer subset pattern."""
-    from distill.models import make_student, model_depth, select_layers
+    from distill.models import make_student, model_depth, pick_auto, select_layers
 
     depth = model_depth(teacher.config)
     full = _val_f1(teacher, tokenizer, data, max_length, batch_size)
@@ -65,14 +65,6 @@ def analyse_layers(teacher, tokenizer, data, max_length: int, batch_size: int, n
         "subsets_without_training": scored,
         "selected_on": "validation macro-F1 (no re-tuning)",
     }
-
-
-def pick_auto(contributions: list[float], n: int) -> list[int]:
-    """The ``n`` layers whose removal costs most (ties: the lower layer), in model order."""
-    if not 1 <= n <= len(contributions):
-        raise ValueError(f"layers: auto with num_layers {n} needs 1..{len(contributions)} (the teacher's depth)")
-    order = sorted(range(len(contributions)), key=lambda i: (-contributions[i], i))
-    return sorted(order[:n])
 
 
 def layer_analysis(recipe, data, teacher_dir: Path, num_layers: int | None = None) -> dict:
@@ -122,23 +114,21 @@ def plot_contributions(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    from distill.config import load_recipe
-    from distill.data import load_dataset
-    from distill.pipeline import checkpoint_complete, model_dir
-    from edgedistill.configbase import ConfigError
-
-    p = argparse.ArgumentParser(
-        prog="python -m distill.layers", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_arguments(p) -> None:
     p.add_argument("recipe")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--num-layers", type=int, help="depth of the subsets compared (default: half the teacher's)")
-    args = p.parse_args(argv)
+
+
+def main(args) -> int:
+    from distill.data import load_dataset
+    from edgedistill.configbase import ConfigError
+    from edgedistill.recipe import load_recipe
+
     try:
         recipe = load_recipe(args.recipe, args.overrides)
-        teacher_dir = model_dir(recipe, "teacher")
-        if not checkpoint_complete(teacher_dir):
+        teacher_dir = layout.model_dir(recipe.run_dir, "teacher")
+        if not layout.checkpoint_complete(teacher_dir):
             raise ConfigError(
                 f"no fine-tuned teacher in {teacher_dir}; run `edgedistill train {args.recipe} --methods teacher`"
             )
@@ -148,7 +138,3 @@ def main(argv=None) -> int:
         return 2
     print(json.dumps({k: result[k] for k in ("contribution", "subsets_without_training")}, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

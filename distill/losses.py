@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.config import LossConfig
+from edgedistill.recipe import LossConfig
 
 
 def resolve(cfg: LossConfig) -> LossConfig:

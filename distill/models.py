@@ -14,44 +14,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+# The loading rules and the checkpoint loader live on the ground floor (the runtime uses them too).
+from edgedistill.checkpoint import (
+    SAFE_LOAD,
+    SAFE_WEIGHTS,
+    ModelError,
+    check_weights,
+)
+
 PACKAGED_MINILM = "packaged-minilm"
 # Config attributes that hold the encoder depth, by family.
 DEPTH_FIELDS = ("num_hidden_layers", "n_layers", "num_layers")
-
-
-class ModelError(ValueError):
-    """A model that cannot be loaded or reshaped; the message says how to fix it."""
-
-
-# Every transformers load in the project goes through these: a user's model folder is the
-# toolkit's attack surface, so no code from it is run and no pickle in it is unpickled.
-SAFE_LOAD = {"trust_remote_code": False}
-SAFE_WEIGHTS = {**SAFE_LOAD, "use_safetensors": True}
-PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack",
-                  "model.ckpt.index")
-
-
-def convert_hint(weights: str | Path) -> str:
-    """How a user who trusts a pickle checkpoint turns it into safetensors, once, by hand."""
-    weights = Path(weights)
-    return ("Use the model's safetensors weights (model.safetensors), or, only if you trust where the file comes "
-            "from, convert it: python -c \"import torch; from safetensors.torch import save_file; "
-            f"sd = torch.load('{weights}', weights_only=False); save_file({{k: v.contiguous() for k, v in sd.items() "
-            f"if isinstance(v, torch.Tensor)}}, '{weights.parent}/model.safetensors')\" and move the .bin away.")
-
-
-def check_weights(folder: Path) -> None:
-    """A local model folder must hold safetensors weights; pickle checkpoints are refused unread."""
-    folder = Path(folder)
-    if any(folder.glob("*.safetensors")) or any(folder.glob("*.safetensors.index.json")):
-        return
-    pickles = [name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
-    if pickles:
-        raise ModelError(f"{folder / pickles[0]} was refused as unsafe: edgedistill loads weights only from "
-                         "safetensors files, since a pickle checkpoint can run code when it is loaded. "
-                         + convert_hint(folder / pickles[0]))
-    raise ModelError(f"{folder} holds no model weights (no *.safetensors file); "
-                     "point to a folder written by save_pretrained")
 
 
 def packaged_minilm_path() -> Path:
@@ -217,6 +190,14 @@ def source_depth(source: str) -> int:
     return config_depth(*source_config(source))
 
 
+def pick_auto(contributions: list[float], n: int) -> list[int]:
+    """The ``n`` layers whose removal costs most (ties: the lower layer), in model order."""
+    if not 1 <= n <= len(contributions):
+        raise ValueError(f"layers: auto with num_layers {n} needs 1..{len(contributions)} (the teacher's depth)")
+    order = sorted(range(len(contributions)), key=lambda i: (-contributions[i], i))
+    return sorted(order[:n])
+
+
 def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | None = None,
                   contributions: list[float] | None = None) -> list[int]:
     """0-based teacher layer indices for a student.
@@ -233,8 +214,6 @@ def select_layers(spec: str | list[int], teacher_depth: int, num_layers: int | N
                              f"(teacher has {teacher_depth})")
         return list(range(n))
     if spec == "auto":
-        from distill.layers import pick_auto
-
         if contributions is None or len(contributions) != teacher_depth:
             raise ModelError("layers: auto needs the teacher's per-layer contributions (distill.layers.layer_analysis)")
         try:
@@ -344,34 +323,6 @@ def param_counts(model: nn.Module) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"params_total": int(total), "params_trainable": int(trainable)}
-
-
-def merged(model: nn.Module) -> nn.Module:
-    """A plain transformers model: LoRA weights folded in (unmerged peft models export badly)."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-
-
-def load_checkpoint(folder: str | Path):
-    """Load a ``runs/<run>/models/<method>`` checkpoint (merging an adapter-only folder)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from distill.static import StaticClassifier, is_static_checkpoint
-
-    folder = Path(folder)
-    if is_static_checkpoint(folder):
-        from transformers import PreTrainedTokenizerFast
-
-        return StaticClassifier.load(folder), PreTrainedTokenizerFast.from_pretrained(folder, **SAFE_LOAD)
-    if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
-        from peft import AutoPeftModelForSequenceClassification
-
-        model = merged(AutoPeftModelForSequenceClassification.from_pretrained(folder, **SAFE_WEIGHTS))
-    elif (folder / "config.json").is_file():
-        model = AutoModelForSequenceClassification.from_pretrained(folder, **SAFE_WEIGHTS)
-    else:
-        raise ModelError(f"{folder} is not a checkpoint: no config.json (or adapter_config.json); "
-                         "train it first with `edgedistill train <recipe>`")
-    return model.eval(), AutoTokenizer.from_pretrained(folder, use_fast=True, **SAFE_LOAD)
 
 
 @torch.no_grad()

@@ -11,8 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
-from distill.config import Recipe
 from distill.data import Dataset, load_dataset
+from distill.errors import RunError
 from edgedistill import layout
 from edgedistill.configbase import ConfigError, dump, to_dict
 from edgedistill.integrity import file_records
@@ -21,12 +21,9 @@ from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
 from edgedistill.methods import ORDER, is_baseline, layer_students, students
 from edgedistill.provenance import provenance
+from edgedistill.recipe import Recipe
 
 SCHEMA_VERSION = 1
-
-
-class RunError(ValueError):
-    """A run folder that cannot be used as asked (e.g. trained with another recipe)."""
 
 
 def model_dir(recipe: Recipe, method: str) -> Path:
@@ -48,7 +45,8 @@ def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[st
     """``data.max_length`` against the teacher's ``max_position_embeddings`` and every student's
     layer selection against its depth (both read from the teacher's config.json, no weights
     loaded): one line per problem, naming the field."""
-    from distill.models import ModelError, config_depth, select_layers, source_config, weights_problem
+    from distill.models import config_depth, select_layers, source_config, weights_problem
+    from edgedistill.checkpoint import ModelError
 
     students_ = [n for n in (methods or recipe.method_names()) if n in layer_students()]
     teacher = model_dir(recipe, "teacher")
@@ -100,7 +98,7 @@ def method_fingerprint(recipe: Recipe, method: str) -> str:
 def changed_methods(recipe: Recipe) -> dict[str, list[str]]:
     """The complete checkpoints in the run folder trained with other settings than ``recipe``'s:
     method -> the recipe sections that changed (read from the run's recorded recipe)."""
-    from distill.config import load_recipe
+    from edgedistill.recipe import load_recipe
 
     path = layout.recipe_file(recipe.run_dir)
     if not path.is_file():
@@ -235,7 +233,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                      "warmup_ratio": setup.train.warmup_ratio,
                      "early_stopping_patience": setup.train.early_stopping_patience,
                      "train_examples": len(train_data.train), "labelled_examples": len(data.train),
-                     "compute": _compute_entry(outcome, setup, cache, time.perf_counter() - start),
+                     "compute": compute_entry(outcome, setup, cache, time.perf_counter() - start),
                      "history": outcome.history, "validation": outcome.validation, "test": outcome.test}
             save_checkpoint(folder, outcome.model, setup.tokenizer, entry, recipe, data.label_names)
             print(f"[{name}] test macro-F1 {outcome.test['macro_f1']:.4f}, accuracy {outcome.test['accuracy']:.4f} "
@@ -282,7 +280,8 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
     if cfg.augment_copies:
         from transformers import AutoTokenizer
 
-        from distill.models import SAFE_LOAD, resolve_model_source
+        from distill.models import resolve_model_source
+        from edgedistill.checkpoint import SAFE_LOAD
 
         tok = AutoTokenizer.from_pretrained(resolve_model_source(recipe.teacher.model), use_fast=True, **SAFE_LOAD)
         augmented = augment(data.train.texts, tok, cfg.augment_copies, cfg.augment_prob, cfg.seed)
@@ -299,7 +298,7 @@ def training_data(method: str, data: Dataset, student_data: Dataset) -> Dataset:
     return student_data if method in students() else data
 
 
-def _compute_entry(outcome, setup, cache, wall_s: float) -> dict:
+def compute_entry(outcome, setup, cache, wall_s: float) -> dict:
     """The method's compute: its own training plus the teacher passes it relied on."""
     c = dict(outcome.compute)
     if setup.teacher is not None and cache is not None and not setup.loss.needs_relations:
@@ -311,7 +310,7 @@ def _compute_entry(outcome, setup, cache, wall_s: float) -> dict:
 
 def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe, label_names: list[str]) -> None:
     """save_pretrained (merged for LoRA, adapter kept beside it); the marker file goes last."""
-    from distill.models import merged
+    from edgedistill.checkpoint import merged
 
     with atomic_dir(folder) as tmp:
         if entry.get("lora"):

@@ -1,7 +1,7 @@
 """The generality suite: one recipe, several data sets and seeds, retained macro-F1 per method.
 
-    edgedistill suite configs/suite.yaml                     (also: python -m distill.suite ...)
-    edgedistill suite configs/suite.yaml --scheduler local:2 on Dask workers (edgedistill.cluster)
+    edgedistill suite experiments/suite/suite.yaml                     every (entry, seed) in turn
+    edgedistill suite experiments/suite/suite.yaml --scheduler local:2 on Dask workers (edgedistill.cluster)
 
 The suite file names a base recipe, suite-wide overrides, the entries (each a set of data
 overrides) and the seeds. Every (entry, seed) is a full ``train_run`` in its own run folder;
@@ -18,7 +18,6 @@ pairs are still missing.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import statistics
@@ -60,11 +59,11 @@ class SuiteConfig:
 
 def load_suite(path: str | Path, extra: list[str] | None = None):
     """The suite config and every (entry, seed) recipe, all validated before any training."""
-    from distill.config import load_recipe
+    from edgedistill.recipe import load_recipe
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"suite file {path} does not exist (see configs/suite.yaml)")
+        raise ConfigError(f"suite file {path} does not exist (see experiments/suite/suite.yaml)")
     raw = yaml.safe_load(path.read_text()) or {}
     cfg = from_dict(SuiteConfig, raw)
     base_over = deep_merge(cfg.overrides, parse_overrides(extra))
@@ -115,8 +114,8 @@ def _recorded_method_fingerprints(cfg: SuiteConfig, entry: str, seed: int, row: 
     them from their run folder's recipe, if that is provably the row's (same whole-recipe fingerprint)."""
     if "method_sha256" in row:
         return row["method_sha256"]
-    from distill.config import load_recipe
     from edgedistill import layout
+    from edgedistill.recipe import load_recipe
 
     path = layout.recipe_file(Path(cfg.runs_dir) / f"{entry}-s{seed}")
     if not path.is_file():
@@ -572,18 +571,3 @@ def plot_retained(result: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main(argv=None) -> int:
-    """``python -m distill.suite``: the same command as ``edgedistill suite`` (``distill/suite_cli.py``)."""
-    from distill import suite_cli
-
-    p = argparse.ArgumentParser(
-        prog="python -m distill.suite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    suite_cli.add_arguments(p)
-    return suite_cli.main(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,9 @@
-"""``edgedistill suite SUITE``: a thin layer over ``distill.suite`` (also ``python -m distill.suite``).
+"""``edgedistill suite SUITE``: a thin layer over ``distill.suite`` (also ``edgedistill suite``).
 
-    edgedistill suite configs/suite.yaml                          every (entry, seed), one after another
-    edgedistill suite configs/suite.yaml --scheduler local:2      on 2 worker processes of this machine
-    edgedistill suite configs/suite.yaml --scheduler tcp://HOST:8786   on a Dask cluster's `train` workers
-    edgedistill suite configs/suite.yaml --tables                 the tables from the finished rows
+    edgedistill suite experiments/suite/suite.yaml                          every (entry, seed), one after another
+    edgedistill suite experiments/suite/suite.yaml --scheduler local:2      on 2 worker processes of this machine
+    edgedistill suite experiments/suite/suite.yaml --scheduler tcp://HOST:8786   on a Dask cluster's `train` workers
+    edgedistill suite experiments/suite/suite.yaml --tables                 the tables from the finished rows
 
 Exit codes: 0 done, 1 some pairs failed on the cluster (the others were written), 2 nothing done.
 """
@@ -17,7 +17,7 @@ from edgedistill.cluster import SCHEDULER_HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("suite", help="suite YAML, e.g. configs/suite.yaml")
+    p.add_argument("suite", help="suite YAML, e.g. experiments/suite/suite.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value for every entry (repeatable)")
     p.add_argument("--only", nargs="+", help="train only these entries (finished ones are still aggregated)")
@@ -34,16 +34,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tables", action="store_true",
                    help="rewrite suite.json, suite.md and retained.png from the finished rows (trains nothing)")
     p.add_argument("--costs-from", default="results/hate-speech/metrics.json",
-                   help="a run's metrics.json or a finished suite row (results/suite/entries/*.json) from this "
+                   help="a run's metrics.json or a finished suite row (experiments/suite/entries/*.json) from this "
                         "machine, whose measured costs the plan uses")
 
 
 def main(args: argparse.Namespace) -> int:
     from distill.data import DataError
-    from distill.models import ModelError
-    from distill.pipeline import RunError
+    from distill.errors import RunError
     from distill.suite import load_suite, plan, run_suite, write_finished_tables
     from edgedistill import cluster
+    from edgedistill.checkpoint import ModelError
     from edgedistill.configbase import ConfigError
     from edgedistill.io import atomic_write_json
 

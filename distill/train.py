@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from distill.compute import forward_flops, matmul_params, training_flops
-from distill.config import LossConfig, Recipe, TrainConfig
 from distill.data import Dataset, Split
 from distill.losses import DistillationLoss
 from distill.models import (
@@ -33,6 +32,7 @@ from distill.models import (
 )
 from edgedistill.methods import is_static, method
 from edgedistill.metrics import classification_metrics, softmax
+from edgedistill.recipe import LossConfig, Recipe, TrainConfig
 
 CE_ONLY = LossConfig(ce=1.0, kl=0.0, cosine=0.0, hidden=0.0)
 

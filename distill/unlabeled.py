@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.config import REST_OF_TRAIN, DataConfig
 from distill.data import DataError, Dataset, Split, _read_table, _require_columns
+from edgedistill.recipe import REST_OF_TRAIN, DataConfig
 
 UNLABELED = -1  # the label of a text that only the teacher labels
 

@@ -1,6 +1,6 @@
 """Typed config dataclasses built from YAML dicts, with every problem reported at once.
 
-Each stage owns one dataclass (see distill/config.py, export/config.py, bench/config.py);
+Each stage owns one dataclass (see edgedistill/recipe.py, export/config.py, bench/config.py);
 this module only knows how to fill a dataclass from a dict, apply ``a.b=c`` overrides and
 print the resolved result.
 """

@@ -180,28 +180,3 @@ def checkpoint_problems(folder: str | Path, hashes: bool = True) -> list[str]:
     if doc is None:
         return [reason]
     return verify_files(folder, doc.get("files") or {}, hashes, source=CHECKPOINT_MARKER)
-
-
-def load_run_recipe(run_dir: str | Path):
-    """The resolved recipe a run folder was trained with (``runs/<run>/recipe.yaml``)."""
-    from distill.config import load_recipe
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunFolderError(f"run folder {run_dir} does not exist; pass --run runs/<run> of a trained run "
-                             "(train one with `edgedistill train configs/<recipe>.yaml`)")
-    path = recipe_file(run_dir)
-    if not path.is_file():
-        raise RunFolderError(f"{run_dir} has no {RECIPE_FILE}, so it is not a run folder written by `edgedistill "
-                             "train` (the stages need the run's resolved recipe for its data and label names)")
-    return load_recipe(path)
-
-
-def results_root_of(run_dir: str | Path) -> Path:
-    """The results folder of a run folder, from its stored recipe when it has one (else ``results/``)."""
-    path = recipe_file(run_dir)
-    if path.is_file():
-        from distill.config import load_recipe
-
-        return results_dir(load_recipe(path).run.results_dir, run_dir)
-    return results_dir("results", run_dir)

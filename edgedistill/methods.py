@@ -10,7 +10,7 @@ fine-tuning is), ``teacher_layers`` (a student built from the fine-tuned teacher
 distilled against it) or ``static`` (a static embedding table distilled from the fine-tuned
 teacher's backbone by model2vec, then trained against the teacher like the other students).
 Tables, charts and file listings follow ``ORDER``. Adding a method means adding one entry here
-(and its defaults in ``distill.config.default_methods``).
+(and its defaults in ``edgedistill.recipe.default_methods``).
 
 ``BASELINES`` are what a user would pick instead of distilling: trained on the run's own labelled
 split by their own libraries (distill/baselines.py), never from the fine-tuned teacher, and

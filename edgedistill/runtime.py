@@ -321,7 +321,7 @@ class TorchRuntime(Runtime):
     def load(cls, folder, device="cpu", threads=None, precision=None):
         import torch
 
-        from distill.models import load_checkpoint
+        from edgedistill.checkpoint import load_checkpoint
 
         folder = Path(folder)
         precision = precision or "fp32"

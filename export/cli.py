@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args, recipe=None):
     """The recipe's export section (default: the run's), then --set overrides, then the dedicated flags."""
     from edgedistill.configbase import parse_overrides
-    from edgedistill.layout import load_run_recipe
+    from edgedistill.recipe import load_run_recipe
     from export.config import load_export_config
 
     recipe = recipe or load_run_recipe(Path(args.run))
@@ -75,10 +75,10 @@ def config_from_args(args, recipe=None):
 
 def model_recipe(args):
     """The recipe of a run made for ``--model``: the given classifier as the teacher, used as it is."""
-    from distill.config import load_recipe
     from distill.data import PRESETS
     from edgedistill.configbase import ConfigError
     from edgedistill.methods import ORDER
+    from edgedistill.recipe import load_recipe
 
     if not args.data:
         raise ConfigError("--model needs --data: a preset (tweet-sentiment, hate-speech, wiki-toxic) or a data file")
@@ -98,8 +98,8 @@ def main(args) -> int:
 
     try:
         from distill.data import DataError
-        from distill.models import ModelError
-        from distill.pipeline import RunError
+        from distill.errors import RunError
+        from edgedistill.checkpoint import ModelError
         from export.pipeline import export_run
 
         if bool(args.run) == bool(args.model):

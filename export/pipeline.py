@@ -26,7 +26,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from distill.config import Recipe
 from edgedistill import layout
 from edgedistill.configbase import dump, to_dict
 from edgedistill.integrity import file_records
@@ -34,6 +33,7 @@ from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporari
 from edgedistill.io import workspace as make_workspace
 from edgedistill.methods import ORDER as METHODS
 from edgedistill.provenance import provenance
+from edgedistill.recipe import Recipe, load_run_recipe
 from edgedistill.runtime import (
     MANIFEST,
     ArtifactError,
@@ -116,7 +116,7 @@ class ModelJob:
         self._cache: dict = {}
         # A static student (distill/static.py) is a token table and a head: its ONNX graph is written
         # from its weights (edgedistill/graphs.py), and only the variants in STATIC_BUILDERS apply.
-        from distill.static import is_static_checkpoint
+        from edgedistill.static_model import is_static_checkpoint
 
         self.static = is_static_checkpoint(self.folder)
 
@@ -130,7 +130,7 @@ class ModelJob:
 
     def trimmed(self) -> tuple[Path, dict]:
         def build():
-            from distill.models import load_checkpoint
+            from edgedistill.checkpoint import load_checkpoint
 
             dst = self.work / "trimmed-checkpoint"
             model, _ = load_checkpoint(self.folder)
@@ -143,7 +143,7 @@ class ModelJob:
         return self._cached("trimmed", build)
 
     def torch_model(self, trim: bool):
-        from distill.models import load_checkpoint
+        from edgedistill.checkpoint import load_checkpoint
 
         return self._cached(("model", trim), lambda: load_checkpoint(self.checkpoint(trim))[0])
 
@@ -631,7 +631,7 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
     from distill.data import load_dataset
 
     run_dir = Path(run_dir)
-    recipe = recipe or layout.load_run_recipe(run_dir)
+    recipe = recipe or load_run_recipe(run_dir)
     results = layout.run_results_dir(recipe, run_dir)
     models = discover_models(run_dir, cfg.models)
     variants = cfg.selected_variants()

@@ -3,7 +3,7 @@
 An INT8 graph can be slower than its FP32 source when the runtime does not fuse its quantized
 operators into integer kernels (see ``convert.STATIC_ACTIVATION_TYPE``). The check loads both
 in one process, on the same runtime and threads, and times them side by side in alternating
-short blocks (``bench.paired``, ABBA) on one fixed, short test text: a few hundred calls, a few
+short blocks (``edgedistill.paired``, ABBA) on one fixed, short test text: a few hundred calls, a few
 seconds. It does not replace the bench; it catches an artifact that should not ship.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ def side_by_side(runtime_cls, folder: Path, draft: dict, reference_model: Path, 
     """Median speed-up of the candidate (the artifact in ``folder``, or ``candidate_model``) over
     ``reference_model`` (reference time / candidate time per block), its bootstrap 95% interval,
     both p50s and the contention seen while timing."""
-    from bench.contention import Sampler, is_disturbed
-    from bench.paired import time_paired
+    from edgedistill.contention import Sampler, is_disturbed
+    from edgedistill.paired import time_paired
 
     def load(model: Path | None, precision: str | None = None):
         # An absolute model_file replaces the folder in ``folder / model_file``: another graph is

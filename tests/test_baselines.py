@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import LABELS, tiny_texts
 
-from distill.config import load_recipe
 from distill.data import Dataset, Split
+from edgedistill.recipe import load_recipe
 
 pytest.importorskip("sklearn")
 
@@ -152,7 +152,7 @@ def test_bench_times_a_baseline_through_the_runtime_interface_and_the_report_pla
     from bench.schema import read_document
     from distill.baselines import train_baselines
     from distill.data import load_dataset
-    from edgedistill.layout import load_run_recipe
+    from edgedistill.recipe import load_run_recipe
 
     run = make_tiny_run(tmp_path, methods=("teacher",))
     recipe = load_run_recipe(run)

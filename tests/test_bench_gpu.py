@@ -86,7 +86,7 @@ def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
     for r in data["rows"]:
         r["machine_id"], r["device"] = "h100-box", "cuda"
     out.write_text(json.dumps(data))
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     assert edgedistill.main(["bench", "--merge", str(out), "--results", str(results)]) == 0
     doc, merged = read_document(results / "bench.json")

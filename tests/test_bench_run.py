@@ -132,7 +132,7 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
 def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, capsys):
     from test_bench_schema import block, row
 
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
     from bench.schema import document, read_document, replace_machine
 
     # A copy of the run with one broken export: its job fails, the others are still written.
@@ -176,7 +176,7 @@ def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, 
 
 
 def test_cli_errors_are_one_paragraph_and_exit_2(tiny_run, tmp_path, capsys):
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     results = tmp_path / "results"
     results.mkdir()
@@ -227,8 +227,8 @@ def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts
     import os
 
     from bench.plan import discover
-    from edgedistill.orchestrate import bench_is_current
     from edgedistill.provenance import hardware
+    from edgedistill_cli.orchestrate import bench_is_current
 
     artifacts, _ = discover(tiny_run)
     mid, results = hardware()["machine_id"], tmp_path / "results"
@@ -328,7 +328,7 @@ def test_a_filtered_bench_replaces_only_the_rows_it_measured(tiny_run, tmp_path,
 
     from test_bench_schema import block, row
 
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
     from bench.schema import document, read_document, replace_machine
     from edgedistill.provenance import hardware
 
@@ -367,7 +367,7 @@ def test_a_filtered_bench_replaces_only_the_rows_it_measured(tiny_run, tmp_path,
 
 
 def test_a_damaged_artifact_or_checkpoint_is_not_timed(tiny_run, tmp_path, capsys):
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
     from bench.schema import read_document
 
     run = tmp_path / "runs" / RUN

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.contention import Sampler, is_disturbed, read_cpu_times, summarize
-from bench.paired import abba_order, bootstrap_interval, time_paired
+from edgedistill.contention import Sampler, is_disturbed, read_cpu_times, summarize
+from edgedistill.paired import abba_order, bootstrap_interval, time_paired
 
 
 def test_abba_order_alternates_which_side_goes_first():
@@ -173,7 +173,7 @@ def test_choose_pairs_takes_the_fastest_good_artifacts_against_each_reference():
 def test_case_marks_split_the_pass_and_fall_back_for_short_cases():
     import time
 
-    from bench.contention import CaseMarks
+    from edgedistill.contention import CaseMarks
 
     marks = CaseMarks()
     marks.mark("short")                         # far below one clock tick: /proc/stat cannot see it

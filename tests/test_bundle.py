@@ -74,7 +74,7 @@ def test_a_changed_or_missing_file_is_named(bundled, tmp_path):
 def test_a_bundle_from_a_newer_schema_is_refused(bundled, tmp_path):
     import shutil
 
-    from bench.bundle import BundleError, read_bundle
+    from bench.bundle_format import BundleError, read_bundle
 
     copy = tmp_path / "b"
     shutil.copytree(bundled[2], copy)
@@ -179,7 +179,7 @@ def _bundle(run, out, **kw):
 
 def test_out_replaces_only_a_bundle_it_wrote_never_a_run(bundled, tmp_path, capsys):
     from bench.bundle import BundleError
-    from edgedistill.cli import main
+    from edgedistill_cli.commands import main
 
     root, run, _, _ = bundled
     mine = tmp_path / "my-files"
@@ -272,7 +272,7 @@ def test_a_path_leaving_the_bundle_is_refused_before_anything_is_read(bundled, t
 
 
 def test_bundle_settings_out_of_range_are_refused(bundled, tmp_path, capsys):
-    from edgedistill.cli import main
+    from edgedistill_cli.commands import main
 
     run = bundled[1]
     assert main(["bundle", "--run", str(run), "--out", str(tmp_path / "a"), "--artifacts", "teacher/onnx-fp32",
@@ -287,7 +287,7 @@ def test_a_full_disk_is_one_paragraph_and_keeps_what_was_finished(bundled, tmp_p
     import shutil
 
     from bench.bundle import verify_bundle
-    from edgedistill.cli import main
+    from edgedistill_cli.commands import main
 
     run, out = bundled[1], tmp_path / "b"
     _bundle(run, out)

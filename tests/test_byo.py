@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import LABELS, tiny_texts
 
-from distill.config import ConfigError, load_recipe
-from distill.models import ModelError
 from distill.pipeline import train_run
+from edgedistill.checkpoint import ModelError
+from edgedistill.recipe import ConfigError, load_recipe
 
 
 def byo_recipe(tmp_path, model, csv, labels=None, **methods):

@@ -189,7 +189,7 @@ def two_boards(tmp_path):
 def test_a_fleet_bench_merges_each_machines_rows_under_its_own_fingerprint(bundled, two_boards, tmp_path, capsys):  # noqa: F811
     from bench.bundle import bench_bundle
     from bench.schema import read_document
-    from edgedistill.cli import main
+    from edgedistill_cli.commands import main
 
     _, _, bundle, _ = bundled
     out = tmp_path / "fleet" / "bench.json"
@@ -217,9 +217,9 @@ def test_a_fleet_bench_merges_each_machines_rows_under_its_own_fingerprint(bundl
 @pytest.mark.slow
 def test_a_sweep_on_two_local_workers_gives_the_sequential_rows(tmp_path, tiny_checkpoint, tiny_csv):
     import torch
+    from schedule_ablation import run_variants
     from test_train import tiny_recipe
 
-    from distill.schedule_ablation import run_variants
     from edgedistill.configbase import dump
 
     (tmp_path / "recipe.yaml").write_text(dump(tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})))

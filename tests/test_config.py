@@ -1,7 +1,7 @@
 import pytest
 
-from distill.config import load_recipe
 from edgedistill.configbase import ConfigError, dump
+from edgedistill.recipe import load_recipe
 
 
 def test_defaults_and_overrides():

@@ -331,7 +331,7 @@ def test_pareto_frontier_and_best_per_goal():
 
 
 def test_cli_builds_the_streamlit_command(tmp_path, capsys):
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
     from dashboard import cli
 
     args = edgedistill.build_parser("dashboard").parse_args(

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from conftest import tiny_texts
 
-from distill.config import DataConfig
 from distill.data import DataError, load_dataset
+from edgedistill.recipe import DataConfig
 
 
 def test_file_csv_jsonl_parquet_give_same_stratified_splits(tmp_path, tiny_csv):
@@ -162,8 +162,8 @@ def test_jsonl_errors_give_the_line_number(tmp_path):
 
 
 def test_labels_of_a_wrong_type_are_refused_clearly():
-    from distill.config import load_recipe
     from edgedistill.configbase import ConfigError
+    from edgedistill.recipe import load_recipe
 
     with pytest.raises(ConfigError, match=r"data.labels: \[0.5, 1\] is not a list of str or int"):
         load_recipe(overrides={"data": {"labels": [0.5, 1]}})

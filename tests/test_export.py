@@ -32,8 +32,8 @@ TEXTS = ["good movie", "i hate this awful day", "the food was fine", "really hap
 def write_recipe(root: Path, name: str = "tiny", export: dict | None = None):
     import pandas as pd
 
-    from distill.config import load_recipe
     from edgedistill.configbase import dump
+    from edgedistill.recipe import load_recipe
 
     texts, labels = tiny_texts(240)
     pd.DataFrame({"text": texts, "label": labels}).to_csv(root / "data.csv", index=False)
@@ -69,8 +69,8 @@ def write_lora_adapter(root: Path, run: Path, recipe, tok):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from distill.config import LoraSettings
     from distill.models import wrap_lora
+    from edgedistill.recipe import LoraSettings
 
     base_dir = root / "lora-base"
     make_tiny_model("bert", vocab_size=len(tok), seed=1).save_pretrained(base_dir)
@@ -270,7 +270,7 @@ def test_lora_adapter_is_merged_before_export(exported):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from distill.models import load_checkpoint
+    from edgedistill.checkpoint import load_checkpoint
     from edgedistill.predictor import load_predictor
 
     root, run, _, _ = exported
@@ -498,7 +498,7 @@ def test_artifacts_load_in_the_ecosystems_own_clients(exported):
 # --- bad inputs: clear errors, exit code 2 ---------------------------------------------------
 
 def run_cli(argv):
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     return edgedistill.main(["export", *argv])
 
@@ -551,9 +551,9 @@ def test_a_checkpoint_damaged_in_place_is_refused_before_export(tmp_path):
     checks it, so a same-size corrupted checkpoint is never exported silently."""
     from test_bench_run import make_tiny_run
 
-    from distill.config import load_recipe
-    from distill.models import load_checkpoint
     from distill.pipeline import save_checkpoint
+    from edgedistill.checkpoint import load_checkpoint
+    from edgedistill.recipe import load_recipe
     from export.config import load_export_config
     from export.errors import ExportError
     from export.pipeline import export_run

@@ -59,8 +59,8 @@ def make_ffn_out_sensitive(model, layer: int = 1):
 def write_run(root: Path, export: dict):
     import pandas as pd
 
-    from distill.config import load_recipe
     from edgedistill.configbase import dump, to_dict
+    from edgedistill.recipe import load_recipe
 
     texts, labels = tiny_texts(360, seed=1)
     pd.DataFrame({"text": texts, "label": labels}).to_csv(root / "data.csv", index=False)
@@ -210,9 +210,9 @@ def test_over_budget_scope_ranks_only_what_needs_a_repair(repaired):
 
 
 def test_a_negative_budget_is_refused_before_any_work(tmp_path, capsys):
-    import edgedistill.cli as edgedistill
-    from distill.config import load_recipe
+    import edgedistill_cli.commands as edgedistill
     from edgedistill.configbase import ConfigError, dump
+    from edgedistill.recipe import load_recipe
     from export.config import load_export_config
 
     with pytest.raises(ConfigError) as exc:
@@ -229,7 +229,7 @@ def test_a_negative_budget_is_refused_before_any_work(tmp_path, capsys):
 
 
 def test_a_negative_budget_is_refused_before_a_model_is_taken_in(tmp_path, tiny_checkpoint, tiny_csv, capsys):
-    import edgedistill.cli as edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     runs = tmp_path / "runs"
     assert edgedistill.main(["export", "--model", str(tiny_checkpoint), "--data", str(tiny_csv), "--text-column",

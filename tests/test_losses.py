@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.config import LossConfig
 from distill.losses import DistillationLoss, hidden_mse
+from edgedistill.recipe import LossConfig
 
 
 @pytest.fixture

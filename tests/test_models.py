@@ -2,16 +2,9 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from distill.config import LoraSettings
-from distill.models import (
-    ModelError,
-    copy_is_exact,
-    encoder_layers,
-    make_student,
-    param_counts,
-    select_layers,
-    wrap_lora,
-)
+from distill.models import copy_is_exact, encoder_layers, make_student, param_counts, select_layers, wrap_lora
+from edgedistill.checkpoint import ModelError
+from edgedistill.recipe import LoraSettings
 
 
 def test_odd_even_follow_one_based_naming():
@@ -78,7 +71,7 @@ def test_model_folder_without_model_type_is_a_clear_error(tmp_path, tiny_checkpo
     import json
 
     from distill.models import load_classifier
-    from edgedistill import main
+    from edgedistill_cli.commands import main
 
     folder = tiny_checkpoint.rename(tmp_path / "teacher")   # no family in the name for transformers to guess from
     config = folder / "config.json"

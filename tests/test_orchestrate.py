@@ -27,7 +27,7 @@ def _recipe(tmp_path, teacher, csv, **sections) -> dict:
 
 def test_run_reports_every_bad_section_before_any_work(tmp_path, tiny_checkpoint, tiny_csv):
     from edgedistill.configbase import ConfigError
-    from edgedistill.orchestrate import run_all
+    from edgedistill_cli.orchestrate import run_all
 
     path = _write(tmp_path / "r.yaml", _recipe(
         tmp_path, tiny_checkpoint, tiny_csv, methods={"odd": {"layers": [0, 9]}},
@@ -45,7 +45,7 @@ def test_run_reports_every_bad_section_before_any_work(tmp_path, tiny_checkpoint
 def test_a_student_as_deep_as_its_teacher_is_refused_up_front(tmp_path, tiny_csv):
     from distill.pipeline import train_run
     from edgedistill.configbase import ConfigError
-    from edgedistill.orchestrate import check_recipe
+    from edgedistill_cli.orchestrate import check_recipe
 
     teacher = tmp_path / "one-layer"
     tok = make_tokenizer(tmp_path / "vocab")
@@ -55,7 +55,7 @@ def test_a_student_as_deep_as_its_teacher_is_refused_up_front(tmp_path, tiny_csv
     with pytest.raises(ConfigError, match="methods.odd: a student of 1 of the teacher's 1 layers is not smaller"):
         check_recipe(str(path))
     # `edgedistill train` alone checks before training the teacher too
-    from distill.config import load_recipe
+    from edgedistill.recipe import load_recipe
 
     with pytest.raises(ConfigError, match="methods.even.layers"):
         train_run(load_recipe(path), progress=False)
@@ -64,7 +64,7 @@ def test_a_student_as_deep_as_its_teacher_is_refused_up_front(tmp_path, tiny_csv
 
 def test_stages_after_training_use_the_recipe_given_and_one_results_folder(tmp_path, monkeypatch):
     import distill.pipeline
-    from edgedistill.orchestrate import run_all
+    from edgedistill_cli.orchestrate import run_all
 
     run = make_tiny_run(tmp_path, methods=("teacher",))
     stored = yaml.safe_load((run / "recipe.yaml").read_text())
@@ -89,7 +89,7 @@ def test_stages_after_training_use_the_recipe_given_and_one_results_folder(tmp_p
 
 
 def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path):
-    from edgedistill import layout
+    from edgedistill.recipe import results_root_of
     from export.config import load_export_config
     from export.pipeline import export_run
 
@@ -99,13 +99,13 @@ def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path):
     export_run(copy, load_export_config({"variants": ["onnx-fp32"], "parity_samples": 8}), log=lambda *a: None)
     assert (tmp_path / "results" / "renamed" / "export.json").is_file()
     assert not (tmp_path / "results" / "tiny").exists()
-    assert layout.results_root_of(copy) == tmp_path / "results" / "renamed"
+    assert results_root_of(copy) == tmp_path / "results" / "renamed"
 
 
 def test_auto_layers_are_checked_for_depth_before_any_training(tmp_path):
     """`layers: auto` picks its layers after the teacher trains; its depth is still checked up front."""
-    from distill.config import load_recipe
     from distill.pipeline import method_problems
+    from edgedistill.recipe import load_recipe
 
     ok = load_recipe(overrides={"methods": {"tiny": {"enabled": True, "layers": "auto", "num_layers": 2}}})
     assert method_problems(ok, ["tiny"]) == []
@@ -117,7 +117,7 @@ def test_layer_ranges_and_max_length_are_listed_with_the_other_recipe_errors(tmp
     """One pass: a bad train field, a layer index past the teacher's depth and a max_length past its
     max_position_embeddings (128 in the tiny config) are reported together, before any work."""
     from edgedistill.configbase import ConfigError
-    from edgedistill.orchestrate import check_recipe
+    from edgedistill_cli.orchestrate import check_recipe
 
     recipe = _recipe(tmp_path, tiny_checkpoint, tiny_csv, methods={"odd": {"layers": [0, 9]}})
     recipe["train"]["epochs"] = 0
@@ -139,7 +139,7 @@ def test_layer_ranges_and_max_length_are_listed_with_the_other_recipe_errors(tmp
     ("run: {name: [\n", "is not valid YAML: line 2"),
 ])
 def test_a_recipe_of_the_wrong_shape_is_one_paragraph_and_exit_2(tmp_path, capsys, text, expected):
-    from edgedistill.cli import main
+    from edgedistill_cli.commands import main
 
     path = tmp_path / "r.yaml"
     path.write_text(text)
@@ -149,7 +149,7 @@ def test_a_recipe_of_the_wrong_shape_is_one_paragraph_and_exit_2(tmp_path, capsy
 
 
 def test_a_recipe_not_in_utf8_and_a_bad_set_value_are_named(tmp_path, capsys):
-    from edgedistill.cli import main
+    from edgedistill_cli.commands import main
 
     path = tmp_path / "r.yaml"
     path.write_bytes("run:\n  name: caf\u00e9\n".encode("latin-1"))
@@ -166,7 +166,7 @@ def test_a_second_process_on_the_same_run_folder_is_told_who_holds_it(tmp_path, 
     import subprocess
     import sys
 
-    from edgedistill.cli import main
+    from edgedistill_cli.commands import main
 
     path = _write(tmp_path / "r.yaml", _recipe(tmp_path, tiny_checkpoint, tiny_csv))
     run_dir = tmp_path / "runs" / "checked"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.models import ModelError, check_weights, load_classifier, resolve_model_source
+from distill.models import load_classifier, resolve_model_source
+from edgedistill.checkpoint import ModelError, check_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("edgedistill", "distill", "export", "bench", "dashboard", "tools", "experiments")

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from conftest import make_tiny_model, make_tokenizer
 
-from distill.config import DataConfig, LossConfig, load_recipe
 from distill.data import DataError, load_dataset
 from distill.losses import DistillationLoss
 from distill.unlabeled import UNLABELED, augment, load_unlabeled, normalise, with_extra_texts
 from edgedistill.configbase import ConfigError
+from edgedistill.recipe import DataConfig, LossConfig, load_recipe
 
 NOVEL = [f"the service was fine day {i} night" for i in range(20)]
 
@@ -313,7 +313,8 @@ def test_students_train_on_pool_with_early_stopping_relations_and_record_compute
 
 def test_pick_auto_keeps_the_layers_whose_removal_hurts_most():
     from distill.layers import pick_auto
-    from distill.models import ModelError, select_layers
+    from distill.models import select_layers
+    from edgedistill.checkpoint import ModelError
 
     assert pick_auto([0.01, 0.20, -0.02, 0.05, 0.20, 0.0], 3) == [1, 3, 4]
     assert select_layers("auto", 6, None, [0.01, 0.20, -0.02, 0.05, 0.20, 0.0]) == [1, 3, 4]  # half depth

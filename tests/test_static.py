@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from distill.config import load_recipe
 from edgedistill.configbase import ConfigError
+from edgedistill.recipe import load_recipe
 
 pytest.importorskip("model2vec.distill")
 

@@ -20,8 +20,8 @@ def test_registry_layout_and_runtimes_import_without_heavy_libraries():
 
 
 def test_one_method_registry_drives_every_list():
-    from distill.config import default_methods
     from edgedistill import methods
+    from edgedistill.recipe import default_methods
 
     assert methods.ORDER == ("teacher", "odd", "even", "auto", "bottom", "tiny", "lora", "hybrid", "static")
     assert set(default_methods()) == set(methods.ORDER)

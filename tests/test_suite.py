@@ -177,9 +177,8 @@ def test_plan_costs_from_a_suite_row_count_its_evaluation_passes(tmp_path):
 
 
 def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, tiny_checkpoint, tiny_csv):
+    from schedule_ablation import run_variants
     from test_train import tiny_recipe
-
-    from distill.schedule_ablation import run_variants
 
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
     (tmp_path / "recipe.yaml").write_text(dump(recipe))
@@ -205,9 +204,8 @@ def test_schedule_ablation_reuses_one_teacher_and_records_validation(tmp_path, t
 
 def test_schedule_ablation_trains_each_method_on_what_the_pipeline_gives_it(tmp_path, tiny_checkpoint, tiny_csv):
     """LoRA has no teacher in its loss: it learns from the labelled texts only, here as in a run."""
+    from schedule_ablation import run_variants
     from test_train import tiny_recipe
-
-    from distill.schedule_ablation import run_variants
 
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, train={"epochs": 1})
     (tmp_path / "recipe.yaml").write_text(dump(recipe))
@@ -220,7 +218,7 @@ def test_schedule_ablation_trains_each_method_on_what_the_pipeline_gives_it(tmp_
 
 
 def test_schedule_ablation_spec_without_variants_is_refused_before_training(tmp_path, capsys):
-    from distill.schedule_ablation import main
+    from schedule_ablation import main
 
     spec = tmp_path / "spec.yaml"
     spec.write_text("recipe: configs/quickstart.yaml\nmethod: lora\n")

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distill.config import load_recipe
-from distill.pipeline import RunError, checkpoint_complete, train_run
+from distill.errors import RunError
+from distill.pipeline import checkpoint_complete, train_run
 from edgedistill.configbase import dump
+from edgedistill.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

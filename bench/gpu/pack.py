@@ -1,6 +1,6 @@
 """Pack a run's checkpoints for the GPU machine: small, self-describing, no tokenizer needed.
 
-    python -m bench.gpu.pack --run runs/hate-speech            # -> runs/hate-speech/gpu_pack/
+    edgedistill gpu-pack --run runs/hate-speech            # -> runs/hate-speech/gpu_pack/
 
 The GPU machine receives the working tree plus carried folders, 64 MiB in all, so a run's five
 FP32 checkpoints (~90 MB each for MiniLM-L6) cannot travel as they are. The pack therefore
@@ -17,7 +17,6 @@ FP32 checkpoints (~90 MB each for MiniLM-L6) cannot travel as they are. The pack
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -44,12 +43,12 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     from bench.config import FIXED_SEQ_LENS, load_bench_config
     from bench.plan import discover
     from bench.runner import bench_inputs, cap_test, text_order
-    from distill.config import load_recipe
     from distill.data import load_dataset
-    from distill.models import load_checkpoint
     from edgedistill import layout
+    from edgedistill.checkpoint import load_checkpoint
     from edgedistill.io import atomic_dir
     from edgedistill.provenance import git_commit
+    from edgedistill.recipe import load_recipe
     from edgedistill.runtime import TextEncoder, checkpoint_max_length, checkpoint_meta, model_input_names
 
     run_dir = Path(run_dir)
@@ -128,15 +127,15 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     return info
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.gpu.pack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser) -> None:
     parser.add_argument("--run", required=True, help="runs/<run>")
     parser.add_argument("--out", help="pack folder (default: runs/<run>/gpu_pack, git-ignored with runs/)")
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="size budget in MiB")
     parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], help="comma-separated subset")
     parser.add_argument("--max-test", type=int, help="cap the test texts carried (default: the full split)")
-    args = parser.parse_args(argv)
+
+
+def main(args) -> int:
     try:
         info = pack_run(args.run, args.out, args.max_mb, args.models, args.max_test)
     except (PackError, ValueError) as exc:
@@ -148,7 +147,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {state}; vocabulary {m['vocab']} -> {m['kept_vocab']}")
     print(f"packed {len(info['models'])} model(s), {info['total_mb']:.1f} MiB, into {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

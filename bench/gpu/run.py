@@ -1,8 +1,8 @@
 """Benchmark a GPU pack (bench/gpu/pack.py) on a CUDA machine; writes bench.json, same schema.
 
-    python3 -m bench.gpu.run --bundle <bundle> --out $OUT/bench.json               (on the GPU box)
-    python3 -m bench.gpu.run --pack runs/<run>/gpu_pack --out $OUT/bench.json      (a bare pack)
-    python3 -m bench.gpu.run --pack ... --out /tmp/bench.json --smoke               (CPU, seconds)
+    edgedistill gpu-bench --bundle <bundle> --out $OUT/bench.json               (on the GPU box)
+    edgedistill gpu-bench --pack runs/<run>/gpu_pack --out $OUT/bench.json      (a bare pack)
+    edgedistill gpu-bench --pack ... --out /tmp/bench.json --smoke               (CPU, seconds)
 
 PyTorch eager at FP32 / FP16 / BF16, batch 1 (natural length and 16 / 64 / 128 tokens) and a
 throughput batch (default 256); at batch 1 also replayed as CUDA graphs (batch 1 is bound by
@@ -382,7 +382,7 @@ def parent(args) -> int:
         inputs = json.loads((pack / "inputs.json").read_text())
         bucketed = {"bucketed": {**describe(pass_buckets(inputs, info, s), [len(i) for i in inputs["test_ids"]]),
                                  "batch_size": s["batch_size"], "multiple": s["bucket_multiple"]}}
-    block = machine_block(hw, provenance(["python", "-m", "bench.gpu.run"] + (args.argv or [])),
+    block = machine_block(hw, provenance(["edgedistill", "gpu-bench"] + (args.argv or [])),
                           {"script": "bench/gpu/run.py", **s, "smoke": args.smoke},
                           {"failed": failed, "notes": notes, "transport": transport, "test_size": info["test_size"],
                            "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")}, **bucketed,
@@ -396,10 +396,7 @@ def parent(args) -> int:
     return 0 if rows else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python3 -m bench.gpu.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--bundle", help="a bench bundle written with `edgedistill bundle --gpu` (verified first)")
     where.add_argument("--pack", help="the folder written by bench/gpu/pack.py")
@@ -422,17 +419,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.argv = argv
+
+
+def main(args) -> int:
+    """``edgedistill gpu-bench``; the per-model children re-enter through ``module_main``."""
+    args.argv = getattr(args, "argv", None) or sys.argv[1:]
     if args.child:
         return child(args)
     if args.bucket_multiple < 1:
-        parser.error(f"--bucket-multiple {args.bucket_multiple}: give a token count >= 1 (1 pads each batch "
-                     "to its own longest text)")
+        print(f"gpu-bench: --bucket-multiple {args.bucket_multiple}: give a token count >= 1 (1 pads each batch "
+              "to its own longest text)", file=sys.stderr)
+        return 2
     if not args.out:
-        parser.error("--out is required")
+        print("gpu-bench: --out is required (the bench.json to write)", file=sys.stderr)
+        return 2
     if args.bundle:
-        from bench.bundle import GPU_FOLDER, BundleError, verify_bundle
+        from bench.bundle_format import GPU_FOLDER, BundleError, verify_bundle
 
         try:
             info = verify_bundle(args.bundle)
@@ -449,5 +451,16 @@ def main(argv: list[str] | None = None) -> int:
     return parent(args)
 
 
+
+def module_main(argv: list[str] | None = None) -> int:
+    """``edgedistill gpu-bench``: how the parent starts each (model, precision) child process."""
+    parser = argparse.ArgumentParser(prog="edgedistill gpu-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    return main(args)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(module_main())

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from distill.models import SAFE_WEIGHTS  # noqa: E402
 from distill.packaged import packaged_file  # noqa: E402
+from edgedistill.checkpoint import SAFE_WEIGHTS  # noqa: E402
 from edgedistill.io import atomic_write_json  # noqa: E402
 from edgedistill.provenance import provenance  # noqa: E402
 from edgedistill.runtime import TextEncoder  # noqa: E402

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.contention import Sampler  # noqa: E402
-from bench.paired import time_paired  # noqa: E402
-from distill.models import load_checkpoint  # noqa: E402
+from edgedistill.checkpoint import load_checkpoint  # noqa: E402
+from edgedistill.contention import Sampler  # noqa: E402
 from edgedistill.io import atomic_write_json  # noqa: E402
+from edgedistill.paired import time_paired  # noqa: E402
 from edgedistill.provenance import provenance  # noqa: E402
 from edgedistill.runtime import TextEncoder  # noqa: E402
 from export import convert  # noqa: E402

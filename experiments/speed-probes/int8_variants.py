@@ -24,9 +24,9 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from bench.contention import Sampler
-from bench.paired import time_paired
-from distill.models import load_checkpoint
+from edgedistill.checkpoint import load_checkpoint
+from edgedistill.contention import Sampler
+from edgedistill.paired import time_paired
 from edgedistill.runtime import TextEncoder
 from export import convert
 

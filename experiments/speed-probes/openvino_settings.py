@@ -10,8 +10,8 @@ from pathlib import Path
 
 import openvino as ov
 
-from bench.contention import Sampler
-from bench.paired import time_paired
+from edgedistill.contention import Sampler
+from edgedistill.paired import time_paired
 from edgedistill.runtime import OpenVinoRuntime, OrtRuntime
 
 # The shared data beside the repository (../shared), wherever the checkout lives.

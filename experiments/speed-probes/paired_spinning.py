@@ -12,7 +12,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pandas as pd
 
-from bench.paired import time_paired
+from edgedistill.paired import time_paired
 from edgedistill.runtime import RUNTIMES
 
 SPIN, SETTLE = os.environ.get("SPIN", "1"), float(os.environ.get("SETTLE", "0.02"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from edgedistill import layout
 from edgedistill import methods as registry
 from edgedistill.configbase import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides
 
@@ -335,9 +336,7 @@ class Recipe:
     @property
     def results_path(self) -> Path:
         """The run's results folder (edgedistill.layout decides it for every stage)."""
-        from edgedistill.layout import run_results_dir
-
-        return run_results_dir(self)
+        return layout.run_results_dir(self)
 
     def method_names(self) -> list[str]:
         return [m for m in registry.ORDER if m in self.methods and self.methods[m].enabled]
@@ -382,5 +381,30 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | dict | No
     return recipe
 
 
+# --- a run folder's stored recipe ------------------------------------------------------
+
+def load_run_recipe(run_dir: str | Path):
+    """The resolved recipe a run folder was trained with (``runs/<run>/recipe.yaml``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise layout.RunFolderError(f"run folder {run_dir} does not exist; pass --run runs/<run> of a trained run "
+                                    "(train one with `edgedistill train configs/<recipe>.yaml`)")
+    path = layout.recipe_file(run_dir)
+    if not path.is_file():
+        raise layout.RunFolderError(f"{run_dir} has no {layout.RECIPE_FILE}, so it is not a run folder written by "
+                                    "`edgedistill train` (the stages need the run's resolved recipe for its data and "
+                                    "label names)")
+    return load_recipe(path)
+
+
+def results_root_of(run_dir: str | Path) -> Path:
+    """The results folder of a run folder, from its stored recipe when it has one (else ``results/``)."""
+    path = layout.recipe_file(run_dir)
+    if path.is_file():
+            return layout.results_dir(load_recipe(path).run.results_dir, run_dir)
+    return layout.results_dir("results", run_dir)
+
+
 __all__ = ["ConfigError", "Recipe", "RunConfig", "DataConfig", "TeacherConfig", "TrainConfig",
-           "LossConfig", "LoraSettings", "MethodConfig", "BaselinesConfig", "load_recipe"]
+           "LossConfig", "LoraSettings", "MethodConfig", "BaselinesConfig", "load_recipe",
+           "load_run_recipe", "results_root_of"]

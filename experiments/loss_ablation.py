@@ -2,18 +2,22 @@
 
 The variants are chosen on validation macro-F1 (the test split is reported beside it, never
 used to choose). The fine-tuned teacher of the run is reused, so run ``train`` first.
+
+    python experiments/loss_ablation.py configs/hate-speech.yaml --max-train 4000
+        -> experiments/loss-ablation/ablation.json, ablation.md
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from distill.config import LossConfig, Recipe, load_recipe
 from edgedistill.configbase import ConfigError, from_dict
 from edgedistill.io import atomic_write_json, atomic_write_text
 from edgedistill.methods import students
 from edgedistill.provenance import provenance
+from edgedistill.recipe import LossConfig, Recipe, load_recipe
 
 # What the literature suggests, from the course project's loss to patient-KD style hidden losses.
 DEFAULT_VARIANTS = {
@@ -24,9 +28,12 @@ DEFAULT_VARIANTS = {
     "kd-T4-hidden": {"ce": 1.0, "kl": 1.0, "cosine": 0.0, "hidden": 1.0, "temperature": 4.0},
 }
 
+# The record of this experiment sits beside the script.
+OUT_DIR = Path(__file__).parent / "loss-ablation"
+
 
 def run_ablation(recipe: Recipe, method: str = "odd", variants: dict | None = None, max_train: int | None = 4000,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, out_dir=OUT_DIR) -> dict:
     from dataclasses import replace
 
     from distill.data import load_dataset
@@ -62,7 +69,7 @@ def run_ablation(recipe: Recipe, method: str = "odd", variants: dict | None = No
     result = {"schema_version": 1, "run": recipe.run.name, "method": method, "layers": setup.info["layers"],
               "train_examples": len(data.train), "epochs": recipe.train.epochs, "selected_on": "validation macro-F1",
               "best": best, "variants": rows, "provenance": provenance()}
-    out_dir = recipe.results_path
+    out_dir = Path(out_dir)
     atomic_write_json(out_dir / "ablation.json", result)
     atomic_write_text(out_dir / "ablation.md", ablation_table(result))
     print(ablation_table(result))
@@ -88,14 +95,15 @@ def ablation_table(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m distill.ablation", description=__doc__)
+    p = argparse.ArgumentParser(prog="python experiments/loss_ablation.py", description=__doc__)
     p.add_argument("recipe")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument("--method", default="odd", choices=list(students()))
     p.add_argument("--max-train", type=int, default=4000, help="cap on training examples (stratified)")
+    p.add_argument("--out", default=str(OUT_DIR), help="folder for ablation.json and ablation.md")
     args = p.parse_args(argv)
     try:
-        run_ablation(load_recipe(args.recipe, args.overrides), args.method, max_train=args.max_train)
+        run_ablation(load_recipe(args.recipe, args.overrides), args.method, max_train=args.max_train, out_dir=args.out)
     except ConfigError as exc:
         print(f"ablation: {exc}", file=sys.stderr)
         return 2

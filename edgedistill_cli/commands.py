@@ -5,8 +5,12 @@
     edgedistill bench --run runs/hate-speech           accuracy, size, latency on this machine
     edgedistill bundle --run runs/hate-speech --out B  a folder to bench elsewhere: edgedistill bench --bundle B
     edgedistill run configs/quickstart.yaml            all three, resuming finished stages
-    edgedistill suite configs/suite.yaml               the generality suite (--scheduler: on a Dask cluster)
+    edgedistill suite SUITE.yaml                       the generality suite (--scheduler: on a Dask cluster)
     edgedistill dashboard --results results            explore the results in Streamlit
+    edgedistill layers configs/hate-speech.yaml        which teacher layers matter (after training)
+    edgedistill compare OLD/bench.json NEW/bench.json  two bench runs of one machine, row by row
+    edgedistill gpu-pack --run runs/hate-speech        checkpoints packed for a GPU machine
+    edgedistill gpu-bench --pack PACK --out bench.json the GPU bench (on the CUDA machine)
 """
 from __future__ import annotations
 
@@ -23,8 +27,15 @@ STAGES = {
                "another machine"),
     "suite": ("distill.suite_cli", "train one recipe on several data sets and seeds (retained macro-F1), "
               "optionally spread over a Dask cluster"),
-    "run": ("edgedistill.orchestrate", "train -> export -> bench in one go, skipping stages already complete"),
+    "run": ("edgedistill_cli.orchestrate", "train -> export -> bench in one go, skipping stages already complete"),
     "dashboard": ("dashboard.cli", "start the Streamlit dashboard over a results folder"),
+    "layers": ("distill.layers", "which teacher layers matter: drop-one-layer analysis of a trained teacher on the "
+               "validation split (what `layers: auto` keeps)"),
+    "compare": ("bench.compare", "how far two bench.json files from the same machine agree, row by row"),
+    "gpu-pack": ("bench.gpu.pack", "pack a run's checkpoints for a GPU machine (FP16 weights, vocabulary cut to the "
+                 "test texts)"),
+    "gpu-bench": ("bench.gpu.run", "benchmark a GPU pack or a bundle written with --gpu on a CUDA machine (--smoke: "
+                  "a CPU check of the script)"),
 }
 
 

@@ -5,8 +5,9 @@ student; the teacher is trained once (``run`` with the base recipe) and reused. 
 validation macro-F1 (what defaults are chosen on), the compute each variant spent, and the test
 macro-F1 beside it for the record only.
 
-    python -m distill.schedule_ablation experiments/smalldata-ablation/spec.yaml
-    python -m distill.schedule_ablation experiments/smalldata-ablation/spec.yaml --scheduler local:2   variants on Dask
+    python experiments/schedule_ablation.py experiments/smalldata-ablation/spec.yaml
+    python experiments/schedule_ablation.py experiments/smalldata-ablation/spec.yaml --scheduler local:2
+        (the variants on Dask workers)
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def run_variants(
     one ``train`` resource, retried once; its workers read the teacher from the run folder, so they
     share this machine's filesystem (``local:N``, or a shared mount). A variant that fails there is
     reported (``result["failed"]``) and the others go on."""
-    from distill.config import load_recipe
     from distill.pipeline import model_dir, train_run
     from edgedistill.configbase import parse_overrides
+    from edgedistill.recipe import load_recipe
 
     if out_dir is not None:
         # The teacher's own results (metrics per epoch, plots) go beside the variants, not into results/ itself.
@@ -106,7 +107,7 @@ def train_variant(recipe, variant: dict, method: str, data_cfg, teacher_dir: str
     from accelerate.utils import set_seed
 
     from distill.data import load_dataset
-    from distill.pipeline import _compute_entry, checkpoint_complete, student_dataset, training_data
+    from distill.pipeline import checkpoint_complete, compute_entry, student_dataset, training_data
     from distill.train import TeacherCache, setup_method, train
     from edgedistill.methods import students
 
@@ -142,7 +143,7 @@ def train_variant(recipe, variant: dict, method: str, data_cfg, teacher_dir: str
         "best_epoch": out.best_epoch,
         "validation_macro_f1": out.validation["macro_f1"],
         "validation_history": [e["val_macro_f1"] for e in out.history["epochs"]],
-        "compute": _compute_entry(out, setup, cache, time.perf_counter() - t0),
+        "compute": compute_entry(out, setup, cache, time.perf_counter() - t0),
         "test_macro_f1_not_used_for_choice": out.test["macro_f1"],
     }
 
@@ -174,7 +175,7 @@ def table(result: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m distill.schedule_ablation",
+        prog="python experiments/schedule_ablation.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -76,9 +76,9 @@ def check_recipe(recipe_path: str, overrides: list[str] | None = None, stages=ST
     ConfigError listing every problem found, each naming its section and field.
     """
     from bench.config import load_bench_config
-    from distill.config import load_recipe
     from distill.pipeline import method_problems
     from edgedistill.configbase import ConfigError, deep_merge, load_yaml, parse_overrides
+    from edgedistill.recipe import load_recipe
     from export.config import load_export_config
 
     raw = deep_merge(load_yaml(recipe_path), parse_overrides(overrides))
@@ -163,8 +163,8 @@ def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain
 def main(args) -> int:
     from bench.runner import BenchError
     from distill.data import DataError
-    from distill.models import ModelError
-    from distill.pipeline import RunError
+    from distill.errors import RunError
+    from edgedistill.checkpoint import ModelError
     from edgedistill.configbase import ConfigError
     from edgedistill.layout import RunFolderError
     from edgedistill.runtime import ArtifactError

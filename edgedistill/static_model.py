@@ -1,0 +1,88 @@
+"""The static student's model class: a token-vector table, masked mean pooling and a small head.
+
+It follows the Hugging Face calling convention the training loop and ``TorchRuntime`` use
+(``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``) and loads from its own
+safetensors file and config.json (no transformers loader, so no remote-code path). How it is built
+and trained is the ``static`` method's business (``distill/static.py``);
+``edgedistill.graphs.static_classifier_graph`` is its ONNX form.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+MODEL_TYPE = "edgedistill-static"
+WEIGHTS = "model.safetensors"
+
+
+class StaticConfig(SimpleNamespace):
+    """The few settings a StaticClassifier is rebuilt from (config.json)."""
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+    def to_json_file(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+class StaticClassifier(nn.Module):
+    def __init__(self, vocab_size: int, dims: int, label_names: list[str], hidden: int = 256,
+                 unk_token_id: int | None = None, normalize: bool = True):
+        super().__init__()
+        id2label = {str(i): n for i, n in enumerate(label_names)}
+        self.config = StaticConfig(model_type=MODEL_TYPE, architectures=["StaticClassifier"], vocab_size=vocab_size,
+                                   dims=dims, hidden=hidden, num_labels=len(label_names), id2label=id2label,
+                                   label2id={n: int(i) for i, n in id2label.items()}, unk_token_id=unk_token_id,
+                                   normalize=normalize)
+        self.embeddings = nn.Embedding(vocab_size, dims)
+        layers = [nn.Linear(dims, hidden), nn.ReLU(), nn.Linear(hidden, len(label_names))] if hidden else \
+            [nn.Linear(dims, len(label_names))]
+        self.head = nn.Sequential(*layers)
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        keep = torch.ones_like(input_ids, dtype=torch.float32) if attention_mask is None else attention_mask.float()
+        if self.config.unk_token_id is not None:
+            keep = keep * (input_ids != self.config.unk_token_id).float()
+        summed = (self.embeddings(input_ids) * keep.unsqueeze(-1)).sum(dim=1)
+        pooled = summed / keep.sum(dim=1, keepdim=True).clamp(min=1.0)   # no real token: a zero vector
+        return nn.functional.normalize(pooled, dim=-1) if self.config.normalize else pooled
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_hidden_states: bool = False, **_) -> SimpleNamespace:
+        # token_type_ids and the like are accepted and ignored: a static table has no segments.
+        return SimpleNamespace(logits=self.head(self.pool(input_ids, attention_mask)), hidden_states=None)
+
+    def linear_layers(self) -> list[nn.Linear]:
+        return [m for m in self.head if isinstance(m, nn.Linear)]
+
+    def save_pretrained(self, folder) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config.to_json_file(folder / "config.json")
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(folder / WEIGHTS))
+
+    @classmethod
+    def load(cls, folder) -> StaticClassifier:
+        """Its own safetensors file and config.json (no transformers loader, so no remote code path)."""
+        from safetensors.torch import load_file
+
+        cfg = json.loads((Path(folder) / "config.json").read_text())
+        labels = [cfg["id2label"][str(i)] for i in range(cfg["num_labels"])]
+        model = cls(cfg["vocab_size"], cfg["dims"], labels, cfg["hidden"], cfg.get("unk_token_id"),
+                    cfg.get("normalize", True))
+        model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
+        return model.eval()
+
+
+def is_static_checkpoint(folder) -> bool:
+    path = Path(folder) / "config.json"
+    try:
+        return json.loads(path.read_text()).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError):
+        return False

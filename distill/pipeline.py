@@ -19,6 +19,7 @@ from edgedistill.integrity import file_records
 from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text, remove_stale_temporaries
 from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
+from edgedistill.metadata import CheckpointMeta
 from edgedistill.methods import ORDER, is_baseline, layer_students, students
 from edgedistill.provenance import provenance
 from edgedistill.recipe import Recipe
@@ -320,9 +321,8 @@ def save_checkpoint(folder: Path, model, tokenizer, entry: dict, recipe: Recipe,
         tokenizer.save_pretrained(tmp)
         # Every file's sha256, so that export and bench can tell a checkpoint damaged in place.
         files = file_records(tmp, sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()))
-        atomic_write_json(tmp / MARKER, {"schema_version": SCHEMA_VERSION, "label_names": label_names,
-                                         "recipe": to_dict(recipe), "provenance": provenance(), **entry,
-                                         "files": files})
+        atomic_write_json(tmp / MARKER, CheckpointMeta.document(entry["method"], label_names, recipe.data.max_length,
+                                                               entry, to_dict(recipe), provenance(), files))
 
 
 def collect_metrics(recipe: Recipe) -> dict:
@@ -330,7 +330,8 @@ def collect_metrics(recipe: Recipe) -> dict:
     for folder in layout.model_folders(recipe.run_dir):
         if checkpoint_complete(folder):
             entry = json.loads((folder / MARKER).read_text())
-            out[entry["method"]] = {k: v for k, v in entry.items() if k not in ("recipe", "schema_version")}
+            out[entry["method"]] = {k: v for k, v in entry.items()
+                                    if k not in ("recipe", "schema_version", "max_length")}
     return out
 
 

@@ -21,13 +21,13 @@ import numpy as np
 
 from edgedistill.integrity import UnsafePathError, resolve_inside
 from edgedistill.layout import ARTIFACT_MARKER, CHECKPOINT_MARKER
+from edgedistill.metadata import ArtifactError, ArtifactMeta, CheckpointMeta
 from edgedistill.metrics import softmax
 
 # The marker files are named once, in the run layout.
 MANIFEST = ARTIFACT_MARKER
 CHECKPOINT_META = CHECKPOINT_MARKER
 TOKENIZER_FILE = "tokenizer.json"
-DEFAULT_MAX_LENGTH = 128
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -38,18 +38,10 @@ class Prediction:
     labels: list[str]          # label names of label_ids
 
 
-class ArtifactError(ValueError):
-    """A checkpoint or artifact folder that cannot be loaded; the message says how to fix it."""
-
-
 def read_manifest(folder: str | Path) -> dict | None:
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); re-export the artifact with --force") from None
+    """manifest.json as a dict, its typed fields checked (``ArtifactMeta``); None when absent."""
+    meta = ArtifactMeta.read(folder)
+    return None if meta is None else meta.raw
 
 
 def folder_size(paths) -> int:
@@ -218,8 +210,8 @@ class OrtRuntime(Runtime):
         opts.log_severity_level = 3
         session = ort.InferenceSession(str(folder / meta["model_file"]), sess_options=opts, providers=providers)
         inputs = tuple(i.name for i in session.get_inputs())
-        rt = cls(folder, device, threads, meta.get("precision", "fp32"), meta["label_names"],
-                 meta.get("max_length", DEFAULT_MAX_LENGTH), inputs, meta)
+        typed = ArtifactMeta.from_dict(meta, folder / MANIFEST)
+        rt = cls(folder, device, threads, typed.precision, typed.label_names, typed.max_length, inputs, meta)
         rt.session = session
         rt.output_name = session.get_outputs()[0].name
         return rt
@@ -272,8 +264,8 @@ class OpenVinoRuntime(Runtime):
         # An explicit bf16/f16 hint changes how FP32/FP16 weights are computed; INT8 stays INT8.
         label = stored if precision is None or stored == "int8" else {"f32": "fp32", "f16": "fp16"}.get(
             cls.HINTS[precision], cls.HINTS[precision])
-        rt = cls(folder, device, threads, label, meta["label_names"],
-                 meta.get("max_length", DEFAULT_MAX_LENGTH), inputs, meta)
+        typed = ArtifactMeta.from_dict(meta, folder / MANIFEST)
+        rt = cls(folder, device, threads, label, typed.label_names, typed.max_length, inputs, meta)
         rt.compiled, rt.request, rt.config = compiled, compiled.create_infer_request(), config
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
         rt.inference_precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
@@ -331,15 +323,14 @@ class TorchRuntime(Runtime):
             raise ArtifactError("device 'cuda' requested but torch sees no CUDA GPU (use device='cpu')")
         if device not in ("cpu", "cuda"):
             raise ArtifactError(f"PyTorch device {device!r} is not supported (use cpu or cuda)")
-        meta = checkpoint_meta(folder)
+        meta = CheckpointMeta.read(folder)
         if threads:
             torch.set_num_threads(int(threads))
         model, _ = load_checkpoint(folder)
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         model = model.to(device=device, dtype=dtype).eval()
-        label_names = meta.get("label_names") or [model.config.id2label[i] for i in range(model.config.num_labels)]
-        rt = cls(folder, device, threads, precision, label_names, checkpoint_max_length(meta),
-                 model_input_names(model), meta)
+        rt = cls(folder, device, threads, precision, meta.label_names, meta.max_length, model_input_names(model),
+                 meta.raw)
         rt.model, rt.torch = model, torch
         return rt
 
@@ -356,28 +347,6 @@ class TorchRuntime(Runtime):
         return {**self._base_description(), "providers": [f"torch-{self.device}"],
                 "torch_threads": self.torch.get_num_threads(), "model_file": weights[0].name if weights else None,
                 "size_bytes": folder_size(weights)}
-
-
-def checkpoint_meta(folder: str | Path) -> dict:
-    """``edgedistill.json`` of a checkpoint; written last, so without it the folder is unfinished."""
-    folder = Path(folder)
-    path = folder / CHECKPOINT_META
-    if not folder.is_dir():
-        raise ArtifactError(f"checkpoint folder {folder} does not exist; train it first with `edgedistill train "
-                            "<recipe>`")
-    if not path.is_file():
-        raise ArtifactError(f"{folder} has no {CHECKPOINT_META}, so its training did not finish (the file is written "
-                          "last). Re-run `edgedistill train <recipe>` to complete it, or leave this model out "
-                          "with --models.")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); re-train this model") from None
-
-
-def checkpoint_max_length(meta: dict) -> int:
-    data = (meta.get("recipe") or {}).get("data") or {}
-    return int(data.get("max_length") or DEFAULT_MAX_LENGTH)
 
 
 def model_input_names(model) -> tuple[str, ...]:

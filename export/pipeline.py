@@ -31,6 +31,7 @@ from edgedistill.configbase import dump, to_dict
 from edgedistill.integrity import file_records
 from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporaries
 from edgedistill.io import workspace as make_workspace
+from edgedistill.metadata import CheckpointMeta
 from edgedistill.methods import ORDER as METHODS
 from edgedistill.provenance import provenance
 from edgedistill.recipe import Recipe, load_run_recipe
@@ -41,8 +42,6 @@ from edgedistill.runtime import (
     OrtRuntime,
     TextEncoder,
     TorchRuntime,
-    checkpoint_max_length,
-    checkpoint_meta,
     read_manifest,
 )
 from export import blocks, checks, convert, sensitivity, speed, vocab
@@ -99,17 +98,18 @@ class ModelJob:
         self.method, self.recipe, self.data, self.evalset, self.cfg = method, recipe, data, evalset, cfg
         self.valset = valset          # capped VALIDATION texts: the INT8 ranking and repair (never test)
         self.folder = layout.model_dir(run_dir, method)
-        self.meta = checkpoint_meta(self.folder)
+        self.checkpoint_meta = CheckpointMeta.read(self.folder)
+        self.meta = self.checkpoint_meta.raw
         damaged = layout.checkpoint_problems(self.folder)
         if damaged:
             raise ExportError(f"checkpoint {self.folder} differs from the sha256 its {layout.CHECKPOINT_MARKER} "
                               f"records, nothing of it was exported: {'; '.join(damaged)}. Restore the folder from "
                               f"a copy, or retrain it (edgedistill train RECIPE --methods {method} --force).")
-        self.label_names = list(self.meta.get("label_names") or data.label_names)
+        self.label_names = self.checkpoint_meta.label_names
         if self.label_names != list(data.label_names):
             raise ExportError(f"{self.folder} was trained with labels {self.label_names} but the run's data has "
                               f"{data.label_names}; the recipe.yaml does not match this checkpoint")
-        self.max_length = checkpoint_max_length(self.meta) if self.meta.get("recipe") else recipe.data.max_length
+        self.max_length = self.checkpoint_meta.max_length
         self.work = workspace / method
         self.work.mkdir(parents=True, exist_ok=True)
         self.threads = threads

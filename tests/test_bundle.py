@@ -116,7 +116,7 @@ def test_bundle_benches_with_no_heavy_library_importable_and_merges(bundled, tmp
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker(tmp_path / "blocked")), str(ROOT)]))
     out = tmp_path / "there" / "bench.json"
     out.parent.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "edgedistill", "bench", "--bundle", str(bundle), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "edgedistill_cli", "bench", "--bundle", str(bundle), "--out", str(out),
                            "--quick", "--threads", "1", "--no-progress"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -164,7 +164,7 @@ def test_default_selection_is_the_best_export_per_goal_plus_the_teacher_referenc
 def test_the_cli_imports_nothing_heavy_before_a_stage_runs(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker(tmp_path / "blocked")), str(ROOT)]))
     for command in ([], ["train"], ["export"], ["bench"], ["bundle"], ["suite"], ["run"], ["dashboard"]):
-        proc = subprocess.run([sys.executable, "-m", "edgedistill", *command, "--help"], cwd=tmp_path, env=env,
+        proc = subprocess.run([sys.executable, "-m", "edgedistill_cli", *command, "--help"], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (command, proc.stderr[-1500:])
 

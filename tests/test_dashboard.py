@@ -566,7 +566,7 @@ def test_dashboard_serves_without_a_terminal_on_a_first_run(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "HOME": str(tmp_path), "DISPLAY": ":99", "BROWSER": "true",
            "PYTHONPATH": str(APP.parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "edgedistill", "dashboard", "--results", str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "edgedistill_cli", "dashboard", "--results", str(tmp_path),
                              "--port", str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = ""
@@ -598,7 +598,7 @@ def test_killing_the_dashboard_stops_its_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(APP.parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "edgedistill", "dashboard", "--results", str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "edgedistill_cli", "dashboard", "--results", str(tmp_path),
                              "--port", str(port), "--headless"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     children = []

@@ -83,3 +83,38 @@ def test_predictor_errors_name_the_problem(tmp_path, tiny_checkpoint):
         OrtRuntime.load(tmp_path / "empty")
     with pytest.raises(ArtifactError, match="unknown runtime"):
         load_predictor(tiny_checkpoint, runtime="tflite")
+
+
+def test_checkpoint_and_artifact_metadata_are_typed_and_never_fall_back_to_a_guess(tmp_path):
+    import json
+
+    import pytest
+
+    from edgedistill.metadata import ArtifactError, ArtifactMeta, CheckpointMeta
+
+    ckpt = tmp_path / "odd"
+    ckpt.mkdir()
+    doc = CheckpointMeta.document("odd", ["a", "b"], 64, {"method": "odd", "layers": [0, 2]}, {"data": {}}, {}, {})
+    (ckpt / "edgedistill.json").write_text(json.dumps(doc))
+    meta = CheckpointMeta.read(ckpt)
+    assert (meta.method, meta.label_names, meta.max_length, meta.layers) == ("odd", ["a", "b"], 64, [0, 2])
+    # A checkpoint written before max_length sat at the top level: read from its stored recipe.
+    doc.pop("max_length")
+    doc["recipe"] = {"data": {"max_length": 48}}
+    (ckpt / "edgedistill.json").write_text(json.dumps(doc))
+    assert CheckpointMeta.read(ckpt).max_length == 48
+    # Neither: refused with the file named, not served at some default length.
+    doc["recipe"] = {}
+    (ckpt / "edgedistill.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=r"edgedistill\.json: max_length"):
+        CheckpointMeta.read(ckpt)
+
+    art = tmp_path / "art"
+    art.mkdir()
+    assert ArtifactMeta.read(art) is None
+    (art / "manifest.json").write_text(json.dumps({"model_file": "model.onnx", "label_names": ["a"], "max_length": 0}))
+    with pytest.raises(ArtifactError, match=r"manifest\.json: max_length"):
+        ArtifactMeta.read(art)
+    (art / "manifest.json").write_text(json.dumps({"model_file": "model.onnx", "label_names": ["a"], "max_length": 32,
+                                                   "precision": "int8"}))
+    assert ArtifactMeta.read(art).precision == "int8" and ArtifactMeta.read(art).max_length == 32

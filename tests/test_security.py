@@ -15,7 +15,7 @@ from distill.models import load_classifier, resolve_model_source
 from edgedistill.checkpoint import ModelError, check_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("edgedistill", "distill", "export", "bench", "dashboard", "tools", "experiments")
+PACKAGES = ("edgedistill", "edgedistill_cli", "distill", "export", "bench", "dashboard", "tools", "experiments")
 SAFE_SPREADS = {"SAFE_LOAD", "SAFE_WEIGHTS"}
 
 

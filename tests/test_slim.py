@@ -38,7 +38,7 @@ def test_the_slim_install_benches_a_bundle_into_a_file_that_merges(bundled, tmp_
 
     root, _, bundle, _ = bundled
     out = tmp_path / "bench.json"
-    proc = slim(["-m", "edgedistill", "bench", "--bundle", str(bundle), "--out", str(out), "--quick",
+    proc = slim(["-m", "edgedistill_cli", "bench", "--bundle", str(bundle), "--out", str(out), "--quick",
                  "--threads", "1", "--no-progress"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc, rows = read_document(out)                      # schema-valid

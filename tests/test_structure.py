@@ -86,3 +86,35 @@ def test_dashboard_reads_the_benchs_steadiness():
     assert steadiness(block) == {"bandwidth_gbs": (7.5, 9.0), "passes_within_10pct": (1, 2)}
     assert _steadiness(block) == {"bandwidth_gbs": "7.5 to 9.0", "passes_within_10pct": "1 of 2"}
     assert steadiness({}) == {"bandwidth_gbs": None, "passes_within_10pct": None}
+
+
+def test_every_shipped_recipe_validates_as_a_whole():
+    """configs/ holds the recipes a user starts from: each must pass the check `edgedistill run` makes
+    before any work (the model-reading layer check only where the teacher ships with the package)."""
+    import yaml
+
+    from edgedistill_cli.orchestrate import check_recipe
+
+    recipes = sorted((ROOT / "configs").glob("*.yaml"))
+    assert recipes, "configs/ holds no recipe"
+    for path in recipes:
+        packaged = (yaml.safe_load(path.read_text()).get("teacher") or {}).get("model") == "packaged-minilm"
+        stages = ("train", "export", "bench") if packaged else ("export", "bench")
+        recipe, export_cfg, bench_cfg = check_recipe(str(path), stages=stages)
+        assert recipe.run.name and export_cfg is not None and bench_cfg is not None, path
+
+
+def test_the_import_contract_covers_every_installed_package():
+    """The floors in pyproject.toml name every top-level package setuptools installs, each on one floor,
+    so a new package cannot sit outside the contract."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    installed = {p.split(".")[0] for p in project["tool"]["setuptools"]["packages"]}
+    linter = project["tool"]["importlinter"]
+    floors = next(c for c in linter["contracts"] if c["type"] == "layers")["layers"]
+    assert set(linter["root_packages"]) == installed
+    assert sorted(floors) == sorted(installed)
+    cycles = next(c for c in linter["contracts"] if c["type"] == "acyclic_siblings")["ancestors"]
+    assert set(cycles) == installed
+    assert floors[0] == "edgedistill_cli" and floors[-1] == "edgedistill"

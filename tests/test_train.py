@@ -235,7 +235,7 @@ def test_accelerate_launch_cpu_with_several_processes_warns_that_it_started_one(
     bad.write_text("data: {source: nowhere}\nrun: {runs_dir: %s}\n" % (tmp_path / "runs"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "edgedistill", "train", str(bad)]
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "edgedistill_cli", "train", str(bad)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     # One process printed it once (accelerate >= 1.16 echoes the child's stderr inside its own
     # error message, prefixed; only lines that start with the warning are the script's own).

@@ -47,9 +47,10 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     from edgedistill import layout
     from edgedistill.checkpoint import load_checkpoint
     from edgedistill.io import atomic_dir
+    from edgedistill.metadata import CheckpointMeta
     from edgedistill.provenance import git_commit
     from edgedistill.recipe import load_recipe
-    from edgedistill.runtime import TextEncoder, checkpoint_max_length, checkpoint_meta, model_input_names
+    from edgedistill.runtime import TextEncoder, model_input_names
 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / "gpu_pack"
@@ -68,11 +69,11 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     dataset = load_dataset(recipe.data)
     texts, labels = cap_test(list(dataset.test.texts), [int(x) for x in dataset.test.labels], cfg)
     first = Path(checkpoints[0].folder)
-    meta = checkpoint_meta(first)
+    meta = CheckpointMeta.read(first)
     model0, _ = load_checkpoint(first)
     input_names = model_input_names(model0)
     del model0
-    encoder = TextEncoder(first, checkpoint_max_length(meta), input_names)
+    encoder = TextEncoder(first, meta.max_length, input_names)
     test_ids = [encoder([t])["input_ids"][0].tolist() for t in texts]
     long_text = bench_inputs(dataset, load_bench_config(recipe.bench, {"seq_lens": list(FIXED_SEQ_LENS),
                                                                         "max_test": cfg.max_test}))["long_text"]
@@ -120,7 +121,7 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
                                     "size_mb": a.size_bytes / 1e6, "onnx_fp32_mb": onnx_fp32.get(a.model),
                                     "vocab": e["vocab"], "kept_vocab": len(kept), "packed_mb": e["bytes"] / 1e6}
         info = {"pack_version": PACK_VERSION, "run": run_dir.name, "label_names": list(dataset.label_names),
-                "max_length": checkpoint_max_length(meta), "test_size": len(texts), "models": pack_models,
+                "max_length": meta.max_length, "test_size": len(texts), "models": pack_models,
                 "order": [e["artifact"].model for e in entries], "source_commit": git_commit(),
                 "max_mb": max_mb, "total_mb": (used + len(inputs_text)) / 2**20}
         (tmp / "pack.json").write_text(json.dumps(info, indent=2))

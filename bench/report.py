@@ -232,12 +232,8 @@ def goal_winners(rows: list[BenchRow]) -> dict[str, BenchRow]:
 
 
 def reference_f1(rows: list[BenchRow]) -> float | None:
-    """The teacher PyTorch FP32 macro-F1 these rows' ``f1_retained_pct`` refers to."""
-    ref = goals.teacher_f1(rows)
-    if ref is None:   # the teacher row filtered out: recover it from a row's retained share
-        r = next((r for r in rows if r.f1_retained_pct and r.macro_f1 is not None), None)
-        ref = 100 * r.macro_f1 / r.f1_retained_pct if r is not None else None
-    return ref
+    """The teacher PyTorch FP32 macro-F1 these rows' ``f1_retained_pct`` refers to (``edgedistill.goals``)."""
+    return goals.reference_f1(rows)
 
 
 def best_per_goal(rows: list[BenchRow]) -> str:

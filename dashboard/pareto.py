@@ -38,14 +38,17 @@ def pareto_front(df: pd.DataFrame, cost: str, score: str) -> pd.DataFrame:
 def teacher_reference(rows: pd.DataFrame, models: pd.DataFrame | None = None) -> tuple[float | None, str]:
     """The teacher's macro-F1 that the retained-F1 target refers to, and where it came from.
 
-    The bench's teacher PyTorch FP32 row is preferred (the same basis as ``f1_retained_pct``); the
-    training stage's test macro-F1 is the fallback when the teacher was not benchmarked.
+    The bench's own reference (``edgedistill.goals.reference_f1``: the teacher PyTorch FP32 row, or
+    recovered from the rows' retained share, as the bench report does) is preferred; the training
+    stage's test macro-F1 is the fallback when the teacher was not benchmarked at all.
     """
     if len(rows):
-        t = rows[(rows["model"] == "teacher") & (rows["format"] == "pytorch") & (rows["precision"] == "fp32")]
-        t = t["macro_f1"].dropna()
-        if len(t):
-            return float(t.iloc[0]), "teacher PyTorch FP32 (bench)"
+        points = [row for _, row in rows.iterrows()]
+        if goals.teacher_f1(points) is not None:
+            return goals.teacher_f1(points), "teacher PyTorch FP32 (bench)"
+        ref = goals.reference_f1(points)
+        if ref is not None:
+            return ref, "teacher PyTorch FP32 (bench, from the rows' retained share)"
     if models is not None and len(models):
         t = models.loc[models["method"] == "teacher", "macro_f1"].dropna()
         if len(t):

@@ -48,6 +48,20 @@ def teacher_f1(points: Sequence) -> float | None:
     return None
 
 
+def reference_f1(points: Sequence) -> float | None:
+    """The macro-F1 the goals are measured against: the teacher PyTorch FP32 row's, or, when the teacher
+    was not timed under these conditions, recovered from any row's ``f1_retained_pct`` (which the bench
+    computed against that same teacher row). None when neither is there."""
+    ref = teacher_f1(points)
+    if ref is not None:
+        return ref
+    for p in points:
+        f1, pct = value(p, "macro_f1"), value(p, "f1_retained_pct")
+        if f1 is not None and pct:
+            return 100 * float(f1) / float(pct)
+    return None
+
+
 def keeps(point, reference_f1: float | None, retained_pct: float) -> bool:
     """Whether ``point`` keeps ``retained_pct`` percent of ``reference_f1`` (a hair of slack for rounding)."""
     f1 = value(point, "macro_f1")

@@ -99,3 +99,10 @@ def tiny_csv(tmp_path):
     path = tmp_path / "tiny.csv"
     pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
     return path
+
+
+def suite_main(argv: list[str]) -> int:
+    """``edgedistill suite ARGV`` in this process."""
+    from edgedistill_cli.commands import main
+
+    return main(["suite", *argv])

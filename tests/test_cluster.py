@@ -18,7 +18,7 @@ pytest.importorskip("distributed")
 
 
 def test_a_bad_scheduler_fails_fast_with_how_to_start_one(tmp_path, tiny_checkpoint, tiny_csv, capsys):
-    from distill.suite import main
+    from conftest import suite_main as main
 
     for spec in ("local:0", "local:two", "http://host:8786", "tcp://host"):
         with pytest.raises(cluster.ClusterError, match="neither local:N"):
@@ -46,8 +46,9 @@ def _metrics(row: dict) -> dict:
 @pytest.mark.slow
 def test_a_suite_on_two_local_workers_writes_the_rows_a_sequential_run_writes(tmp_path, tiny_checkpoint, tiny_csv):
     import torch
+    from conftest import suite_main as main
 
-    from distill.suite import main, run_suite
+    from distill.suite import run_suite
 
     path = _suite(tmp_path, tiny_checkpoint, tiny_csv)                     # 1 entry x 2 seeds
     spec = path.read_text()

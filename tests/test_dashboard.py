@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from conftest import LABELS
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
 RUN = "tiny"
 METHODS = {  # test macro-F1, size of the FP32 model (MB), CPU latency at one thread (ms)
     "teacher": (0.80, 90.0, 12.0),
@@ -661,3 +662,29 @@ def test_pareto_chart_marks_baselines():
     marked = [t for t in fig.data if t.name == "peer baseline"]
     assert len(marked) == 1 and list(marked[0].text) == ["baseline: tfidf"]
     assert not [t for t in tradeoff_scatter(df.iloc[:1], "latency_p50_ms").data if t.name == "peer baseline"]
+
+
+@pytest.mark.parametrize("run", sorted(p.parent.name for p in (ROOT / "results").glob("*/bench.json")))
+def test_report_and_dashboard_name_the_same_winners_on_the_committed_results(run):
+    """The committed bench files, section by section (machine, device, threads): the report's winner
+    of each goal is the dashboard's."""
+    from bench.report import goal_winners, headline_seq_len
+    from bench.schema import read_document
+    from dashboard.pareto import best_per_goal, teacher_reference
+    from dashboard.select import points
+
+    _, rows = read_document(ROOT / "results" / run / "bench.json")
+    sections = {(r.machine_id, r.device, r.threads) for r in rows}
+    compared = 0
+    for key in sorted(sections, key=str):
+        part = [r for r in rows if (r.machine_id, r.device, r.threads) == key]
+        report = {g: (w.artifact, w.runtime, w.options) for g, w in goal_winners(part).items() if g != "throughput"}
+        seq = headline_seq_len(part)
+        latency = [r for r in part if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
+        frame = points(pd.DataFrame([r.to_dict() for r in latency]))
+        ref, _ = teacher_reference(frame)
+        dash = {g: (w["artifact"], w["runtime"], w["options"]) for g, w in best_per_goal(frame, ref).items()
+                if w is not None}
+        assert report == dash, (run, key)
+        compared += bool(report)
+    assert compared, f"results/{run}/bench.json has no section with a teacher reference"

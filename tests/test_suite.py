@@ -5,8 +5,9 @@ import shutil
 
 import pytest
 import yaml
+from conftest import suite_main as main
 
-from distill.suite import load_suite, main, recipe_fingerprint, run_suite
+from distill.suite import load_suite, recipe_fingerprint, run_suite
 from edgedistill.configbase import ConfigError, dump
 
 

@@ -33,4 +33,7 @@ MEMORY_VS_TEACHER = 0.33           # peak serving memory / the teacher's in PyTo
 # Small-data distillation (the generality suite, distill/suite.py): the least retained test macro-F1, in
 # percent of the same seed's teacher, for the mean over seeds of every entry.
 SUITE_RETAINED_PCT = {"odd": 98.0, "even": 98.0, "hybrid": 98.0, "lora": 95.0, "static": 95.0}
+# INT8 repair (export/sensitivity.py): a repaired artifact keeps at least this share of its plain INT8
+# sibling's speed-up over FP32, measured paired (repaired against plain INT8 in one process).
+REPAIRED_KEEPS_SPEEDUP = 0.8
 AGREE_PCT = 10.0                   # two runs (or two timing passes) agree when within this many percent

@@ -6,6 +6,7 @@ from pathlib import Path
 from edgedistill.configbase import to_dict
 from edgedistill.io import atomic_write_json, atomic_write_text
 from edgedistill.provenance import provenance
+from edgedistill.targets import REPAIRED_KEEPS_SPEEDUP
 
 SCHEMA_VERSION = 1
 
@@ -118,7 +119,53 @@ def format_sensitivity(rows: list[dict]) -> str:
         out += [f"| {r['artifact']} | {', '.join(r['repair']['excluded'])} | "
                 f"{_pts(r['repair']['validation']['f1_delta_points'])} | {_pts(100 * r['macro_f1_delta'])} | "
                 f"{speed.cell(r.get('speed_vs_int8'))} | {speed.cell(r.get('speed_vs_fp32'))} |" for r in fixed]
-    return "\n".join(out) + "\n"
+    return "\n".join(out + test_check(rows, budget)) + "\n"
+
+
+def test_check(rows: list[dict], budget: float) -> list[str]:
+    """The repair's targets as the test split reports them: every INT8 artifact (plain or repaired) within
+    ``budget`` points of its FP32 source's test macro-F1, and every repaired artifact keeping
+    ``REPAIRED_KEEPS_SPEEDUP`` of its plain sibling's speed (paired); each miss named, with why."""
+    int8 = [r for r in rows if r.get("precision") == "int8" and r.get("macro_f1_delta") is not None]
+    if not int8:
+        return []
+    by_name = {r["artifact"]: r for r in rows}
+    misses = [r for r in int8 if 100 * r["macro_f1_delta"] < -budget - 1e-9]
+    out = ["", f"## Test check: INT8 within {budget:g} pts of its FP32 source", "",
+           f"{len(int8) - len(misses)} of {len(int8)} INT8 artifacts are within {budget:g} pts of their FP32 source's "
+           f"test macro-F1 (the budget is applied on validation; the test split only reports)."]
+    if misses:
+        out.append("")
+    for r in misses:
+        n = r.get("eval_samples")
+        why = f"{_pts(100 * r['macro_f1_delta'])} pts on {n} test texts"
+        repair = r.get("repair") or {}
+        if repair.get("of"):
+            why += (f"; repaired on validation to {_pts(repair['validation']['f1_delta_points'])} pts: the validation "
+                    "split chose the blocks, and the test split does not confirm that choice")
+        else:
+            sibling = by_name.get(f"{r['artifact']}-repaired")
+            val = (r.get("sensitivity") or {}).get("plain", {}).get("f1_delta_points")
+            if sibling is not None:
+                why += (f"; its repaired sibling {sibling['artifact']} is at {_pts(100 * sibling['macro_f1_delta'])} "
+                        "pts on test")
+            elif val is not None:
+                why += (f"; within budget on validation ({_pts(val)} pts), so not repaired: validation and test "
+                        "disagree on it by more than the budget")
+            else:
+                why += "; not ranked (export.sensitivity_scope), so not repaired"
+        out.append(f"- {r['artifact']}: {why}")
+    fixed = [r for r in rows if (r.get("repair") or {}).get("of") and r.get("speed_vs_int8")]
+    if fixed:
+        out += ["", f"A repaired artifact keeps >= {REPAIRED_KEEPS_SPEEDUP:.0%} of its plain INT8 sibling's speed-up "
+                    "over FP32 (repaired timed against plain INT8 in one process, ABBA):", ""]
+        for r in fixed:
+            s = r["speed_vs_int8"]
+            verdict = "meets it" if s["speedup"] >= REPAIRED_KEEPS_SPEEDUP else "misses it"
+            busy = " (timed while the machine was busy)" if s.get("disturbed") else ""
+            out.append(f"- {r['artifact']}: {s['speedup']:.2f}x the plain INT8's speed [{s['low']:.2f}, "
+                       f"{s['high']:.2f}]: {verdict}{busy}")
+    return out
 
 
 def write_results(recipe, run_dir: Path, cfg, rows: list[dict], results: Path) -> None:

@@ -100,7 +100,7 @@ def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     from bench.schema import read_document
 
     run = packed[0]
-    import edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     assert edgedistill.main(["bundle", "--run", str(run), "--out", str(tmp_path / "bundle"), "--gpu-only",
                              "--max-test", "10"]) == 0

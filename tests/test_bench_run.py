@@ -268,7 +268,7 @@ def test_the_bench_stage_is_skipped_only_for_rows_measured_after_their_artifacts
 def test_a_corrupt_manifest_is_named_and_fails_only_where_selected(tiny_run, tmp_path, capsys):
     """A manifest.json that is not JSON (a disk error, a hand edit) is skipped with a warning that
     names the file; it counts as a failed artifact only when the filters select it."""
-    import edgedistill
+    import edgedistill_cli.commands as edgedistill
     from bench.plan import discover
 
     run = tmp_path / "runs" / RUN
@@ -302,7 +302,7 @@ def test_a_corrupt_manifest_is_named_and_fails_only_where_selected(tiny_run, tmp
 
 def test_run_exits_non_zero_naming_the_failed_bench_jobs(tiny_run, tmp_path, monkeypatch, capsys):
     import bench.runner
-    import edgedistill
+    import edgedistill_cli.commands as edgedistill
     from bench.runner import BenchOutcome
 
     recipe = yaml.safe_load((tiny_run / "recipe.yaml").read_text())

@@ -100,7 +100,7 @@ def test_lora_needs_a_pretrained_backbone(tmp_path, tiny_checkpoint, tiny_csv):
 
 
 def test_export_cli_takes_a_model_and_data_directly(tmp_path, tiny_checkpoint, tiny_csv, capsys):
-    import edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     argv = ["export", "--model", str(tiny_checkpoint), "--data", str(tiny_csv), "--text-column", "text",
             "--label-column", "label", "--name", "mine", "--runs-dir", str(tmp_path / "runs"),
@@ -150,7 +150,7 @@ def test_a_refused_pickle_says_unsafe_and_how_to_convert(tmp_path, tiny_checkpoi
 def test_a_truncated_safetensors_is_named_before_any_compute(tmp_path, tiny_checkpoint, tiny_csv, capsys):
     import shutil
 
-    import edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     model = tmp_path / "cut"
     shutil.copytree(tiny_checkpoint, model)
@@ -168,7 +168,7 @@ def test_a_truncated_safetensors_is_named_before_any_compute(tmp_path, tiny_chec
 
 def test_export_model_honours_the_evaluation_cap(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
     import distill.train
-    import edgedistill
+    import edgedistill_cli.commands as edgedistill
 
     seen, real = [], distill.train.predict_logits
     monkeypatch.setattr(distill.train, "predict_logits", lambda m, t, split, *a: seen.append(len(split)) or

@@ -530,7 +530,7 @@ def test_run_chosen_from_the_url_and_a_run_without_bench(app, results):
 def test_dashboard_never_stops_at_streamlit_first_run_prompt(tmp_path, monkeypatch, terminal):
     """Streamlit asks for an e-mail address on its first run unless told not to; without a terminal
     (make dashboard under nohup, a service, CI) that prompt ends the process."""
-    import edgedistill
+    import edgedistill_cli.commands as edgedistill
     from dashboard import cli
 
     started = []

@@ -305,3 +305,26 @@ def test_nncf_keeps_the_excluded_block_in_fp32(tmp_path):
                  and any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())}
     assert fed_by_fq and not fed_by_fq & set(nodes)
     assert any("layer.0/output/dense" in n for n in fed_by_fq)                     # the same block elsewhere: INT8
+
+
+def test_export_report_names_each_int8_artifact_off_its_fp32_source_on_test_and_says_why():
+    from export.report import test_check
+
+    def art(name, delta, precision="int8", **extra):
+        return {"artifact": name, "precision": precision, "macro_f1_delta": delta, "eval_samples": 500, **extra}
+
+    rows = [art("odd/onnx-fp32", 0.0, precision="fp32"),
+            art("odd/onnx-int8-dynamic", -0.001, sensitivity={"plain": {"f1_delta_points": -0.2}}),
+            art("odd/openvino-int8", -0.012, sensitivity={"plain": {"f1_delta_points": -0.9}}),
+            art("odd/openvino-int8-repaired", -0.008, repair={"of": "odd/openvino-int8",
+                                                               "validation": {"f1_delta_points": -0.3}},
+                speed_vs_int8={"speedup": 0.75, "low": 0.7, "high": 0.8}),
+            art("even/onnx-int8-dynamic", -0.007, sensitivity={"plain": {"f1_delta_points": 0.1}})]
+    text = "\n".join(test_check(rows, 0.5))
+    assert "1 of 4 INT8 artifacts are within 0.5 pts" in text
+    assert "odd/onnx-int8-dynamic:" not in text                       # -0.1 pts: within
+    assert "- odd/openvino-int8: -1.20 pts on 500 test texts; its repaired sibling" in text
+    assert "- odd/openvino-int8-repaired: -0.80 pts" in text and "does not confirm" in text
+    assert "- even/onnx-int8-dynamic: -0.70 pts" in text and "validation and test disagree" in text
+    assert "odd/openvino-int8-repaired: 0.75x the plain INT8's speed [0.70, 0.80]: misses it" in text
+    assert test_check([art("odd/onnx-fp32", 0.0, precision="fp32")], 0.5) == []

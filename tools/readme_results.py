@@ -6,7 +6,7 @@
     # docs/results.md: a run's full results, the generality suite, the CPU-and-GPU table
     python -m tools.readme_results --run hate-speech --write docs/results.md
     python -m tools.readme_results --run suite --section suite --write docs/results.md
-    python -m tools.readme_results --results experiments --run quickstart-earlier-models --section gpu \
+    python -m tools.readme_results --results experiments --run quickstart-earlier-models --section gpu \\
         --write docs/results.md
 
 Reads ``metrics.json``, ``ablation.json`` (optional), ``export.json`` and ``bench.json`` (the suite:

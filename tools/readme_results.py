@@ -1,16 +1,27 @@
-"""The README's results section, generated from a run's result files (nothing typed by hand).
+"""Result blocks for the README and docs/results.md, generated from a run's result files
+(nothing typed by hand).
 
-    python -m tools.readme_results --run hate-speech            # writes results/<run>/summary.md + tradeoff.png
-    python -m tools.readme_results --run hate-speech --readme README.md   # and replaces the README block
+    # README.md: the headline table and trade-off plot of the quickstart run
+    python -m tools.readme_results --run quickstart --section headline --write README.md
+    # docs/results.md: a run's full results, the generality suite, the CPU-and-GPU table
+    python -m tools.readme_results --run hate-speech --write docs/results.md
+    python -m tools.readme_results --results experiments --run suite --section suite --write docs/results.md
+    python -m tools.readme_results --results experiments --run quickstart-earlier-models --section gpu \\
+        --write docs/results.md
 
-Reads ``metrics.json``, ``ablation.json`` (optional), ``export.json`` and ``bench.json``; every
-number printed comes from those files. The README block sits between
-``<!-- results:start -->`` and ``<!-- results:end -->``.
+Reads ``metrics.json``, ``export.json`` and ``bench.json`` (the suite:
+``suite.json`` and ``suite.md``); every number printed comes from those files, and each block
+opens with where its numbers come from (command, recipe, commit, hardware), taken from the files'
+provenance. Each section has its own markers in the file it is written into:
+``<!-- headline:start -->``, ``<!-- results:start -->``, ``<!-- suite:start -->`` and
+``<!-- gpu-results:start -->``, each closed by the matching ``:end -->``. Without ``--write`` the
+block is only printed (``--section all`` also writes ``results/<run>/summary.md``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +38,7 @@ from bench.report import (
 from bench.schema import read_document
 from distill.report import results_table
 from edgedistill.io import atomic_write_text
-from edgedistill.methods import COLOURS, ORDER
+from edgedistill.methods import COLOURS, ORDER, is_baseline, rank
 from edgedistill.targets import (
     AGREE_PCT,
     HEADLINE_P50_MS,
@@ -41,6 +52,9 @@ from edgedistill.targets import (
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 GPU_START, GPU_END = "<!-- gpu-results:start -->", "<!-- gpu-results:end -->"
 SUITE_START, SUITE_END = "<!-- suite:start -->", "<!-- suite:end -->"
+HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
+MARKERS = {"all": (START, END), "gpu": (GPU_START, GPU_END), "suite": (SUITE_START, SUITE_END),
+           "headline": (HEADLINE_START, HEADLINE_END)}
 GOAL = RETAINED_PCT
 
 
@@ -112,41 +126,96 @@ def _short(commit: str | None) -> str:
     return head[:7] + (f"-{dirty}" if dirty else "")
 
 
-def _stage_commits(metrics: dict, export: dict | None, bench_doc: dict | None) -> str:
-    """Which commit each stage's files come from: stages re-run separately can differ."""
-    commits = [("training", metrics["provenance"].get("git_commit"))]
-    if export:
-        commits.append(("export", (export.get("provenance") or {}).get("git_commit")))
-    cpu = [b for b in (bench_doc or {}).get("machines", {}).values() if not (b.get("hardware") or {}).get("gpus")]
-    if cpu:
-        commits.append(("CPU bench", (cpu[0].get("provenance") or {}).get("git_commit")))
-    return "commits: " + ", ".join(f"{stage} `{_short(c)}`" for stage, c in commits)
+def _link(path: Path, target: Path | None) -> str:
+    """``path`` (relative to the repository root) as a link from the file the block is written into."""
+    return Path(os.path.relpath(path, target.parent if target else Path("."))).as_posix()
 
 
-def build(run: str, results_root: Path = Path("results")) -> str:
+def _command(run: str, section: str, target: Path | None, results_root: Path) -> str:
+    cmd = "python -m tools.readme_results"
+    if results_root != Path("results"):
+        cmd += f" --results {results_root.as_posix()}"
+    cmd += f" --run {run}" + (f" --section {section}" if section != "all" else "")
+    return cmd + (f" --write {target.as_posix()}" if target else "")
+
+
+def _where(prov: dict) -> str:
+    """Hardware and libraries of one provenance block, in words."""
+    hw, libs = prov.get("hardware") or {}, prov.get("libraries") or {}
+    lib = ", ".join(f"{k} {libs[k]}" for k in ("torch", "transformers", "onnxruntime", "openvino") if k in libs)
+    return (f"{hw.get('label', '?')} ({hw.get('logical_cores', '?')} cores, {hw.get('memory_gb', '?')} GB)"
+            + (f"; {lib}" if lib else ""))
+
+
+def _cmd_text(prov: dict) -> str:
+    """The recorded command, its program without the folder it ran from."""
+    words = (prov.get("command") or "?").split()
+    return " ".join([os.path.basename(words[0]), *words[1:]]) if words else "?"
+
+
+def _recipe(prov: dict) -> str | None:
+    return next((w for w in (prov.get("command") or "").split() if w.endswith((".yaml", ".yml"))), None)
+
+
+def provenance(run: str, section: str, target: Path | None, results_root: Path, stages: list[tuple[str, dict]],
+               ) -> str:
+    """The generated header of a block: the command that wrote it and, per stage, the command,
+    commit and hardware recorded in the result files."""
+    recipe = next((r for _, p in stages if (r := _recipe(p))), None)
+    lines = [f"Generated by `{_command(run, section, target, results_root)}` from "
+             f"`{(results_root / run).as_posix()}/`" + (f" (recipe `{recipe}`)" if recipe else "") + "."]
+    places = {_where(prov) for _, prov in stages}
+    for stage, prov in stages:
+        lines.append(f"{stage}: `{_cmd_text(prov)}` at commit `{_short(prov.get('git_commit'))}`"
+                     + (f" on {_where(prov)}." if len(places) > 1 else "."))
+    if len(places) == 1:
+        lines.append(f"All on {places.pop()}.")
+    return " ".join(lines)
+
+
+def _stages(metrics: dict | None, export: dict | None, doc: dict | None) -> list[tuple[str, dict]]:
+    """(what, provenance) per stage: training per group of models that one command trained (each
+    model records its own), then the export and the CPU bench; stages one command ran share a line."""
+    out: list[tuple[str, dict]] = []
+    if metrics:
+        groups: dict[tuple, tuple[list[str], dict]] = {}
+        for name, entry in {**metrics.get("models", {}), **(metrics.get("baselines") or {})}.items():
+            prov = entry.get("provenance") or metrics["provenance"]
+            groups.setdefault((prov.get("command"), prov.get("git_commit")), ([], prov))[0].append(name)
+        out += [(f"Training of {', '.join(names)}", prov) for names, prov in groups.values()]
+    if export and export.get("provenance"):
+        out.append(("Export", export["provenance"]))
+    for block in (doc or {}).get("machines", {}).values():
+        if not (block.get("hardware") or {}).get("gpus") and block.get("provenance"):
+            out.append(("CPU bench", block["provenance"]))
+            break
+    merged: list[tuple[list[str], dict]] = []
+    for stage, prov in out:
+        same = next((m for m in merged if (m[1].get("command"), m[1].get("git_commit"))
+                     == (prov.get("command"), prov.get("git_commit"))), None)
+        if same is None:
+            merged.append(([stage], prov))
+        else:
+            same[0].append(stage[0].lower() + stage[1:] if stage != "CPU bench" else stage)
+    return [(", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0], prov)
+            for names, prov in merged]
+
+
+def build(run: str, results_root: Path = Path("results"), target: Path | None = None,
+          links_from: Path | None = None) -> str:
+    """The run's full results block for ``target``; links are relative to ``links_from`` (default: target)."""
+    links_from = links_from or target
     out_dir = results_root / run
     metrics = _load(out_dir / "metrics.json")
     if metrics is None:
         raise SystemExit(f"{out_dir / 'metrics.json'} is missing: train first (edgedistill train configs/{run}.yaml)")
-    prov = metrics["provenance"]
     export = _load(out_dir / "export.json")
     bench_path = out_dir / "bench.json"
     doc, rows = read_document(bench_path) if bench_path.is_file() else (None, [])
-    parts = [f"## Results: `{run}`", "",
-             f"Generated by `python -m tools.readme_results --run {run} --readme README.md` from `results/{run}/`. "
-             f"Training, export and the CPU bench ran on {prov['hardware']['label']} "
-             f"({prov['hardware']['logical_cores']} cores, {prov['hardware']['memory_gb']} GB); "
-             f"{_stage_commits(metrics, export, doc)}. The command, config and library versions are recorded in each "
-             "file.", ""]
+    parts = [f"## Results: `{run}`", "", provenance(run, "all", target, results_root, _stages(metrics, export, doc)),
+             ""]
     parts += ["### Accuracy on the test split", "", results_table(metrics).split("\n", 2)[2], ""]
     parts += _student_vs_teacher(metrics) + [""]
-
-    ablation = _load(out_dir / "ablation.json")
-    if ablation:
-        from distill.ablation import ablation_table
-
-        parts += ["### Distillation-loss ablation", "", ablation_table(ablation).split("\n", 2)[2], ""]
-
     if export:
         arts = [{**a, "artifact": a.get("artifact") or f"{a['model']}/{a['variant']}",
                  "size_mb": a.get("size_mb") or a["size_bytes"] / 1e6,
@@ -202,9 +271,9 @@ def build(run: str, results_root: Path = Path("results")) -> str:
             png = out_dir / "tradeoff.png"
             tradeoff_plot(lat, png,
                           f"{run}: every artifact x runtime on {block['hardware']['label']} ({threads} threads)")
-            parts += ["", f"![latency and size vs macro-F1](results/{run}/tradeoff.png)", "",
+            parts += ["", f"![latency and size vs macro-F1]({_link(png, links_from)})", "",
                       "Full tables (every artifact, runtime, sequence length, thread count): "
-                      f"`results/{run}/report.md`.", ""]
+                      f"[`results/{run}/report.md`]({_link(out_dir / 'report.md', links_from)}).", ""]
     if metrics["data"].get("source") == "hate-speech" and "teacher" in metrics["models"]:
         support = {k: v["support"] for k, v in metrics["models"]["teacher"]["test"]["per_class"].items()}
         minority = min(support, key=support.get)
@@ -225,6 +294,52 @@ def build(run: str, results_root: Path = Path("results")) -> str:
     elif doc is not None:
         parts += cpu_and_gpu(run, doc, rows, results_root)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def headline(run: str, results_root: Path = Path("results"), target: Path | None = None) -> str:
+    """One row per model of a run: its test macro-F1 and share of the teacher's, and its fastest
+    artifact on the CPU machine (size, batch-1 p50, speed-up over the teacher in PyTorch FP32);
+    then the trade-off plot of every artifact."""
+    out_dir = results_root / run
+    metrics = _load(out_dir / "metrics.json")
+    if metrics is None or not (out_dir / "bench.json").is_file():
+        raise SystemExit(f"{out_dir} needs metrics.json and bench.json: run the recipe first "
+                         f"(edgedistill run configs/{run}.yaml)")
+    doc, rows = read_document(out_dir / "bench.json")
+    cpu = [m for m, b in doc["machines"].items() if not (b.get("hardware") or {}).get("gpus")]
+    if not cpu:
+        raise SystemExit(f"{out_dir / 'bench.json'} has no CPU machine to take the headline from")
+    mid, block = cpu[0], doc["machines"][cpu[0]]
+    threads = max((r.threads or 0 for r in rows if r.machine_id == mid and r.device == "cpu"), default=None)
+    lat = _latency_rows(rows, mid, threads)
+    models = {**metrics["models"], **(metrics.get("baselines") or {})}
+    teacher = models.get("teacher", {}).get("test", {}).get("macro_f1")
+    ref = next((r for r in lat if r.model == "teacher" and r.variant == "pytorch" and r.precision == "fp32"), None)
+    body = []
+    for name in sorted(models, key=rank):
+        f1 = models[name]["test"]["macro_f1"]
+        mine = [r for r in lat if r.model == name and r.latency_p50_ms]
+        fast = min(mine, key=lambda r: r.latency_p50_ms, default=None)
+        body.append([f"{name} (baseline)" if is_baseline(name) else name, fmt(f1, 4),
+                     fmt(100 * f1 / teacher, 1) if teacher else "-",
+                     f"`{fast.variant}` ({fast.runtime})" if fast else "-", fmt(fast and fast.macro_f1, 4),
+                     fmt(fast and fast.size_mb, 1), fmt(fast and fast.latency_p50_ms, 2),
+                     f"{fast.speedup_vs_teacher:.1f}x" if fast and fast.speedup_vs_teacher else "-"])
+    head = ["Model", "Test macro-F1", "% of teacher", "Fastest artifact", "Its macro-F1", "Size MB",
+            "p50 ms, batch 1", "Speed-up vs teacher"]
+    test = metrics["data"].get("sizes", {}).get("test") or block.get("test_size")
+    png = out_dir / "tradeoff.png"
+    tradeoff_plot(lat, png, f"{run}: every artifact x runtime on {block['hardware']['label']} ({threads} threads)")
+    parts = [md_table(head, body), "",
+             f"Test split of {test} texts; the test macro-F1 is the trained model's (PyTorch FP32; a baseline's "
+             "own library). The fastest artifact is the model's export with the lowest median latency for one "
+             f"text at its natural length on {block['hardware']['label']} ({threads} threads), with its own "
+             "macro-F1; the speed-up is against the teacher in PyTorch FP32 on the same machine"
+             + (f" ({ref.latency_p50_ms:.2f} ms, {ref.size_mb:.1f} MB)" if ref else "") + ".", "",
+             f"![latency and size vs macro-F1 of every artifact]({_link(png, target)})", "",
+             provenance(run, "headline", target, results_root,
+                        _stages(metrics, _load(out_dir / "export.json"), doc)), ""]
+    return "\n".join(parts)
 
 
 def cpu_and_gpu(run: str, doc: dict, rows, results_root: Path = Path("results")) -> list[str]:
@@ -406,34 +521,39 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="run name (results/<run>/)")
     p.add_argument("--results", default="results", help="results root folder")
-    p.add_argument("--readme", help="README to update between the results markers")
-    p.add_argument("--section", choices=["all", "gpu", "suite"], default="all",
-                   help="gpu: only the CPU-and-GPU section, written between the README's <!-- gpu-results:start --> "
-                   "and <!-- gpu-results:end --> markers; suite: the generality suite's table (results/<run>/suite.md, "
-                   "run: suite) between <!-- suite:start --> and <!-- suite:end -->")
+    p.add_argument("--write", "--readme", dest="write", metavar="FILE",
+                   help="Markdown file whose block for --section is replaced (README.md for headline, "
+                   "docs/results.md for the others)")
+    p.add_argument("--section", choices=list(MARKERS), default="all",
+                   help="all: the run's full results (<!-- results:start -->); headline: one row per model and the "
+                   "trade-off plot (<!-- headline:start -->); gpu: the CPU-and-GPU table (<!-- gpu-results:start -->); "
+                   "suite: the generality suite's table, results/<run>/suite.md with run: suite "
+                   "(<!-- suite:start -->)")
     args = p.parse_args(argv)
+    results, target = Path(args.results), Path(args.write) if args.write else None
     if args.section == "suite":
-        table = (Path(args.results) / args.run / "suite.md").read_text()
-        # The file's own title becomes a sentence: the README section already has a heading.
+        table = (results / args.run / "suite.md").read_text()
+        suite = _load(results / args.run / "suite.json") or {}
+        # The file's own title becomes a sentence: the page already has a heading.
         title, _, body = table.partition("\n")
-        block = f"{title.lstrip('# ')} (`{Path(args.results) / args.run / 'suite.md'}`, generated by " \
-                f"`python -m tools.readme_results --run {args.run} --section suite --readme README.md`):\n{body}"
-        if args.readme:
-            replace_block(Path(args.readme), block, SUITE_START, SUITE_END)
-        print(block)
-        return 0
-    if args.section == "gpu":
-        results = Path(args.results)
+        head = provenance(args.run, "suite", target, results, [("Tables", suite["provenance"])]
+                          if suite.get("provenance") else [])
+        block = f"{title.lstrip('# ')}. {head}\n{body}"
+    elif args.section == "gpu":
         doc, rows = read_document(results / args.run / "bench.json")
-        block = "\n".join(cpu_and_gpu(args.run, doc, rows, results)).rstrip() + "\n"
-        if args.readme:
-            replace_block(Path(args.readme), block, GPU_START, GPU_END)
-        print(block)
-        return 0
-    block = build(args.run, Path(args.results))
-    atomic_write_text(Path(args.results) / args.run / "summary.md", block)
-    if args.readme:
-        replace_block(Path(args.readme), block)
+        gpu = [b for b in doc["machines"].values() if (b.get("hardware") or {}).get("gpus")]
+        head = provenance(args.run, "gpu", target, results,
+                          _stages(_load(results / args.run / "metrics.json"), None, doc)
+                          + [("GPU bench", b["provenance"]) for b in gpu if b.get("provenance")])
+        block = head + "\n\n" + "\n".join(cpu_and_gpu(args.run, doc, rows, results)).rstrip() + "\n"
+    elif args.section == "headline":
+        block = headline(args.run, results, target)
+    else:
+        block = build(args.run, results, target)
+        summary = results / args.run / "summary.md"
+        atomic_write_text(summary, build(args.run, results, target, links_from=summary) if target else block)
+    if target:
+        replace_block(target, block, *MARKERS[args.section])
     print(block)
     return 0
 

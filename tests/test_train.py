@@ -77,8 +77,7 @@ def test_cli_reports_bad_input_without_traceback(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {source: nowhere}\nrun: {runs_dir: %s}\n" % (tmp_path / "runs"))
-    r = subprocess.run([sys.executable, "-c", "import sys, edgedistill; sys.exit(edgedistill.main())", "train",
-                        str(bad)],
+    r = subprocess.run([sys.executable, "-m", "edgedistill_cli", "train", str(bad)],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "Known presets" in r.stderr and "Traceback" not in r.stderr
 
@@ -114,8 +113,8 @@ def mkdtemp(*a, **k):
     return path
 os.replace, tempfile.mkdtemp = replace, mkdtemp
 
-import edgedistill
-sys.exit(edgedistill.main(["train", *sys.argv[2:]]))
+from edgedistill_cli.commands import main
+sys.exit(main(["train", *sys.argv[2:]]))
 """
 
 

@@ -55,9 +55,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                  layer_contributions: list[float] | None = None) -> MethodSetup:
     """Build the model, loss and (frozen) teacher for one method of the recipe."""
     m = recipe.methods[name]
-    schedule = {k: getattr(m, k) for k in ("lr", "epochs", "warmup_ratio", "early_stopping_patience")
-                if getattr(m, k) is not None}
-    tcfg = TrainConfig(**{**vars(recipe.train), **schedule})
+    tcfg = recipe.method_train(name)
     info: dict = {"method": name, "teacher_source": recipe.teacher.model, "layers": None, "lora": None}
     teacher = None
     teacher_tok = None

@@ -5,7 +5,7 @@ A recipe has the sections ``run``, ``data``, ``teacher``, ``train``, ``loss``, `
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -337,6 +337,14 @@ class Recipe:
     def results_path(self) -> Path:
         """The run's results folder (edgedistill.layout decides it for every stage)."""
         return layout.run_results_dir(self)
+
+    def method_train(self, name: str) -> TrainConfig:
+        """The train section with method ``name``'s own schedule laid over it. Every MethodConfig field
+        that TrainConfig also has is a schedule field (a method's None inherits), so a field added to
+        both needs no list kept in step."""
+        method = self.methods[name]
+        shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(MethodConfig)}
+        return replace(self.train, **{k: getattr(method, k) for k in shared if getattr(method, k) is not None})
 
     def method_names(self) -> list[str]:
         return [m for m in registry.ORDER if m in self.methods and self.methods[m].enabled]

@@ -244,7 +244,9 @@ def test_document_validation_matches_schema():
 
 
 def test_a_rerun_keeps_the_replaced_runs_p50s_and_reports_how_far_they_agree(tmp_path, capsys):
-    from bench.compare import main as compare_main
+    from edgedistill_cli.commands import main
+
+    compare_main = lambda argv: main(["compare", *argv])
     from bench.report import run_to_run
 
     first = {**block("m1"), "measured_at": "2026-01-01T10:00:00+0000"}

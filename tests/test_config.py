@@ -111,3 +111,16 @@ def test_provenance_records_the_thread_settings(monkeypatch):
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert provenance()["threads"] == {"OMP_NUM_THREADS": "1", "torch": torch.get_num_threads()}
+
+
+def test_a_methods_schedule_overrides_every_train_field_it_shares_and_inherits_the_rest(tmp_path):
+    from edgedistill.recipe import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("train: {epochs: 3, lr: 1.0e-4, warmup_ratio: 0.2, early_stopping_patience: 2}\n"
+                    "methods: {lora: {lr: 1.0e-3, epochs: 10}}\n")
+    recipe = load_recipe(path)
+    lora, odd = recipe.method_train("lora"), recipe.method_train("odd")
+    assert (lora.lr, lora.epochs, lora.warmup_ratio, lora.early_stopping_patience) == (1e-3, 10, 0.2, 2)
+    assert (odd.lr, odd.epochs) == (1e-4, 3)
+    assert recipe.train.lr == 1e-4                      # the shared section itself is left as it was

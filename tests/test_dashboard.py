@@ -480,7 +480,7 @@ def test_playground_predicts_with_a_tiny_checkpoint(app, tmp_path, tiny_checkpoi
     shutil.copytree(tiny_checkpoint, folder)
     (folder / "edgedistill.json").write_text(json.dumps({
         "schema_version": 1, "method": "odd", "label_names": LABELS, "teacher_source": "tiny", "layers": [1],
-        "lora": None, "params_total": 1, "params_trainable": 1, "recipe": {}, "provenance": {}}))
+        "lora": None, "params_total": 1, "params_trainable": 1, "max_length": 32, "recipe": {}, "provenance": {}}))
     # A folder still being written (no edgedistill.json yet) must not be offered.
     (tmp_path / "runs" / RUN / "models" / "even").mkdir()
     at = app("playground", timeout=120)

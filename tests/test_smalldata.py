@@ -312,8 +312,7 @@ def test_students_train_on_pool_with_early_stopping_relations_and_record_compute
 
 
 def test_pick_auto_keeps_the_layers_whose_removal_hurts_most():
-    from distill.layers import pick_auto
-    from distill.models import select_layers
+    from distill.models import pick_auto, select_layers
     from edgedistill.checkpoint import ModelError
 
     assert pick_auto([0.01, 0.20, -0.02, 0.05, 0.20, 0.0], 3) == [1, 3, 4]

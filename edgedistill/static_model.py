@@ -44,10 +44,14 @@ class StaticClassifier(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        keep = torch.ones_like(input_ids, dtype=torch.float32) if attention_mask is None else attention_mask.float()
+        vectors = self.embeddings(input_ids)
+        # The mask takes the table's dtype: a float32 mask would lift a bf16 / fp16 model's pooled
+        # vector to float32 and the head's matmul would refuse the mix.
+        keep = torch.ones_like(input_ids, dtype=vectors.dtype) if attention_mask is None else \
+            attention_mask.to(vectors.dtype)
         if self.config.unk_token_id is not None:
-            keep = keep * (input_ids != self.config.unk_token_id).float()
-        summed = (self.embeddings(input_ids) * keep.unsqueeze(-1)).sum(dim=1)
+            keep = keep * (input_ids != self.config.unk_token_id).to(vectors.dtype)
+        summed = (vectors * keep.unsqueeze(-1)).sum(dim=1)
         pooled = summed / keep.sum(dim=1, keepdim=True).clamp(min=1.0)   # no real token: a zero vector
         return nn.functional.normalize(pooled, dim=-1) if self.config.normalize else pooled
 

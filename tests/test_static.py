@@ -98,3 +98,18 @@ def _pool(tmp_path):
     path = tmp_path / "pool.txt"     # in-domain texts never seen in validation or test (a number makes each unique)
     path.write_text("\n".join(f"{w} movie number {i}" for i, w in enumerate(["good", "bad", "fine", "sad"] * 10)))
     return path
+
+
+def test_the_static_model_runs_in_bf16_and_fp16_as_the_pytorch_bench_runs_it():
+    import torch
+
+    from edgedistill.static_model import StaticClassifier
+
+    model = StaticClassifier(50, 8, ["a", "b", "c"], hidden=16, unk_token_id=1).eval()
+    ids = torch.tensor([[5, 1, 7, 0], [9, 9, 2, 3]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    reference = model(ids, mask).logits
+    for dtype in (torch.bfloat16, torch.float16):
+        logits = model.to(dtype)(ids, mask).logits
+        assert logits.dtype == dtype
+        assert torch.allclose(logits.float(), reference, atol=0.05)

@@ -436,8 +436,7 @@ def run_suite(
         todo[f"{entry}-s{seed}"] = (recipe, None if redo is None else on_disk[(entry, seed)], redo,
                                     progress and client is None)
     keys = {f"{entry}-s{seed}": (entry, seed) for entry, seed in recipes}
-    outcomes = cluster.run_here(train_pair, todo) if client is None else \
-        cluster.run_tasks(client, train_pair, todo, "train")
+    outcomes = cluster.run(client, train_pair, todo, "train")
     failed = []
     for done in outcomes:
         if not done.ok:

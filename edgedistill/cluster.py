@@ -130,6 +130,11 @@ def run_here(fn: Callable, jobs: dict[str, tuple]) -> Iterator[Outcome]:
         yield Outcome(name, fn(*args))
 
 
+def run(client, fn: Callable, jobs: dict[str, tuple], resource: str) -> Iterator[Outcome]:
+    """``run_here`` without a client, ``run_tasks`` on its workers needing ``resource`` with one."""
+    return run_here(fn, jobs) if client is None else run_tasks(client, fn, jobs, resource)
+
+
 def run_tasks(client, fn: Callable, jobs: dict[str, tuple], resource: str, retries: int = 1,
               workers: dict[str, str] | None = None) -> Iterator[Outcome]:
     """Each job as a task needing one ``resource``, yielded as it finishes (in any order).

@@ -66,8 +66,7 @@ def run_variants(
         print(f"[{name}] done before; skipping")
     todo = {name: (recipe, variants[name], method, base.data, str(teacher_dir), progress and client is None)
             for name, recipe in recipes.items() if name not in rows}
-    outcomes = cluster.run_here(train_variant, todo) if client is None else \
-        cluster.run_tasks(client, train_variant, todo, "train")
+    outcomes = cluster.run(client, train_variant, todo, "train")
     failed = []
     for done in outcomes:
         if not done.ok:

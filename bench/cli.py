@@ -1,4 +1,4 @@
-"""``edgedistill bench``: a thin layer over ``bench.runner.run_bench`` / ``merge_bench_file``.
+"""``edgedistill bench``: a thin layer over ``bench.launchers.process.run_bench`` / ``merge_bench_file``.
 
     edgedistill bench --run runs/hate-speech                          every artifact, all cores
     edgedistill bench --run runs/hate-speech --threads all,1 --repeat 2
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 
+from bench.config import BenchConfig, csv_list
 from edgedistill.cluster import SCHEDULER_HELP
+from edgedistill.configbase import default_of
 from edgedistill.methods import BASELINES, ORDER
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _count_or(word: str):
     def parse(value: str) -> list:
         out = []
-        for v in _csv(value):
+        for v in csv_list(value):
             if v == word:
                 out.append(v)
             else:
@@ -65,24 +63,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "keep it as bench.json.corrupt-<time> and start a new file")
     parser.add_argument("--set", action="append", default=[], metavar="bench.KEY=VALUE",
                         help="override any bench option, e.g. --set bench.min_rounds=500 (repeatable)")
-    parser.add_argument("--models", type=_csv, default=keep, help=f"comma-separated: {','.join((*ORDER, *BASELINES))}")
-    parser.add_argument("--variants", type=_csv, default=keep, help="comma-separated: pytorch,onnx-fp32,...")
-    parser.add_argument("--runtimes", type=_csv, default=keep, help="comma-separated: pytorch,onnxruntime,openvino")
-    parser.add_argument("--devices", type=_csv, default=keep, help="comma-separated: cpu,cuda,gpu (unset: all present)")
+    parser.add_argument("--models", type=csv_list, default=keep,
+                        help=f"comma-separated: {','.join((*ORDER, *BASELINES))}")
+    parser.add_argument("--variants", type=csv_list, default=keep, help="comma-separated: pytorch,onnx-fp32,...")
+    parser.add_argument("--runtimes", type=csv_list, default=keep, help="comma-separated: pytorch,onnxruntime,openvino")
+    parser.add_argument("--devices", type=csv_list, default=keep,
+                        help="comma-separated: cpu,cuda,gpu (unset: all present)")
     parser.add_argument("--threads", type=_count_or("all"), default=keep,
-                        help="comma-separated thread counts; all = every physical core (recipe default: all)")
+                        help="comma-separated thread counts; all = every physical core (recipe default: "
+                        f"{default_of(BenchConfig, 'threads')})")
     parser.add_argument("--one-thread", action="store_true", help="also measure with 1 thread")
     parser.add_argument("--seq-lens", type=_count_or("natural"), default=keep,
-                        help="batch-1 lengths (recipe default: natural,16,64,128)")
-    parser.add_argument("--batch-size", type=int, default=keep, help="throughput batch size (recipe default: 32)")
+                        help=f"batch-1 lengths (recipe default: {default_of(BenchConfig, 'seq_lens')})")
+    parser.add_argument("--batch-size", type=int, default=keep, help=f"throughput batch size (recipe default: "
+                        f"{default_of(BenchConfig, 'batch_size')})")
     parser.add_argument("--repeat", type=int, default=keep,
-                        help="time everything N times; report.md shows the p50 spread (recipe default: 1)")
+                        help="time everything N times; report.md shows the p50 spread (recipe default: "
+                        f"{default_of(BenchConfig, 'repeat')})")
     parser.add_argument("--max-test", type=int, default=keep,
-                        help="cap the test texts used for accuracy (recipe default: the full split)")
+                        help="cap the test texts used for accuracy (recipe default: "
+                        f"{default_of(BenchConfig, 'max_test', 'the full split')})")
     parser.add_argument("--min-rounds", type=int, default=keep,
-                        help="pytest-benchmark minimum rounds per latency case (recipe default: 200)")
+                        help="pytest-benchmark minimum rounds per latency case (recipe default: "
+                        f"{default_of(BenchConfig, 'min_rounds')})")
     parser.add_argument("--max-time", type=float, default=keep,
-                        help="pytest-benchmark seconds per case (recipe default: 2.0)")
+                        help="pytest-benchmark seconds per case (recipe default: "
+                        f"{default_of(BenchConfig, 'max_time')})")
     parser.add_argument("--no-bf16", action="store_true", help="skip BF16 on CPUs that support it")
     parser.add_argument("--quick", action="store_true", help="a few rounds on a few texts: checks, not numbers")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -112,8 +118,8 @@ def overrides_from(args: argparse.Namespace) -> dict:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from bench.bundle import BundleError
-    from bench.runner import BenchError
+    from bench.bundles.spec import BundleError
+    from bench.launchers.process import BenchError
     from bench.schema import BenchFileError
     from edgedistill.configbase import ConfigError
     from edgedistill.layout import RunFolderError
@@ -124,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
         return _main_fleet(args, errors)
     if getattr(args, "bundle", None):
         # The slim path: nothing here may import torch, transformers, pandas or scikit-learn.
-        from bench.bundle import bench_bundle
+        from bench.launchers.bundle import bench_bundle
 
         if args.run or getattr(args, "merge", None):
             print("edgedistill bench: --bundle measures a bundle; merge its output at home with --run ... --merge",
@@ -144,10 +150,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main_fleet(args: argparse.Namespace, errors: tuple) -> int:
-    """--bundle DIR --scheduler ...: the bundle on every chosen target worker (``bench.fleet``)."""
+    """--bundle DIR --scheduler ...: the bundle on every chosen target worker (``bench.launchers.fleet``)."""
     import sys
 
-    from bench.fleet import fleet_bench
+    from bench.launchers.fleet import fleet_bench
     from edgedistill import cluster
 
     if not args.bundle or args.run or getattr(args, "merge", None):
@@ -172,7 +178,7 @@ def _main_run(args: argparse.Namespace, errors: tuple) -> int:
     import sys
     from pathlib import Path
 
-    from bench.runner import BenchError, merge_bench_file, run_bench
+    from bench.launchers.process import BenchError, merge_bench_file, run_bench
 
     try:
         results = getattr(args, "results", None)
@@ -197,7 +203,7 @@ def _main_run(args: argparse.Namespace, errors: tuple) -> int:
 
 def _results_for(run: str | None) -> str:
 
-    from bench.runner import BenchError
+    from bench.launchers.process import BenchError
     from edgedistill.recipe import results_root_of
 
     if not run:

@@ -54,13 +54,13 @@ class BenchConfig:
     # processes used more than this share of the machine, or the hypervisor stole more than this.
     disturbed_other_cpu_pct: float = 10.0
     disturbed_steal_pct: float = 5.0
-    # Paired headline ratios (bench/paired.py): the fastest `paired_top` artifacts keeping >= 99% of
+    # Paired headline ratios (bench/scenarios/paired.py): the fastest `paired_top` artifacts keeping >= 99% of
     # the teacher's macro-F1, each timed against teacher PyTorch FP32 and teacher ORT dynamic INT8
     # in one process, ABBA blocks of `paired_calls` calls (0 = off).
     paired_top: int = 3
     paired_blocks: int = 30
     paired_calls: int = 10
-    roofline: bool = True                    # measure this machine's FP32 / INT8 MatMul peak (bench/roofline.py)
+    roofline: bool = True                    # this machine's FP32 / INT8 MatMul peak (bench/scenarios/roofline.py)
 
     # Accuracy: the full test split unless capped.
     max_test: int | None = None
@@ -121,3 +121,7 @@ def describe(cfg: BenchConfig) -> str:
 
 
 __all__ = ["BenchConfig", "ConfigError", "load_bench_config", "describe", "RUNTIMES", "DEVICES"]
+
+
+def csv_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]

@@ -46,7 +46,7 @@ class BenchFileError(ValueError):
     """A bench.json that cannot be read or merged; the message names the file and the fix."""
 
 
-# The paired headline ratios a row can carry (bench/paired.py), and the reference each is against.
+# The paired headline ratios a row can carry (bench/scenarios/paired.py), and the reference each is against.
 PAIRED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("paired_speedup_vs_teacher", "teacher PyTorch FP32"),
     ("paired_speedup_vs_teacher_int8", "teacher ORT INT8"),
@@ -93,7 +93,7 @@ class BenchRow:
     latency_stddev_ms: float | None = None
     rounds: int | None = None
     throughput_per_s: float | None = None
-    # Derived inside the same run (bench.derive)
+    # Derived inside the same run (bench.reporting.derive)
     speedup_vs_teacher: float | None = None
     size_ratio_vs_fp32: float | None = None
     f1_retained_pct: float | None = None
@@ -103,7 +103,7 @@ class BenchRow:
     steal_pct: float | None = None
     load1: float | None = None
     disturbed: bool | None = None
-    # Paired headline ratios (bench/paired.py): reference time / this artifact's time, both in one
+    # Paired headline ratios (bench/scenarios/paired.py): reference time / this artifact's time, both in one
     # process in ABBA blocks; median over blocks with a bootstrap 95% interval. References: teacher
     # PyTorch FP32 and teacher ONNX Runtime dynamic INT8.
     paired_speedup_vs_teacher: float | None = None
@@ -112,7 +112,7 @@ class BenchRow:
     paired_speedup_vs_teacher_int8: float | None = None
     paired_speedup_vs_teacher_int8_low: float | None = None
     paired_speedup_vs_teacher_int8_high: float | None = None
-    # Distance to the limit (bench/roofline.py): FLOPs per call from the model config, the rate
+    # Distance to the limit (bench/scenarios/roofline.py): FLOPs per call from the model config, the rate
     # reached at p50, and the time the machine's measured MatMul peak would need.
     gflop_per_call: float | None = None
     achieved_gflops: float | None = None
@@ -255,7 +255,7 @@ def now_iso() -> str:
 
 
 def _fix_hint(path: Path) -> str:
-    return "Pass a bench.json written by `edgedistill bench` (or bench/gpu/run.py)."
+    return "Pass a bench.json written by `edgedistill bench` (or bench/launchers/gpu/run.py)."
 
 
 def _start_new_hint(path: Path) -> str:

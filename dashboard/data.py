@@ -248,8 +248,8 @@ def _how_measured(info: dict) -> str:
 
 
 def _steadiness(info: dict) -> dict:
-    """The bench's own steadiness figures for one machine (bench.report.steadiness), as text."""
-    from bench.report import steadiness
+    """The bench's own steadiness figures for one machine (bench.reporting.report.steadiness), as text."""
+    from bench.reporting.report import steadiness
 
     s = steadiness(info)
     gbs, passes = s["bandwidth_gbs"], s["passes_within_10pct"]

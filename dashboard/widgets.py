@@ -99,6 +99,19 @@ def no_bench(run: str) -> None:
             "(or `make run`), then reload.")
 
 
+def run_bench(res: data.Results, run: str, columns=tuple(c for c, _ in select.FILTERS)
+              ) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
+    """The bench pages' common start: this run's bench rows through the sidebar filters, as
+    (selection, filtered rows, all rows of the run); None, with a note on how to measure, when the
+    run has none."""
+    rows = res.bench[res.bench["run"] == run]
+    if not len(rows):
+        no_bench(run)
+        return None
+    selection, filtered = bench_filters(rows, res, columns)
+    return selection, filtered, rows
+
+
 def reference_table(res: data.Results, run: str) -> pd.DataFrame:
     """Model, training loss, test accuracy, macro-F1, per-class P/R/F1 and AUCs, one row per method."""
     models = res.models[res.models["run"] == run].copy()

@@ -211,3 +211,13 @@ def to_dict(obj) -> dict:
 def dump(obj) -> str:
     """The resolved config as YAML, for printing at start and storing beside artifacts."""
     return yaml.safe_dump(to_dict(obj) if dataclasses.is_dataclass(obj) else obj, sort_keys=False)
+
+
+def default_of(cls: type, name: str, none: str = "none") -> str:
+    """A config field's default as a CLI help text shows it (``natural,16,64,128``), read from the
+    dataclass, so a help line never restates a default that the config may change."""
+    f = cls.__dataclass_fields__[name]
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if value is None:
+        return none
+    return ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)

@@ -13,7 +13,7 @@ the median ratio with a bootstrap 95% interval over the blocks.
 Pairing does not cure contention: under heavy load the ratio itself swings (one paired probe on
 this machine moved from 14x to 61x), so every paired measurement carries the contention seen
 during it (``edgedistill.contention``). A measurement primitive: the export's speed checks and the
-bench's paired headline ratios (``bench.paired``) both use it.
+bench's paired headline ratios (``bench.scenarios.paired``) both use it.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def good_enough(retained: float | None, retained_pct: float = RETAINED_PCT) -> b
 
 
 # The CPU speed targets of the headline artifact (the fastest keeping RETAINED_PCT), batch 1 at natural
-# length, measured paired against the teacher in one process (bench/paired.py). The README block and the
+# length, measured paired against the teacher in one process (bench/scenarios/paired.py). The README block and the
 # bench report read them from here.
 SPEEDUP_VS_TEACHER_FP32 = 12.0     # x the teacher in PyTorch FP32
 SPEEDUP_VS_TEACHER_INT8 = 3.0      # x the teacher's ONNX Runtime dynamic INT8

@@ -23,7 +23,7 @@ STAGES = {
     "train": ("distill.cli", "fine-tune the teacher and train odd/even/LoRA/hybrid students"),
     "export": ("export.cli", "convert trained models to ONNX and OpenVINO, FP32 and INT8, with parity checks"),
     "bench": ("bench.cli", "measure accuracy, size and latency of every artifact on this machine"),
-    "bundle": ("bench.bundle_cli", "write a portable bench bundle (artifacts, test texts, settings, hashes) for "
+    "bundle": ("bench.bundles.cli", "write a portable bench bundle (artifacts, test texts, settings, hashes) for "
                "another machine"),
     "suite": ("distill.suite_cli", "train one recipe on several data sets and seeds (retained macro-F1), "
               "optionally spread over a Dask cluster"),
@@ -31,11 +31,11 @@ STAGES = {
     "dashboard": ("dashboard.cli", "start the Streamlit dashboard over a results folder"),
     "layers": ("distill.layers", "which teacher layers matter: drop-one-layer analysis of a trained teacher on the "
                "validation split (what `layers: auto` keeps)"),
-    "compare": ("bench.compare", "how far two bench.json files from the same machine agree, row by row"),
-    "gpu-pack": ("bench.gpu.pack", "pack a run's checkpoints for a GPU machine (FP16 weights, vocabulary cut to the "
-                 "test texts)"),
-    "gpu-bench": ("bench.gpu.run", "benchmark a GPU pack or a bundle written with --gpu on a CUDA machine (--smoke: "
-                  "a CPU check of the script)"),
+    "compare": ("bench.reporting.compare", "how far two bench.json files from the same machine agree, row by row"),
+    "gpu-pack": ("bench.bundles.gpu_pack", "pack a run's checkpoints for a GPU machine (FP16 weights, vocabulary cut "
+                 "to the test texts)"),
+    "gpu-bench": ("bench.launchers.gpu.run", "benchmark a GPU pack or a bundle written with --gpu on a CUDA machine "
+                  "(--smoke: a CPU check of the script)"),
 }
 
 

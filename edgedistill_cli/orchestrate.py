@@ -138,7 +138,7 @@ def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain
 
             export_run(run_dir, export_cfg, recipe=recipe)
         elif stage == "bench":
-            from bench.runner import run_bench
+            from bench.launchers.process import run_bench
 
             if not force and bench_is_current(run_dir, results):
                 print(f"bench: {results / 'bench.json'} already has this machine's rows for every artifact, measured "
@@ -161,7 +161,7 @@ def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain
 
 
 def main(args) -> int:
-    from bench.runner import BenchError
+    from bench.launchers.process import BenchError
     from distill.data import DataError
     from distill.errors import RunError
     from edgedistill.checkpoint import ModelError

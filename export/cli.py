@@ -20,7 +20,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from edgedistill.configbase import default_of
 from edgedistill.methods import ORDER
+from export.config import ExportConfig
 
 
 def _csv(value: str) -> list[str]:
@@ -46,11 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated variants; None = the recipe's export.variants. Known: "
                              + ", ".join(KNOWN_VARIANTS))
     parser.add_argument("--calibration-size", type=int, default=None,
-                        help="TRAIN examples for static INT8 / NNCF calibration; None = the recipe's (300)")
+                        help="TRAIN examples for static INT8 / NNCF calibration; None = the recipe's (default "
+                             f"{default_of(ExportConfig, 'calibration_size')})")
     parser.add_argument("--parity-samples", type=int, default=None,
-                        help="TEST examples for the logit parity check; None = the recipe's (256)")
+                        help="TEST examples for the logit parity check; None = the recipe's (default "
+                             f"{default_of(ExportConfig, 'parity_samples')})")
     parser.add_argument("--eval-samples", type=int, default=None,
-                        help="cap on TEST examples for macro-F1; None = the recipe's (the whole test split)")
+                        help="cap on TEST examples for macro-F1; None = the recipe's (default "
+                             f"{default_of(ExportConfig, 'eval_samples', 'the whole test split')})")
     parser.add_argument("--threads", type=int, default=None, help="threads for the checks; None = all cores")
     parser.add_argument("--no-trim", action="store_true", help="skip the vocabulary-trimmed (-trim) variants")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

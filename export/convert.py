@@ -337,3 +337,16 @@ def model_files(folder: str | Path, model_file: str) -> list[Path]:
 def calibration_feeds(encoder, texts: list[str]) -> list[dict]:
     """One feed per text at its natural length: padding would skew the activation ranges."""
     return [{k: np.ascontiguousarray(v) for k, v in encoder([t]).items()} for t in texts]
+
+
+
+def static_onnx(model, path: Path) -> Path:
+    """A static student's graph: token-id gather + masked mean + L2 norm + head, from its weights."""
+    from edgedistill import graphs
+
+    cfg = model.config
+    head = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in model.linear_layers()]
+    graph = graphs.static_classifier_graph(model.embeddings.weight.detach().numpy(), head, cfg.normalize,
+                                           cfg.unk_token_id)
+    return graphs.save(graph, path)
+

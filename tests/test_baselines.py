@@ -148,7 +148,7 @@ def test_train_run_writes_baselines_into_metrics_and_results(tmp_path, tiny_chec
 def test_bench_times_a_baseline_through_the_runtime_interface_and_the_report_places_it(tmp_path):
     from test_bench_run import make_tiny_run
 
-    from bench.runner import run_bench
+    from bench.launchers.process import run_bench
     from bench.schema import read_document
     from distill.baselines import train_baselines
     from distill.data import load_dataset

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
-    from bench.gpu.pack import pack_run
+    from bench.bundles.gpu_pack import pack_run
 
     root = tmp_path_factory.mktemp("gpu")
     run = make_tiny_run(root, methods=("teacher", "odd"))
@@ -38,7 +38,7 @@ def test_pack_is_small_and_keeps_the_test_tokens(packed):
 
 
 def test_budget_leaves_a_model_config_only(tmp_path, packed):
-    from bench.gpu.pack import pack_run
+    from bench.bundles.gpu_pack import pack_run
 
     run, pack, first = packed
     room = first["models"]["teacher"]["packed_mb"] * 1e6 + (pack / "inputs.json").stat().st_size + 64 * 1024 + 500
@@ -48,13 +48,13 @@ def test_budget_leaves_a_model_config_only(tmp_path, packed):
 
 
 def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
-    from bench.runner import merge_bench_file
+    from bench.launchers.process import merge_bench_file
     from bench.schema import BenchFileError, read_document
 
     run, pack, _ = packed
     out = tmp_path / "gpu-bench.json"
-    proc = subprocess.run([sys.executable, "-m", "bench.gpu.run", "--pack", str(pack), "--out", str(out), "--smoke"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "bench.launchers.gpu.run", "--pack", str(pack), "--out", str(out),
+                           "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc, rows = read_document(out)
     assert doc["run"] == RUN and len(doc["machines"]) == 1
@@ -96,7 +96,8 @@ def test_smoke_run_writes_a_schema_valid_file_that_merges(packed, tmp_path):
 
 def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     """A bundle carries the GPU pack; the runner verifies it, then measures (smoke mode on CPU)."""
-    from bench.bundle import BundleError, bench_bundle
+    from bench.bundles.spec import BundleError
+    from bench.launchers.bundle import bench_bundle
     from bench.schema import read_document
 
     run = packed[0]
@@ -108,7 +109,8 @@ def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
     assert info["gpu"]["models"]["teacher"]["weights"] == "fp16" and info["artifacts"] == []
     assert "gpu/models/teacher/model.safetensors" in info["files"] and info["gpu"]["test_size"] == 10
     out = tmp_path / "gpu-bench.json"
-    cmd = [sys.executable, "-m", "bench.gpu.run", "--bundle", str(tmp_path / "bundle"), "--out", str(out), "--smoke"]
+    cmd = [sys.executable, "-m", "bench.launchers.gpu.run", "--bundle", str(tmp_path / "bundle"), "--out", str(out),
+           "--smoke"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc, rows = read_document(out)
@@ -128,7 +130,7 @@ def test_the_gpu_runner_reads_a_verified_bundle(packed, tmp_path):
 def test_bucket_batches_cover_every_text_once_padded_to_its_bucket():
     import random
 
-    from bench.buckets import bucket_batches, describe
+    from bench.scenarios.throughput import bucket_batches, describe
 
     rng = random.Random(0)
     lengths = [rng.randint(3, 120) for _ in range(1000)] + [5] * 40     # ties at length 5
@@ -160,7 +162,7 @@ def test_bucket_batches_cover_every_text_once_padded_to_its_bucket():
 
 
 def test_bucketed_batches_carry_the_test_tokens_exactly(packed):
-    from bench.gpu.run import make_batch, pass_batches, pass_buckets
+    from bench.launchers.gpu.run import make_batch, pass_batches, pass_buckets
 
     _, pack, info = packed
     inputs = json.loads((pack / "inputs.json").read_text())
@@ -177,7 +179,7 @@ def test_bucketed_batches_carry_the_test_tokens_exactly(packed):
 
 
 def test_a_case_of_many_texts_counts_them_in_its_throughput(tmp_path):
-    from bench.timing import Case, TimingSettings, run_cases
+    from bench.scenarios.latency import Case, TimingSettings, run_cases
 
     cases = [Case("throughput", 4, "bucketed", texts=1000, min_rounds=3),
              Case("throughput", 4, "natural", min_rounds=3)]
@@ -191,8 +193,8 @@ def test_a_case_of_many_texts_counts_them_in_its_throughput(tmp_path):
 def test_the_report_names_a_bucketed_throughput_winner():
     from test_bench_schema import row
 
-    from bench.derive import add_derived
-    from bench.report import best_per_goal
+    from bench.reporting.derive import add_derived
+    from bench.reporting.report import best_per_goal
 
     rows = [row(), row(scenario="throughput", batch=256, p50=40.0),
             row(scenario="throughput", batch=256, p50=20.0, seq_len="bucketed")]

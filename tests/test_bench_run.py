@@ -72,7 +72,7 @@ def test_every_backend_agrees_with_pytorch(tiny_run):
 
 
 def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
-    from bench.runner import run_bench
+    from bench.launchers.process import run_bench
     from bench.schema import read_document, rows_from_csv
     from edgedistill.provenance import hardware
 
@@ -197,17 +197,17 @@ def test_peak_memory_is_the_workers_own_not_its_parents():
 
     ballast = bytearray(400 * 1024 * 1024)
     ballast[::4096] = b"x" * len(ballast[::4096])          # touch every page: 400 MB resident here
-    code = "from bench.memory import peak_rss_mb; print(peak_rss_mb())"
+    code = "from bench.scenarios.memory import peak_rss_mb; print(peak_rss_mb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                  cwd=Path(__file__).resolve().parents[1]).stdout)
-    from bench.memory import peak_rss_mb
+    from bench.scenarios.memory import peak_rss_mb
 
     assert 1 < child < 200 < 400 < peak_rss_mb()
     del ballast
 
 
 def test_a_worker_answer_of_the_wrong_shape_is_one_failed_job():
-    from bench.runner import add_metrics
+    from bench.launchers.process import add_metrics
 
     inputs = {"test_labels": [0, 1, 2], "label_names": list(LABELS)}
     bad = add_metrics({"ok": True, "probs": [[1.0, 0.0, 0.0]] * 2}, inputs)       # 2 rows for 3 texts
@@ -217,7 +217,7 @@ def test_a_worker_answer_of_the_wrong_shape_is_one_failed_job():
 
 
 def test_bandwidth_probe_reads_a_plausible_rate():
-    from bench.probe import BandwidthProbe, change_pct
+    from bench.scenarios.probe import BandwidthProbe, change_pct
 
     assert 0.1 < BandwidthProbe(mb=16).gbs(0.02) < 10_000
     assert change_pct(10.0, 12.0) == pytest.approx(20.0) == change_pct(12.0, 10.0)
@@ -301,16 +301,16 @@ def test_a_corrupt_manifest_is_named_and_fails_only_where_selected(tiny_run, tmp
 
 
 def test_run_exits_non_zero_naming_the_failed_bench_jobs(tiny_run, tmp_path, monkeypatch, capsys):
-    import bench.runner
+    import bench.launchers.process
     import edgedistill_cli.commands as edgedistill
-    from bench.runner import BenchOutcome
+    from bench.launchers.process import BenchOutcome
 
     recipe = yaml.safe_load((tiny_run / "recipe.yaml").read_text())
     recipe["run"].update(runs_dir=str(tiny_run.parent), results_dir=str(tmp_path / "results"))
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     failures = [{"job": "teacher/onnx-fp32 [onnxruntime/cpu x1]", "error": "the worker process died", "log": ""}]
-    monkeypatch.setattr(bench.runner, "run_bench", lambda *a, **k: BenchOutcome(tmp_path, "m", [], failures))
+    monkeypatch.setattr(bench.launchers.process, "run_bench", lambda *a, **k: BenchOutcome(tmp_path, "m", [], failures))
     monkeypatch.setattr("distill.pipeline.write_results", lambda recipe: None)
     assert edgedistill.main(["run", str(path), "--stages", "bench", "--no-progress"]) == 1
     err = capsys.readouterr().err

@@ -7,10 +7,11 @@ import time
 import pytest
 
 from bench.config import BenchConfig, ConfigError, load_bench_config
-from bench.derive import add_derived
+from bench.launchers.process import merge_bench_file, write_outputs
 from bench.plan import Artifact, plan_jobs
-from bench.report import render_report
-from bench.runner import merge_bench_file, write_outputs
+from bench.reporting.derive import add_derived
+from bench.reporting.report import render_report
+from bench.scenarios.latency import Case, TimingSettings, run_cases
 from bench.schema import (
     KEY_COLUMNS,
     BenchFileError,
@@ -25,7 +26,6 @@ from bench.schema import (
     rows_to_csv,
     validate_document,
 )
-from bench.timing import Case, TimingSettings, run_cases
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -158,8 +158,8 @@ def test_report_has_table_and_best_per_goal():
 
 
 def test_fastest_goal_follows_the_paired_ratio_and_the_report_re_renders(tmp_path):
-    from bench.report import goal_winners, main
-    from bench.runner import write_outputs
+    from bench.launchers.process import write_outputs
+    from bench.reporting.report import goal_winners, main
 
     rows = machine_rows() + [row("m1", model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime",
                                  precision="int8", size=20.0, p50=3.9, f1=0.796)]
@@ -247,7 +247,7 @@ def test_a_rerun_keeps_the_replaced_runs_p50s_and_reports_how_far_they_agree(tmp
     from edgedistill_cli.commands import main
 
     compare_main = lambda argv: main(["compare", *argv])
-    from bench.report import run_to_run
+    from bench.reporting.report import run_to_run
 
     first = {**block("m1"), "measured_at": "2026-01-01T10:00:00+0000"}
     doc, rows = replace_machine(new_document("tiny"), [], "m1", first, machine_rows("m1"))
@@ -283,7 +283,7 @@ def test_a_rerun_keeps_the_replaced_runs_p50s_and_reports_how_far_they_agree(tmp
 
 
 def test_a_second_file_from_the_same_machine_adds_its_rows_with_add(tmp_path):
-    from bench.runner import merge_bench_file
+    from bench.launchers.process import merge_bench_file
 
     def write(name, rows, failed):
         doc = new_document("tiny")
@@ -306,7 +306,7 @@ def test_a_second_file_from_the_same_machine_adds_its_rows_with_add(tmp_path):
 
 
 def test_the_report_never_writes_over_its_input_or_a_json(tmp_path, capsys):
-    from bench.report import main
+    from bench.reporting.report import main
 
     doc, rows = replace_machine(new_document("tiny"), [], "m1", block("m1"), machine_rows())
     write_outputs(doc, rows, tmp_path)
@@ -318,7 +318,7 @@ def test_the_report_never_writes_over_its_input_or_a_json(tmp_path, capsys):
 
 
 def test_errors_about_a_file_that_is_only_read_do_not_offer_force_new(tmp_path, capsys):
-    from bench.report import main
+    from bench.reporting.report import main
 
     bad = tmp_path / "gpu.json"
     bad.write_text(json.dumps({"schema_version": 1, "run": "x", "models": {}}))

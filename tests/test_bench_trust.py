@@ -109,7 +109,7 @@ def test_sampler_measures_this_process(tmp_path):
 
 
 def test_forward_flops_from_the_config():
-    from bench.roofline import forward_flops, mean_gflop, row_columns
+    from bench.scenarios.roofline import forward_flops, mean_gflop, row_columns
 
     cfg = {"num_hidden_layers": 2, "hidden_size": 8, "intermediate_size": 32, "id2label": {"0": "a", "1": "b"}}
     # per layer: 2*T*(4*64 + 2*8*32) + 4*T^2*8; head: pooler 2*64 + classifier 2*8*2
@@ -144,7 +144,7 @@ def test_version_1_bench_files_still_read(tmp_path):
 def test_choose_pairs_takes_the_fastest_good_artifacts_against_each_reference():
     from types import SimpleNamespace
 
-    from bench.paired import apply_pairs, choose_pairs
+    from bench.scenarios.paired import apply_pairs, choose_pairs
     from bench.schema import BenchRow
 
     def row(artifact, runtime, precision, p50, retained):
@@ -189,8 +189,8 @@ def test_case_marks_split_the_pass_and_fall_back_for_short_cases():
 
 
 def test_a_rerun_shows_the_previous_paired_ratio():
+    from bench.reporting.trust import paired_table
     from bench.schema import BenchRow, previous_run
-    from bench.trust_report import paired_table
 
     row = BenchRow(machine_id="m", machine_label="m", run="r", model="tiny", artifact="tiny/onnx-int8-dynamic",
                    variant="onnx-int8-dynamic", format="onnx", precision="int8", quantization="dynamic",
@@ -206,7 +206,7 @@ def test_a_rerun_shows_the_previous_paired_ratio():
 
 
 def test_compare_puts_both_runs_paired_ratios_side_by_side():
-    from bench.compare import paired_agreement
+    from bench.reporting.compare import paired_agreement
     from bench.schema import BenchRow, previous_run
 
     def row(ratio):
@@ -225,8 +225,8 @@ def test_compare_puts_both_runs_paired_ratios_side_by_side():
 
 
 def test_best_artifact_line_carries_its_paired_ratios():
+    from bench.reporting.trust import paired_text
     from bench.schema import BenchRow
-    from bench.trust_report import paired_text
 
     row = BenchRow(machine_id="m", machine_label="m", run="r", model="tiny", artifact="tiny/onnx-int8-dynamic",
                    variant="onnx-int8-dynamic", format="onnx", precision="int8", quantization="dynamic",

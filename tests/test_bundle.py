@@ -19,7 +19,7 @@ HEAVY = ("torch", "transformers", "optimum", "nncf", "datasets", "sklearn", "pan
 
 @pytest.fixture(scope="module")
 def bundled(tmp_path_factory):
-    from bench.bundle import write_bundle
+    from bench.bundles.write import write_bundle
 
     root = tmp_path_factory.mktemp("bundle")
     run = make_tiny_run(root, methods=("teacher",), exports=("onnx-fp32", "openvino-fp32"))
@@ -37,7 +37,7 @@ def blocker(folder: Path) -> Path:
 
 
 def test_bundle_holds_every_file_with_its_hash(bundled):
-    from bench.bundle import verify_bundle
+    from bench.bundles.spec import verify_bundle
     from edgedistill.io import sha256
 
     _, _, bundle, info = bundled
@@ -56,7 +56,7 @@ def test_bundle_holds_every_file_with_its_hash(bundled):
 def test_a_changed_or_missing_file_is_named(bundled, tmp_path):
     import shutil
 
-    from bench.bundle import BundleError, verify_bundle
+    from bench.bundles.spec import BundleError, verify_bundle
 
     copy = tmp_path / "b"
     shutil.copytree(bundled[2], copy)
@@ -74,7 +74,7 @@ def test_a_changed_or_missing_file_is_named(bundled, tmp_path):
 def test_a_bundle_from_a_newer_schema_is_refused(bundled, tmp_path):
     import shutil
 
-    from bench.bundle_format import BundleError, read_bundle
+    from bench.bundles.spec import BundleError, read_bundle
 
     copy = tmp_path / "b"
     shutil.copytree(bundled[2], copy)
@@ -89,7 +89,8 @@ def test_a_bundle_from_a_newer_schema_is_refused(bundled, tmp_path):
 def test_a_missing_runtime_is_named_with_the_fix(bundled, tmp_path, monkeypatch):
     import importlib.util
 
-    from bench.bundle import BundleError, bench_bundle
+    from bench.bundles.spec import BundleError
+    from bench.launchers.bundle import bench_bundle
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
@@ -101,7 +102,7 @@ def test_a_missing_runtime_is_named_with_the_fix(bundled, tmp_path, monkeypatch)
 
 
 def test_without_bench_results_the_default_selection_asks_for_artifacts(bundled, tmp_path):
-    from bench.bundle import BundleError, write_bundle
+    from bench.bundles.write import BundleError, write_bundle
 
     with pytest.raises(BundleError, match="--artifacts"):
         write_bundle(bundled[1], tmp_path / "b")
@@ -109,7 +110,7 @@ def test_without_bench_results_the_default_selection_asks_for_artifacts(bundled,
 
 @pytest.mark.slow
 def test_bundle_benches_with_no_heavy_library_importable_and_merges(bundled, tmp_path):
-    from bench.runner import merge_bench_file
+    from bench.launchers.process import merge_bench_file
     from bench.schema import read_document
 
     root, run, bundle, _ = bundled
@@ -137,9 +138,9 @@ def test_bundle_benches_with_no_heavy_library_importable_and_merges(bundled, tmp
 def test_default_selection_is_the_best_export_per_goal_plus_the_teacher_references(tmp_path):
     from test_bench_schema import row
 
-    from bench.bundle import default_selection
-    from bench.derive import add_derived
+    from bench.bundles.write import default_selection
     from bench.plan import Artifact
+    from bench.reporting.derive import add_derived
     from bench.schema import document, new_document
 
     rows = [row(), row(variant="onnx-fp32", runtime="onnxruntime", size=88.0, p50=8.0),
@@ -172,13 +173,13 @@ def test_the_cli_imports_nothing_heavy_before_a_stage_runs(tmp_path):
 # --- safe with the user's files -------------------------------------------------------------
 
 def _bundle(run, out, **kw):
-    from bench.bundle import write_bundle
+    from bench.bundles.write import write_bundle
 
     return write_bundle(run, out, artifacts=["teacher/onnx-fp32"], overrides={"max_test": 10}, **kw)
 
 
 def test_out_replaces_only_a_bundle_it_wrote_never_a_run(bundled, tmp_path, capsys):
-    from bench.bundle import BundleError
+    from bench.bundles.spec import BundleError
     from edgedistill_cli.commands import main
 
     root, run, _, _ = bundled
@@ -222,7 +223,7 @@ def test_a_killed_bundles_partial_folder_is_removed_by_the_next(bundled, tmp_pat
 def test_a_damaged_artifact_is_refused_on_the_way_in(bundled, tmp_path):
     import shutil
 
-    from bench.bundle import BundleError
+    from bench.bundles.spec import BundleError
 
     run = tmp_path / "runs" / RUN
     shutil.copytree(bundled[1], run)
@@ -246,7 +247,8 @@ def test_a_damaged_artifact_is_refused_on_the_way_in(bundled, tmp_path):
 def test_a_path_leaving_the_bundle_is_refused_before_anything_is_read(bundled, tmp_path, case):
     import shutil
 
-    from bench.bundle import BundleError, bench_bundle
+    from bench.bundles.spec import BundleError
+    from bench.launchers.bundle import bench_bundle
     from edgedistill.io import sha256
 
     copy = tmp_path / "b"
@@ -286,7 +288,7 @@ def test_a_full_disk_is_one_paragraph_and_keeps_what_was_finished(bundled, tmp_p
     import errno
     import shutil
 
-    from bench.bundle import verify_bundle
+    from bench.bundles.spec import verify_bundle
     from edgedistill_cli.commands import main
 
     run, out = bundled[1], tmp_path / "b"

@@ -134,7 +134,7 @@ class _OneMachine:
 
 
 def test_two_targets_with_one_fingerprint_are_refused_before_anything_is_sent():
-    from bench.fleet import check_distinct
+    from bench.launchers.fleet import check_distinct
 
     with pytest.raises(cluster.ClusterError, match="(?s)targets b1, b2 report one machine fingerprint.*"
                                                    "EDGEDISTILL_MACHINE_NAME=board-1 dask worker"):
@@ -188,7 +188,7 @@ def two_boards(tmp_path):
 
 @pytest.mark.slow
 def test_a_fleet_bench_merges_each_machines_rows_under_its_own_fingerprint(bundled, two_boards, tmp_path, capsys):  # noqa: F811
-    from bench.bundle import bench_bundle
+    from bench.launchers.bundle import bench_bundle
     from bench.schema import read_document
     from edgedistill_cli.commands import main
 

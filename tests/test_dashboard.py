@@ -181,7 +181,7 @@ def bench_doc(run: str = RUN) -> dict:
     machines["aaaa11112222"].update(bandwidth_gbs={"a": [8.0, 9.0], "b": [7.5, 8.2]},
                                     repeats={"a": [1.0, 1.05], "b": [2.0, 2.5]})
     # the server's rows were merged from another machine's file, with a note on how they were made
-    machines["bbbb33334444"]["merge_note"] = "Measured with bench/gpu/run.py on a rented T4."
+    machines["bbbb33334444"]["merge_note"] = "Measured with bench/launchers/gpu/run.py on a rented T4."
     return {"schema_version": 1, "run": run, "machines": machines, "rows": bench_rows(run)}
 
 
@@ -412,7 +412,7 @@ def test_selectors_change_what_is_shown(app):
     wheres = {t["name"] for t in spec["data"]}
     assert wheres == {"Laptop CPU x4 · cpu", "Server CPU x16 + NVIDIA T4 · cpu", "Server CPU x16 + NVIDIA T4 · cuda"}
     how = next(d.value for d in at.dataframe if "how_measured" in d.value.columns).set_index("machine_id")
-    assert how.loc["bbbb33334444", "how_measured"] == "Measured with bench/gpu/run.py on a rented T4."
+    assert how.loc["bbbb33334444", "how_measured"] == "Measured with bench/launchers/gpu/run.py on a rented T4."
     assert how.loc["aaaa11112222", "how_measured"] == ""
     at.sidebar.selectbox(key="filter_scenario").set_value("throughput").run()
     assert at.sidebar.selectbox(key="filter_batch_size").value == 8   # the cascade offers what was measured
@@ -624,9 +624,9 @@ def test_bench_report_and_dashboard_name_the_same_winners_and_say_when_a_baselin
     """One computation (edgedistill.goals): the report's goal lines and the dashboard's cards agree."""
     from test_bench_schema import row
 
-    from bench.derive import add_derived
-    from bench.report import best_per_goal as report_text
-    from bench.report import goal_winners
+    from bench.reporting.derive import add_derived
+    from bench.reporting.report import best_per_goal as report_text
+    from bench.reporting.report import goal_winners
     from bench.schema import BenchRow
     from dashboard.pareto import baselines, best_per_goal, teacher_reference
     from dashboard.select import points
@@ -668,7 +668,7 @@ def test_pareto_chart_marks_baselines():
 def test_report_and_dashboard_name_the_same_winners_on_the_committed_results(run):
     """The committed bench files, section by section (machine, device, threads): the report's winner
     of each goal is the dashboard's."""
-    from bench.report import goal_winners, headline_seq_len
+    from bench.reporting.report import goal_winners, headline_seq_len
     from bench.schema import read_document
     from dashboard.pareto import best_per_goal, teacher_reference
     from dashboard.select import points

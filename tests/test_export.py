@@ -208,7 +208,7 @@ def test_a_slower_int8_artifact_is_marked():
 
 
 def test_pick_dynamic_prefers_the_fused_graph_unless_plain_is_measurably_faster():
-    from export.pipeline import pick_dynamic
+    from export.builders import pick_dynamic
 
     same = {"agreement_pct": 99.0, "seconds": 1.0}
     assert pick_dynamic({"optimized": {**same, "vs_plain": {"low": 0.9, "high": 1.1}}, "plain": same}) == "optimized"
@@ -219,7 +219,7 @@ def test_pick_dynamic_prefers_the_fused_graph_unless_plain_is_measurably_faster(
 def test_missing_fusions_warn(tmp_path, capsys):
     from types import SimpleNamespace
 
-    from export.pipeline import build_onnx_opt
+    from export.builders import build_onnx_opt
 
     src = tmp_path / "opt.onnx"
     src.write_bytes(b"graph")
@@ -392,7 +392,8 @@ def test_leftovers_of_a_killed_export_are_removed_on_the_next_run(exported, tmp_
 def test_fp32_parity_failure_stops_the_export_and_keeps_the_old_folder(exported, monkeypatch):
     from export.config import load_export_config
     from export.errors import ExportError
-    from export.pipeline import ModelJob, export_run
+    from export.model_job import ModelJob
+    from export.pipeline import export_run
 
     _, run, recipe, _ = exported
     before = (run / "artifacts" / "odd" / "onnx-fp32" / "manifest.json").read_text()

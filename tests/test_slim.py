@@ -33,7 +33,7 @@ def test_the_slim_install_has_no_heavy_library(tmp_path):
 
 
 def test_the_slim_install_benches_a_bundle_into_a_file_that_merges(bundled, tmp_path):  # noqa: F811
-    from bench.runner import merge_bench_file
+    from bench.launchers.process import merge_bench_file
     from bench.schema import read_document
 
     root, _, bundle, _ = bundled

@@ -1,12 +1,14 @@
 """The shared ground floor: light imports, one method registry, one run layout, one target."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +60,7 @@ def test_layout_lists_folders_in_registry_order_and_skips_temporaries(tmp_path):
 
 
 def test_good_enough_means_the_same_in_bench_and_dashboard():
-    from bench.report import RETAINED_GOAL
+    from bench.reporting.report import RETAINED_GOAL
     from dashboard.pareto import best_per_goal
     from edgedistill.targets import RETAINED_PCT, good_enough
 
@@ -78,7 +80,7 @@ def test_good_enough_means_the_same_in_bench_and_dashboard():
 
 
 def test_dashboard_reads_the_benchs_steadiness():
-    from bench.report import steadiness
+    from bench.reporting.report import steadiness
     from dashboard.data import _steadiness
 
     block = {"bandwidth_gbs": {"k1": [7.5, 8.0], "k2": [9.0, 8.1]},
@@ -112,9 +114,47 @@ def test_the_import_contract_covers_every_installed_package():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     installed = {p.split(".")[0] for p in project["tool"]["setuptools"]["packages"]}
     linter = project["tool"]["importlinter"]
-    floors = next(c for c in linter["contracts"] if c["type"] == "layers")["layers"]
+    contracts = {c["id"]: c for c in linter["contracts"]}
+    floors = contracts["floors"]["layers"]
     assert set(linter["root_packages"]) == installed
     assert sorted(floors) == sorted(installed)
-    cycles = next(c for c in linter["contracts"] if c["type"] == "acyclic_siblings")["ancestors"]
-    assert set(cycles) == installed
+    assert set(contracts["rooms"]["ancestors"]) == installed
     assert floors[0] == "edgedistill_cli" and floors[-1] == "edgedistill"
+
+
+def test_every_bench_module_sits_in_one_of_its_rooms():
+    """bench's room contract names every module and subpackage of bench, and setuptools installs every
+    subpackage, so a new flat file or an uninstalled room fails here, not on a user's machine."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    rooms = next(c for c in project["tool"]["importlinter"]["contracts"] if c["id"] == "bench-rooms")
+    named = {part.strip() for layer in rooms["layers"] for part in layer.split("|")}
+    bench = ROOT / "bench"
+    present = {p.stem for p in bench.glob("*.py") if p.stem != "__init__"}
+    present |= {p.parent.name for p in bench.glob("*/__init__.py")}
+    assert present == named
+    packages = set(project["tool"]["setuptools"]["packages"])
+    subpackages = {".".join(p.parent.relative_to(ROOT).parts) for p in bench.rglob("__init__.py")}
+    assert subpackages <= packages
+
+
+@pytest.mark.parametrize("command, config, field, flag", [
+    ("bench", "bench.config.BenchConfig", "min_rounds", "--min-rounds"),
+    ("bench", "bench.config.BenchConfig", "seq_lens", "--seq-lens"),
+    ("export", "export.config.ExportConfig", "parity_samples", "--parity-samples"),
+])
+def test_cli_help_reads_the_config_default(monkeypatch, command, config, field, flag):
+    """A flag's help shows the stage config's own default: change the dataclass default and the help follows."""
+    import argparse
+    import importlib
+
+    module, name = config.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    f = cls.__dataclass_fields__[field]
+    monkeypatch.setattr(f, "default", 4242)
+    monkeypatch.setattr(f, "default_factory", dataclasses.MISSING)
+    parser = argparse.ArgumentParser()
+    importlib.import_module(f"{command}.cli").add_arguments(parser)
+    action = next(a for a in parser._actions if flag in a.option_strings)
+    assert "4242" in action.help

@@ -21,7 +21,7 @@ def test_gpu_rows_are_shown_beside_the_cpu_rows_with_their_provenance(tmp_path):
     write_results(root)
     block = build(RUN, root)
     assert "### CPU and GPU side by side: Laptop CPU x4" in block and "NVIDIA T4" in block
-    assert "No GPU rows yet" not in block and "Measured with bench/gpu/run.py on a rented T4." in block
+    assert "No GPU rows yet" not in block and "Measured with bench/launchers/gpu/run.py on a rented T4." in block
     doc, rows = read_document(root / RUN / "bench.json")
     text = "\n".join(cpu_and_gpu(RUN, doc, rows, root))
     table = [line for line in text.splitlines() if line.startswith("| teacher |")]
@@ -40,7 +40,7 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path):
 def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
     from test_bench_schema import row
 
-    from bench.derive import add_derived
+    from bench.reporting.derive import add_derived
     from tools.readme_results import _ratios, repeat_spreads
 
     base = row(p50=10.0)                                                     # teacher PyTorch FP32
@@ -62,7 +62,7 @@ def test_a_target_counts_as_met_only_when_every_timing_pass_meets_it():
 def test_paired_ratios_lead_with_their_interval_and_both_runs_must_meet_the_target():
     from test_bench_schema import row
 
-    from bench.derive import add_derived
+    from bench.reporting.derive import add_derived
     from tools.readme_results import _ratios
 
     base = row(p50=10.0)
@@ -95,7 +95,7 @@ def test_paired_ratios_lead_with_their_interval_and_both_runs_must_meet_the_targ
 def test_drift_note_splits_rows_by_how_much_the_machine_moved_during_their_job():
     from test_bench_schema import row
 
-    from bench.report import drift_note
+    from bench.reporting.report import drift_note
 
     a, b = row(p50=10.0), row(model="odd", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8",
                               p50=1.0)

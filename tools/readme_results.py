@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.report import (
+from bench.reporting.report import (
     agreement,
     best_per_goal,
     drift_note,
@@ -290,7 +290,8 @@ def build(run: str, results_root: Path = Path("results"), target: Path | None = 
                   f"majority class: read macro-F1 and the {minority} F1 instead. Results are from one seed; on a "
                   f"{support[minority]}-example minority class a few predictions move its F1 by several points.", ""]
     if doc is not None and not gpu_rows:
-        parts += ["No GPU rows yet: `bench/gpu/` holds the prepared GPU script (see `bench/gpu/README.md`).", ""]
+        parts += ["No GPU rows yet: `bench/launchers/gpu/` holds the prepared GPU script "
+                  "(see `bench/launchers/gpu/README.md`).", ""]
     elif doc is not None:
         parts += cpu_and_gpu(run, doc, rows, results_root)
     return "\n".join(parts).rstrip() + "\n"
@@ -391,8 +392,8 @@ def cpu_and_gpu(run: str, doc: dict, rows, results_root: Path = Path("results"))
         out += [md_table(head, body), ""]
         where = (f"GPU rows: measured {block.get('measured_at', '?')[:10]} on {hw.get('label', gid)} (`{gid}`), "
                  f"torch {libs.get('torch', '?')}, transformers {libs.get('transformers', '?')}, with "
-                 f"`{(block.get('bench_config') or {}).get('script', 'bench/gpu/run.py')}`; merged into this run's "
-                 "bench.json with `edgedistill bench --merge`.")
+                 f"`{(block.get('bench_config') or {}).get('script', 'bench/launchers/gpu/run.py')}`; merged into this "
+                 "run's bench.json with `edgedistill bench --merge`.")
         notes = [n for n in (block.get("merge_note"), block.get("transport")) if n]
         failed = block.get("failed") or []
         if failed:
@@ -408,7 +409,7 @@ def _ratios(lat, rows, repeats: dict | None = None, threads: int | None = None,
             previous: tuple[list[float], str] | None = None, block: dict | None = None) -> list[str]:
     """The headline artifact (the fastest keeping 99%) against the teacher's baselines, one run.
 
-    With paired ratios (bench/paired.py) the artifact is the paired candidate with the largest
+    With paired ratios (bench/scenarios/paired.py) the artifact is the paired candidate with the largest
     speed-up over the teacher and its ratios carry their 95% interval, and the previous bench run's
     beside them; a target counts as met only when both runs meet it. Without them (older files) the
     ratios come from the rows' p50s, per timing pass."""

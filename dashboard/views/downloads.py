@@ -5,18 +5,17 @@ import streamlit as st
 
 from dashboard import data, select
 from dashboard.widgets import (
-    bench_filters,
     describe_selection,
-    no_bench,
     reference_table,
+    run_bench,
     table,
 )
 
 
 def page_downloads(res: data.Results, run: str) -> None:
-    rows = res.bench[res.bench["run"] == run]
-    if len(rows):
-        selection, filtered = bench_filters(rows, res)
+    got = run_bench(res, run)
+    if got is not None:
+        selection, filtered, rows = got
         filtered = select.points(filtered)
         st.subheader("Filtered bench rows")
         st.caption(describe_selection(selection, res))
@@ -25,8 +24,6 @@ def page_downloads(res: data.Results, run: str) -> None:
                            file_name=f"{run}-bench-filtered.csv", mime="text/csv", key="dl_filtered")
         st.download_button("Download all bench rows of this run (CSV)", rows.to_csv(index=False).encode(),
                            file_name=f"{run}-bench.csv", mime="text/csv", key="dl_all")
-    else:
-        no_bench(run)
     ref = reference_table(res, run)
     if len(ref):
         st.subheader("Results table")

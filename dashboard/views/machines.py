@@ -8,21 +8,19 @@ from dashboard import charts, data, select
 from dashboard.widgets import (
     LATENCIES,
     PLOTLY_CONFIG,
-    bench_filters,
     choose,
     describe_selection,
     machine_names,
-    no_bench,
+    run_bench,
     table,
 )
 
 
 def page_machines(res: data.Results, run: str) -> None:
-    rows = res.bench[res.bench["run"] == run]
-    if not len(rows):
-        no_bench(run)
+    got = run_bench(res, run, columns=("scenario", "batch_size", "seq_len"))
+    if got is None:
         return
-    selection, rows = bench_filters(rows, res, columns=("scenario", "batch_size", "seq_len"))
+    selection, rows, _ = got
     threads = sorted(int(t) for t in rows["threads"].dropna().unique())
     policy = choose(st.sidebar, "Threads", "machines_threads", ["most measured", *threads], "most measured",
                     help="most measured: each machine and device at the largest thread count it was measured with")

@@ -6,11 +6,10 @@ import streamlit as st
 
 from dashboard import data, pareto, select
 from dashboard.widgets import (
-    bench_filters,
     describe_selection,
     machine_names,
-    no_bench,
     reference_table,
+    run_bench,
     table,
 )
 from edgedistill.methods import is_baseline
@@ -55,11 +54,10 @@ def page_overview(res: data.Results, run: str) -> None:
         st.info(f"Run **{run}** has no metrics.json; train it with `edgedistill train` or `make run`.")
 
     st.subheader("Best artifact per goal")
-    rows = res.bench[res.bench["run"] == run]
-    if not len(rows):
-        no_bench(run)
+    got = run_bench(res, run)
+    if got is None:
         return
-    selection, rows = bench_filters(rows, res)
+    selection, rows, _ = got
     points = select.points(rows)
     keep = st.slider("Target (% of the teacher's macro-F1 kept)", 90.0, 100.0, RETAINED_PCT, 0.5, key="retained",
                      format="%.1f")

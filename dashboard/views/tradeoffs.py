@@ -8,19 +8,17 @@ from dashboard.widgets import (
     LATENCIES,
     PLOTLY_CONFIG,
     SHOW_COLUMNS,
-    bench_filters,
     describe_selection,
-    no_bench,
+    run_bench,
     table,
 )
 
 
 def page_tradeoffs(res: data.Results, run: str) -> None:
-    rows = res.bench[res.bench["run"] == run]
-    if not len(rows):
-        no_bench(run)
+    got = run_bench(res, run)
+    if got is None:
         return
-    selection, rows = bench_filters(rows, res)
+    selection, rows, _ = got
     points = select.points(rows)
     c1, c2 = st.columns([1, 1])
     latency = c1.selectbox("Latency statistic", list(LATENCIES), format_func=LATENCIES.get, key="latency_stat")

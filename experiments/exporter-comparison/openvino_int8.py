@@ -11,7 +11,7 @@
 
 Both graphs go through the export stage's own converters (convert.to_openvino, convert.quantize_nncf,
 same calibration texts); each INT8 IR is timed against its FP32 IR and the two INT8 IRs against each
-other, in ABBA blocks in one process (bench.paired), batch 1 at natural length.
+other, in ABBA blocks in one process (bench.scenarios.paired), batch 1 at natural length.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""INT8 graph variants against a reference graph, paired ABBA in one process (bench/paired.py).
+"""INT8 graph variants against a reference graph, paired ABBA in one process (bench/scenarios/paired.py).
 
     PYTHONPATH=$PWD python experiments/speed-probes/int8_variants.py CHECKPOINT WORKDIR VARIANTS
     env: THREADS (2), BLOCKS (20), CALLS (10), REF (fp32: the reference graph's folder in WORKDIR),

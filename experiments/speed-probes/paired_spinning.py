@@ -3,7 +3,7 @@
     SPIN=1|0 SETTLE=0.02|0 PYTHONPATH=$PWD python experiments/speed-probes/paired_spinning.py
 
 SPIN: ONNX Runtime's session.intra_op.allow_spinning; SETTLE: the untimed pause before each block
-(bench/paired.py's settle_s). Reads runs/hate-speech (not committed: train it with configs/hate-speech.yaml).
+(bench/scenarios/paired.py's settle_s). Reads runs/hate-speech (not committed: train it with configs/hate-speech.yaml).
 """
 import itertools
 import os

@@ -14,7 +14,7 @@ others: the FP32 one); ``pct_of_peak`` = floor / p50 x 100. At batch 1 and tens 
 forward is a chain of small products plus many small operators, so the gap to the floor says how
 much of the time is overhead rather than arithmetic.
 
-    python -m bench.roofline OUT.json THREADS      # the bench runs this in a process of its own
+    python -m bench.scenarios.roofline OUT.json THREADS      # the bench runs this in a process of its own
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The bench loop: plan jobs, measure each in its own process, write rows for this machine.
 
-    from bench.runner import run_bench
+    from bench.launchers.process import run_bench
     run_bench("runs/hate-speech", overrides={"threads": ["all", 1]})
 
 Results go to ``results/<run>/bench.json`` (+ ``bench.csv``, ``report.md``). The file holds
@@ -11,18 +11,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import paired, roofline
 from bench.config import BenchConfig, describe, load_bench_config
-from bench.derive import add_derived
+from bench.inputs import bench_inputs
 from bench.plan import Job, available_devices, discover_all, plan_jobs
-from bench.probe import BandwidthProbe
-from bench.report import render_report, summary_table
+from bench.reporting.derive import add_derived
+from bench.reporting.report import render_report, summary_table
+from bench.scenarios import paired, roofline
+from bench.scenarios.probe import BandwidthProbe
 from bench.schema import (
     BENCH_FILE,
     CSV_FILE,
@@ -40,7 +40,7 @@ from bench.schema import (
 from edgedistill import contention
 from edgedistill.io import scratch_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCH_SCRATCH = "edgedistill-bench"      # <tmp>/edgedistill-bench-pid<PID>@<host>.<random>: inputs, job files
 
 
@@ -61,57 +61,6 @@ class BenchOutcome:
         return {n: self.results_dir / n for n in (BENCH_FILE, CSV_FILE, REPORT_FILE)}
 
 
-# --- inputs shared by every job --------------------------------------------------------------
-
-def bench_inputs(dataset, cfg: BenchConfig) -> dict:
-    """Test texts for accuracy and the fixed, seeded text lists the timing scenarios cycle through."""
-    texts, labels = cap_test(list(dataset.test.texts), [int(x) for x in dataset.test.labels], cfg)
-    return timing_inputs(texts, labels, list(dataset.label_names), cfg)
-
-
-def timing_inputs(texts: list[str], labels: list[int], label_names: list[str], cfg: BenchConfig) -> dict:
-    """``bench_inputs`` from test texts already capped (a bench bundle carries them so)."""
-    shuffled = [texts[i] for i in text_order(len(texts), cfg.seed)]
-    need = cfg.batch_size * cfg.throughput_batches
-    pool = (shuffled * (need // len(shuffled) + 1))[:need]
-    # Real text long enough for the longest fixed length (every word is at least one token).
-    longest = max([int(s) for s in (*cfg.seq_lens, *cfg.throughput_seq_lens) if s != "natural"], default=0)
-    words: list[str] = []
-    for i in range(100 * len(shuffled)):
-        if len(words) > longest:
-            break
-        words += shuffled[i % len(shuffled)].split()
-    return {"label_names": list(label_names), "test_texts": texts, "test_labels": labels,
-            "natural_texts": shuffled[:cfg.natural_texts],
-            "throughput_batches": [pool[i:i + cfg.batch_size] for i in range(0, need, cfg.batch_size)],
-            "long_text": " ".join(words)}
-
-
-def text_order(n: int, seed: int) -> list[int]:
-    """The seeded order in which timing scenarios pick test texts (the GPU pack uses it too)."""
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    return order
-
-
-def cap_test(texts: list[str], labels: list[int], cfg: BenchConfig) -> tuple[list[str], list[int]]:
-    if cfg.max_test is not None and cfg.max_test < len(texts):
-        return _stratified_cap(texts, labels, cfg.max_test, cfg.seed)
-    return texts, labels
-
-
-def _stratified_cap(texts, labels, n, seed):
-    from sklearn.model_selection import train_test_split
-
-    idx = list(range(len(texts)))
-    try:
-        keep, _ = train_test_split(idx, train_size=n, stratify=labels, random_state=seed)
-    except ValueError:   # a class too rare to stratify at this size
-        keep = random.Random(seed).sample(idx, n)
-    keep = sorted(keep)
-    return [texts[i] for i in keep], [labels[i] for i in keep]
-
-
 # --- one job -------------------------------------------------------------------------------
 
 def run_job(job: Job, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> dict:
@@ -122,7 +71,7 @@ def run_job(job: Job, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> dic
     env = worker_env(job.threads)
     try:
         with open(log, "w") as fh:
-            subprocess.run([sys.executable, "-m", "bench.worker", str(spec), str(result)], stdout=fh,
+            subprocess.run([sys.executable, "-m", "bench.launchers.worker", str(spec), str(result)], stdout=fh,
                            stderr=subprocess.STDOUT, env=env, timeout=cfg.job_timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"timed out after {cfg.job_timeout_s:.0f}s (bench.job_timeout_s)",
@@ -161,26 +110,27 @@ def run_module(module: str, spec: dict, threads: int, workdir: Path, timeout_s: 
 
 
 def measure_peaks(threads: list[int], workdir: Path) -> dict:
-    """This machine's FP32 / INT8 MatMul peak per thread count (bench/roofline.py), each in a fresh process."""
+    """This machine's FP32 / INT8 MatMul peak per thread count (bench/scenarios/roofline.py), each in a fresh
+    process."""
     peaks = {}
     for t in sorted(set(threads)):
         out = workdir / f"peak-{t}.json"
-        subprocess.run([sys.executable, "-m", "bench.roofline", str(out), str(t)], env=worker_env(t), check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+        subprocess.run([sys.executable, "-m", "bench.scenarios.roofline", str(out), str(t)], env=worker_env(t),
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
         if out.is_file():
             peaks[str(t)] = json.loads(out.read_text())
     return peaks
 
 
 def run_paired(rows: list[BenchRow], row_jobs: dict, cfg: BenchConfig, inputs_path: Path, workdir: Path) -> list[dict]:
-    """The paired headline ratios (bench/paired.py): one worker per thread count loads the
+    """The paired headline ratios (bench/scenarios/paired.py): one worker per thread count loads the
     references and the candidates together. Returns every pair's result (also written into rows)."""
     add_derived(rows)   # retained macro-F1 picks the candidates
     results = []
     for threads, spec in paired.choose_pairs(rows, row_jobs, cfg.paired_top).items():
         print(f"paired: {len(spec['pairs'])} pair(s) at {threads} thread(s)", flush=True)
-        out = run_module("bench.paired", {**spec, "threads": threads, "inputs": str(inputs_path),
-                                          "blocks": cfg.paired_blocks, "calls": cfg.paired_calls},
+        out = run_module("bench.scenarios.paired", {**spec, "threads": threads, "inputs": str(inputs_path),
+                                                    "blocks": cfg.paired_blocks, "calls": cfg.paired_calls},
                          threads, workdir / f"paired-{threads}", cfg.job_timeout_s)
         if not out.get("ok"):
             print(f"  paired timing failed: {out.get('error')}", file=sys.stderr, flush=True)
@@ -439,7 +389,7 @@ def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path,
 
 def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False,
                      note: str | None = None, add: bool = False, json_path: str | Path | None = None) -> list[str]:
-    """Fold another machine's bench.json (e.g. from bench/gpu/run.py) into ``results_dir``;
+    """Fold another machine's bench.json (e.g. from bench/launchers/gpu/run.py) into ``results_dir``;
     each machine in ``source`` replaces that machine's rows there. ``note`` (where and how the
     file was measured, when the file cannot say it itself) is kept in each merged machine's
     block as ``merge_note``. ``add``: keep the machine's rows that ``source`` does not measure

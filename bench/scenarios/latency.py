@@ -1,6 +1,6 @@
 """Latency through pytest-benchmark: its calibration, warm-up, rounds and timer, not ours.
 
-``run_cases`` runs ``pytest.main`` on ``bench/timing_cases.py`` inside the calling process (the
+``run_cases`` runs ``pytest.main`` on ``bench/scenarios/latency_cases.py`` inside the calling process (the
 loaded model stays in memory), one parametrized test per ``Case``, and reads the statistics
 back from ``--benchmark-json``. Each case's target is a zero-argument callable built by the
 caller; the caller decides what one call is (e.g. one forward of a pre-tokenized batch, with a
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-CASES_FILE = Path(__file__).with_name("timing_cases.py")
+CASES_FILE = Path(__file__).with_name("latency_cases.py")
 
 
 class TimingError(RuntimeError):
@@ -89,7 +89,7 @@ def summarize(stats: dict, batch_size: int) -> dict:
 
 
 class _CasesPlugin:
-    """Feeds the cases to bench/timing_cases.py and collects failures."""
+    """Feeds the cases to bench/scenarios/latency_cases.py and collects failures."""
 
     def __init__(self, cases: list[Case], make_target: Callable[[Case], Callable[[], object]]):
         self.cases = {c.id: c for c in cases}

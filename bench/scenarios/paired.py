@@ -1,6 +1,6 @@
 """The bench's paired job: the references and the headline candidates loaded in one worker.
 
-``python -m bench.paired JOB.json RESULT.json`` is what ``bench.runner.run_paired`` starts; the
+``python -m bench.scenarios.paired JOB.json RESULT.json`` is what ``bench.launchers.process.run_paired`` starts; the
 timing itself is ``edgedistill.paired.time_paired`` (ABBA blocks, bootstrap interval).
 """
 from __future__ import annotations

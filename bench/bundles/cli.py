@@ -1,4 +1,4 @@
-"""``edgedistill bundle``: a thin layer over ``bench.bundle.write_bundle``.
+"""``edgedistill bundle``: a thin layer over ``bench.bundles.write.write_bundle``.
 
     edgedistill bundle --run runs/quickstart --out quickstart-bundle        best artifact per goal + teacher refs
     edgedistill bundle --run runs/quickstart --out B --artifacts odd/onnx-int8-dynamic,teacher/onnx-fp32
@@ -14,14 +14,14 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.cli import _csv
+    from bench.config import csv_list
 
     parser.add_argument("--run", required=True, help="the run folder, runs/<run> (exports in artifacts/)")
     parser.add_argument("--out", required=True, help="the bundle folder to write: a new or empty folder, or an "
                         "earlier bundle (replaced); anything else is refused unless --force")
     parser.add_argument("--force", action="store_true", help="replace --out even when it is not a bundle (never the "
                         "run folder, a folder inside it or one that holds it)")
-    parser.add_argument("--artifacts", type=_csv, help="comma-separated <model>/<variant> to carry (default: the "
+    parser.add_argument("--artifacts", type=csv_list, help="comma-separated <model>/<variant> to carry (default: the "
                         "best ONNX / OpenVINO artifact per goal in the run's bench.json, plus the teacher's "
                         "onnx-fp32 and onnx-int8-dynamic)")
     parser.add_argument("--all", action="store_true", help="carry every ONNX / OpenVINO artifact of the run")
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from bench.bundle import BundleError, write_bundle
+    from bench.bundles.write import BundleError, write_bundle
     from distill.data import DataError
     from edgedistill.configbase import ConfigError, parse_overrides
     from export.errors import ExportError

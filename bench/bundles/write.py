@@ -10,7 +10,7 @@ the bench settings and ``bundle.json``: schema version, provenance (commit, comm
 machine and architecture that wrote it), the artifacts and a sha256 for every file. The
 target verifies every hash before it measures anything.
 
-Optionally (``--gpu``) it also carries the GPU pack (``bench/gpu/pack.py``: FP16 PyTorch
+Optionally (``--gpu``) it also carries the GPU pack (``bench/bundles/gpu_pack.py``: FP16 PyTorch
 weights, vocabulary cut to the carried texts) for CUDA runtimes, measured by
 ``edgedistill gpu-bench --bundle DIR``.
 
@@ -20,27 +20,24 @@ Benching a bundle imports no torch, transformers, datasets or scikit-learn: only
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import shutil
 import time
 from pathlib import Path
 
-from bench.bundle_format import (
+from bench.bundles.spec import (
     BUNDLE_FILE,
+    FORMAT_RUNTIME,
     GPU_FOLDER,
     INPUTS_FILE,
     KIND,
     SCHEMA_VERSION,
     BundleError,
     is_bundle,
-    verify_bundle,
 )
-from edgedistill.integrity import is_inside, resolve_inside
+from edgedistill.integrity import is_inside
 from edgedistill.io import sha256
 
-FORMAT_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
-RUNTIME_PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 # The teacher's artifacts every bundle carries by default: the size and speed references on a
 # machine without PyTorch.
 TEACHER_REFERENCES = ("teacher/onnx-fp32", "teacher/onnx-int8-dynamic")
@@ -50,8 +47,8 @@ TEACHER_REFERENCES = ("teacher/onnx-fp32", "teacher/onnx-int8-dynamic")
 
 def default_selection(found: list, bench_path: Path) -> tuple[list[str], dict[str, list[str]]]:
     """The best ONNX / OpenVINO artifact per goal on every CPU machine in ``bench_path`` (see
-    ``bench.report.goal_winners``), plus the teacher's reference artifacts; and why each was chosen."""
-    from bench.report import goal_winners
+    ``bench.reporting.report.goal_winners``), plus the teacher's reference artifacts; and why each was chosen."""
+    from bench.reporting.report import goal_winners
     from bench.schema import read_document
 
     if not bench_path.is_file():
@@ -102,8 +99,8 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
     """Write the bundle folder ``out`` for ``run_dir``; returns bundle.json's contents. ``out`` may
     replace only an earlier bundle or an empty folder, anything else (but a run) with ``force``."""
     from bench.config import load_bench_config
+    from bench.inputs import cap_test
     from bench.plan import discover
-    from bench.runner import cap_test
     from distill.data import load_dataset
     from edgedistill import layout
     from edgedistill.configbase import deep_merge
@@ -160,7 +157,7 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
                                               "test_labels": labels, "data": dataset.summary()})
         gpu_info = None
         if gpu:
-            from bench.gpu.pack import DEFAULT_MAX_MB, pack_run
+            from bench.bundles.gpu_pack import DEFAULT_MAX_MB, pack_run
 
             gpu_info = pack_run(run_dir, tmp / GPU_FOLDER, max_mb=gpu_max_mb or DEFAULT_MAX_MB,
                                 max_test=cfg.max_test)
@@ -173,61 +170,3 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
                 "total_mb": sum(f["bytes"] for f in files.values()) / 2**20, "files": files}
         atomic_write_json(tmp / BUNDLE_FILE, info)
     return info
-
-
-# --- reading (slim install) ------------------------------------------------------------------
-
-def missing_runtimes(runtimes: list[str]) -> list[str]:
-    import importlib.util
-
-    return [r for r in runtimes if importlib.util.find_spec(RUNTIME_PACKAGE.get(r, r)) is None]
-
-
-def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = None, force_new: bool = False,
-                 progress: bool = True, command: list[str] | None = None):
-    """Verify the bundle, then measure its artifacts on this machine with the one bench loop;
-    this machine's rows go to ``out`` (a bench.json that ``edgedistill bench --merge`` folds in)."""
-    from bench.config import describe, load_bench_config
-    from bench.plan import Artifact
-    from bench.runner import BenchOutcome, finish, measure_jobs, outside_jobs, plan_here, timing_inputs, write_outputs
-    from bench.schema import load_or_new, replace_machine
-
-    folder, out = Path(folder), Path(out)
-    info = verify_bundle(folder)
-    overrides = dict(overrides or {})
-    if overrides.get("max_test") is not None:
-        raise BundleError(f"the bundle carries its test texts already capped ({info['test_size']}); set --max-test "
-                          "when writing it (edgedistill bundle --max-test N)")
-    cfg = load_bench_config(info["bench"], overrides)
-    cfg.max_test = None                      # the carried texts are the test set (capped when written)
-    print(f"bundle {folder}: run {info['run']}, {len(info['artifacts'])} artifact(s), {info['test_size']} test texts, "
-          f"written on {info.get('arch')} at commit {(info.get('provenance') or {}).get('git_commit')}")
-    print("bench config (bundle settings + overrides):\n" + describe(cfg), flush=True)
-    artifacts = [Artifact(**{k: v for k, v in a.items() if k != "chosen_for"}
-                          | {"folder": str(resolve_inside(folder, a["folder"], "artifact folder"))})
-                 for a in info["artifacts"]]
-    if not artifacts:
-        raise BundleError(f"bundle {folder} carries no ONNX / OpenVINO artifact, only the GPU pack: measure it on a "
-                          f"CUDA machine with edgedistill gpu-bench --bundle {folder} --out bench.json")
-    wanted = cfg.runtimes or sorted({FORMAT_RUNTIME[a.format] for a in artifacts
-                                     if cfg.models is None or a.model in cfg.models})
-    missing = missing_runtimes(wanted)
-    if missing:
-        needs = [a.name for a in artifacts if FORMAT_RUNTIME.get(a.format) in missing]
-        raise BundleError(f"runtime(s) {', '.join(missing)} not installed here, and the bundle's {', '.join(needs)} "
-                          f"need them. Install them (pip install {' '.join(RUNTIME_PACKAGE[m] for m in missing)}, or "
-                          "the slim install in the README), or bench the others only with --runtimes "
-                          f"{','.join(r for r in wanted if r not in missing) or '<runtime>'}.")
-    if cfg.runtimes is None:
-        cfg.runtimes = wanted                # never probe for a runtime (e.g. torch) that the bundle does not use
-    jobs, hw = plan_here(artifacts, cfg, [])
-    data = json.loads((folder / INPUTS_FILE).read_text())
-    inputs = timing_inputs(data["test_texts"], data["test_labels"], data["label_names"], cfg)
-    doc, old_rows = load_or_new(out, info["run"], force_new)
-    source = {"bundle": {k: info.get(k) for k in ("created_at", "arch", "test_size", "total_mb")}
-              | {"git_commit": (info.get("provenance") or {}).get("git_commit")}}
-    rows, block = measure_jobs(jobs, cfg, inputs, info["run"], hw, command, progress, out, source)
-    failures = block.pop("failures")
-    doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows, keep=outside_jobs(jobs))
-    write_outputs(doc, all_rows, out.parent, json_path=out)
-    return finish(BenchOutcome(out.parent, hw["machine_id"], rows, failures, []), out)

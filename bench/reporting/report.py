@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from bench import trust_report
-from bench.probe import change_pct
+from bench.reporting import trust
+from bench.scenarios.probe import change_pct
 from bench.schema import KEY_COLUMNS, PAIRED_COLUMNS, BenchRow
 from edgedistill import goals
 from edgedistill.methods import BASELINES, is_baseline
@@ -143,7 +143,7 @@ def steadiness(block: dict) -> dict:
 
 
 def drift_note(block: dict, threads: int | None = None) -> str:
-    """How much the machine itself moved during the run (``bench/probe.py``), and whether the rows
+    """How much the machine itself moved during the run (``bench/scenarios/probe.py``), and whether the rows
     whose job saw a steady machine repeated better than those whose job did not."""
     probes = {k: v for k, v in (block.get("bandwidth_gbs") or {}).items()
               if _at_threads(k, threads) and v and None not in v}
@@ -151,8 +151,8 @@ def drift_note(block: dict, threads: int | None = None) -> str:
         return ""
     values = [x for pair in probes.values() for x in pair]
     moved = sorted(change_pct(*pair) for pair in probes.values())
-    text = (f"Machine drift: the memory-bandwidth probe (`bench/probe.py`, one thread, just before and just after "
-            f"each job) read {min(values):.1f} to {max(values):.1f} GB/s over the run "
+    text = (f"Machine drift: the memory-bandwidth probe (`bench/scenarios/probe.py`, one thread, just before and "
+            f"just after each job) read {min(values):.1f} to {max(values):.1f} GB/s over the run "
             f"({max(values) / min(values):.1f}x); "
             f"across one job it moved by a median {moved[len(moved) // 2]:.0f}%.")
     steady, unsteady = [], []
@@ -255,7 +255,7 @@ def best_per_goal(rows: list[BenchRow]) -> str:
         out.append(f"- **{goals.GOALS[goal]}** (keeping >= {pct:g}% of teacher macro-F1): {name(f)}: p50 "
                    f"{fmt(f.latency_p50_ms)} ms, {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
                    f"{fmt(f.size_ratio_vs_fp32)} vs its ONNX FP32 ({fmt(f.size_mb, 1)} MB), macro-F1 "
-                   f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher)." + trust_report.paired_text(f))
+                   f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher)." + trust.paired_text(f))
     s = winners.get("smallest")
     if s is not None:
         out.append(f"- **Smallest keeping >= {RETAINED_GOAL:.0f}%**: {name(s)}: {fmt(s.size_mb, 1)} MB (size ratio "
@@ -331,9 +331,9 @@ def render_report(doc: dict, rows: list[BenchRow]) -> str:
         for (device, threads), group in groups.items():
             parts += ["", f"### {device}, {threads} thread(s)", "", main_table(group, block.get("repeats"))]
             for note in (drift_note(block, threads) if device == "cpu" else "",
-                         run_to_run_note(block, group, threads), trust_report.contention_note(group, block),
-                         trust_report.paired_table(group, block, threads),
-                         trust_report.limit_table(group, block, threads)):
+                         run_to_run_note(block, group, threads), trust.contention_note(group, block),
+                         trust.paired_table(group, block, threads),
+                         trust.limit_table(group, block, threads)):
                 parts += ["", note] if note else []
             by_len = seq_len_table(group)
             if by_len:
@@ -357,23 +357,23 @@ def main(argv=None) -> int:
     import sys
     from pathlib import Path
 
-    from bench.derive import add_derived
+    from bench.reporting.derive import add_derived
     from bench.schema import BenchFileError, document, read_document
     from edgedistill.io import atomic_write_text
 
-    p = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.reporting.report", description=main.__doc__)
     p.add_argument("bench_json", help="a bench.json (e.g. results/<run>/bench.json)")
     p.add_argument("--out", help="the report to write (default: report.md beside the bench.json)")
     args = p.parse_args(argv)
     try:
         doc, rows = read_document(args.bench_json)
     except (BenchFileError, OSError) as exc:
-        print(f"bench.report: {exc}", file=sys.stderr)
+        print(f"bench.reporting.report: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path(args.bench_json).with_name("report.md")
     same = out.resolve() == Path(args.bench_json).resolve()
     if same or out.suffix.lower() in (".json", ".csv"):
-        print(f"bench.report: --out {out} refused: the report is Markdown and would replace "
+        print(f"bench.reporting.report: --out {out} refused: the report is Markdown and would replace "
               f"{'its own input' if same else 'a data file'}; write it to a .md file, e.g. --out "
               f"{Path(args.bench_json).with_name('report.md')}", file=sys.stderr)
         return 2

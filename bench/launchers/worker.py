@@ -1,6 +1,6 @@
 """One bench job in a process of its own: load, accuracy, timing, peak memory.
 
-    python -m bench.worker JOB.json RESULT.json
+    python -m bench.launchers.worker JOB.json RESULT.json
 
 A fresh process per artifact x runtime x device x precision x threads, because the peak
 resident memory only ever grows within a process, and so that one runtime's libraries and
@@ -27,16 +27,16 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import timing
 from bench.config import BenchConfig
-from bench.memory import peak_rss_mb
 from bench.plan import Job
-from bench.timing import Case, run_cases, timing_settings
+from bench.scenarios import latency
+from bench.scenarios.latency import Case, run_cases, timing_settings
+from bench.scenarios.memory import peak_rss_mb
 from edgedistill.contention import CaseMarks
 
 
 def build_cases(cfg: BenchConfig) -> list[Case]:
-    return timing.build_cases(cfg.seq_lens, cfg.batch_size, cfg.throughput_seq_lens, cfg.min_rounds,
+    return latency.build_cases(cfg.seq_lens, cfg.batch_size, cfg.throughput_seq_lens, cfg.min_rounds,
                               cfg.throughput_min_rounds, cfg.repeat)
 
 

@@ -1,6 +1,6 @@
 """A bench bundle's format: its file names, kind and schema version, and reading it back verified.
 
-``bench.bundle`` writes and benches bundles; the GPU bench (``bench.gpu.run --bundle``) reads one
+``bench.bundles.write`` writes and benches bundles; the GPU bench (``bench.launchers.gpu.run --bundle``) reads one
 too, so what both read lives here, below them both. Nothing outside a bundle is ever read: every
 path is resolved inside it and every file's size and sha256 checked before anything is loaded.
 """
@@ -16,6 +16,9 @@ INPUTS_FILE = "inputs.json"
 GPU_FOLDER = "gpu"
 SCHEMA_VERSION = 1
 KIND = "edgedistill-bench-bundle"
+# The artifact formats a bundle carries, the runtime that measures each, and the package it needs.
+FORMAT_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
+RUNTIME_PACKAGE = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 # What a bench machine can run without torch: the runtime each format needs, and its pip package.
 
 

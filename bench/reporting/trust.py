@@ -81,8 +81,8 @@ def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
                       _fmt(r.speedup_vs_teacher) + "x" if r.speedup_vs_teacher else "-",
                       _fmt(max(others), 0) + "%" if others else "-", "yes" if any(d for _, d in seen) else ""])
     cfg = block.get("bench_config") or {}
-    head = (f"Paired headline ratios (`bench/paired.py`): each candidate and the reference loaded in one process, "
-            f"timed in alternating ABBA blocks ({cfg.get('paired_blocks', '?')} blocks of "
+    head = (f"Paired headline ratios (`bench/scenarios/paired.py`): each candidate and the reference loaded in one "
+            f"process, timed in alternating ABBA blocks ({cfg.get('paired_blocks', '?')} blocks of "
             f"{cfg.get('paired_calls', '?')} calls, batch 1, natural length); median of the per-block ratios "
             "[bootstrap 95% interval]. The separate-"
             "process speed-up (from the rows' p50s) is shown for comparison.")
@@ -104,9 +104,9 @@ def limit_table(rows: list[BenchRow], block: dict, threads) -> str:
               _fmt(r.floor_ms, 3), _fmt(r.latency_p50_ms / r.floor_ms, 1) + "x" if r.floor_ms else "-",
               _fmt(r.pct_of_peak, 1)] for r in sorted(keep, key=lambda r: r.latency_p50_ms or float("inf"))]
     m, k, n = peak.get("shape", ["?"] * 3)
-    head = (f"Distance to the limit (`bench/roofline.py`): FLOPs per forward counted from the model config (embeddings "
-            f"excluded, at the padded length); this machine's peak through ONNX Runtime on {threads} thread(s), a "
-            f"{m}x{k}x{n} MatMul: FP32 {peak.get('fp32')} GFLOP/s, INT8 (dynamic) {peak.get('int8')} GFLOP/s. Floor = "
-            "FLOPs / the peak of the row's precision (INT8 rows: the INT8 peak; the rest: FP32).")
+    head = (f"Distance to the limit (`bench/scenarios/roofline.py`): FLOPs per forward counted from the model config "
+            f"(embeddings excluded, at the padded length); this machine's peak through ONNX Runtime on {threads} "
+            f"thread(s), a {m}x{k}x{n} MatMul: FP32 {peak.get('fp32')} GFLOP/s, INT8 (dynamic) {peak.get('int8')} "
+            "GFLOP/s. Floor = FLOPs / the peak of the row's precision (INT8 rows: the INT8 peak; the rest: FP32).")
     return head + "\n\n" + _table(["artifact", "GFLOP / call", "p50 ms", "achieved GFLOP/s", "floor ms",
                                    "p50 / floor", "% of peak"], lines)

@@ -1,4 +1,4 @@
-"""The pytest-benchmark module behind ``bench.timing.run_cases`` (not part of the test suite).
+"""The pytest-benchmark module behind ``bench.scenarios.latency.run_cases`` (not part of the test suite).
 
 ``run_cases`` parametrizes ``timing_case`` with case ids and provides ``timing_target``, the
 prepared zero-argument call; pytest-benchmark calibrates, warms up and times it.

@@ -5,11 +5,11 @@
     edgedistill bench --bundle B --scheduler tcp://HOST:8786 --out bench.json [--targets board-1 board-2]
 
 The bundle is verified here, sent to each chosen target as bytes (no shared filesystem needed),
-written into a fresh folder there and benched by ``bench.bundle.bench_bundle``: the same
+written into a fresh folder there and benched by ``bench.launchers.bundle.bench_bundle``: the same
 verification on arrival, the same loop, the slim install plus the ``cluster`` extra. One bench
 per target at a time (the ``target`` resource), so a machine's timings are not contended by a
 second bench. Each machine's rows come back and are merged under its own fingerprint into one
-bench.json by ``bench.runner.merge_bench_file``. Boards of one model share a fingerprint: name
+bench.json by ``bench.launchers.process.merge_bench_file``. Boards of one model share a fingerprint: name
 each (``EDGEDISTILL_MACHINE_NAME``), or their rows would replace one another; that is refused
 before anything is sent.
 """
@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.bundle_format import BUNDLE_FILE, BundleError, verify_bundle
+from bench.bundles.spec import BUNDLE_FILE, BundleError, verify_bundle
 from edgedistill import cluster
 from edgedistill.provenance import MACHINE_NAME_VAR
 
@@ -82,7 +82,7 @@ def check_distinct(client, chosen: dict[str, str]) -> dict[str, dict]:
 def bench_shipped(files: dict[str, bytes], overrides: dict | None, command: list[str] | None) -> dict:
     """Runs on a target: the bundle's files into a fresh folder, verified and benched there;
     returns the bench.json it wrote (this machine's block and rows)."""
-    from bench.bundle import bench_bundle
+    from bench.launchers.bundle import bench_bundle
 
     with tempfile.TemporaryDirectory(prefix="edgedistill-fleet-") as tmp:
         folder = Path(tmp) / "bundle"
@@ -100,7 +100,7 @@ def bench_shipped(files: dict[str, bytes], overrides: dict | None, command: list
 def fleet_bench(bundle: str | Path, out: str | Path, client, targets: list[str] | None = None,
                 overrides: dict | None = None, command: list[str] | None = None) -> FleetOutcome:
     """Bench ``bundle`` on the chosen targets at once, one bench per target; merge into ``out``."""
-    from bench.runner import merge_bench_file
+    from bench.launchers.process import merge_bench_file
 
     bundle, out = Path(bundle), Path(out)
     info = verify_bundle(bundle)                 # a bundle broken here is not sent anywhere

@@ -41,8 +41,8 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     from safetensors.torch import save_file
 
     from bench.config import FIXED_SEQ_LENS, load_bench_config
+    from bench.inputs import bench_inputs, cap_test, text_order
     from bench.plan import discover
-    from bench.runner import bench_inputs, cap_test, text_order
     from distill.data import load_dataset
     from edgedistill import layout
     from edgedistill.checkpoint import load_checkpoint
@@ -140,7 +140,7 @@ def main(args) -> int:
     try:
         info = pack_run(args.run, args.out, args.max_mb, args.models, args.max_test)
     except (PackError, ValueError) as exc:
-        print(f"bench.gpu.pack: {exc}", file=sys.stderr)
+        print(f"bench.bundles.gpu_pack: {exc}", file=sys.stderr)
         return 2
     out = args.out or str(Path(args.run) / "gpu_pack")
     for name, m in info["models"].items():

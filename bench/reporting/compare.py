@@ -15,7 +15,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bench.report import agreement, md_table, paired_run_to_run, previous_origin, run_to_run_pairs
+from bench.reporting.report import agreement, md_table, paired_run_to_run, previous_origin, run_to_run_pairs
 from bench.schema import PAIRED_COLUMNS, BenchFileError, previous_run, read_document
 from edgedistill.io import atomic_write_text
 from edgedistill.targets import AGREE_PCT

@@ -1,4 +1,4 @@
-"""Benchmark a GPU pack (bench/gpu/pack.py) on a CUDA machine; writes bench.json, same schema.
+"""Benchmark a GPU pack (bench/bundles/gpu_pack.py) on a CUDA machine; writes bench.json, same schema.
 
     edgedistill gpu-bench --bundle <bundle> --out $OUT/bench.json               (on the GPU box)
     edgedistill gpu-bench --pack runs/<run>/gpu_pack --out $OUT/bench.json      (a bare pack)
@@ -8,10 +8,10 @@ PyTorch eager at FP32 / FP16 / BF16, batch 1 (natural length and 16 / 64 / 128 t
 throughput batch (default 256); at batch 1 also replayed as CUDA graphs (batch 1 is bound by
 kernel launches, which a graph replays in one go), optionally ``torch.compile`` (``--compile``;
 slow to compile, fixed lengths and the bucketed pass). Throughput also as a full pass over the
-test split in length-bucketed batches (``seq_len: bucketed``, ``bench.buckets``): texts sorted by
+test split in length-bucketed batches (``seq_len: bucketed``, ``bench.scenarios.throughput``): texts sorted by
 length, batches of up to the throughput batch padded to a multiple of ``--bucket-multiple``
 tokens, texts per second over the pass. Accuracy on the carried test split. Timing by
-pytest-benchmark (``bench.timing``), each call ending with the logits copied to the host
+pytest-benchmark (``bench.scenarios.latency``), each call ending with the logits copied to the host
 (which waits for the GPU), as the CPU runtimes return them.
 
 Each model x precision runs in a child process of its own (peak RSS per artifact, a crashed
@@ -19,7 +19,7 @@ CUDA graph capture cannot take other measurements down); the parent keeps a dead
 (``--deadline-s``) so the whole script ends inside one 10-minute device call and always writes
 its file, with what did not fit listed under the machine's ``failed``.
 
-The timed cases come from ``bench.timing.build_cases`` and the rows from
+The timed cases come from ``bench.scenarios.latency.build_cases`` and the rows from
 ``bench.schema.rows_from_timings``, as in the CPU bench. Needs torch, transformers (4.x or 5.x),
 safetensors, numpy, pytest-benchmark, psutil; imports from this repository only
 ``bench.schema``/``derive``/``timing``/``memory``/``bundle`` and
@@ -107,8 +107,8 @@ def case_batches(inputs: dict, case, s: dict, device: str) -> list[dict]:
 
 
 def pass_buckets(inputs: dict, info: dict, s: dict) -> list:
-    """The bucketed pass over the carried test split (``bench.buckets``), ties in the seeded text order."""
-    from bench.buckets import bucket_batches
+    """The bucketed pass over the carried test split (``bench.scenarios.throughput``), ties in the seeded text order."""
+    from bench.scenarios.throughput import bucket_batches
 
     return bucket_batches([len(ids) for ids in inputs["test_ids"]], s["batch_size"], s["bucket_multiple"],
                           order=inputs["order"], max_length=info.get("max_length"))
@@ -184,8 +184,8 @@ def child(args) -> int:
     """Measure one model at one precision; write its rows (as dicts) to --child-out."""
     import torch
 
-    from bench.memory import peak_rss_mb
-    from bench.timing import Case, TimingSettings, build_cases, run_cases_partial
+    from bench.scenarios.latency import Case, TimingSettings, build_cases, run_cases_partial
+    from bench.scenarios.memory import peak_rss_mb
     from edgedistill.integrity import resolve_inside
 
     pack = Path(args.pack)
@@ -316,7 +316,7 @@ def rows_for(result: dict, info: dict, hw: dict) -> list:
 
 
 def parent(args) -> int:
-    from bench.derive import add_derived
+    from bench.reporting.derive import add_derived
     from bench.schema import document, machine_block, new_document
     from edgedistill.io import atomic_write_json
     from edgedistill.provenance import hardware, provenance
@@ -329,7 +329,7 @@ def parent(args) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            print("bench.gpu.run: torch sees no CUDA GPU; use --smoke for a CPU check", file=sys.stderr)
+            print("bench.launchers.gpu.run: torch sees no CUDA GPU; use --smoke for a CPU check", file=sys.stderr)
             return 2
     models = [m for m in info["order"] if not args.models or m in args.models]
     # The teacher's FP32 first: every speed-up and retained F1 is relative to it.
@@ -338,7 +338,7 @@ def parent(args) -> int:
     hw = hardware()
     rows, failed, notes = [], [], []
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.pathsep.join(
-        p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p))
+        p for p in (str(Path(__file__).resolve().parents[3]), os.environ.get("PYTHONPATH")) if p))
     scratch = tempfile.TemporaryDirectory(prefix="gpu-bench-")
     for model, precision in jobs:
         left = args.deadline_s - (time.time() - start)
@@ -348,7 +348,7 @@ def parent(args) -> int:
         work = Path(scratch.name) / f"{model}-{precision}"
         work.mkdir()
         out, log = work / "result.json", work / "child.log"
-        cmd = [sys.executable, "-m", "bench.gpu.run", "--pack", str(pack), "--child", f"{model}:{precision}",
+        cmd = [sys.executable, "-m", "bench.launchers.gpu.run", "--pack", str(pack), "--child", f"{model}:{precision}",
                "--child-out", str(out), "--settings", json.dumps(s)]
         name = f"{model}/pytorch [{s['device']} {precision}]"
         print(f"[{time.time() - start:6.1f}s] {name} ...", flush=True)
@@ -371,19 +371,19 @@ def parent(args) -> int:
     scratch.cleanup()
     add_derived(rows, {k: v["onnx_fp32_mb"] for k, v in info["models"].items() if v.get("onnx_fp32_mb")})
     no_weights = [k for k, v in info["models"].items() if not v["weights"]]
-    transport = ("Weights travelled as FP16 with the vocabulary cut to the test texts' tokens (bench/gpu/pack.py); "
-                 "FP32 rows run those weights upcast.")
+    transport = ("Weights travelled as FP16 with the vocabulary cut to the test texts' tokens "
+                 "(bench/bundles/gpu_pack.py); FP32 rows run those weights upcast.")
     if no_weights:
         transport += f" Timed with random weights, no accuracy (did not fit the pack): {', '.join(no_weights)}."
     bucketed = {}
     if s["bucketed"]:
-        from bench.buckets import describe
+        from bench.scenarios.throughput import describe
 
         inputs = json.loads((pack / "inputs.json").read_text())
         bucketed = {"bucketed": {**describe(pass_buckets(inputs, info, s), [len(i) for i in inputs["test_ids"]]),
                                  "batch_size": s["batch_size"], "multiple": s["bucket_multiple"]}}
     block = machine_block(hw, provenance(["edgedistill", "gpu-bench"] + (args.argv or [])),
-                          {"script": "bench/gpu/run.py", **s, "smoke": args.smoke},
+                          {"script": "bench/launchers/gpu/run.py", **s, "smoke": args.smoke},
                           {"failed": failed, "notes": notes, "transport": transport, "test_size": info["test_size"],
                            "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")}, **bucketed,
                            **({"bundle": args.bundle_info} if getattr(args, "bundle_info", None) else {})})
@@ -399,7 +399,7 @@ def parent(args) -> int:
 def add_arguments(parser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--bundle", help="a bench bundle written with `edgedistill bundle --gpu` (verified first)")
-    where.add_argument("--pack", help="the folder written by bench/gpu/pack.py")
+    where.add_argument("--pack", help="the folder written by bench/bundles/gpu_pack.py")
     parser.add_argument("--out", help="bench.json to write")
     parser.add_argument("--smoke", action="store_true", help="CPU, FP32, a few rounds: checks the script, not numbers")
     parser.add_argument("--models", type=lambda v: v.split(","), help="comma-separated subset of the pack")
@@ -434,15 +434,15 @@ def main(args) -> int:
         print("gpu-bench: --out is required (the bench.json to write)", file=sys.stderr)
         return 2
     if args.bundle:
-        from bench.bundle_format import GPU_FOLDER, BundleError, verify_bundle
+        from bench.bundles.spec import GPU_FOLDER, BundleError, verify_bundle
 
         try:
             info = verify_bundle(args.bundle)
         except BundleError as exc:
-            print(f"bench.gpu.run: {exc}", file=sys.stderr)
+            print(f"bench.launchers.gpu.run: {exc}", file=sys.stderr)
             return 2
         if not info.get("gpu"):
-            print(f"bench.gpu.run: bundle {args.bundle} carries no GPU pack; write it with `edgedistill bundle --gpu`",
+            print(f"gpu-bench: bundle {args.bundle} carries no GPU pack; write it with `edgedistill bundle --gpu`",
                   file=sys.stderr)
             return 2
         args.pack = str(Path(args.bundle) / GPU_FOLDER)

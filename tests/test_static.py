@@ -16,7 +16,7 @@ def test_static_classifier_pools_real_tokens_and_its_graph_matches(tmp_path):
 
     from distill.static import StaticClassifier
     from edgedistill import graphs
-    from export.pipeline import static_onnx
+    from export.convert import static_onnx
 
     torch.manual_seed(0)
     model = StaticClassifier(20, 6, ["a", "b", "c"], hidden=5, unk_token_id=1).eval()
@@ -113,3 +113,26 @@ def test_the_static_model_runs_in_bf16_and_fp16_as_the_pytorch_bench_runs_it():
         logits = model.to(dtype)(ids, mask).logits
         assert logits.dtype == dtype
         assert torch.allclose(logits.float(), reference, atol=0.05)
+
+
+def test_static_ablation_adds_one_step_at_a_time_and_chooses_on_validation(tmp_path, tiny_checkpoint, tiny_csv):
+    from static_ablation import run_ablation
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         data={"unlabeled": str(_pool(tmp_path)), "max_unlabeled": 20},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2}},
+                         baselines={"tfidf": False, "model2vec": False})
+    train_run(recipe, methods=["teacher"], progress=False)
+    variants = {"pretrained-frozen-ce": ("pretrained", False, "ce", False),
+                "finetuned-trained-kd-pool": ("finetuned", True, "kd", True)}
+    out = tmp_path / "ablation"
+    result = run_ablation(recipe.run_dir, variants, progress=False, out_dir=out)
+    frozen, shipped = result["variants"]["pretrained-frozen-ce"], result["variants"]["finetuned-trained-kd-pool"]
+    assert shipped["train_texts"] == frozen["train_texts"] + 20            # the teacher-labelled pool
+    assert frozen["params_trainable"] < shipped["params_trainable"]        # the frozen table is not trained
+    assert result["best"] == max(result["variants"], key=lambda k: result["variants"][k]["validation_macro_f1"])
+    assert result["model2vec_baseline"] is None                             # the baseline did not train here
+    assert "| finetuned-trained-kd-pool | finetuned | trained | KD | yes |" in (out / "tiny.md").read_text()

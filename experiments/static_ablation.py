@@ -154,7 +154,8 @@ def main(argv=None) -> int:
     if args.tables:
         path = Path(args.out) / f"{Path(args.run).name}.json"
         result = json.loads(path.read_text())
-        result.setdefault("model2vec_baseline", model2vec_baseline(Path(result["run_dir"])))
+        # the baseline trains at the end of a run: an ablation made before it finished picks it up here
+        result["model2vec_baseline"] = result.get("model2vec_baseline") or model2vec_baseline(Path(result["run_dir"]))
         result.pop("model2vec_baseline_validation_macro_f1", None)
         atomic_write_json(path, result)
         atomic_write_text(path.with_suffix(".md"), ablation_table(result))

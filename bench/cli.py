@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench.config import BenchConfig, csv_list
+from bench.config import BenchConfig
 from edgedistill.cluster import SCHEDULER_HELP
-from edgedistill.configbase import default_of
+from edgedistill.configbase import csv_list, default_of
 from edgedistill.methods import BASELINES, ORDER
 
 

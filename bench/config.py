@@ -121,7 +121,3 @@ def describe(cfg: BenchConfig) -> str:
 
 
 __all__ = ["BenchConfig", "ConfigError", "load_bench_config", "describe", "RUNTIMES", "DEVICES"]
-
-
-def csv_list(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]

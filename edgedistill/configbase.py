@@ -221,3 +221,8 @@ def default_of(cls: type, name: str, none: str = "none") -> str:
     if value is None:
         return none
     return ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+
+
+def csv_list(value: str) -> list[str]:
+    """A comma-separated command-line value as a list, blanks dropped (``--models odd, even``)."""
+    return [v.strip() for v in value.split(",") if v.strip()]

@@ -156,7 +156,6 @@ def main(argv=None) -> int:
         result = json.loads(path.read_text())
         # the baseline trains at the end of a run: an ablation made before it finished picks it up here
         result["model2vec_baseline"] = result.get("model2vec_baseline") or model2vec_baseline(Path(result["run_dir"]))
-        result.pop("model2vec_baseline_validation_macro_f1", None)
         atomic_write_json(path, result)
         atomic_write_text(path.with_suffix(".md"), ablation_table(result))
         return 0

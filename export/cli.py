@@ -20,13 +20,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from edgedistill.configbase import default_of
+from edgedistill.configbase import csv_list, default_of
 from edgedistill.methods import ORDER
 from export.config import ExportConfig
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="with --model: the run name (default: the model folder's name)")
     parser.add_argument("--runs-dir", default="runs", help="with --model: where the run folder goes")
     parser.add_argument("--results-dir", default="results", help="with --model: where the results go")
-    parser.add_argument("--models", type=_csv, default=None,
+    parser.add_argument("--models", type=csv_list, default=None,
                         help=f"comma-separated models ({','.join(ORDER)}); None = every trained one")
-    parser.add_argument("--variants", type=_csv, default=None,
+    parser.add_argument("--variants", type=csv_list, default=None,
                         help="comma-separated variants; None = the recipe's export.variants. Known: "
                              + ", ".join(KNOWN_VARIANTS))
     parser.add_argument("--calibration-size", type=int, default=None,

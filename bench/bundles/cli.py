@@ -14,7 +14,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.config import csv_list
+    from edgedistill.configbase import csv_list
 
     parser.add_argument("--run", required=True, help="the run folder, runs/<run> (exports in artifacts/)")
     parser.add_argument("--out", required=True, help="the bundle folder to write: a new or empty folder, or an "

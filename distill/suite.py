@@ -467,19 +467,23 @@ def train_pair(recipe, stale_row: dict | None = None, stale: list[str] | None = 
     print(f"=== suite entry {recipe.run.name.rsplit('-s', 1)[0]}, seed {recipe.run.seed}"
           f"{f' (stale row: retraining {stale})' if stale_row is not None else ''} ===", flush=True)
     redo = changed_methods(recipe)
-    done_before = [] if stale_row is not None else [m for m in finished_methods(recipe) if m not in redo]
+    done_before = [m for m in finished_methods(recipe) if m not in redo]
     t0 = time.perf_counter()
     metrics = train_run(recipe, progress=progress, retrain_changed=True)
     wall = time.perf_counter() - t0
     # Only the methods the recipe enables: a checkpoint of one disabled since stays in the run folder.
     metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}
     row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
+    # Methods an earlier, killed process finished for this row: the pair's time is this call's plus
+    # theirs. A stale row's methods kept unchanged are not among them: their time is in the old row.
+    earlier = [m for m in done_before
+               if stale_row is None or row["models"].get(m) != stale_row["models"].get(m)]
+    spent = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in earlier)
+    row["wall_time_s"] = spent
     if stale_row is not None:
-        row = _account_retrain(stale_row, row, wall)
-    elif done_before:
-        # The pair's time is this call's plus what the earlier process spent on the methods it finished.
-        row["wall_time_s"] = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in done_before)
-        row["resumed"] = {"methods_trained_before": done_before, "wall_time_s_this_process": wall}
+        row = _account_retrain(stale_row, row, spent)
+    if earlier:
+        row["resumed"] = {"methods_trained_before": earlier, "wall_time_s_this_process": wall}
     return row
 
 
@@ -503,8 +507,9 @@ def finished_methods(recipe) -> list[str]:
 
 
 def _account_retrain(old: dict, new: dict, wall_s: float) -> dict:
-    """A row where some methods were retrained: its wall time is the old row's, less the replaced
-    methods' own time, plus this retraining; which methods were retrained (and when) is recorded."""
+    """A row where some methods were retrained (``wall_s``: their time, in this process and any
+    killed one before it): its wall time is the old row's, less the replaced methods' own time, plus
+    this retraining; which methods were retrained (and when) is recorded."""
     kept = [m for m, e in new["models"].items() if m in old["models"] and e == old["models"][m]]
     redone = [m for m in new["models"] if m not in kept]
     if kept:

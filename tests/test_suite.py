@@ -117,6 +117,17 @@ def test_rows_of_another_recipe_are_refused_until_retrained(tmp_path, tiny_check
     assert again["recipe_sha256"] != first["recipe_sha256"] and result["complete"]
     assert again["models"]["teacher"]["epochs_run"] == 1
 
+    # a retraining killed half-way resumes; the row's time counts what the killed process spent
+    row.write_text(json.dumps(first))
+    shutil.rmtree(tmp_path / "suite-runs" / "capped-s1" / "models" / "hybrid")
+    run_suite(path, rerun_stale=True)
+    resumed = json.loads(row.read_text())
+    before = resumed["resumed"]["methods_trained_before"]
+    assert "teacher" in before and "hybrid" not in before
+    spent = resumed["resumed"]["wall_time_s_this_process"] + sum(resumed["models"][m]["wall_time_s"] for m in before)
+    assert resumed["wall_time_s"] == pytest.approx(spent)
+    assert resumed["retrained"][-1]["wall_time_s"] == pytest.approx(spent)
+
 
 def test_suite_entries_validated_before_training(tmp_path, tiny_checkpoint, tiny_csv, capsys):
     path = _suite(

@@ -342,11 +342,13 @@ def previous_run(block: dict, rows: list[BenchRow], machine_id: str) -> dict:
 
 
 def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dict,
-                    new_rows: list[BenchRow], keep=None) -> tuple[dict, list[BenchRow]]:
+                    new_rows: list[BenchRow], keep=None, ran: set[str] | None = None) -> tuple[dict, list[BenchRow]]:
     """``doc`` with ``machine_id``'s block and rows replaced; other machines are untouched. The
     replaced run's p50s stay in the new block as ``previous_run`` (one run back, not a history).
     ``keep(row)``: the machine's old rows that stay beside the new ones (a partial bench, or
-    ``--merge --add``); the block they were measured with stays under ``added_to``."""
+    ``--merge --add``); the block they were measured with stays under ``added_to``, and what the
+    report reads of it carries over: the kept rows' paired timings, the machine's MatMul peaks, and
+    the failures and runtimes of the jobs not run again (``ran``: the labels of the jobs that were)."""
     old = doc["machines"].get(machine_id)
     mine = [r for r in rows if r.machine_id == machine_id and keep is not None and keep(r)]
     kept = [r for r in rows if r.machine_id != machine_id] + mine
@@ -356,6 +358,16 @@ def replace_machine(doc: dict, rows: list[BenchRow], machine_id: str, block: dic
         block = {**block, "added_to": [*old.get("added_to", []), prior]}
         for key in ("repeats", "bandwidth_gbs"):        # per-row entries of the rows kept
             block[key] = {k: v for k, v in (prior.get(key) or {}).items() if k in kept_keys} | (block.get(key) or {})
+        paired_now = {p["candidate"] for p in block.get("paired") or []}
+        block["paired"] = [p for p in prior.get("paired") or []
+                           if p["candidate"] in kept_keys and p["candidate"] not in paired_now
+                           ] + list(block.get("paired") or [])
+        block["peak_gflops"] = (prior.get("peak_gflops") or {}) | (block.get("peak_gflops") or {})
+        redone = set(ran or ()) | {f["job"] for f in block.get("failed") or []}
+        block["failed"] = [f for f in prior.get("failed") or [] if f["job"] not in redone] + list(block.get("failed")
+                                                                                                   or [])
+        block["runtimes"] = {k: v for k, v in (prior.get("runtimes") or {}).items() if k not in redone} | (
+            block.get("runtimes") or {})
     machines = {k: v for k, v in doc["machines"].items() if k != machine_id}
     if old and old.get("measured_at") != block.get("measured_at"):
         replaced = [r for r in rows if r.machine_id == machine_id and not (keep is not None and keep(r))]

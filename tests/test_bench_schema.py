@@ -111,6 +111,29 @@ def test_replace_machine_keeps_other_machines(tmp_path):
     assert sorted(r.key() for r in csv_rows) == sorted(r.key() for r in rows)
 
 
+def test_a_partial_bench_keeps_what_the_kept_rows_were_measured_with():
+    first = block("m1")
+    odd, teacher = row("m1", model="odd", p50=5.0), row("m1")
+    first.update(paired=[{"candidate": odd.key_text(), "reference": teacher.key_text(), "median": 2.0}],
+                 peak_gflops={"2": 90.0}, runtimes={"odd/pytorch [cpu x2]": {"a": 1}, "static/pytorch [bf16]": {}},
+                 failed=[{"job": "static/pytorch [bf16]", "error": "dtype"}, {"job": "tiny/pytorch", "error": "x"}])
+    doc, rows = replace_machine(new_document("tiny"), [], "m1", first, [teacher, odd])
+    again = block("m1")
+    again.update(paired=[], peak_gflops={"1": 40.0}, runtimes={"static/pytorch [bf16]": {"b": 2}}, failed=[])
+    static = row("m1", model="static", precision="bf16", p50=0.1)
+    doc, rows = replace_machine(doc, rows, "m1", again, [static], keep=lambda r: r.model != "static",
+                                ran={"static/pytorch [bf16]"})
+    now = doc["machines"]["m1"]
+    assert [p["candidate"] for p in now["paired"]] == [odd.key_text()]       # the kept row's timing stays
+    assert now["peak_gflops"] == {"2": 90.0, "1": 40.0}
+    assert now["failed"] == [{"job": "tiny/pytorch", "error": "x"}]            # the job run again succeeded
+    assert now["runtimes"] == {"odd/pytorch [cpu x2]": {"a": 1}, "static/pytorch [bf16]": {"b": 2}}
+    assert len(rows) == 3 and len(now["added_to"]) == 1
+    # a full bench (nothing kept) carries nothing over
+    doc, rows = replace_machine(doc, rows, "m1", block("m1"), [teacher])
+    assert not doc["machines"]["m1"].get("paired") and not doc["machines"]["m1"].get("failed")
+
+
 def test_merge_replaces_that_machine_only(tmp_path):
     results, other = tmp_path / "results", tmp_path / "gpu.json"
     doc, rows = replace_machine(new_document("tiny"), [], "m1", block("m1"), machine_rows("m1"))

@@ -350,3 +350,31 @@ TRAINERS = {"tfidf": train_tfidf, "model2vec": train_model2vec, "setfit": train_
 
 __all__ = ["train_baselines", "collect_baselines", "result_file", "word_tokenizer",
            "BaselineError", "TRAINERS"]
+
+
+# --- what must be installed -----------------------------------------------------------------------
+
+# The optional library each name needs (the static student distils its table with model2vec), and how
+# to install it: checked before any training, not when its turn comes after an hour of the others.
+LIBRARIES = {"model2vec": ("model2vec.train", M2V_INSTALL), "setfit": ("setfit", SETFIT_INSTALL),
+             "static": ("model2vec.distill", M2V_INSTALL)}
+
+
+def library_problems(names: list[str]) -> list[str]:
+    """One line per method or baseline in ``names`` whose library is not installed, naming its field."""
+    import importlib.util
+
+    problems = []
+    for name in names:
+        if name not in LIBRARIES:
+            continue
+        module, install = LIBRARIES[name]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:        # the parent package is missing
+            found = False
+        if not found:
+            field = f"baselines.{name}" if name in BASELINES else f"methods.{name}"
+            problems.append(f"{field}: needs {module.split('.')[0]}, which is not installed here; install it with "
+                            f"`{install}`, or turn it off ({field}{'' if name in BASELINES else '.enabled'}: false)")
+    return problems

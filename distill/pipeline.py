@@ -164,7 +164,9 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     names = methods or recipe.method_names()
     baselines = [n for n in names if is_baseline(n)] if methods else recipe.baselines.enabled()
     names = [n for n in names if not is_baseline(n)]
-    problems = method_problems(recipe, names)
+    from distill.baselines import library_problems
+
+    problems = method_problems(recipe, names) + library_problems(names + baselines)
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in the recipe; nothing was trained:\n  - "
                           + "\n  - ".join(problems))

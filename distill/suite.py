@@ -413,6 +413,7 @@ def run_suite(
     once; the rows come back here and are written exactly as a sequential run writes them, plus the
     worker that trained them. A pair that fails on the cluster is reported (``result["failed"]``)
     and the others go on; without a client an error stops the suite, as it always did."""
+    from distill.baselines import library_problems
     from edgedistill import cluster
 
     cfg, recipes = load_suite(path, extra)
@@ -435,6 +436,12 @@ def run_suite(
         redo = stale.get(row_path(cfg, entry, seed))
         todo[f"{entry}-s{seed}"] = (recipe, None if redo is None else on_disk[(entry, seed)], redo,
                                     progress and client is None)
+    if client is None:
+        # Every pair's libraries before the first trains (a cluster's workers check their own).
+        missing = sorted({f"entry {name.rsplit('-s', 1)[0]}: {p}" for name, (recipe, *_) in todo.items()
+                          for p in library_problems(recipe.method_names() + recipe.baselines.enabled())})
+        if missing:
+            raise ConfigError("\n".join(missing) + "\nNothing was trained.")
     keys = {f"{entry}-s{seed}": (entry, seed) for entry, seed in recipes}
     outcomes = cluster.run(client, train_pair, todo, "train")
     failed = []

@@ -129,6 +129,25 @@ def test_setfit_needs_its_library_or_says_how_to_install_it(tmp_path, tiny_check
     assert entry["baseline"] is True and "artifact" not in entry and entry["test"]["n"] > 0
 
 
+def test_a_missing_library_is_named_before_anything_trains(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
+    import distill.baselines as baselines
+    from distill.pipeline import train_run
+    from edgedistill.configbase import ConfigError
+
+    monkeypatch.setitem(baselines.LIBRARIES, "setfit", ("no_such_library.sub", "pip install it"))
+    monkeypatch.setitem(baselines.LIBRARIES, "static", ("no_such_library", "pip install it too"))
+    recipe = load_recipe(overrides={
+        "run": {"name": "bl", "runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results")},
+        "data": {"source": "file", "path": str(tiny_csv), "text_column": "text", "label_column": "label"},
+        "teacher": {"model": str(tiny_checkpoint)}, "baselines": {"setfit": True, "model2vec": False}})
+    with pytest.raises(ConfigError) as err:
+        train_run(recipe, progress=False)
+    text = str(err.value)
+    assert "baselines.setfit: needs no_such_library" in text and "`pip install it`" in text
+    assert "methods.static: needs no_such_library" in text and "methods.static.enabled: false" in text
+    assert not (tmp_path / "runs" / "bl" / "models").exists()         # not a teacher epoch was spent
+
+
 def test_train_run_writes_baselines_into_metrics_and_results(tmp_path, tiny_checkpoint, tiny_csv):
     from distill.pipeline import train_run
 

@@ -136,3 +136,41 @@ def test_static_ablation_adds_one_step_at_a_time_and_chooses_on_validation(tmp_p
     assert result["best"] == max(result["variants"], key=lambda k: result["variants"][k]["validation_macro_f1"])
     assert result["model2vec_baseline"] is None                             # the baseline did not train here
     assert "| finetuned-trained-kd-pool | finetuned | trained | KD | yes |" in (out / "tiny.md").read_text()
+
+
+def test_static_pool_judges_on_the_held_out_validation_half_and_never_reads_test(tmp_path, tiny_checkpoint,
+                                                                                  tiny_csv, monkeypatch):
+    from static_pool import run_experiment, validation_halves
+    from test_train import tiny_recipe
+
+    from distill.data import load_dataset
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         data={"unlabeled": str(_pool(tmp_path)), "max_unlabeled": 10},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2}},
+                         baselines={"tfidf": False, "model2vec": False})
+    train_run(recipe, methods=["teacher"], progress=False)
+    data = load_dataset(recipe.data)
+    judged = validation_halves(data, 0)
+    halves = sorted(judged.validation.texts + judged.test.texts)
+    assert halves == sorted(data.validation.texts) and not set(judged.validation.texts) & set(judged.test.texts)
+    assert abs(len(judged.validation) - len(judged.test)) <= 1
+
+    import distill.data as data_module
+
+    real = data_module.load_dataset
+
+    def no_test(cfg):        # the experiment may not see the test split's texts
+        d = real(cfg)
+        return data_module.Dataset(d.train, d.validation, data_module.Split([], d.test.labels[:0]), d.label_names,
+                                   d.info, d.unused_train)
+
+    monkeypatch.setattr(data_module, "load_dataset", no_test)
+    out = tmp_path / "pool"
+    result = run_experiment(recipe.run_dir, {"trained-pool-recipe": (True, None), "frozen-pool-30": (False, 30)},
+                            progress=False, out_dir=out)
+    recipe_pool, large = result["variants"]["trained-pool-recipe"], result["variants"]["frozen-pool-30"]
+    assert recipe_pool["pool"] == 10 and large["pool"] == 30 and large["train_texts"] == recipe_pool["train_texts"] + 20
+    assert result["best"] == max(result["variants"], key=lambda k: result["variants"][k]["judged_macro_f1"])
+    assert "| frozen-pool-30 | frozen | 30 |" in (out / "tiny.md").read_text()

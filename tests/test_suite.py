@@ -129,6 +129,16 @@ def test_rows_of_another_recipe_are_refused_until_retrained(tmp_path, tiny_check
     assert resumed["retrained"][-1]["wall_time_s"] == pytest.approx(spent)
 
 
+def test_a_missing_library_stops_the_suite_before_any_pair_trains(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
+    import distill.baselines as baselines
+
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv, seeds=[1])
+    monkeypatch.setitem(baselines.LIBRARIES, "tfidf", ("no_such_library", "pip install it"))
+    with pytest.raises(ConfigError, match="(?s)entry capped: baselines.tfidf: needs no_such_library.*Nothing was"):
+        run_suite(path)
+    assert not (tmp_path / "suite-runs").exists()
+
+
 def test_suite_entries_validated_before_training(tmp_path, tiny_checkpoint, tiny_csv, capsys):
     path = _suite(
         tmp_path,

@@ -20,7 +20,7 @@ from edgedistill.io import atomic_dir, atomic_write_json, atomic_write_text, rem
 from edgedistill.layout import CHECKPOINT_MARKER as MARKER
 from edgedistill.layout import checkpoint_complete
 from edgedistill.metadata import CheckpointMeta
-from edgedistill.methods import ORDER, is_baseline, layer_students, students
+from edgedistill.methods import ORDER, is_baseline, is_static, layer_students, students
 from edgedistill.provenance import provenance
 from edgedistill.recipe import Recipe
 
@@ -35,11 +35,19 @@ def _affecting(recipe: Recipe, method: str) -> dict:
     """The recipe settings that shape one method's checkpoint (what must match to reuse it)."""
     d = to_dict(recipe)
     out = {k: d[k] for k in ("data", "teacher", "train")}
-    out |= {"seed": d["run"]["seed"], "method": d["methods"].get(method)}
+    out |= {"seed": d["run"]["seed"], "method": _own_settings(d["methods"].get(method), method)}
     if method in students():
         out["loss"] = d["loss"]                   # students also depend on the teacher's checkpoint
-        out["teacher_method"] = d["methods"].get("teacher")
+        out["teacher_method"] = _own_settings(d["methods"].get("teacher"), "teacher")
     return out
+
+
+def _own_settings(settings: dict | None, method: str) -> dict | None:
+    """A method's settings without those only the static student reads: a new static setting leaves
+    the other methods' checkpoints (and suite rows) current."""
+    if settings is None or is_static(method):
+        return settings
+    return {k: v for k, v in settings.items() if not k.startswith("static_")}
 
 
 def method_problems(recipe: Recipe, methods: list[str] | None = None) -> list[str]:
@@ -182,6 +190,9 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     student_data, extra_info = student_dataset(recipe, data)
     if extra_info:
         acc.print(f"Students also learn from {extra_info}")
+    own = own_pool_data(recipe, names, data)
+    for name, (_, info) in own.items():
+        acc.print(f"[{name}] learns from its own teacher-labelled pool: {info}")
     prepare_run_dir(recipe, force, write=acc.is_main_process, retrain_changed=retrain_changed, retrain=names)
     acc.wait_for_everyone()     # every process sees the folder after the main one removed what is retrained
     teacher_dir = model_dir(recipe, "teacher")
@@ -213,8 +224,16 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                   "trainable; "
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
+        train_data = own[name][0] if name in own else training_data(name, data, student_data)
+        method_cache = cache
+        if name in own:
+            # Its own texts, so its own pass of the teacher (logits only: all its loss reads).
+            setup.info["teacher_labelled_pool"] = own[name][1]
+            method_cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
+                                        train_data.train, recipe.data.max_length, recipe.train.eval_batch_size,
+                                        acc.device, with_hidden=False, progress=progress and acc.is_main_process)
         # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
-        if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
+        elif setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
             # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
             # Hidden states only when some student's loss uses them (they take GBs for large pools).
             with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0 for n in names if n in students())
@@ -223,9 +242,9 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                                  recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
                                  with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)
-        train_data = training_data(name, data, student_data)
+            method_cache = cache
         outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
-                        cache=cache)
+                        cache=method_cache)
         acc.wait_for_everyone()
         if acc.is_main_process:
             if name == "teacher":
@@ -236,7 +255,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                      "warmup_ratio": setup.train.warmup_ratio,
                      "early_stopping_patience": setup.train.early_stopping_patience,
                      "train_examples": len(train_data.train), "labelled_examples": len(data.train),
-                     "compute": compute_entry(outcome, setup, cache, time.perf_counter() - start),
+                     "compute": compute_entry(outcome, setup, method_cache, time.perf_counter() - start),
                      "history": outcome.history, "validation": outcome.validation, "test": outcome.test}
             save_checkpoint(folder, outcome.model, setup.tokenizer, entry, recipe, data.label_names)
             print(f"[{name}] test macro-F1 {outcome.test['macro_f1']:.4f}, accuracy {outcome.test['accuracy']:.4f} "
@@ -293,6 +312,19 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
     if pool:
         info = {**info, "unlabeled": len(pool)}
     return with_extra_texts(data, extra), info
+
+
+def own_pool_data(recipe: Recipe, names: list[str], data: Dataset) -> dict[str, tuple[Dataset, dict]]:
+    """The methods whose teacher-labelled pool differs from the students' one (a static student's
+    ``static_pool``), each with its training data and pool record; read before any training."""
+    from dataclasses import replace
+
+    out = {}
+    for name in names:
+        cap = recipe.methods[name].static_pool if is_static(name) else None
+        if cap is not None and recipe.data.unlabeled and cap != recipe.data.max_unlabeled:
+            out[name] = student_dataset(replace(recipe, data=replace(recipe.data, max_unlabeled=cap)), data)
+    return out
 
 
 def training_data(method: str, data: Dataset, student_data: Dataset) -> Dataset:

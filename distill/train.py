@@ -67,10 +67,12 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         teacher, teacher_tok = load_classifier(str(teacher_dir), label_names)
         teacher.eval().requires_grad_(False)
         model, tok = build_static_student(teacher_dir, label_names, m.static_dims, m.static_hidden)
+        model.embeddings.weight.requires_grad_(m.static_train_table)
         loss = DistillationLoss(m.loss or recipe.loss)
         info["teacher_checkpoint"] = str(teacher_dir)
         info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
-                          "hidden": model.config.hidden, "init": "model2vec distillation of the fine-tuned teacher"}
+                          "hidden": model.config.hidden, "init": "model2vec distillation of the fine-tuned teacher",
+                          "table": "trained" if m.static_train_table else "frozen"}
     elif not method(name).distilled:
         # LoRA adapts the pre-trained (not fine-tuned) backbone, like the teacher's own fine-tuning.
         model, tok = load_classifier(recipe.teacher.model, label_names)

@@ -204,6 +204,12 @@ class MethodConfig:
     # outputs) and of the head's hidden layer (0 = a linear head).
     static_dims: int = 256
     static_hidden: int = 256
+    # static only: its teacher-labelled texts, up to this many from data.unlabeled (null: the students'
+    # pool of data.max_unlabeled). That cap bounds a transformer student's epoch; a static epoch costs
+    # a small fraction of one, so the static student can learn from far more of the teacher's labels.
+    static_pool: int | None = None
+    # static only: whether the table trains with the head, or stays model2vec's distillation of the teacher.
+    static_train_table: bool = True
     # Per-method schedule; None inherits the train section. Budgets are compared in compute
     # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
     lr: float | None = None                 # LoRA and small students want a larger one
@@ -217,6 +223,9 @@ class MethodConfig:
             errs.append(f"static_dims: {self.static_dims} must be >= 2 (the static table's width)")
         if self.static_hidden < 0:
             errs.append(f"static_hidden: {self.static_hidden} must be >= 0 (0 = a linear head)")
+        if self.static_pool is not None and self.static_pool < 1:
+            errs.append(f"static_pool: {self.static_pool} must be a positive count of teacher-labelled texts, or "
+                        "null (the students' pool, data.max_unlabeled)")
         return errs
 
 

@@ -174,3 +174,40 @@ def test_static_pool_judges_on_the_held_out_validation_half_and_never_reads_test
     assert recipe_pool["pool"] == 10 and large["pool"] == 30 and large["train_texts"] == recipe_pool["train_texts"] + 20
     assert result["best"] == max(result["variants"], key=lambda k: result["variants"][k]["judged_macro_f1"])
     assert "| frozen-pool-30 | frozen | 30 |" in (out / "tiny.md").read_text()
+
+
+def test_static_student_takes_its_own_pool_and_can_keep_its_table_frozen(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         data={"unlabeled": str(_pool(tmp_path)), "max_unlabeled": 10},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2, "static_pool": 30,
+                                             "static_train_table": False},
+                                  "odd": {"epochs": 1}},
+                         baselines={"tfidf": False, "model2vec": False})
+    metrics = train_run(recipe, methods=["odd", "static"], progress=False)
+    static, odd = metrics["models"]["static"], metrics["models"]["odd"]
+    assert odd["train_examples"] == odd["labelled_examples"] + 10                # the students' pool
+    assert static["train_examples"] == static["labelled_examples"] + 30          # its own, larger one
+    assert static["teacher_labelled_pool"]["unlabeled"] == 30 and static["static"]["table"] == "frozen"
+    assert static["params_trainable"] == 8 * 16 + 16 + 16 * 3 + 3                 # the head alone
+
+
+def test_static_pool_is_checked_with_the_recipe():
+    with pytest.raises(ConfigError, match="methods.static.static_pool: 0 must be a positive count"):
+        load_recipe(overrides={"methods": {"static": {"static_pool": 0}}})
+
+
+def test_a_static_setting_changes_the_static_fingerprint_only():
+    from dataclasses import replace
+
+    from distill.pipeline import method_fingerprint
+
+    recipe = load_recipe()
+    changed = replace(recipe, methods={**recipe.methods, **{
+        name: replace(m, static_pool=123, static_train_table=False) for name, m in recipe.methods.items()}})
+    for name in ("teacher", "odd", "lora", "hybrid"):
+        assert method_fingerprint(changed, name) == method_fingerprint(recipe, name)
+    assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")

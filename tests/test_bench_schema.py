@@ -350,3 +350,17 @@ def test_errors_about_a_file_that_is_only_read_do_not_offer_force_new(tmp_path, 
     assert "is not a bench result file" in str(err.value) and "--force-new" not in str(err.value)
     assert main([str(bad)]) == 2
     assert "--force-new" not in capsys.readouterr().err
+
+
+def test_a_partial_bench_replaces_only_the_precisions_it_ran():
+    from bench.launchers.process import outside_jobs
+    from bench.plan import Artifact, Job
+
+    teacher = Artifact("teacher", "pytorch", "pytorch", "fp32", "none", False, "x", 1, 1)
+    keep = outside_jobs([Job(teacher, "pytorch", "cpu", "fp32", 2)], {"teacher/pytorch"})
+    assert not keep(row("m1", precision="fp32"))                  # the reference job measured it again
+    assert keep(row("m1", precision="bf16"))                      # the teacher's BF16 rows stay
+    assert keep(row("m1", precision="fp32", threads=1))           # as do other thread counts
+    int8 = Artifact("teacher", "onnx-int8-dynamic", "onnx", "int8", "dynamic", False, "y", 1, 1)
+    keep = outside_jobs([Job(int8, "onnxruntime", "cpu", None, 2)])
+    assert not keep(row("m1", variant="onnx-int8-dynamic", runtime="onnxruntime", precision="int8"))

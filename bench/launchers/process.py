@@ -241,12 +241,13 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
 
 
 def outside_jobs(jobs: list[Job], present: set[str] | None = None):
-    """Whether an old row was measured by none of ``jobs`` (same artifact, runtime, device and
-    threads) and its artifact is still ``present``: the rows a partial bench keeps."""
-    ran = {(j.artifact.name, j.runtime, j.device, j.threads) for j in jobs}
+    """Whether an old row was measured by none of ``jobs`` (same artifact, runtime, device, precision
+    and threads) and its artifact is still ``present``: the rows a partial bench keeps. The precision
+    counts: the reference job (teacher PyTorch FP32) leaves the teacher's BF16 rows in place."""
+    ran = {(j.artifact.name, j.runtime, j.device, j.row_precision(), j.threads) for j in jobs}
 
     def keep(row: BenchRow) -> bool:
-        return ((row.artifact, row.runtime, row.device, row.threads) not in ran
+        return ((row.artifact, row.runtime, row.device, row.precision, row.threads) not in ran
                 and (present is None or row.artifact in present))
     return keep
 

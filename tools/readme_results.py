@@ -187,7 +187,11 @@ def _stages(metrics: dict | None, export: dict | None, doc: dict | None) -> list
         out.append(("Export", export["provenance"]))
     for block in (doc or {}).get("machines", {}).values():
         if not (block.get("hardware") or {}).get("gpus") and block.get("provenance"):
-            out.append(("CPU bench", block["provenance"]))
+            # A partial bench keeps the rows of the benches before it: each is named, oldest first.
+            earlier = [b["provenance"] for b in block.get("added_to") or [] if b.get("provenance")]
+            out += [("CPU bench", prov) for prov in earlier[:1]]
+            out += [("CPU bench of some artifacts again", prov) for prov in earlier[1:]]
+            out.append(("CPU bench" if not earlier else "CPU bench of some artifacts again", block["provenance"]))
             break
     merged: list[tuple[list[str], dict]] = []
     for stage, prov in out:
@@ -196,7 +200,7 @@ def _stages(metrics: dict | None, export: dict | None, doc: dict | None) -> list
         if same is None:
             merged.append(([stage], prov))
         else:
-            same[0].append(stage[0].lower() + stage[1:] if stage != "CPU bench" else stage)
+            same[0].append(stage[0].lower() + stage[1:] if not stage.startswith("CPU bench") else stage)
     return [(", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0], prov)
             for names, prov in merged]
 

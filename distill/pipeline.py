@@ -225,23 +225,24 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                   f"layers {setup.info['layers']}; loss {setup.info['loss']}")
         start = time.perf_counter()
         train_data = own[name][0] if name in own else training_data(name, data, student_data)
-        method_cache = cache
         if name in own:
             # Its own texts, so its own pass of the teacher (logits only: all its loss reads).
             setup.info["teacher_labelled_pool"] = own[name][1]
             method_cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
                                         train_data.train, recipe.data.max_length, recipe.train.eval_batch_size,
                                         acc.device, with_hidden=False, progress=progress and acc.is_main_process)
-        # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
-        elif setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
-            # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
-            # Hidden states only when some student's loss uses them (they take GBs for large pools).
-            with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0 for n in names if n in students())
-            cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
-                                 student_data.train,
-                                 recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
-                                 with_hidden=with_hidden,
-                                 progress=progress and acc.is_main_process)
+        else:
+            # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
+            if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
+                # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
+                # Hidden states only when some student's loss uses them (they take GBs for large pools).
+                with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0
+                                  for n in names if n in students())
+                cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
+                                     student_data.train,
+                                     recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
+                                     with_hidden=with_hidden,
+                                     progress=progress and acc.is_main_process)
             method_cache = cache
         outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
                         cache=method_cache)
@@ -317,14 +318,19 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
 def own_pool_data(recipe: Recipe, names: list[str], data: Dataset) -> dict[str, tuple[Dataset, dict]]:
     """The methods whose teacher-labelled pool differs from the students' one (a static student's
     ``static_pool``), each with its training data and pool record; read before any training."""
-    from dataclasses import replace
-
     out = {}
     for name in names:
         cap = recipe.methods[name].static_pool if is_static(name) else None
         if cap is not None and recipe.data.unlabeled and cap != recipe.data.max_unlabeled:
-            out[name] = student_dataset(replace(recipe, data=replace(recipe.data, max_unlabeled=cap)), data)
+            out[name] = pool_dataset(recipe, data, cap)
     return out
+
+
+def pool_dataset(recipe: Recipe, data: Dataset, cap: int) -> tuple[Dataset, dict]:
+    """``student_dataset`` with up to ``cap`` teacher-labelled texts instead of ``data.max_unlabeled``."""
+    from dataclasses import replace
+
+    return student_dataset(replace(recipe, data=replace(recipe.data, max_unlabeled=cap)), data)
 
 
 def training_data(method: str, data: Dataset, student_data: Dataset) -> Dataset:

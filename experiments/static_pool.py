@@ -59,7 +59,7 @@ def run_experiment(run_dir: Path, variants: dict | None = None, progress: bool =
     from accelerate.utils import set_seed
 
     from distill.data import load_dataset
-    from distill.pipeline import checkpoint_complete, model_dir, student_dataset
+    from distill.pipeline import checkpoint_complete, model_dir, pool_dataset, student_dataset
     from distill.train import TeacherCache, setup_method, train
 
     recipe = load_run_recipe(run_dir)
@@ -71,12 +71,12 @@ def run_experiment(run_dir: Path, variants: dict | None = None, progress: bool =
     pools, caches, rows = {}, {}, {}
     for name, (train_table, size) in variants.items():
         if size not in pools:
-            cap = size or recipe.data.max_unlabeled
-            pools[size] = student_dataset(replace(recipe, data=replace(recipe.data, max_unlabeled=cap)), judged)
+            pools[size] = pool_dataset(recipe, judged, size) if size else student_dataset(recipe, judged)
         split, pool_info = pools[size]
         set_seed(recipe.run.seed)      # every variant starts from the same random head
-        setup = setup_method(METHOD, recipe, judged.label_names, teacher_dir)
-        setup.model.embeddings.weight.requires_grad_(train_table)
+        m = recipe.methods[METHOD]
+        variant = replace(recipe, methods={**recipe.methods, METHOD: replace(m, static_train_table=train_table)})
+        setup = setup_method(METHOD, variant, judged.label_names, teacher_dir)
         if size not in caches:
             caches[size] = TeacherCache(setup.teacher, setup.teacher_tokenizer, split.train, recipe.data.max_length,
                                         recipe.train.eval_batch_size, "cpu", with_hidden=False, progress=progress)

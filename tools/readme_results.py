@@ -188,10 +188,10 @@ def _stages(metrics: dict | None, export: dict | None, doc: dict | None) -> list
     for block in (doc or {}).get("machines", {}).values():
         if not (block.get("hardware") or {}).get("gpus") and block.get("provenance"):
             # A partial bench keeps the rows of the benches before it: each is named, oldest first.
-            earlier = [b["provenance"] for b in block.get("added_to") or [] if b.get("provenance")]
-            out += [("CPU bench", prov) for prov in earlier[:1]]
-            out += [("CPU bench of some artifacts again", prov) for prov in earlier[1:]]
-            out.append(("CPU bench" if not earlier else "CPU bench of some artifacts again", block["provenance"]))
+            provs = [b["provenance"] for b in block.get("added_to") or [] if b.get("provenance")]
+            provs.append(block["provenance"])
+            out += [("CPU bench" if i == 0 else "CPU bench of some artifacts again", prov)
+                    for i, prov in enumerate(provs)]
             break
     merged: list[tuple[list[str], dict]] = []
     for stage, prov in out:

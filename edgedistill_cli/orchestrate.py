@@ -146,7 +146,9 @@ def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain
             else:
                 bench_failures = run_bench(run_dir, results_dir=results, progress=progress, recipe=recipe).failures
         timings[stage] = time.perf_counter() - t0
-    if "train" not in stages and layout.models_dir(run_dir).is_dir():
+    if "train" not in stages and layout.models_dir(run_dir).is_dir() and not (results / "metrics.json").is_file():
+        # Only where the results folder has none (a renamed or copied run): metrics.json names the
+        # command that trained, which an export or bench alone must not replace.
         write_results(recipe)
     summary = {"run": recipe.run.name, "results": str(results), "stage_seconds": timings,
                "bench_failures": bench_failures}

@@ -189,7 +189,9 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
                         continue
                     final = layout.artifact_dir(run_dir, method, variant)
                     manifest, problem = (None, None) if cfg.force else inspect_artifact(final, verify_sha256=True)
-                    if manifest is not None and manifest["precision"] == "int8" and not ranked_with(manifest, cfg):
+                    # A static student's INT8 graph is never ranked block by block (no transformer blocks).
+                    if (manifest is not None and manifest["precision"] == "int8" and not job.static
+                            and not ranked_with(manifest, cfg)):
                         manifest, problem = None, ("ranked with other sensitivity_samples / sensitivity_scope / "
                                                    "max_f1_drop than the config's")
                     if manifest is not None:

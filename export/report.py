@@ -18,6 +18,14 @@ def summary_row(manifest: dict, folder: Path) -> dict:
     row["size_mb"] = round(manifest["size_bytes"] / 1e6, 3)
     row["agreement_pct"] = manifest["parity"]["agreement_pct"]
     row["max_abs_diff"] = manifest["parity"]["max_abs_diff"]
+    # A resumed export keeps artifacts an earlier command built: each row names its own builder,
+    # so export.json's top-level provenance (the last command) is not read as every artifact's.
+    prov = manifest.get("provenance") or {}
+    hw, libs = prov.get("hardware") or {}, prov.get("libraries") or {}
+    row["built_by"] = {"command": prov.get("command"), "git_commit": prov.get("git_commit"),
+                       "hardware": {k: hw[k] for k in ("label", "machine_id", "logical_cores", "memory_gb") if k in hw},
+                       "libraries": {k: libs[k] for k in ("torch", "transformers", "onnxruntime", "openvino")
+                                     if k in libs}}
     return row
 
 

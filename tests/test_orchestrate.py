@@ -75,8 +75,10 @@ def test_stages_after_training_use_the_recipe_given_and_one_results_folder(tmp_p
              "bench": {"quick": True, "threads": [1], "seq_lens": [16], "runtimes": ["onnxruntime"]},
              "export": {"variants": ["onnx-fp32"], "parity_samples": 8}}
     path = _write(tmp_path / "given.yaml", given)
-    monkeypatch.setattr(distill.pipeline, "write_results", lambda recipe, data=None: None)  # fake checkpoints
+    wrote = []
+    monkeypatch.setattr(distill.pipeline, "write_results", lambda recipe, data=None: wrote.append(recipe))
     run_all(str(path), stages=["export", "bench"], progress=False)
+    assert len(wrote) == 1                        # the copy's results folder had no metrics.json
     results = tmp_path / "results"
     assert sorted(p.name for p in results.iterdir()) == ["copy"]
     export = json.loads((results / "copy" / "export.json").read_text())
@@ -86,6 +88,10 @@ def test_stages_after_training_use_the_recipe_given_and_one_results_folder(tmp_p
     assert block["bench_config"]["seq_lens"] == [16]             # the recipe given, not runs/copy/recipe.yaml
     assert {r["runtime"] for r in bench["rows"]} == {"onnxruntime"}
     assert yaml.safe_load((copy / "recipe.yaml").read_text())["bench"]["seq_lens"] == [16]
+    # With one there, an export alone leaves it alone: it names the command that trained.
+    (results / "copy" / "metrics.json").write_text("{}")
+    run_all(str(path), stages=["export"], progress=False)
+    assert len(wrote) == 1 and (results / "copy" / "metrics.json").read_text() == "{}"
 
 
 def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path):

@@ -57,7 +57,7 @@ def test_static_recipe_is_checked_up_front():
 
 
 def test_static_student_trains_on_labelled_and_teacher_labelled_texts_and_exports(tmp_path, tiny_checkpoint,
-                                                                                    tiny_csv):
+                                                                                    tiny_csv, capsys):
     from test_train import tiny_recipe
 
     from distill.pipeline import train_run
@@ -83,11 +83,16 @@ def test_static_student_trains_on_labelled_and_teacher_labelled_texts_and_export
     tok = json.loads((folder / "tokenizer.json").read_text())
     post = tok["post_processor"]                                       # no [CLS] / [SEP] added
     assert post is None or (not post["special_tokens"] and all("Sequence" in p for p in post["single"]))
-    rows = export_run(recipe.run_dir, load_export_config({"variants": ["onnx-fp32", "onnx-int8-dynamic",
-                                                                       "openvino-int8"],
-                                                          "models": ["static"], "speed_check_blocks": 0,
-                                                          "parity_samples": 12}), recipe=recipe)
+    cfg = load_export_config({"variants": ["onnx-fp32", "onnx-int8-dynamic", "openvino-int8"],
+                              "models": ["static"], "speed_check_blocks": 0, "parity_samples": 12})
+    rows = export_run(recipe.run_dir, cfg, recipe=recipe)
     assert [r["artifact"] for r in rows] == ["static/onnx-fp32", "static/onnx-int8-dynamic"]
+    capsys.readouterr()
+    # Run again: both are kept. The static INT8 artifact is never ranked block by block, so its
+    # missing ranking is no reason to build it again.
+    export_run(recipe.run_dir, cfg, recipe=recipe)
+    out = capsys.readouterr().out
+    assert "static/onnx-fp32: kept" in out and "static/onnx-int8-dynamic: kept" in out
     assert rows[0]["parity"]["max_abs_diff"] < 1e-4
     onnx_rt = load_predictor(recipe.run_dir / "artifacts" / "static" / "onnx-fp32")
     texts = ["good movie", "bad awful day", "zzz"]

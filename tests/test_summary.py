@@ -106,3 +106,35 @@ def test_drift_note_splits_rows_by_how_much_the_machine_moved_during_their_job()
     assert "1 of 1 where the probe moved 10% or less" in note
     assert "0 of 1 where the probe moved more than 10%" in note
     assert drift_note(block, threads=1) == "" and drift_note({"repeats": block["repeats"]}, threads=2) == ""
+
+
+def test_provenance_names_each_command_that_built_kept_artifacts(tmp_path):
+    """A resumed export keeps artifacts an earlier command built: the README names both builders,
+    not only the last command (export.json's top-level provenance)."""
+    import json
+
+    from test_dashboard import export_doc
+
+    from export.report import summary_row
+
+    root = tmp_path / "results"
+    write_results(root)
+    doc = export_doc()
+    rows = []
+    for manifest in doc["artifacts"]:
+        later = manifest["model"] == "odd"
+        prov = {**manifest["provenance"], "command": "edgedistill export runs/x --models odd" if later
+                else "edgedistill run recipe.yaml", "git_commit": ("b" if later else "a") * 40}
+        rows.append(summary_row({**manifest, "provenance": prov}, tmp_path / manifest["model"]))
+    assert rows[0]["built_by"]["git_commit"] == "a" * 40 and rows[0]["built_by"]["hardware"]["logical_cores"] == 4
+    doc["artifacts"] = rows
+    (root / RUN / "export.json").write_text(json.dumps(doc))
+    block = build(RUN, root)
+    assert f"Export of {', '.join(m for m in dict.fromkeys(r['model'] for r in rows) if m != 'odd')}: " \
+           f"`edgedistill run recipe.yaml` at commit `aaaaaaa`" in block
+    assert "Export of odd: `edgedistill export runs/x --models odd` at commit `bbbbbbb`" in block
+    # One builder: the stage keeps its single line.
+    for r in rows:
+        r["built_by"] = rows[0]["built_by"]
+    (root / RUN / "export.json").write_text(json.dumps(doc))
+    assert "Export of" not in build(RUN, root)

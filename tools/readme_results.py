@@ -173,6 +173,32 @@ def provenance(run: str, section: str, target: Path | None, results_root: Path, 
     return " ".join(lines)
 
 
+def _export_stages(export: dict) -> list[tuple[str, dict]]:
+    """The export per command that built its artifacts (each artifact records its own builder);
+    one group is just "Export" with the stage's provenance."""
+    groups: dict[tuple, list[str]] = {}
+    builders: dict[tuple, dict] = {}
+    for row in export.get("artifacts") or []:
+        built = row.get("built_by") or {}
+        key = (built.get("command"), built.get("git_commit"))
+        groups.setdefault(key, []).append(row.get("artifact") or f"{row['model']}/{row['variant']}")
+        builders.setdefault(key, built)
+    if len(groups) <= 1:
+        return [("Export", export["provenance"])]
+    models = {}
+    for key, artifacts in groups.items():
+        for a in artifacts:
+            models.setdefault(a.split("/")[0], set()).add(key)
+    out = []
+    for key, artifacts in groups.items():
+        # A model whose artifacts all came from one command is named once; otherwise per artifact.
+        names = list(dict.fromkeys(a.split("/")[0] if len(models[a.split("/")[0]]) == 1 else a
+                                   for a in artifacts))
+        prov = {**export["provenance"], **{k: v for k, v in builders[key].items() if v}}
+        out.append((f"Export of {', '.join(names)}", prov))
+    return out
+
+
 def _stages(metrics: dict | None, export: dict | None, doc: dict | None) -> list[tuple[str, dict]]:
     """(what, provenance) per stage: training per group of models that one command trained (each
     model records its own), then the export and the CPU bench; stages one command ran share a line."""
@@ -184,7 +210,7 @@ def _stages(metrics: dict | None, export: dict | None, doc: dict | None) -> list
             groups.setdefault((prov.get("command"), prov.get("git_commit")), ([], prov))[0].append(name)
         out += [(f"Training of {', '.join(names)}", prov) for names, prov in groups.values()]
     if export and export.get("provenance"):
-        out.append(("Export", export["provenance"]))
+        out += _export_stages(export)
     for block in (doc or {}).get("machines", {}).values():
         if not (block.get("hardware") or {}).get("gpus") and block.get("provenance"):
             # A partial bench keeps the rows of the benches before it: each is named, oldest first.

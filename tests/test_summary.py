@@ -133,8 +133,11 @@ def test_provenance_names_each_command_that_built_kept_artifacts(tmp_path):
     assert f"Export of {', '.join(m for m in dict.fromkeys(r['model'] for r in rows) if m != 'odd')}: " \
            f"`edgedistill run recipe.yaml` at commit `aaaaaaa`" in block
     assert "Export of odd: `edgedistill export runs/x --models odd` at commit `bbbbbbb`" in block
-    # One builder: the stage keeps its single line.
+    # One builder: one line, naming it even where a later export kept every artifact.
     for r in rows:
         r["built_by"] = rows[0]["built_by"]
+    doc["provenance"] = {**doc["provenance"], "command": "edgedistill export --run runs/x --models static"}
     (root / RUN / "export.json").write_text(json.dumps(doc))
-    assert "Export of" not in build(RUN, root)
+    block = build(RUN, root)
+    assert "Export of" not in block and "--models static" not in block
+    assert "Export: `edgedistill run recipe.yaml` at commit `aaaaaaa`" in block

@@ -174,8 +174,7 @@ def provenance(run: str, section: str, target: Path | None, results_root: Path, 
 
 
 def _export_stages(export: dict) -> list[tuple[str, dict]]:
-    """The export per command that built its artifacts (each artifact records its own builder);
-    one group is just "Export" with the stage's provenance."""
+    """The export per command that built its artifacts (each artifact records its own builder)."""
     groups: dict[tuple, list[str]] = {}
     builders: dict[tuple, dict] = {}
     for row in export.get("artifacts") or []:
@@ -184,7 +183,10 @@ def _export_stages(export: dict) -> list[tuple[str, dict]]:
         groups.setdefault(key, []).append(row.get("artifact") or f"{row['model']}/{row['variant']}")
         builders.setdefault(key, built)
     if len(groups) <= 1:
-        return [("Export", export["provenance"])]
+        # Every artifact from one command: that command, which a later export that kept them all
+        # (export.json's top-level provenance) is not.
+        built = next(iter(builders.values()), {})
+        return [("Export", {**export["provenance"], **{k: v for k, v in built.items() if v}})]
     models = {}
     for key, artifacts in groups.items():
         for a in artifacts:

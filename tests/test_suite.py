@@ -333,3 +333,14 @@ def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, t
     row.write_text(json.dumps({k: v for k, v in again.items() if k != "method_sha256"} | {"recipe_sha256": "old"}))
     cfg, recipes = load_suite(path)
     assert stale_methods(cfg, recipes) == {row: ["teacher", "odd", "hybrid", "static"]}
+
+
+def test_a_pair_costs_at_least_what_its_methods_took():
+    """A row that recorded only its last process (an old resumed pair) is counted by its methods' times."""
+    from distill.suite import pair_wall_s
+
+    row = {"wall_time_s": 100.0, "models": {"teacher": {"wall_time_s": 90.0}, "odd": {"wall_time_s": 33.0},
+                                            "tfidf": {"baseline": True, "wall_time_s": None}}}
+    assert pair_wall_s(row) == 123.0
+    row["wall_time_s"] = 130.0                 # loading, evaluation and the pool pass between methods
+    assert pair_wall_s(row) == 130.0

@@ -212,8 +212,8 @@ def _mean_std(xs: list[float]) -> dict:
 
 def pair_wall_s(row: dict) -> float:
     """A pair's wall time: its recorded time, or the sum of its methods' own times where that is
-    larger (a row from before resumed pairs counted the killed process's time records only the last
-    process; its methods' times still add up to what the pair cost)."""
+    larger. A row resumed after kills can record only part of what the killed processes spent; its
+    methods' own times still add up to a lower bound on what the pair cost."""
     methods = sum(m.get("wall_time_s") or 0.0 for m in row["models"].values())
     return max(row.get("wall_time_s") or 0.0, methods)
 

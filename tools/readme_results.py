@@ -174,31 +174,25 @@ def provenance(run: str, section: str, target: Path | None, results_root: Path, 
 
 
 def _export_stages(export: dict) -> list[tuple[str, dict]]:
-    """The export per command that built its artifacts (each artifact records its own builder)."""
-    groups: dict[tuple, list[str]] = {}
-    builders: dict[tuple, dict] = {}
+    """The export per command that built its artifacts (each artifact records its own builder; a
+    later export that kept them all is only export.json's top-level provenance)."""
+    groups: dict[tuple, tuple[list[str], dict]] = {}
     for row in export.get("artifacts") or []:
         built = row.get("built_by") or {}
-        key = (built.get("command"), built.get("git_commit"))
-        groups.setdefault(key, []).append(row.get("artifact") or f"{row['model']}/{row['variant']}")
-        builders.setdefault(key, built)
-    if len(groups) <= 1:
-        # Every artifact from one command: that command, which a later export that kept them all
-        # (export.json's top-level provenance) is not.
-        built = next(iter(builders.values()), {})
-        return [("Export", {**export["provenance"], **{k: v for k, v in built.items() if v}})]
-    models = {}
-    for key, artifacts in groups.items():
+        groups.setdefault((built.get("command"), built.get("git_commit")), ([], built))[0].append(
+            row.get("artifact") or f"{row['model']}/{row['variant']}")
+    builders: dict[str, set] = {}          # model -> the commands that built its artifacts
+    for key, (artifacts, _) in groups.items():
         for a in artifacts:
-            models.setdefault(a.split("/")[0], set()).add(key)
+            builders.setdefault(a.split("/")[0], set()).add(key)
     out = []
-    for key, artifacts in groups.items():
+    for artifacts, built in groups.values():
         # A model whose artifacts all came from one command is named once; otherwise per artifact.
-        names = list(dict.fromkeys(a.split("/")[0] if len(models[a.split("/")[0]]) == 1 else a
+        names = list(dict.fromkeys(a.split("/")[0] if len(builders[a.split("/")[0]]) == 1 else a
                                    for a in artifacts))
-        prov = {**export["provenance"], **{k: v for k, v in builders[key].items() if v}}
-        out.append((f"Export of {', '.join(names)}", prov))
-    return out
+        prov = {**export["provenance"], **{k: v for k, v in built.items() if v}}
+        out.append(("Export" if len(groups) == 1 else f"Export of {', '.join(names)}", prov))
+    return out or [("Export", export["provenance"])]
 
 
 def _stages(metrics: dict | None, export: dict | None, doc: dict | None) -> list[tuple[str, dict]]:

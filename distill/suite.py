@@ -251,6 +251,13 @@ def aggregate(cfg: SuiteConfig, rows: dict[tuple[str, int], dict]) -> dict:
             "methods": per_method,
         }
     missing = [f"{e}-s{s}" for e in cfg.entries for s in cfg.seeds if (e, s) not in rows]
+    # Each row records the machine that trained it; a suite finished on another box must say so,
+    # since its wall times are then not one machine's.
+    machines: dict[str, list[str]] = {}
+    for (entry, seed), row in sorted(rows.items()):
+        if entry in entries and seed in entries[entry]["seeds"]:
+            label = ((row.get("provenance") or {}).get("hardware") or {}).get("label", "unrecorded machine")
+            machines.setdefault(label, []).append(f"{entry}-s{seed}")
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": cfg.recipe,
@@ -260,17 +267,28 @@ def aggregate(cfg: SuiteConfig, rows: dict[tuple[str, int], dict]) -> dict:
         "complete": not missing,
         "missing": missing,
         "entries": entries,
+        "machines": machines,
         "provenance": provenance(),
     }
 
 
+def machines_text(machines: dict[str, list[str]]) -> str:
+    """The machines that trained the suite's pairs, in words: 'A x2 (9 pairs), B x2 (1 pair: e-s3)'."""
+    def one(label: str, pairs: list[str]) -> str:
+        n = len(pairs)
+        return f"{label} ({n} pair{'s' if n != 1 else ''}" + (f": {', '.join(pairs)})" if n <= 3 else ")")
+    return ", ".join(one(k, v) for k, v in sorted(machines.items(), key=lambda kv: -len(kv[1])))
+
+
 def suite_table(result: dict) -> str:
     status = "complete" if result["complete"] else f"PARTIAL: missing {', '.join(result['missing'])}"
+    machines = result.get("machines") or {result["provenance"]["hardware"]["label"]: []}
+    trained_on = machines_text(machines) if len(machines) > 1 else next(iter(machines))
     lines = [
         f"# Generality suite ({status})",
         "",
-        f"Recipe `{result['recipe']}` with {result['overrides']}; seeds {result['seeds']}; commit "
-        f"`{result['provenance']['git_commit']}`, {result['provenance']['hardware']['label']}. Retained = the method's "
+        f"Recipe `{result['recipe']}` with {result['overrides']}; seeds {result['seeds']}; tables at commit "
+        f"`{result['provenance']['git_commit']}`; pairs trained on {trained_on}. Retained = the method's "
         "test macro-F1 / the same seed's teacher test macro-F1; mean +- std over the seeds listed. Every model was "
         "selected on its validation split.",
         "",
@@ -310,7 +328,7 @@ def suite_table(result: dict) -> str:
         "",
         f"Targets met: {sum(verdicts)} of {len(verdicts)} (entry, method) means in this table"
         f"{'' if result['complete'] else ', with pairs still missing'}. Wall time of the finished pairs: "
-        f"{hours:.1f} h on this machine.",
+        f"{hours:.1f} h on {'this machine' if len(machines) == 1 else 'those machines'}.",
     ]
     return "\n".join(lines) + "\n"
 

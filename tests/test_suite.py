@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -344,3 +345,33 @@ def test_a_pair_costs_at_least_what_its_methods_took():
     assert pair_wall_s(row) == 123.0
     row["wall_time_s"] = 130.0                 # loading, evaluation and the pool pass between methods
     assert pair_wall_s(row) == 130.0
+
+
+def test_a_suite_trained_on_two_machines_names_both():
+    """Rows record the machine that trained them; the tables must not credit them all to one box."""
+    from distill.suite import machines_text, suite_table
+    from tools.readme_results import provenance
+
+    one = {"mean": 1.0, "std": 0.0, "n": 2}
+    teacher = {"retained_test_macro_f1": one, "test_macro_f1": {"mean": 0.7, "std": 0.0},
+               "test_per_class_f1": {"a": {"mean": 0.5, "std": 0.0}}, "epochs_run": [3, 3], "best_epoch": [2, 3],
+               "wall_time_s": {"mean": 100.0}}
+    result = {
+        "complete": True, "missing": [], "recipe": "r.yaml", "overrides": {}, "seeds": [1, 2, 3, 4],
+        "provenance": {"git_commit": "abc", "hardware": {"label": "tables-box"}},
+        "machines": {"box-b": ["e-s4"], "box-a": ["e-s1", "e-s2", "e-s3"]},
+        "entries": {"e": {"seeds": [1, 2, 3, 4], "sizes": {"train": 2000}, "wall_time_s": {"mean": 900.0},
+                          "methods": {"teacher": teacher}}},
+    }
+    assert machines_text(result["machines"]) == "box-a (3 pairs: e-s1, e-s2, e-s3), box-b (1 pair: e-s4)"
+    table = suite_table(result)
+    assert "pairs trained on box-a (3 pairs: e-s1, e-s2, e-s3), box-b (1 pair: e-s4)" in table
+    assert "tables-box" not in table and "1.0 h on those machines" in table
+    head = provenance("suite", "suite", None, Path("experiments"),
+                      [("Tables", {"command": "edgedistill suite s.yaml --tables", "git_commit": "abc",
+                                   "hardware": {"label": "tables-box"}})], trained_on="box-a (3 pairs)")
+    assert "All on" not in head and "on tables-box" in head and "Trained on box-a (3 pairs)." in head
+
+    result["machines"] = {"box-a": ["e-s1", "e-s2", "e-s3", "e-s4"]}
+    table = suite_table(result)
+    assert "pairs trained on box-a." in table and "1.0 h on this machine" in table

@@ -220,10 +220,16 @@ def pair_wall_s(row: dict) -> float:
 
 def aggregate(cfg: SuiteConfig, rows: dict[tuple[str, int], dict]) -> dict:
     entries = {}
+    # Each row records the machine that trained it; a suite finished on another box must say so,
+    # since its wall times are then not one machine's.
+    machines: dict[str, list[str]] = {}
     for entry in cfg.entries:
         got = {s: rows[(entry, s)] for s in cfg.seeds if (entry, s) in rows}
         if not got:
             continue
+        for seed, row in got.items():
+            label = ((row.get("provenance") or {}).get("hardware") or {}).get("label", "unrecorded machine")
+            machines.setdefault(label, []).append(f"{entry}-s{seed}")
         methods = list(dict.fromkeys(m for r in got.values() for m in r["models"]))
         per_method = {}
         for m in methods:
@@ -251,13 +257,6 @@ def aggregate(cfg: SuiteConfig, rows: dict[tuple[str, int], dict]) -> dict:
             "methods": per_method,
         }
     missing = [f"{e}-s{s}" for e in cfg.entries for s in cfg.seeds if (e, s) not in rows]
-    # Each row records the machine that trained it; a suite finished on another box must say so,
-    # since its wall times are then not one machine's.
-    machines: dict[str, list[str]] = {}
-    for (entry, seed), row in sorted(rows.items()):
-        if entry in entries and seed in entries[entry]["seeds"]:
-            label = ((row.get("provenance") or {}).get("hardware") or {}).get("label", "unrecorded machine")
-            machines.setdefault(label, []).append(f"{entry}-s{seed}")
     return {
         "schema_version": SCHEMA_VERSION,
         "recipe": cfg.recipe,

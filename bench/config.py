@@ -54,9 +54,10 @@ class BenchConfig:
     # processes used more than this share of the machine, or the hypervisor stole more than this.
     disturbed_other_cpu_pct: float = 10.0
     disturbed_steal_pct: float = 5.0
-    # Paired headline ratios (bench/scenarios/paired.py): the fastest `paired_top` artifacts keeping >= 99% of
-    # the teacher's macro-F1, each timed against teacher PyTorch FP32 and teacher ORT dynamic INT8
-    # in one process, ABBA blocks of `paired_calls` calls (0 = off).
+    # Paired headline ratios (bench/scenarios/paired.py): every goal's candidates (the fastest `paired_top`
+    # within 1% and within 3% of the teacher's macro-F1, the smallest within 1%, each model's fastest within 3%;
+    # edgedistill.goals.candidates), each timed against teacher PyTorch FP32 and teacher ORT dynamic INT8
+    # in one process, ABBA blocks of `paired_calls` calls (paired_top 0 = off).
     paired_top: int = 3
     paired_blocks: int = 30
     paired_calls: int = 10

@@ -33,6 +33,8 @@ class Artifact:
     size_bytes: int
     params: int | None
     label_names: list[str] = field(default_factory=list)
+    # An INT8 artifact its export timed slower than its FP32 source side by side (export/speed.py).
+    size_only: bool = False
 
     @property
     def name(self) -> str:
@@ -94,6 +96,12 @@ class Job:
         extra = [f"{name}={str(settings[key]).lower()}" for key, name in
                  (("PERFORMANCE_HINT", "hint"), ("NUM_STREAMS", "streams")) if key in settings]
         return ",".join([f"infer={self.precision or 'fp32'}", *extra])
+
+
+def size_only(manifest: dict) -> bool:
+    """Whether an artifact ships for its size alone: an INT8 graph its export timed slower than the FP32
+    graph it came from, side by side in one process (the manifest's ``speed_vs_fp32``, export/speed.py)."""
+    return manifest.get("precision") == "int8" and bool((manifest.get("speed_vs_fp32") or {}).get("slower"))
 
 
 # --- discovery -----------------------------------------------------------------------------
@@ -176,7 +184,7 @@ def discover_all(run_dir: str | Path) -> tuple[list[Artifact], list[str], list[U
         size = m.get("size_bytes") or _files_size(folder, ("*.onnx", "*.onnx_data", "*.xml", "*.bin"))
         found.append(Artifact(model, variant, m.get("format", "onnx"), m.get("precision", "fp32"),
                               m.get("quantization", "none"), trimmed, str(folder.resolve()), int(size), params,
-                              list(m.get("label_names") or [])))
+                              list(m.get("label_names") or []), size_only=size_only(m)))
     return found, notes, unreadable
 
 

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedistill.methods import rank
+from edgedistill.scenarios import TEXT_LATENCY, TOKENIZE
+from edgedistill.scenarios import order as scenario_order
 
 # 2: contention, paired-ratio and roofline columns (all optional; version-1 files read as before).
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: text -> label scenarios (edgedistill.scenarios) with tokenize_ms, and size_only (older files read as before).
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 BENCH_FILE, CSV_FILE, REPORT_FILE = "bench.json", "bench.csv", "report.md"
 PER_CLASS_METRICS = ("f1", "precision", "recall")
 
@@ -39,7 +42,7 @@ def sort_key(row: BenchRow) -> tuple:
     model = rank(row.model)
     seq = -1 if row.seq_len == "natural" else int(row.seq_len) if str(row.seq_len).isdigit() else 10**9
     return (row.machine_id, model, row.model, row.variant != "pytorch", row.variant, row.runtime, row.device,
-            row.precision, row.threads or 0, row.options, row.scenario != "latency", row.batch_size, seq)
+            row.precision, row.threads or 0, row.options, scenario_order(row.scenario), row.batch_size, seq)
 
 
 class BenchFileError(ValueError):
@@ -70,7 +73,7 @@ class BenchRow:
     device: str                      # cpu | cuda | gpu
     threads: int | None
     options: str                     # "", "compile", "cuda-graphs", "infer=f32", ...
-    scenario: str                    # latency | throughput
+    scenario: str                    # edgedistill.scenarios: text-latency | text-throughput | latency | throughput
     batch_size: int
     seq_len: str                     # natural | 16 | 64 | 128
     # Accuracy on the test split (same on every row of one artifact x runtime x device x precision)
@@ -93,10 +96,15 @@ class BenchRow:
     latency_stddev_ms: float | None = None
     rounds: int | None = None
     throughput_per_s: float | None = None
+    # text-latency rows: the p50 of the artifact's tokenizer alone on the same texts, in the same process
+    tokenize_ms: float | None = None
     # Derived inside the same run (bench.reporting.derive)
     speedup_vs_teacher: float | None = None
     size_ratio_vs_fp32: float | None = None
     f1_retained_pct: float | None = None
+    # An INT8 artifact that its export timed slower than its FP32 source, side by side (export/speed.py):
+    # it ships for its size, and no speed goal names it.
+    size_only: bool | None = None
     # Contention while this row was timed (edgedistill/contention.py): others' share of the CPU time,
     # the hypervisor's steal, the load average; disturbed = past the bench's thresholds.
     other_cpu_pct: float | None = None
@@ -172,10 +180,14 @@ def rows_from_timings(identity: dict, metrics: dict | None, footprint: dict, tim
     per_class = ({label: {m: v[m] for m in PER_CLASS_METRICS} for label, v in metrics["per_class"].items()}
                  if metrics else {})
     accuracy = {k: (metrics or {}).get(k) for k in ("accuracy", "macro_f1", "roc_auc", "pr_auc")}
-    rows, repeats = {}, {}
+    rows, repeats, tokenize = {}, {}, {}
     for timing in timings.values():
         case = timing["case"]
         options = case.get("options") or identity.get("options", "")
+        if case["scenario"] == TOKENIZE:      # not a row: the tokenizer's share of the text-latency row
+            if case.get("repeat", 0) == 0:
+                tokenize[options] = timing["latency_p50_ms"]
+            continue
         key = (case["scenario"], case["batch_size"], case["seq_len"], options)
         repeats.setdefault(key, []).append(timing["latency_p50_ms"])
         if case.get("repeat", 0) != 0:
@@ -184,6 +196,9 @@ def rows_from_timings(identity: dict, metrics: dict | None, footprint: dict, tim
                              batch_size=case["batch_size"], seq_len=case["seq_len"], per_class=per_class,
                              **accuracy, **footprint, **{k: timing[k] for k in SPEED_COLUMNS},
                              **(case_columns(timing) if case_columns else {}), measured_at=measured_at)
+    for (scenario, _, _, options), row in rows.items():
+        if scenario == TEXT_LATENCY:
+            row.tokenize_ms = tokenize.get(options)
     spread = {rows[k].key_text(): p50s for k, p50s in repeats.items() if len(p50s) > 1}
     return list(rows.values()), spread
 

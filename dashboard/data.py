@@ -15,11 +15,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from bench.schema import READABLE_VERSIONS as BENCH_VERSIONS
 from edgedistill.methods import rank
 
 SCHEMA_VERSION = 1
-# bench.json version 2 only adds columns (contention, paired ratios, roofline); both read alike.
-FILE_VERSIONS = {"bench.json": (1, 2)}
+# Later bench.json versions only add columns and scenarios (bench/schema.py); every readable one reads alike.
+FILE_VERSIONS = {"bench.json": BENCH_VERSIONS}
 RESULT_FILES = ("metrics.json", "export.json", "bench.json")
 
 # docs/design.md, "Bench row columns"; per-class columns (f1_<label>, ...) come on top.
@@ -29,8 +30,8 @@ BENCH_IDENTITY = ("machine_id", "machine_label", "run", "model", "artifact", "va
 BENCH_ACCURACY = ("accuracy", "macro_f1", "roc_auc", "pr_auc")
 BENCH_FOOTPRINT = ("size_mb", "params", "load_s", "peak_rss_mb")
 BENCH_SPEED = ("latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_min_ms",
-               "latency_stddev_ms", "rounds", "throughput_per_s")
-BENCH_DERIVED = ("speedup_vs_teacher", "size_ratio_vs_fp32", "f1_retained_pct")
+               "latency_stddev_ms", "rounds", "throughput_per_s", "tokenize_ms")
+BENCH_DERIVED = ("speedup_vs_teacher", "size_ratio_vs_fp32", "f1_retained_pct", "size_only")
 BENCH_TRUST = ("other_cpu_pct", "steal_pct", "load1", "paired_speedup_vs_teacher", "paired_speedup_vs_teacher_low",
                "paired_speedup_vs_teacher_high", "paired_speedup_vs_teacher_int8", "paired_speedup_vs_teacher_int8_low",
                "paired_speedup_vs_teacher_int8_high", "gflop_per_call", "achieved_gflops", "floor_ms", "pct_of_peak")
@@ -174,6 +175,11 @@ def _parse_metrics(run: str, doc: dict, out: dict, warn) -> list[str]:
     return labels
 
 
+# export/sensitivity.py's evidence per INT8 artifact: the validation drop with its interval, the pool agreement.
+EVIDENCE_COLUMNS = ("drop_points", "drop_low", "drop_high", "pool_agreement_pct", "pool_agreement_low",
+                    "pool_agreement_high", "pool_kl", "pool_n", "verdict")
+
+
 def _parse_export(run: str, doc: dict, out: dict, warn) -> None:
     for i, art in enumerate(doc["artifacts"]):
         if not isinstance(art, dict):
@@ -187,6 +193,11 @@ def _parse_export(run: str, doc: dict, out: dict, warn) -> None:
         repair = art.get("repair") if isinstance(art.get("repair"), dict) else {}
         row["repair_outcome"] = repair.get("outcome") or ("repaired sibling" if repair.get("of") else None)
         row["kept_fp32"] = ", ".join(repair.get("excluded") or []) or None
+        evidence = art.get("evidence") if isinstance(art.get("evidence"), dict) else {}
+        for key in EVIDENCE_COLUMNS:
+            row[f"evidence_{key}"] = evidence.get(key)
+        row["size_only"] = bool((art.get("speed_vs_fp32") or {}).get("slower")) if art.get("precision") == "int8" \
+            else None
         out["artifacts"].append(row)
         sens = art.get("sensitivity")
         if isinstance(sens, dict) and isinstance(sens.get("blocks"), list):

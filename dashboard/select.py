@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from edgedistill.scenarios import order as scenario_order
+
 # (column, label) in the order the selectors cascade.
 FILTERS = (
     ("machine_id", "Machine"),
@@ -36,13 +38,13 @@ def options(rows: pd.DataFrame, column: str) -> list:
         return sorted(int(v) for v in values)
     if column == "device":
         return sorted(values, key=lambda d: (d != "cpu", d))
-    if column == "scenario":
-        return sorted(values, key=lambda s: (s != "latency", s))
+    if column == "scenario":      # the headline (text -> label) first: what a page opens with
+        return sorted(values, key=lambda s: (scenario_order(s), s))
     return sorted(values, key=str)
 
 
 def default(column: str, values: list):
-    """The value a page opens with: CPU, latency, batch 1, natural length, the most threads measured."""
+    """The value a page opens with: CPU, text -> label latency, batch 1, natural length, the most threads."""
     if not values:
         return None
     if column == "threads":

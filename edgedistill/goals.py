@@ -12,7 +12,9 @@ Goals: ``accurate`` (highest macro-F1), ``fastest_1pct`` and ``fastest_3pct`` (t
 ``targets.WITHIN_1PCT`` / ``targets.WITHIN_3PCT`` percent of the teacher's macro-F1) and ``smallest``
 (the smallest keeping ``WITHIN_1PCT``). Fastest is the largest paired speed-up over the teacher where
 the bench timed candidates side by side with it (``paired_speedup_vs_teacher``, the trusted measure),
-otherwise the lowest p50. Baselines (``edgedistill.methods.BASELINES``) compete like every model:
+otherwise the lowest p50; ``candidates`` names the rows the paired timing covers so that every goal's
+true winner is among them. The points are the headline scenario's (``edgedistill.scenarios``: text ->
+label where measured). Baselines (``edgedistill.methods.BASELINES``) compete like every model:
 when one wins, ``baseline_wins`` says so. Nothing heavy is imported.
 """
 from __future__ import annotations
@@ -63,19 +65,53 @@ def reference_f1(points: Sequence) -> float | None:
 
 
 def keeps(point, reference_f1: float | None, retained_pct: float) -> bool:
-    """Whether ``point`` keeps ``retained_pct`` percent of ``reference_f1`` (a hair of slack for rounding)."""
+    """Whether ``point`` keeps ``retained_pct`` percent of ``reference_f1`` (a hair of slack for rounding);
+    a row without its own macro-F1 is read by the share the bench derived for it (``f1_retained_pct``)."""
     f1 = value(point, "macro_f1")
-    return reference_f1 is not None and f1 is not None and f1 >= min_f1(reference_f1, retained_pct) - 1e-9
+    if f1 is None:
+        retained = value(point, "f1_retained_pct")
+        return retained is not None and retained >= retained_pct - 1e-9
+    return reference_f1 is not None and f1 >= min_f1(reference_f1, retained_pct) - 1e-9
 
 
 def fastest(points: Sequence, latency: str = "latency_p50_ms"):
-    """The fastest of ``points``: the largest paired speed-up where any was measured, else the lowest latency
-    (ties: the more accurate)."""
-    paired = [p for p in points if value(p, "paired_speedup_vs_teacher")]
-    if paired:
-        return max(paired, key=lambda p: (value(p, "paired_speedup_vs_teacher"), value(p, "macro_f1") or 0.0))
-    timed = [p for p in points if value(p, latency) is not None]
-    return min(timed, key=lambda p: (value(p, latency), -(value(p, "macro_f1") or 0.0)), default=None)
+    """The fastest of ``points`` that ships for its speed (a ``size_only`` INT8 artifact, slower than its FP32
+    source, never wins a speed goal): the largest paired speed-up over the teacher among the rows the bench
+    paired, unless a row it did not pair shows a lower latency than that winner's own, which then wins: a row is
+    never dropped for not having been paired. Without paired rows, the lowest latency (ties: the more accurate)."""
+    timed = [p for p in points if not value(p, "size_only")]
+    paired = [p for p in timed if value(p, "paired_speedup_vs_teacher")]
+    best = max(paired, key=lambda p: (value(p, "paired_speedup_vs_teacher"), value(p, "macro_f1") or 0.0),
+               default=None)
+    unpaired = [p for p in timed if not value(p, "paired_speedup_vs_teacher") and value(p, latency) is not None]
+    quickest = min(unpaired, key=lambda p: (value(p, latency), -(value(p, "macro_f1") or 0.0)), default=None)
+    if best is None:
+        return quickest
+    if quickest is not None and value(best, latency) is not None and value(quickest, latency) < value(best, latency):
+        return quickest
+    return best
+
+
+def candidates(points: Sequence, reference_f1: float | None, top: int, latency: str = "latency_p50_ms") -> list:
+    """The rows a paired timing must cover for every goal to be decided on it: the ``top`` fastest (by
+    ``latency``) of each speed goal's qualifying rows, the smallest keeping ``WITHIN_1PCT``, and each model's
+    fastest row keeping ``WITHIN_3PCT``. In the order found, each row once; ``size_only`` rows left out."""
+    timed = [p for p in points if value(p, latency) is not None and not value(p, "size_only")]
+    by_speed = sorted(timed, key=lambda p: value(p, latency))
+    out: list = []
+
+    def add(p):
+        if p is not None and not any(p is q for q in out):
+            out.append(p)
+
+    for pct in (WITHIN_1PCT, WITHIN_3PCT):
+        for p in [p for p in by_speed if keeps(p, reference_f1, pct)][:top]:
+            add(p)
+    near = [p for p in timed if keeps(p, reference_f1, WITHIN_1PCT) and value(p, "size_mb") is not None]
+    add(min(near, key=lambda p: (value(p, "size_mb"), value(p, latency)), default=None))
+    for model in dict.fromkeys(value(p, "model") for p in by_speed):
+        add(next((p for p in by_speed if value(p, "model") == model and keeps(p, reference_f1, WITHIN_3PCT)), None))
+    return out
 
 
 def goal_winners(points: Sequence, reference_f1: float | None, near_pct: float = WITHIN_1PCT,

@@ -77,7 +77,11 @@ class ExportConfig:
     speed_check_blocks: int = 20                   # INT8 vs its FP32 source, ABBA blocks; 0 turns the check off
     speed_check_calls: int = 10                    # calls per block and side (20 x 10: 200 calls each)
     max_f1_drop: float = 0.5                       # INT8 budget: validation macro-F1 points below the FP32 source
-    sensitivity_samples: int = 500                 # VALIDATION texts for the INT8 ranking and repair; 0: neither
+    sensitivity_samples: int = 2000                # VALIDATION texts for the INT8 ranking and repair; 0: neither
+    # Unlabelled in-domain texts (the run's teacher-labelled pool; its training texts without one) on which each
+    # INT8 artifact's agreement and KL against FP32 are measured: thousands of them see a 0.5-point change that
+    # a few hundred labelled texts cannot (export/sensitivity.py). 0: validation alone.
+    pool_samples: int = 2000
     # Only the artifacts a repair needs ranked, by default: ranking every INT8 artifact costs a quantization
     # per block (NNCF and static INT8 calibrate each time), tens of minutes for a 6-model run on 2 cores.
     sensitivity_scope: Literal["all", "over_budget"] = "over_budget"
@@ -117,6 +121,9 @@ class ExportConfig:
         if self.max_f1_drop < 0:
             errs.append(f"max_f1_drop: {self.max_f1_drop} is negative; it is the most validation macro-F1 (points) an "
                         "INT8 artifact may lose against its FP32 source, e.g. 0.5 (0: no loss allowed)")
+        if self.pool_samples < 0:
+            errs.append(f"pool_samples: {self.pool_samples} must be a count of unlabelled texts >= 1, or 0 to judge "
+                        "INT8 artifacts on validation alone")
         if self.sensitivity_samples < 0:
             errs.append(f"sensitivity_samples: {self.sensitivity_samples} must be a count of validation texts >= 1, "
                         "or 0 to skip the INT8 sensitivity ranking and repair")

@@ -33,9 +33,12 @@ class ModelJob:
     """Everything the variants of one model share, computed on first use and cached."""
 
     def __init__(self, run_dir: Path, method: str, recipe: Recipe, data, evalset: checks.EvalSet,
-                 cfg: ExportConfig, workspace: Path, threads: int, valset: checks.EvalSet | None = None):
+                 cfg: ExportConfig, workspace: Path, threads: int, valset: checks.EvalSet | None = None,
+                 pool: list[str] | None = None, pool_source: str | None = None):
         self.method, self.recipe, self.data, self.evalset, self.cfg = method, recipe, data, evalset, cfg
         self.valset = valset          # capped VALIDATION texts: the INT8 ranking and repair (never test)
+        self.pool = list(pool or [])  # unlabelled in-domain texts: INT8 agreement and KL against FP32 (never test)
+        self.pool_source = pool_source
         self.folder = layout.model_dir(run_dir, method)
         self.checkpoint_meta = CheckpointMeta.read(self.folder)
         self.meta = self.checkpoint_meta.raw
@@ -102,6 +105,16 @@ class ModelJob:
             rt = TorchRuntime.load(self.checkpoint(trim), threads=self.threads)
             return rt.logits(self.valset.texts, self.cfg.batch_size)
         return self._cached(("val_reference", trim), build)
+
+    def pool_reference(self, trim: bool) -> np.ndarray | None:
+        """PyTorch FP32 logits on the pool texts of the INT8 evidence (None without a pool)."""
+        if not self.pool:
+            return None
+
+        def build():
+            rt = TorchRuntime.load(self.checkpoint(trim), threads=self.threads)
+            return rt.logits(self.pool, self.cfg.batch_size)
+        return self._cached(("pool_reference", trim), build)
 
     def source_f1(self) -> float:
         return self._cached("source_f1", lambda: checks.macro_f1(self.reference(False), self.evalset.labels,

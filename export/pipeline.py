@@ -38,7 +38,7 @@ from export.config import REPAIRED_SUFFIX, ExportConfig, variant_spec
 from export.errors import ExportError
 from export.manifest import SCHEMA_VERSION, inspect_artifact, valid_manifest
 from export.model_job import TOKENIZER_FILES, ModelJob
-from export.repair import check_sensitivity, quantize_options, ranked_with, repaired_record
+from export.repair import check_evidence, check_sensitivity, quantize_options, ranked_with, repaired_record
 from export.report import format_table, summary_row, write_results
 from export.validate import check_artifact, check_speed
 
@@ -112,6 +112,8 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
             result.update(repaired_record(job, spec, out, draft, repair))
         elif spec["precision"] == "int8" and job.valset is not None and not job.static:
             result.update(check_sensitivity(job, spec, out, draft, extra))
+        elif spec["precision"] == "int8" and job.valset is not None:   # no blocks to rank: its evidence alone
+            result.update(check_evidence(job, spec, out, draft))
         warnings = extra.pop("warnings", None) or []
         for w in warnings:
             log(f"WARNING {job.method}/{variant}: {w}")
@@ -171,6 +173,7 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
                                    recipe.data.seed)
     valset = (checks.make_eval_set(data.validation.texts, data.validation.labels, 0, cfg.sensitivity_samples,
                                    recipe.data.seed) if cfg.sensitivity_samples else None)
+    pool, pool_source = evidence_pool(recipe, data, cfg) if valset is not None else ([], None)
     threads = cfg.threads or os.cpu_count() or 1
     rows: list[dict] = []
     repairs: list[str] = []
@@ -179,7 +182,8 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
     try:
         with tqdm(total=len(models) * len(variants), desc="export", unit="artifact", dynamic_ncols=True) as bar:
             for method in models:
-                job = ModelJob(run_dir, method, recipe, data, evalset, cfg, workspace, threads, valset)
+                job = ModelJob(run_dir, method, recipe, data, evalset, cfg, workspace, threads, valset, pool,
+                               pool_source)
                 for variant in variants:
                     bar.set_postfix_str(f"{method}/{variant}")
                     if job.static and variant not in STATIC_BUILDERS:
@@ -224,10 +228,32 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
             f"{', '.join(flagged)}")
     if repairs:
         log(f"INT8 budget ({cfg.max_f1_drop:g} pts of validation macro-F1 below the FP32 source, "
-            f"{valset.test_size if valset else 0} validation texts, at most {cfg.sensitivity_samples} used):\n  "
-            + "\n  ".join(repairs))
+            f"{valset.test_size if valset else 0} validation texts, at most {cfg.sensitivity_samples} used, "
+            f"[paired bootstrap 95% interval]; {len(pool)} pool texts ({pool_source})):\n  " + "\n  ".join(repairs))
     log(f"wrote {results / 'export.json'} and export.md")
     return rows
+
+
+def evidence_pool(recipe: Recipe, data, cfg: ExportConfig) -> tuple[list[str], str | None]:
+    """Up to ``cfg.pool_samples`` unlabelled in-domain texts for the INT8 evidence, and where they come from:
+    the run's own pool (``data.unlabeled``, the texts the teacher labels for the students, never a validation
+    or test text), else the training texts (no labels are read: only agreement with FP32)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from distill.unlabeled import load_unlabeled
+
+    if not cfg.pool_samples:
+        return [], None
+    if recipe.data.unlabeled is not None:
+        texts, info = load_unlabeled(replace(recipe.data, max_unlabeled=cfg.pool_samples), data)
+        if texts:
+            return texts, f"the run's unlabelled pool ({info['origin']})"
+    train = list(data.train.texts)
+    keep = np.sort(np.random.default_rng(recipe.data.seed).choice(len(train), min(cfg.pool_samples, len(train)),
+                                                                 replace=False))
+    return [train[i] for i in keep], "the training texts (the run has no unlabelled pool)"
 
 
 def repair_sibling(job: ModelJob, manifest: dict, bar) -> list[dict]:

@@ -43,24 +43,44 @@ def candidate_blocks(job: ModelJob, spec: dict, options: dict, kept_fp32) -> tup
     return [b for b in names if b not in already], already
 
 
-def check_sensitivity(job: ModelJob, spec: dict, folder: Path, draft: dict, built: dict) -> dict:
-    """The block ranking of a plain INT8 artifact and the repair its budget asks for, both on
-    the capped VALIDATION texts against the PyTorch FP32 checkpoint it came from."""
+def evaluator(job: ModelJob, spec: dict, folder: Path, draft: dict):
+    """``evaluate(model_file) -> Score``: a graph served with the artifact's tokenizer and settings, scored
+    against the PyTorch FP32 checkpoint on the capped VALIDATION texts and the run's pool (export/sensitivity.py)."""
     cfg, trim, valset = job.cfg, spec["trimmed_vocab"], job.valset
-    options = quantize_options(spec, built)
-    reference = job.val_reference(trim)
+    reference, pool_reference = job.val_reference(trim), job.pool_reference(trim)
     runtime = RUNTIME_FOR_FORMAT[spec["format"]]
-    scratch = job.work / "sensitivity" / spec["variant"]
-    tries = itertools.count()
 
     def evaluate(model: Path) -> dict:
-        rt = runtime.open(folder, {**draft, "model_file": str(model.resolve())}, threads=job.threads)
+        rt = runtime.open(folder, {**draft, "model_file": str(Path(model).resolve())}, threads=job.threads)
         try:
             logits = rt.logits(valset.texts, cfg.batch_size)
+            pool = rt.logits(job.pool, cfg.batch_size) if job.pool else None
         finally:
             del rt
             gc.collect()
-        return sensitivity.score_logits(logits, reference, valset.labels, job.label_names)
+        return sensitivity.score_logits(logits, reference, valset.labels, job.label_names, pool, pool_reference)
+    return evaluate
+
+
+def check_evidence(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict:
+    """An INT8 artifact that is not ranked block by block (the static student's): its evidence alone."""
+    trim = spec["trimmed_vocab"]
+    plain = evaluator(job, spec, folder, draft)(folder / draft["model_file"])
+    source_f1 = checks.macro_f1(job.val_reference(trim), job.valset.labels, job.label_names)
+    return {"evidence": {**sensitivity.score_row(plain, source_f1, plain), "split": "validation",
+                         "pool": job.pool_source, "max_f1_drop": job.cfg.max_f1_drop,
+                         "verdict": sensitivity.verdict(plain, source_f1, job.cfg.max_f1_drop)}}
+
+
+def check_sensitivity(job: ModelJob, spec: dict, folder: Path, draft: dict, built: dict) -> dict:
+    """The block ranking of a plain INT8 artifact and the repair its budget asks for, both on the capped
+    VALIDATION texts and the run's pool against the PyTorch FP32 checkpoint it came from."""
+    cfg, trim, valset = job.cfg, spec["trimmed_vocab"], job.valset
+    options = quantize_options(spec, built)
+    reference = job.val_reference(trim)
+    scratch = job.work / "sensitivity" / spec["variant"]
+    tries = itertools.count()
+    evaluate = evaluator(job, spec, folder, draft)
 
     def score(excluded: list[str]) -> dict:
         attempt = scratch / f"try-{next(tries)}"
@@ -76,18 +96,20 @@ def check_sensitivity(job: ModelJob, spec: dict, folder: Path, draft: dict, buil
     plain = evaluate(folder / draft["model_file"])
     candidates, already = candidate_blocks(job, spec, options, built.get("fp32_nodes"))
     if cfg.sensitivity_scope == "over_budget" and sensitivity.within_budget(plain, source_f1, cfg.max_f1_drop):
-        candidates = []          # nothing to repair: its validation scores are recorded, its blocks not tried
+        candidates = []          # nothing to repair: its evidence is recorded, its blocks not tried
     ranking = sensitivity.rank_blocks(candidates, score, source_f1, plain)
     repair = sensitivity.greedy_repair(ranking, score, source_f1, plain, cfg.max_f1_drop)
     quantizations = next(tries)
     reference_name = "pytorch-fp32 (trimmed vocabulary)" if trim else "pytorch-fp32"
     return {
+        "evidence": {**repair["plain"], "split": "validation", "pool": job.pool_source,
+                     "max_f1_drop": cfg.max_f1_drop, "verdict": repair["verdict"]},
         "sensitivity": {"split": "validation", "n": len(valset.texts), "samples_cap": cfg.sensitivity_samples,
-                        "scope": cfg.sensitivity_scope,
+                        "scope": cfg.sensitivity_scope, "pool": job.pool_source, "pool_cap": cfg.pool_samples,
                         "validation_size": valset.test_size, "reference": reference_name,
-                        "source_macro_f1": round(source_f1, 6), "plain": repair["plain"], "blocks": ranking,
-                        "already_fp32": already, "quantizations": quantizations,
-                        "seconds": round(time.perf_counter() - started, 2)},
+                        "source_macro_f1": round(source_f1, 6), "plain": repair["plain"],
+                        "blocks": sensitivity.strip(ranking), "already_fp32": already,
+                        "quantizations": quantizations, "seconds": round(time.perf_counter() - started, 2)},
         "repair": {**repair, **({"quantized_from": options["source"]} if options else {}),
                    "repaired_variant": spec["variant"] + REPAIRED_SUFFIX if repair["outcome"] == "repaired" else None,
                    "fp32_answer": fp32_answer(spec) if repair["outcome"] == "fp32" else None},
@@ -118,4 +140,5 @@ def ranked_with(manifest: dict, cfg: ExportConfig) -> bool:
         return True
     sens = manifest.get("sensitivity") or {}
     return (repair.get("max_f1_drop") == cfg.max_f1_drop and sens.get("samples_cap") == cfg.sensitivity_samples
-            and sens.get("scope") == cfg.sensitivity_scope)
+            and sens.get("scope") == cfg.sensitivity_scope and sens.get("pool_cap") == cfg.pool_samples
+            and "verdict" in repair)

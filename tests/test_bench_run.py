@@ -87,8 +87,8 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     combos = {(r.artifact, r.runtime) for r in rows}
     assert combos == {("teacher/pytorch", "pytorch"), ("odd/pytorch", "pytorch"),
                       ("teacher/onnx-fp32", "onnxruntime"), ("teacher/openvino-fp32", "openvino")}
-    # 2 latency lengths + 1 throughput scenario per artifact x runtime (quick mode)
-    assert len(rows) == 4 * 3
+    # text -> label at batch 1 and batched, 2 forward latency lengths + 1 forward throughput per artifact x runtime
+    assert len(rows) == 4 * 5
     for r in rows:
         assert r.latency_p50_ms > 0 and r.rounds >= (5 if r.scenario == "latency" else 3)
         assert r.latency_min_ms <= r.latency_p50_ms <= r.latency_p90_ms <= r.latency_p99_ms
@@ -115,7 +115,7 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
     assert "Best artifact per goal" in report and "teacher/onnx-fp32" in report
     # trust: contention per row, the machine's peak and each row's FLOPs, paired headline ratios
     block = doc["machines"][mid]
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
     assert all(r.other_cpu_pct is not None and r.disturbed in (True, False) for r in rows)
     assert block["peak_gflops"]["1"]["fp32"] > 0 and block["peak_gflops"]["1"]["int8"] > 0
     assert all(r.gflop_per_call > 0 and r.floor_ms > 0 and r.pct_of_peak > 0 for r in rows)
@@ -123,9 +123,17 @@ def test_quick_bench_writes_schema_valid_results(tiny_run, tmp_path):
                                                                           "natural")].gflop_per_call
     pairs = block["paired"]
     assert pairs and all(p["reference_kind"] == "teacher_fp32" and p["blocks"] == 4 for p in pairs)
-    cand = by[("teacher/onnx-fp32", "latency", "natural")]
+    cand = by[("teacher/onnx-fp32", "text-latency", "natural")]        # paired on what the user gets
     assert cand.paired_speedup_vs_teacher_low <= cand.paired_speedup_vs_teacher <= cand.paired_speedup_vs_teacher_high
-    assert by[("teacher/onnx-fp32", "latency", "16")].paired_speedup_vs_teacher is None   # natural length only
+    assert by[("teacher/onnx-fp32", "latency", "natural")].paired_speedup_vs_teacher is None
+    # text -> label: the same texts as forward-only, with the tokenizer's own p50 beside it
+    for r in rows:
+        if r.scenario == "text-latency":
+            assert 0 < r.tokenize_ms < r.latency_p50_ms
+        else:
+            assert r.tokenize_ms is None
+    assert by[("teacher/onnx-fp32", "text-throughput", "natural")].batch_size == 4
+    assert "text -> label" in report and "tokenizer %" in report
     assert "Paired headline ratios" in report and "Distance to the limit" in report and "Contention" in report
 
 
@@ -169,7 +177,7 @@ def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, 
     assert kept == sorted((r.key(), r.latency_p50_ms, r.macro_f1) for r in foreign)
     mine = [r for r in rows if r.machine_id == mid]
     assert {(r.artifact, r.scenario, r.seq_len) for r in mine} == {
-        ("teacher/onnx-fp32", "latency", "natural"), ("teacher/onnx-fp32", "throughput", "natural")}
+        ("teacher/onnx-fp32", s, "natural") for s in ("text-latency", "latency", "text-throughput", "throughput")}
     assert all(r.speedup_vs_teacher is None for r in mine)   # no teacher PyTorch row on this machine now
     assert [f["job"] for f in doc["machines"][mid]["failed"]] == ["teacher/onnx-broken [onnxruntime/cpu x1]"]
     assert "1 job(s) failed" in (results / "report.md").read_text()
@@ -362,7 +370,7 @@ def test_a_filtered_bench_replaces_only_the_rows_it_measured(tiny_run, tmp_path,
     assert by[("teacher/onnx-fp32", 4, "natural", "latency")] == 3.0            # another thread count: kept
     assert ("teacher/onnx-fp32", 1, "64", "latency") not in by                 # the job it ran: replaced
     assert by[("teacher/onnx-fp32", 1, "natural", "latency")] != 99.0
-    assert len(rows) == 4 + 2 and len(doc["machines"][mid]["added_to"]) == 1
+    assert len(rows) == 4 + 4 and len(doc["machines"][mid]["added_to"]) == 1
     assert list(scratch.iterdir()) == []
 
 

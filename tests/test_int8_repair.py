@@ -184,12 +184,19 @@ def test_a_budget_no_exclusion_meets_answers_with_fp32(repaired, monkeypatch):
     lines: list[str] = []
     export_run(run, load_export_config(recipe.export, {"variants": ["onnx-int8-dynamic"], "force": True}),
                log=lines.append)
-    repair = manifest(run, "onnx-int8-dynamic")["repair"]
+    m = manifest(run, "onnx-int8-dynamic")
+    repair, ranking = m["repair"], m["sensitivity"]["blocks"]
     assert repair["outcome"] == "fp32" and repair["fp32_answer"] == "onnx-fp32" and repair["excluded"] == []
-    assert len(repair["steps"]) == 9 and all(s["f1_delta_points"] < -0.5 for s in repair["steps"])
+    # Only the blocks whose pool-KL cut clears its interval are spent, each adding to the last.
+    counted = [b["block"] for b in ranking if b["counts"]]
+    assert len(ranking) == 9 and 1 <= len(counted) < 9
+    assert [s["excluded"] for s in repair["steps"]] == [counted[:i] for i in range(1, len(counted) + 1)]
+    assert all(s["f1_delta_points"] < -0.5 for s in repair["steps"])
     assert not (run / "artifacts" / "odd" / "onnx-int8-dynamic-repaired").exists()
     console = "\n".join(lines)
-    assert "no exclusion of its 9 ranked blocks meets it: odd/onnx-fp32 (FP32) is the answer" in console
+    n = len(counted)
+    assert f"no exclusion of its {n} counted block{'s' * (n != 1)} meets it: odd/onnx-fp32 (FP32) is the answer" \
+        in console
     md = (recipe.results_path / "export.md").read_text()
     assert "odd/onnx-fp32 (FP32) is the answer" in md
 
@@ -328,3 +335,86 @@ def test_export_report_names_each_int8_artifact_off_its_fp32_source_on_test_and_
     assert "- even/onnx-int8-dynamic: -0.70 pts" in text and "validation and test disagree" in text
     assert "odd/openvino-int8-repaired: 0.75x the plain INT8's speed [0.70, 0.80]: misses it" in text
     assert test_check([art("odd/onnx-fp32", 0.0, precision="fp32")], 0.5) == []
+
+
+# --- the evidence: intervals on validation, agreement and KL on the pool ------------------------
+
+def test_the_paired_drop_interval_matches_scikit_learn_and_shrinks_with_agreement():
+    from sklearn.metrics import f1_score
+
+    from export.sensitivity import drop_interval
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    source = np.where(rng.random(500) < 0.75, labels, rng.integers(0, 3, 500))
+    few = source.copy()
+    few[:3] = (few[:3] + 1) % 3                              # INT8 flips 3 of 500 labels
+    many = np.where(rng.random(500) < 0.1, (source + 1) % 3, source)
+    point, low, high = drop_interval(labels, source, many, 3)
+    expected = 100 * (f1_score(labels, source, average="macro") - f1_score(labels, many, average="macro"))
+    assert point == pytest.approx(expected) and low < point < high
+    p2, l2, h2 = drop_interval(labels, source, few, 3)
+    assert l2 <= p2 <= h2 and h2 - l2 < high - low            # fewer flips, a tighter interval
+    assert drop_interval(labels, source, source, 3) == (0.0, 0.0, 0.0)
+
+
+def test_a_drop_inside_its_noise_is_not_over_budget_and_is_not_repaired():
+    from export.sensitivity import greedy_repair, score_logits, verdict
+
+    rng = np.random.default_rng(1)
+    n, names = 500, ["a", "b", "c"]
+    labels = rng.integers(0, 3, n)
+    reference = rng.normal(size=(n, 3)) + 2.0 * np.eye(3)[labels]
+    pool_ref = rng.normal(size=(4000, 3))
+
+    def int8(flip_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        r = np.random.default_rng(seed)
+        val, pool = reference.copy(), pool_ref.copy()
+        for logits in (val, pool):     # swap the top two classes of a share of the texts: those labels flip
+            rows = np.flatnonzero(r.random(len(logits)) < flip_share)
+            top = logits[rows].argsort(1)[:, -2:]
+            logits[rows, top[:, 1]], logits[rows, top[:, 0]] = logits[rows, top[:, 0]], logits[rows, top[:, 1]] + 1e-3
+        return val, pool
+
+    source_f1 = score_logits(reference, reference, labels, names)["macro_f1"]
+    quiet = score_logits(*int8(0.002, 2)[:1], reference, labels, names, int8(0.002, 2)[1], pool_ref)
+    loud = score_logits(*int8(0.08, 3)[:1], reference, labels, names, int8(0.08, 3)[1], pool_ref)
+    assert quiet["pool_agreement_pct"] > 99.5 and quiet["pool_n"] == 4000 and quiet["pool_kl"] > 0
+    assert verdict(quiet, source_f1, 0.5) in ("within", "noise")
+    assert verdict(loud, source_f1, 0.5) == "over" and loud["pool_agreement_high"] < 99.5
+    repair = greedy_repair([], lambda ex: quiet, source_f1, quiet, 0.5)
+    assert repair["outcome"] == "within_budget" and repair["steps"] == [] and "_pool_kl" not in repair["plain"]
+    # A drop above the budget on validation whose interval holds it, with few pool flips: inside the noise.
+    noisy = {**quiet, "macro_f1": source_f1 - 0.008, "drop_points": 0.8, "drop_low": -0.4, "drop_high": 2.0,
+             "pool_agreement_high": 99.9}
+    assert verdict(noisy, source_f1, 0.5) == "noise"
+    assert verdict({**noisy, "pool_agreement_high": 98.0}, source_f1, 0.5) == "over"     # the pool says so
+    assert verdict({**noisy, "drop_low": 0.6}, source_f1, 0.5) == "over"                  # validation says so
+
+
+def test_only_blocks_whose_kl_cut_clears_its_interval_are_spent_on_a_repair():
+    from export.sensitivity import greedy_repair, rank_blocks
+
+    rng = np.random.default_rng(2)
+    plain_kl = rng.exponential(0.02, 3000)
+
+    def score(excluded):
+        kl = plain_kl.copy()
+        if "big" in excluded:
+            kl *= 0.2                                    # keeping it in FP32 removes most of the damage
+        if "tiny" in excluded:
+            kl = kl + rng.normal(0, 1e-4, kl.size)       # no real effect, only noise
+        over = "big" not in excluded
+        return {"macro_f1": 0.80 if over else 0.897, "agreement_pct": 95.0, "mean_abs_dlogit": 0.1,
+                "drop_points": 10.0 if over else 0.3, "drop_low": 8.0 if over else -0.2,
+                "drop_high": 12.0 if over else 0.8, "pool_agreement_pct": 97.0 if over else 99.8,
+                "pool_agreement_low": 96.0 if over else 99.6, "pool_agreement_high": 98.0 if over else 99.9,
+                "pool_n": kl.size, "pool_kl": float(kl.mean()), "_pool_kl": kl}
+
+    plain = score([])
+    ranking = rank_blocks(["tiny", "big"], score, 0.90, plain)
+    assert [(r["block"], r["counts"]) for r in ranking] == [("big", True), ("tiny", False)]
+    assert ranking[0]["kl_reduction_low"] > 0 >= ranking[1]["kl_reduction_low"]
+    assert all("_score" not in r or r["block"] for r in ranking)
+    repair = greedy_repair(ranking, score, 0.90, plain, max_f1_drop=0.5)
+    assert repair["outcome"] == "repaired" and repair["excluded"] == ["big"]

@@ -179,7 +179,7 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict,
                     quantization=a.quantization, trimmed_vocab=a.trimmed_vocab, runtime=job.runtime,
                     device=job.device, threads=job.threads, options=job.row_options(result.get("describe")))
     footprint = dict(size_mb=a.size_bytes / 1e6, params=a.params, load_s=result["load_s"],
-                     peak_rss_mb=result["peak_rss_mb"])
+                     peak_rss_mb=result["peak_rss_mb"], size_only=a.size_only or None)
 
     def trust_columns(timing: dict) -> dict:
         # What else ran on the machine while this case was timed, and how far it sits from the compute floor.

@@ -9,10 +9,13 @@ needs and no more: ONNX Runtime and OpenVINO jobs never import torch, and the ac
 (scikit-learn) are computed by the parent from the returned class probabilities, so the peak
 memory is that of a process serving the artifact (plus the pytest-benchmark harness).
 
-Timed calls take pre-tokenized inputs: tokenization is excluded from every latency, for every
-runtime alike (it is the same ``tokenizers`` code for all of them).
+What one timed call is (``edgedistill.scenarios``):
 
-- latency, natural: batch 1, a fixed list of test texts at their own lengths (truncated to the
+- text-latency: what a user gets, ``Runtime.predict([text])`` (the artifact's tokenizer, forward,
+  softmax and argmax) for one test text at its own length, cycling through the same texts as
+  latency/natural; the tokenizer alone is timed on the same texts (the row's ``tokenize_ms``);
+- text-throughput: ``Runtime.predict(batch)`` on the throughput batches;
+- latency, natural: forward only, batch 1, a fixed list of test texts at their own lengths (truncated to the
   model's max_length), one text per call, cycling through the list;
 - latency, 16 / 64 / 128: batch 1, real test text cut to exactly that many tokens;
 - throughput: ``batch_size`` test texts per call (padded to the batch's longest, or to a fixed
@@ -33,11 +36,26 @@ from bench.scenarios import latency
 from bench.scenarios.latency import Case, run_cases, timing_settings
 from bench.scenarios.memory import peak_rss_mb
 from edgedistill.contention import CaseMarks
+from edgedistill.scenarios import TEXT_SCENARIOS, TEXT_THROUGHPUT, TOKENIZE
 
 
 def build_cases(cfg: BenchConfig) -> list[Case]:
     return latency.build_cases(cfg.seq_lens, cfg.batch_size, cfg.throughput_seq_lens, cfg.min_rounds,
-                              cfg.throughput_min_rounds, cfg.repeat)
+                              cfg.throughput_min_rounds, cfg.repeat, text=True)
+
+
+def text_target(rt, inputs: dict, case: Case):
+    """The zero-argument call of a text scenario, exactly as ``Runtime.predict`` serves it."""
+    if case.scenario == TEXT_THROUGHPUT:
+        batches, predict = itertools.cycle(inputs["throughput_batches"]), rt.predict
+
+        def served():
+            batch = next(batches)
+            return predict(batch, batch_size=len(batch))    # one request, one forward: as a server batches
+        return served
+    texts = itertools.cycle([[t] for t in inputs["natural_texts"]])
+    call = rt.encode if case.scenario == TOKENIZE else rt.predict
+    return lambda: call(next(texts))
 
 
 def case_batches(rt, inputs: dict, case: Case) -> list[dict]:
@@ -93,6 +111,12 @@ def measure(job: Job, cfg: BenchConfig, inputs: dict, workdir: Path) -> dict:
 
     def make_target(case: Case):
         marks.mark(case.id)
+        if case.scenario in (*TEXT_SCENARIOS, TOKENIZE):
+            texts = inputs["throughput_batches"] if case.scenario == TEXT_THROUGHPUT else \
+                [[t] for t in inputs["natural_texts"]]
+            shapes[case.id] = None if case.scenario == TOKENIZE else \
+                [list(rt.encode(b)["input_ids"].shape) for b in texts]
+            return text_target(rt, inputs, case)
         batches = case_batches(rt, inputs, case)
         shapes[case.id] = [list(b["input_ids"].shape) for b in batches]
         forward, cycle = rt.forward, itertools.cycle(batches)

@@ -14,6 +14,7 @@ from bench.scenarios.probe import change_pct
 from bench.schema import KEY_COLUMNS, PAIRED_COLUMNS, BenchRow
 from edgedistill import goals
 from edgedistill.methods import BASELINES, is_baseline
+from edgedistill.scenarios import BATCHED, DESCRIBE, LATENCY, TEXT_SCENARIOS, THROUGHPUT, headline_scenario
 from edgedistill.targets import AGREE_PCT, WITHIN_1PCT, WITHIN_3PCT
 from edgedistill.targets import RETAINED_PCT as RETAINED_GOAL  # % of teacher macro-F1 kept to count as "as good"
 
@@ -37,8 +38,16 @@ def _config_key(r: BenchRow) -> tuple:
 
 
 def headline_seq_len(rows: list[BenchRow]) -> str | None:
-    lens = [r.seq_len for r in rows if r.scenario == "latency"]
+    lens = [r.seq_len for r in rows if r.scenario == LATENCY]
     return "natural" if "natural" in lens else (lens[0] if lens else None)
+
+
+def headline_rows(rows: list[BenchRow]) -> list[BenchRow]:
+    """The batch-1 rows the main table and the goals rank: text -> label at natural length where measured
+    (``edgedistill.scenarios``), else forward-only at the headline length (files from before it)."""
+    scenario = headline_scenario(rows)
+    seq = "natural" if scenario in TEXT_SCENARIOS else headline_seq_len(rows)
+    return [r for r in rows if r.scenario == scenario and r.seq_len == seq and r.batch_size == 1]
 
 
 def _labels(rows: list[BenchRow]) -> list[str]:
@@ -169,10 +178,14 @@ def drift_note(block: dict, threads: int | None = None) -> str:
 
 
 def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = None) -> str:
-    """One line per artifact x runtime x precision: batch-1 latency at the headline length."""
-    seq = headline_seq_len(rows)
-    latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
-    throughput = {_config_key(r): r for r in rows if r.scenario == "throughput" and r.seq_len == "natural"}
+    """One line per artifact x runtime x precision: batch-1 latency of the headline scenario (text -> label
+    where measured), beside it the forward-only p50 and the tokenizer's share of a text -> label call."""
+    latency = headline_rows(rows)
+    scenario = latency[0].scenario if latency else LATENCY
+    text = scenario in TEXT_SCENARIOS
+    forward = {_config_key(r): r for r in rows if r.scenario == LATENCY and r.seq_len == "natural"
+               and r.batch_size == 1} if text else {}
+    throughput = {_config_key(r): r for r in rows if r.scenario == BATCHED[scenario] and r.seq_len == "natural"}
     labels = _labels(rows)
     with_options = any(r.options for r in latency)
     with_spread = bool(spreads)
@@ -180,7 +193,8 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
     tb = next((r.batch_size for r in throughput.values()), None)
     header = ["model", "format", "precision", "runtime"] + (["options"] if with_options else []) + \
              ["size MB", "macro-F1"] + [f"F1 {label}" for label in labels] + \
-             ["p50 ms", "p90 ms", f"throughput/s (batch {tb})" if tb else "throughput/s", "speed-up", "size ratio"] + \
+             ["p50 ms", "p90 ms"] + (["forward p50 ms", "tokenizer %"] if text else []) + \
+             [f"throughput/s (batch {tb})" if tb else "throughput/s", "speed-up", "size ratio"] + \
              (["p50 spread %"] if with_spread else []) + (["busy"] if with_busy else [])
     lines = []
     for r in latency:
@@ -188,24 +202,45 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
         line = [r.model, r.format if r.variant == "pytorch" else f"{r.format} ({r.variant})", r.precision, r.runtime]
         line += [r.options] if with_options else []
         line += [fmt(r.size_mb, 1), fmt(r.macro_f1, 4)] + [fmt(r.per_class.get(lb, {}).get("f1"), 3) for lb in labels]
-        line += [fmt(r.latency_p50_ms), fmt(r.latency_p90_ms), fmt(t.throughput_per_s if t else None, 1),
-                 fmt(r.speedup_vs_teacher) + ("x" if r.speedup_vs_teacher else ""), fmt(r.size_ratio_vs_fp32)]
+        line += [fmt(r.latency_p50_ms), fmt(r.latency_p90_ms)]
+        if text:
+            f = forward.get(_config_key(r))
+            line += [fmt(f.latency_p50_ms if f else None), fmt(tokenizer_share(r), 0)]
+        line += [fmt(t.throughput_per_s if t else None, 1),
+                 fmt(r.speedup_vs_teacher) + ("x" if r.speedup_vs_teacher else ""),
+                 fmt(r.size_ratio_vs_fp32) + (" (size only)" if r.size_only else "")]
         if with_spread:
             p50s = (spreads or {}).get(r.key_text())
             line.append(fmt(spread_pct(p50s or []), 1))
         if with_busy:
             line.append(f"busy ({r.other_cpu_pct:.0f}%)" if r.disturbed else "")
         lines.append(line)
-    return f"Latency at batch 1, {seq} length; throughput on natural-length batches.\n\n" + md_table(header, lines)
+    what = (f"Latency at batch 1: {DESCRIBE[scenario]}" + (", one text at its natural length" if text else
+            f", {latency[0].seq_len if latency else '?'} length") + f"; throughput: {DESCRIBE[BATCHED[scenario]]}, "
+            "natural-length batches.")
+    if text:
+        what += (" Forward p50: the same texts pre-tokenized; tokenizer %: the tokenizer alone as a share of the "
+                 "text -> label p50.")
+    if any(r.size_only for r in latency):
+        what += (" Size only: an INT8 artifact its export timed slower than its FP32 source side by side; it "
+                 "ships for its size, and no speed goal names it.")
+    return what + "\n\n" + md_table(header, lines)
+
+
+def tokenizer_share(row: BenchRow) -> float | None:
+    """The tokenizer's share of a text -> label call, in percent (both p50s from the same process)."""
+    if row.tokenize_ms is None or not row.latency_p50_ms:
+        return None
+    return 100.0 * row.tokenize_ms / row.latency_p50_ms
 
 
 def seq_len_table(rows: list[BenchRow]) -> str:
-    lens = list(dict.fromkeys(r.seq_len for r in rows if r.scenario == "latency" and r.batch_size == 1))
+    lens = list(dict.fromkeys(r.seq_len for r in rows if r.scenario == LATENCY and r.batch_size == 1))
     if len(lens) < 2:
         return ""
     by = defaultdict(dict)
     for r in rows:
-        if r.scenario == "latency" and r.batch_size == 1:
+        if r.scenario == LATENCY and r.batch_size == 1:
             by[_config_key(r)][r.seq_len] = r
     lines = [[*k[:3], *([k[3]] if any(c[3] for c in by) else []),
               *[fmt(v[s].latency_p50_ms) if s in v else "-" for s in lens]] for k, v in by.items()]
@@ -219,13 +254,14 @@ def goal_winners(rows: list[BenchRow]) -> dict[str, BenchRow]:
     most accurate, fastest within 1% and within 3% of the teacher's macro-F1, smallest within 1%, the
     same computation the dashboard shows), plus the highest throughput keeping 99% from the throughput
     rows. Goals nothing qualifies for are left out; empty when no teacher macro-F1 is known."""
-    seq = headline_seq_len(rows)
-    latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
+    latency = headline_rows(rows)
     ref = reference_f1(latency)
     if ref is None:
         return {}
     out = {g: w for g, w in goals.goal_winners(latency, ref).items() if w is not None}
-    tput = [r for r in rows if r.scenario == "throughput" and r.throughput_per_s and goals.keeps(r, ref, RETAINED_GOAL)]
+    batched = BATCHED[latency[0].scenario] if latency else THROUGHPUT
+    tput = [r for r in rows if r.scenario == batched and r.throughput_per_s and not r.size_only
+            and goals.keeps(r, ref, RETAINED_GOAL)]
     if tput:
         out["throughput"] = max(tput, key=lambda r: r.throughput_per_s)
     return out
@@ -253,7 +289,8 @@ def best_per_goal(rows: list[BenchRow]) -> str:
             out.append(f"- No artifact keeps >= {pct:g}% of the teacher's macro-F1 here.")
             continue
         out.append(f"- **{goals.GOALS[goal]}** (keeping >= {pct:g}% of teacher macro-F1): {name(f)}: p50 "
-                   f"{fmt(f.latency_p50_ms)} ms, {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
+                   f"{fmt(f.latency_p50_ms)} ms ({DESCRIBE.get(f.scenario, f.scenario)}),"
+                   f" {fmt(f.speedup_vs_teacher)}x the teacher PyTorch FP32, size ratio "
                    f"{fmt(f.size_ratio_vs_fp32)} vs its ONNX FP32 ({fmt(f.size_mb, 1)} MB), macro-F1 "
                    f"{fmt(f.macro_f1, 4)} ({fmt(f.f1_retained_pct, 1)}% of teacher)." + trust.paired_text(f))
     s = winners.get("smallest")
@@ -275,8 +312,7 @@ def best_per_goal(rows: list[BenchRow]) -> str:
 
 def baselines_text(rows: list[BenchRow], winners: dict) -> list[str]:
     """Where each peer baseline sits among the measured models, and, plainly, any goal one wins."""
-    seq = headline_seq_len(rows)
-    latency = [r for r in rows if r.scenario == "latency" and r.seq_len == seq and r.batch_size == 1]
+    latency = headline_rows(rows)
     standing = goals.baseline_standing(latency, reference_f1(latency), winners)
     if not standing:
         return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 
 from bench.schema import PAIRED_COLUMNS, BenchRow
+from edgedistill.scenarios import DESCRIBE, headline_scenario
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -81,9 +82,10 @@ def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
                       _fmt(r.speedup_vs_teacher) + "x" if r.speedup_vs_teacher else "-",
                       _fmt(max(others), 0) + "%" if others else "-", "yes" if any(d for _, d in seen) else ""])
     cfg = block.get("bench_config") or {}
+    what = DESCRIBE.get(paired[0].scenario, paired[0].scenario)
     head = (f"Paired headline ratios (`bench/scenarios/paired.py`): each candidate and the reference loaded in one "
             f"process, timed in alternating ABBA blocks ({cfg.get('paired_blocks', '?')} blocks of "
-            f"{cfg.get('paired_calls', '?')} calls, batch 1, natural length); median of the per-block ratios "
+            f"{cfg.get('paired_calls', '?')} calls of {what}, batch 1, natural length); median of the per-block ratios "
             "[bootstrap 95% interval]. The separate-"
             "process speed-up (from the rows' p50s) is shown for comparison.")
     return head + "\n\n" + _table(["artifact", "x teacher PyTorch FP32 (paired)", "x teacher ORT INT8 (paired)",
@@ -93,7 +95,8 @@ def paired_table(rows: list[BenchRow], block: dict, threads) -> str:
 def limit_table(rows: list[BenchRow], block: dict, threads) -> str:
     """FLOPs, achieved rate and the compute floor of the headline rows (batch 1, natural length)."""
     peak = (block.get("peak_gflops") or {}).get(str(threads))
-    headline = [r for r in rows if r.scenario == "latency" and r.batch_size == 1 and r.seq_len == "natural"
+    scenario = headline_scenario(rows)
+    headline = [r for r in rows if r.scenario == scenario and r.batch_size == 1 and r.seq_len == "natural"
                 and r.gflop_per_call]
     if not peak or not headline:
         return ""

@@ -11,7 +11,8 @@ few microseconds, so one round = one call), warms up for ``warmup_iterations`` c
 ``max_time`` seconds), then runs ``max(min_rounds, max_time / round time)`` rounds. p50, mean,
 min and stddev are pytest-benchmark's; p90 and p99 are read off its raw round times.
 
-Imports only the standard library and pytest (with pytest-benchmark), so the GPU script can use it as it is.
+Imports only the standard library, pytest (with pytest-benchmark) and ``edgedistill.scenarios`` (names only),
+so the GPU script can use it as it is.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
+
+from edgedistill.scenarios import LATENCY, TEXT_LATENCY, TEXT_THROUGHPUT, THROUGHPUT, TOKENIZE
 
 CASES_FILE = Path(__file__).with_name("latency_cases.py")
 
@@ -34,7 +37,7 @@ class Case:
     """One timed scenario: ``batch_size`` texts per call at ``seq_len`` (natural, a count, or
     bucketed: one call scores ``texts`` texts in length-bucketed batches of at most ``batch_size``)."""
 
-    scenario: str           # latency | throughput
+    scenario: str           # edgedistill.scenarios: text-latency | text-throughput | latency | throughput | tokenize
     batch_size: int
     seq_len: str            # "natural" or "16", "64", ... or "bucketed"
     options: str = ""       # e.g. "cuda-graphs"; part of the id
@@ -50,11 +53,21 @@ class Case:
 
 
 def build_cases(seq_lens, batch_size: int, throughput_seq_lens, min_rounds: int, throughput_min_rounds: int,
-                repeat: int = 1, options: str = "", precision: str = "") -> list[Case]:
+                repeat: int = 1, options: str = "", precision: str = "", text: bool = False) -> list[Case]:
     """The timed scenarios of one loaded model: batch 1 at each of ``seq_lens``, then a
-    ``batch_size`` batch at each of ``throughput_seq_lens``; all of them ``repeat`` times."""
-    one = [Case("latency", 1, str(s), options, precision, min_rounds=min_rounds) for s in seq_lens]
-    one += [Case("throughput", batch_size, str(s), options, precision, min_rounds=throughput_min_rounds)
+    ``batch_size`` batch at each of ``throughput_seq_lens``; all of them ``repeat`` times.
+    ``text``: also text -> label at natural length (batch 1 and batched, ``edgedistill.scenarios``)
+    and the tokenizer alone on the batch-1 texts; a text's own length is its length, so the text
+    scenarios exist at natural length only."""
+    one = []
+    if text and "natural" in [str(s) for s in seq_lens]:
+        one += [Case(TEXT_LATENCY, 1, "natural", options, precision, min_rounds=min_rounds),
+                Case(TOKENIZE, 1, "natural", options, precision, min_rounds=min_rounds)]
+    one += [Case(LATENCY, 1, str(s), options, precision, min_rounds=min_rounds) for s in seq_lens]
+    if text and "natural" in [str(s) for s in throughput_seq_lens]:
+        one.append(Case(TEXT_THROUGHPUT, batch_size, "natural", options, precision,
+                        min_rounds=throughput_min_rounds))
+    one += [Case(THROUGHPUT, batch_size, str(s), options, precision, min_rounds=throughput_min_rounds)
             for s in throughput_seq_lens]
     return [Case(c.scenario, c.batch_size, c.seq_len, c.options, c.precision, repeat=r, min_rounds=c.min_rounds)
             for r in range(repeat) for c in one]

@@ -12,8 +12,9 @@ import time
 import traceback
 from pathlib import Path
 
+from edgedistill.goals import candidates, reference_f1
 from edgedistill.paired import time_paired
-from edgedistill.targets import RETAINED_PCT
+from edgedistill.scenarios import TEXT_LATENCY, headline_scenario
 
 # --- the bench's paired job ------------------------------------------------------------------
 
@@ -30,7 +31,11 @@ def measure_pairs(spec: dict) -> dict:
         print(f"loaded {name}", flush=True)
 
     def target(name: str):
+        # One call is what the rows being paired timed: text -> label (Runtime.predict) for text-latency rows.
         rt = loaded[name]
+        if spec.get("scenario") == TEXT_LATENCY:
+            predict, texts = rt.predict, itertools.cycle([[t] for t in inputs["natural_texts"]])
+            return lambda: predict(next(texts))
         batches = [rt.encode([t]) for t in inputs["natural_texts"]]
         forward, cycle = rt.forward, itertools.cycle(batches)
         return lambda: forward(next(cycle))
@@ -70,8 +75,8 @@ REFERENCES = {"teacher_fp32": {"artifact": "teacher/pytorch", "runtime": "pytorc
 COLUMNS = {"teacher_fp32": "paired_speedup_vs_teacher", "teacher_int8": "paired_speedup_vs_teacher_int8"}
 
 
-def _is_headline(row) -> bool:
-    return row.scenario == "latency" and row.batch_size == 1 and row.seq_len == "natural" and row.device == "cpu"
+def _is_headline(row, scenario: str) -> bool:
+    return row.scenario == scenario and row.batch_size == 1 and row.seq_len == "natural" and row.device == "cpu"
 
 
 def _matches(row, ref: dict) -> bool:
@@ -79,31 +84,33 @@ def _matches(row, ref: dict) -> bool:
 
 
 def choose_pairs(rows, row_jobs: dict, top: int) -> dict[int, dict]:
-    """Per thread count, the worker spec's ``models`` and ``pairs``: the ``top`` fastest artifacts
-    (batch 1, natural length, CPU) keeping >= RETAINED_PCT% of the teacher's macro-F1, each against
-    every reference that was measured. ``row_jobs`` maps a row's key_text to its bench Job."""
+    """Per thread count, the worker spec's ``models`` and ``pairs``: every goal's candidates among the
+    batch-1, natural-length CPU rows of the headline scenario (``edgedistill.goals.candidates``: the ``top``
+    fastest within 1% and within 3% of the teacher, the smallest within 1%, each model's fastest within 3%),
+    each against every reference that was measured. ``row_jobs`` maps a row's key_text to its bench Job."""
     out: dict[int, dict] = {}
-    headline = [r for r in rows if _is_headline(r) and r.key_text() in row_jobs]
+    if top <= 0:
+        return out
+    scenario = headline_scenario(rows)
+    headline = [r for r in rows if _is_headline(r, scenario) and r.key_text() in row_jobs]
     for threads in sorted({r.threads for r in headline}):
         here = [r for r in headline if r.threads == threads]
         refs = {kind: next((r for r in here if _matches(r, ref)), None) for kind, ref in REFERENCES.items()}
         refs = {k: r for k, r in refs.items() if r is not None}
         ref_keys = {r.key_text() for r in refs.values()}
-        good = [r for r in here if r.key_text() not in ref_keys and r.latency_p50_ms
-                and (r.f1_retained_pct or 0) >= RETAINED_PCT]
-        candidates = sorted(good, key=lambda r: r.latency_p50_ms)[:top]
+        chosen = candidates([r for r in here if r.key_text() not in ref_keys], reference_f1(here), top)
         pairs = [{"candidate": c.key_text(), "reference": ref.key_text(), "reference_kind": kind}
-                 for c in candidates for kind, ref in refs.items()]
+                 for c in chosen for kind, ref in refs.items()]
         if len(refs) == 2:   # the INT8 reference is itself a headline: its speed-up over the FP32 one
             pairs.append({"candidate": refs["teacher_int8"].key_text(), "reference": refs["teacher_fp32"].key_text(),
                           "reference_kind": "teacher_fp32"})
         if not pairs:
             continue
         models = {}
-        for r in list(refs.values()) + candidates:
+        for r in list(refs.values()) + chosen:
             job = row_jobs[r.key_text()]
             models[r.key_text()] = {"runtime": job.runtime, "folder": job.artifact.folder, "precision": job.precision}
-        out[threads] = {"models": models, "pairs": pairs}
+        out[threads] = {"models": models, "pairs": pairs, "scenario": scenario}
     return out
 
 

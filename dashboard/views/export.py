@@ -24,6 +24,23 @@ def page_export(res: data.Results, run: str) -> None:
     table(shown[[c for c in EXPORT_COLUMNS if c in shown]])
     st.caption("Test split, against the PyTorch FP32 checkpoint. `repair_outcome`: what the INT8 budget "
                "(export.max_f1_drop, validation) asked for; `kept_fp32`: the blocks a repaired artifact keeps in FP32.")
+    evidence = arts[arts.get("evidence_verdict", pd.Series(dtype=object)).notna()] \
+        if "evidence_verdict" in arts else arts.iloc[0:0]
+    if len(evidence):
+        st.subheader("INT8 evidence (validation and the unlabelled pool)")
+        shown = evidence.assign(**{
+            "val dF1 pts": -pd.to_numeric(evidence["evidence_drop_points"], errors="coerce"),
+            "95% low": -pd.to_numeric(evidence["evidence_drop_high"], errors="coerce"),
+            "95% high": -pd.to_numeric(evidence["evidence_drop_low"], errors="coerce"),
+            "pool agreement %": evidence["evidence_pool_agreement_pct"],
+            "pool 95% low": evidence["evidence_pool_agreement_low"], "pool KL": evidence["evidence_pool_kl"],
+            "pool texts": evidence["evidence_pool_n"], "verdict": evidence["evidence_verdict"]})
+        table(shown[["artifact", "val dF1 pts", "95% low", "95% high", "pool agreement %", "pool 95% low",
+                     "pool KL", "pool texts", "verdict", "size_only"]])
+        st.caption("Each INT8 artifact against its FP32 source: the validation macro-F1 change with its paired "
+                   "bootstrap 95% interval, and the share of the unlabelled pool's texts whose label INT8 keeps. "
+                   "Over budget only where the evidence says so (`over`); `noise`: a change inside its interval, "
+                   "not repaired. `size_only`: slower than its FP32 source side by side; it ships for its size.")
     st.subheader("INT8 sensitivity (validation)")
     sens = res.sensitivity[res.sensitivity["run"] == run]
     if not len(sens):

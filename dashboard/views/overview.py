@@ -13,6 +13,7 @@ from dashboard.widgets import (
     table,
 )
 from edgedistill.methods import is_baseline
+from edgedistill.scenarios import DESCRIBE
 from edgedistill.targets import RETAINED_PCT
 
 
@@ -76,7 +77,8 @@ def page_overview(res: data.Results, run: str) -> None:
                 continue
             key, fmt = values[goal]
             st.metric(row["point"] + (" (baseline)" if is_baseline(row["model"]) else ""), fmt.format(row[key]))
-            st.caption(f"macro-F1 {row['macro_f1']:.3f} · p50 {row['latency_p50_ms']:.2f} ms · "
+            st.caption(f"macro-F1 {row['macro_f1']:.3f} · p50 {row['latency_p50_ms']:.2f} ms "
+                       f"({DESCRIBE.get(row['scenario'], row['scenario'])}) · "
                        f"{row['size_mb']:.1f} MB · {row['precision']}"
                        + (" · timed while the machine was busy (disturbed)"
                           if row.get("disturbed") in (True,) else ""))

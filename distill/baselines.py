@@ -393,6 +393,20 @@ LIBRARIES = {"model2vec": ("model2vec.train", M2V_INSTALL), "setfit": ("setfit",
              "static": ("model2vec.distill", M2V_INSTALL)}
 
 
+def data_problems(data: Dataset, names: list[str]) -> list[str]:
+    """One line per baseline in ``names`` that cannot learn from this training split: a linear model
+    (tfidf) and model2vec's classifier must see every class. Checked once the data is read, before
+    anything trains."""
+    counts = np.bincount(np.asarray(data.train.labels, dtype=np.int64), minlength=len(data.label_names))
+    missing = [n for n, c in zip(data.label_names, counts) if c == 0]
+    if not missing:
+        return []
+    return [f"baselines.{name}: the training split has no text of the class(es) {missing} (of "
+            f"{list(data.label_names)}), and {BASELINES[name].library.split(' (')[0]} cannot score a class it never "
+            f"saw; use a larger or stratified data.max_train, or turn it off (baselines.{name}: false)"
+            for name in names if name in ("tfidf", "model2vec")]
+
+
 def library_problems(names: list[str]) -> list[str]:
     """One line per method or baseline in ``names`` whose library is not installed, naming its field."""
     import importlib.util

@@ -1,7 +1,9 @@
 """The training stage end to end: data -> teacher -> students / LoRA / hybrid -> results.
 
 Each finished method is a complete checkpoint folder (``edgedistill.json`` written last, with
-its metrics), so an interrupted run resumes at the first unfinished method.
+its metrics), so an interrupted run resumes at the first unfinished method. A method or baseline
+that fails is recorded (``distill/failures.py``) and the others go on; results are written for
+whatever finished.
 """
 from __future__ import annotations
 
@@ -229,6 +231,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                 if not keep_going or acc.num_processes > 1:
                     raise       # the other processes of a launch cannot go on in step with this one
                 failures[name] = _failed(recipe, name, "method", exc)
+                acc.free_memory()       # what the failed method prepared
                 continue
             if acc.is_main_process:
                 clear_failure(recipe.run_dir, name)

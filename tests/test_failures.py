@@ -111,3 +111,16 @@ def test_what_the_data_or_recipe_rules_out_is_said_before_anything_trains(tmp_pa
     assert "baselines.model2vec: false" in problems[1]
     with pytest.raises(ConfigError, match="tfidf_max_ngram: 3 must be 1 .* or 2"):
         load_recipe(overrides={"baselines": {"tfidf_max_ngram": 3}})
+
+
+def test_run_says_a_training_failure_last_and_exits_3(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch, capsys):
+    import distill.baselines as baselines
+    from edgedistill_cli.commands import main
+
+    monkeypatch.setattr(baselines, "PARITY_TOLERANCE", -1.0)
+    path = _recipe_file(tmp_path, tiny_checkpoint, tiny_csv, {**OFF, "teacher": {"enabled": False}})
+    assert main(["run", str(path), "--stages", "train", "--no-progress"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edgedistill run: 1 of the run's methods and baselines failed") and "tfidf" in err[-1]
+    metrics = json.loads((tmp_path / "results" / "f" / "metrics.json").read_text())
+    assert metrics["models"] == {} and list(metrics["failed"]) == ["tfidf"]     # nothing finished, still said

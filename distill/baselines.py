@@ -85,41 +85,47 @@ def _cpu_s() -> float:
 
 def train_baselines(recipe: Recipe, data: Dataset, names: list[str] | None = None, force: bool = False,
                     log=print) -> dict[str, dict]:
-    """Train the enabled baselines (or ``names``); a finished one trained with the same settings is kept."""
+    """Train the enabled baselines (or ``names``); a finished one trained with the same settings is kept.
+    The first that fails raises (``train_run`` trains them one by one with ``train_baseline`` instead,
+    recording a failure and going on with the others)."""
     from edgedistill.io import remove_stale_temporaries
 
     names = names if names is not None else recipe.baselines.enabled()
+    remove_stale_temporaries(recipe.run_dir)     # .partial artifact folders of a killed run
+    return {name: train_baseline(recipe, data, name, force, log) for name in names}
+
+
+def train_baseline(recipe: Recipe, data: Dataset, name: str, force: bool = False, log=print) -> dict:
+    """One baseline: kept when finished with the same settings, else trained, checked and written."""
     run_dir = recipe.run_dir
-    remove_stale_temporaries(run_dir)     # .partial artifact folders of a killed run
-    out = {}
-    for name in names:
-        path = result_file(run_dir, name)
-        old, _ = layout.read_marker(path) if path.is_file() else (None, None)
-        if old and old.get("fingerprint") == fingerprint(recipe, name) and not force and _artifact_ok(old, run_dir):
-            log(f"[{name}] baseline already trained with these settings ({path}); kept")
-            out[name] = old
-            continue
-        log(f"[{name}] baseline: {BASELINES[name].library}")
-        wall, cpu = time.perf_counter(), _cpu_s()
-        trained = TRAINERS[name](recipe, data, log)
-        train_time_s, train_cpu_s = time.perf_counter() - wall, _cpu_s() - cpu
-        val_probs, test_probs = trained.pop("validation_probs"), trained.pop("test_probs")
-        entry = {"schema_version": SCHEMA_VERSION, "method": name, "kind": "baseline", "baseline": True,
-                 "library": BASELINES[name].library, "fingerprint": fingerprint(recipe, name),
-                 "train_time_s": train_time_s, "train_cpu_s": train_cpu_s,
-                 "train_examples": len(data.train), "labelled_examples": len(data.train),
-                 **trained,
-                 "validation": classification_metrics(data.validation.labels, val_probs, data.label_names),
-                 "test": classification_metrics(data.test.labels, test_probs, data.label_names),
-                 "provenance": provenance()}
-        graph = entry.pop("graph", None)
-        if graph is not None:
-            entry["artifact"] = write_artifact(recipe, data, name, graph, entry, test_probs)
-        atomic_write_json(path, entry)
-        log(f"[{name}] test macro-F1 {entry['test']['macro_f1']:.4f} (validation "
-            f"{entry['validation']['macro_f1']:.4f}; {train_time_s:.1f} s wall, {train_cpu_s:.1f} s CPU)")
-        out[name] = entry
-    return out
+    path = result_file(run_dir, name)
+    old, _ = layout.read_marker(path) if path.is_file() else (None, None)
+    if old and old.get("fingerprint") == fingerprint(recipe, name) and not force and _artifact_ok(old, run_dir):
+        log(f"[{name}] baseline already trained with these settings ({path}); kept")
+        return old
+    # What an older fit left is stale now: a fit that fails must not leave its row or artifact behind.
+    path.unlink(missing_ok=True)
+    shutil.rmtree(layout.artifacts_dir(run_dir) / name, ignore_errors=True)
+    log(f"[{name}] baseline: {BASELINES[name].library}")
+    wall, cpu = time.perf_counter(), _cpu_s()
+    trained = TRAINERS[name](recipe, data, log)
+    train_time_s, train_cpu_s = time.perf_counter() - wall, _cpu_s() - cpu
+    val_probs, test_probs = trained.pop("validation_probs"), trained.pop("test_probs")
+    entry = {"schema_version": SCHEMA_VERSION, "method": name, "kind": "baseline", "baseline": True,
+             "library": BASELINES[name].library, "fingerprint": fingerprint(recipe, name),
+             "train_time_s": train_time_s, "train_cpu_s": train_cpu_s,
+             "train_examples": len(data.train), "labelled_examples": len(data.train),
+             **trained,
+             "validation": classification_metrics(data.validation.labels, val_probs, data.label_names),
+             "test": classification_metrics(data.test.labels, test_probs, data.label_names),
+             "provenance": provenance()}
+    graph = entry.pop("graph", None)
+    if graph is not None:
+        entry["artifact"] = write_artifact(recipe, data, name, graph, entry, test_probs)
+    atomic_write_json(path, entry)
+    log(f"[{name}] test macro-F1 {entry['test']['macro_f1']:.4f} (validation "
+        f"{entry['validation']['macro_f1']:.4f}; {train_time_s:.1f} s wall, {train_cpu_s:.1f} s CPU)")
+    return entry
 
 
 def _artifact_ok(entry: dict, run_dir: Path) -> bool:
@@ -155,7 +161,8 @@ def write_artifact(recipe: Recipe, data: Dataset, name: str, graph: dict, entry:
         atomic_write_json(out / MANIFEST, {
             **draft, "kind": "baseline", "baseline": True, "library": BASELINES[name].library,
             "size_bytes": size, "sha256": files[ONNX_FILE]["sha256"], "files": files, "params": graph["params"],
-            "opset": graphs.OPSET, "source_checkpoint": str(result_file(recipe.run_dir, name)),
+            "truncation": graph.get("truncation"), "opset": graphs.OPSET,
+            "source_checkpoint": str(result_file(recipe.run_dir, name)),
             "parity": {"n": len(probs), "max_abs_diff": diff, "agreement_pct": agreement,
                        "reference": f"{name} library probabilities"},
             "macro_f1": f1, "macro_f1_source": entry["test"]["macro_f1"] if "test" in entry else None,
@@ -163,6 +170,20 @@ def write_artifact(recipe: Recipe, data: Dataset, name: str, graph: dict, entry:
                                                                      "scikit-learn", "model2vec")),
             "selected": entry.get("selected"), "provenance": provenance()})
     return f"{name}/{VARIANT}"
+
+
+def cut_to_tokens(tokenizer_json: str, texts, max_length: int) -> list[str]:
+    """Each text cut after the last of the first ``max_length`` tokens ``tokenizer_json`` gives it (the
+    truncation every runtime applies, ``edgedistill.runtime.TextEncoder``); shorter texts unchanged.
+    A tokenizer that reads a text prefix ending at a token boundary gives that prefix's tokens again."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(tokenizer_json)
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_length)
+    texts = list(texts)
+    return [text[:enc.offsets[-1][1]] if enc.overflowing else text
+            for text, enc in zip(texts, tok.encode_batch(texts, add_special_tokens=False))]
 
 
 # --- tfidf ----------------------------------------------------------------------------------------
@@ -226,7 +247,8 @@ def train_tfidf(recipe: Recipe, data: Dataset, log) -> dict:
             "validation_probs": _columns(clf.predict_proba(x_val), clf.classes_, len(data.label_names)),
             "test_probs": _columns(clf.predict_proba(vectorizer.transform(data.test.texts)), clf.classes_,
                                    len(data.label_names)),
-            "graph": {"model": model, "tokenizer": tok.to_str(), "max_length": TFIDF_MAX_WORDS, "params": params},
+            "graph": {"model": model, "tokenizer": tok.to_str(), "max_length": TFIDF_MAX_WORDS, "params": params,
+                      "truncation": f"the first {TFIDF_MAX_WORDS} words of a text, in training and in the graph alike"},
             "library_versions": library_versions(("scikit-learn",))}
 
 
@@ -286,8 +308,17 @@ def train_model2vec(recipe: Recipe, data: Dataset, log) -> dict:
     if order is None:
         raise BaselineError(f"model2vec's classifier learnt the classes {list(clf.classes_)}, not {names}")
 
+    # The graph reads the first max_length tokens the artifact's tokenizer gives (unknown ones
+    # included, as every runtime truncates), then drops the unknown ones. model2vec's own
+    # predict_proba drops them first and cuts the text at 10 x max_length characters before that,
+    # so on long texts the two pooled other tokens. The library is scored on the tokens the graph
+    # reads: each text cut after its max_length-th token, read by the library without a cut of its own.
+    max_length = int(clf.max_length or 512)
+    tokenizer = artifact_tokenizer_json(clf.tokenizer.to_str())
+    clf.max_length = None
+
     def probs(texts):
-        return clf.predict_proba(list(texts))[:, order].astype(np.float64)
+        return clf.predict_proba(cut_to_tokens(tokenizer, texts, max_length))[:, order].astype(np.float64)
 
     linears = [m for m in clf.head if isinstance(m, torch.nn.Linear)]
     head = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
@@ -298,11 +329,13 @@ def train_model2vec(recipe: Recipe, data: Dataset, log) -> dict:
                                            clf.token_mapping.detach().numpy(), weights)
     params = int(table.size + sum(w.size + b.size for w, b in head))
     return {"selected": {"max_epochs": cfg.model2vec_max_epochs, "early_stopping": "validation accuracy "
-                         "(model2vec's own)", "dims": int(table.shape[1]), "vocabulary": int(table.shape[0])},
+                         "(model2vec's own)", "dims": int(table.shape[1]), "vocabulary": int(table.shape[0]),
+                         "max_length": max_length},
             "params": params,
             "validation_probs": probs(data.validation.texts), "test_probs": probs(data.test.texts),
-            "graph": {"model": model, "tokenizer": artifact_tokenizer_json(clf.tokenizer.to_str()),
-                      "max_length": int(clf.max_length or 512), "params": params},
+            "graph": {"model": model, "tokenizer": tokenizer, "max_length": max_length, "params": params,
+                      "truncation": f"the first {max_length} tokens of a text (unknown tokens counted, then dropped "
+                                    "before pooling); the library's scores were taken on the same tokens"},
             "library_versions": library_versions(("model2vec", "torch"))}
 
 
@@ -358,6 +391,20 @@ __all__ = ["train_baselines", "collect_baselines", "result_file", "word_tokenize
 # to install it: checked before any training, not when its turn comes after an hour of the others.
 LIBRARIES = {"model2vec": ("model2vec.train", M2V_INSTALL), "setfit": ("setfit", SETFIT_INSTALL),
              "static": ("model2vec.distill", M2V_INSTALL)}
+
+
+def data_problems(data: Dataset, names: list[str]) -> list[str]:
+    """One line per baseline in ``names`` that cannot learn from this training split: a linear model
+    (tfidf) and model2vec's classifier must see every class. Checked once the data is read, before
+    anything trains."""
+    counts = np.bincount(np.asarray(data.train.labels, dtype=np.int64), minlength=len(data.label_names))
+    missing = [n for n, c in zip(data.label_names, counts) if c == 0]
+    if not missing:
+        return []
+    return [f"baselines.{name}: the training split has no text of the class(es) {missing} (of "
+            f"{list(data.label_names)}), and {BASELINES[name].library.split(' (')[0]} cannot score a class it never "
+            f"saw; use a larger or stratified data.max_train, or turn it off (baselines.{name}: false)"
+            for name in names if name in ("tfidf", "model2vec")]
 
 
 def library_problems(names: list[str]) -> list[str]:

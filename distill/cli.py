@@ -1,4 +1,8 @@
-"""``edgedistill train RECIPE``: fine-tune the teacher, then train the students, LoRA and hybrid."""
+"""``edgedistill train RECIPE``: fine-tune the teacher, then train the students, LoRA and hybrid.
+
+Exit codes: 0 everything trained, 2 nothing done (the recipe, data or run folder needs a fix),
+3 some methods or baselines failed (listed in metrics.json's ``failed`` and results.md; the others
+were written; the same command retries only what failed)."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     from distill.data import DataError
     from distill.errors import RunError
+    from distill.failures import TRAIN_FAILED, summary
     from distill.pipeline import train_run
     from edgedistill.checkpoint import ModelError
     from edgedistill.configbase import ConfigError
@@ -31,9 +36,12 @@ def main(args) -> int:
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
-        train_run(recipe, methods=args.methods, force=args.force, progress=not args.no_progress,
-                  retrain_changed=args.retrain_changed)
+        metrics = train_run(recipe, methods=args.methods, force=args.force, progress=not args.no_progress,
+                            retrain_changed=args.retrain_changed)
     except (ConfigError, DataError, ModelError, RunError) as exc:
         print(f"edgedistill train: {exc}", file=sys.stderr)
         return 2
+    if metrics.get("failed"):
+        print(f"edgedistill train: {summary(metrics['failed'])}", file=sys.stderr)
+        return TRAIN_FAILED
     return 0

@@ -1,7 +1,9 @@
 """The training stage end to end: data -> teacher -> students / LoRA / hybrid -> results.
 
 Each finished method is a complete checkpoint folder (``edgedistill.json`` written last, with
-its metrics), so an interrupted run resumes at the first unfinished method.
+its metrics), so an interrupted run resumes at the first unfinished method. A method or baseline
+that fails is recorded (``distill/failures.py``) and the others go on; results are written for
+whatever finished.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from distill.data import Dataset, load_dataset
 from distill.errors import RunError
+from distill.failures import clear_failure, collect_failures, failure_file, paragraph, record_failure
 from edgedistill import layout
 from edgedistill.configbase import ConfigError, dump, to_dict
 from edgedistill.integrity import file_records
@@ -155,16 +158,18 @@ def prepare_run_dir(recipe: Recipe, force: bool = False, write: bool = True, ret
 
 
 def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = False, progress: bool = True,
-              retrain_changed: bool = False, eval_samples: int | None = None) -> dict:
+              retrain_changed: bool = False, eval_samples: int | None = None, keep_going: bool = True) -> dict:
     """Train every enabled method of ``recipe`` (or ``methods``), then the enabled baselines (or the
     baselines named in ``methods``), and write results/<run>/.
     Complete checkpoints are kept; see ``prepare_run_dir`` for ``force`` and ``retrain_changed``.
-    ``eval_samples`` caps the texts a teacher used as it is is evaluated on (``export --model``)."""
+    ``eval_samples`` caps the texts a teacher used as it is is evaluated on (``export --model``).
+    A method or baseline that fails is recorded (``distill/failures.py``) and the others train; the
+    returned metrics list it under ``failed``. ``keep_going=False`` (and a launch of several processes)
+    raises the first failure instead, after writing the results of what finished."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from distill.launch import check_processes
-    from distill.train import TeacherCache, setup_method, train
 
     acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
     check_processes(acc)       # before any work: unconnected processes would race on the same files
@@ -179,6 +184,11 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         raise ConfigError(f"{len(problems)} problem(s) in the recipe; nothing was trained:\n  - "
                           + "\n  - ".join(problems))
     data = load_dataset(recipe.data)
+    from distill.baselines import data_problems
+
+    if problems := data_problems(data, baselines):
+        raise ConfigError(f"{len(problems)} problem(s) with the data; nothing was trained:\n  - "
+                          + "\n  - ".join(problems))
     summary = data.summary()
     acc.print(f"Data: {summary['sizes']} ({summary['origin']}); train class counts {summary['class_counts']['train']}")
     if not recipe.teacher.fine_tune:
@@ -199,78 +209,138 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
     needs_teacher = [n for n in names if n in students()]
     if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):
         names = ["teacher", *names]
-    cache = None
-    for name in names:
-        folder = model_dir(recipe, name)
-        if checkpoint_complete(folder) and not force:
-            print(f"[{name}] complete checkpoint found in {folder}; skipping (use --force to retrain)")
-            continue
-        if name == "teacher" and not recipe.teacher.fine_tune:
+    failures = {}
+    try:
+        cache = None
+        for name in names:
+            folder = model_dir(recipe, name)
+            if checkpoint_complete(folder) and not force:
+                print(f"[{name}] complete checkpoint found in {folder}; skipping (use --force to retrain)")
+                continue
+            if name in students() and not checkpoint_complete(teacher_dir):
+                # Nothing to distil from: the teacher failed before it (and was recorded).
+                if acc.is_main_process:
+                    failures[name] = _failed(recipe, name, "method", RunError(
+                        f"not trained: it distils from the fine-tuned teacher, which did not finish ({teacher_dir} "
+                        "has no complete checkpoint)"))
+                continue
+            try:
+                cache = train_method(name, recipe, data, acc, names, own, student_data, cache, progress,
+                                     eval_samples)
+            except Exception as exc:
+                if not keep_going or acc.num_processes > 1:
+                    raise       # the other processes of a launch cannot go on in step with this one
+                failures[name] = _failed(recipe, name, "method", exc)
+                acc.free_memory()       # what the failed method prepared
+                continue
             if acc.is_main_process:
-                use_teacher_as_is(recipe, data, folder, acc.device, eval_samples)
-            acc.wait_for_everyone()
-            continue
-        # Seed before the model is built: a new classification head and LoRA matrices are random,
-        # and each method must start the same whether or not other methods trained before it.
-        contributions = None
-        if name in students() and recipe.methods[name].layers == "auto":
-            from distill.layers import layer_analysis
+                clear_failure(recipe.run_dir, name)
+        if not acc.is_main_process:
+            return {}
+        if baselines:
+            from distill.baselines import train_baseline
 
-            contributions = layer_analysis(recipe, data, teacher_dir, recipe.methods[name].num_layers)["contribution"]
-        set_seed(recipe.run.seed)
-        setup = setup_method(name, recipe, data.label_names, teacher_dir if name in students() else None,
-                             contributions)
-        acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters "
-                  "trainable; "
-                  f"layers {setup.info['layers']}; loss {setup.info['loss']}")
-        start = time.perf_counter()
-        train_data = own[name][0] if name in own else training_data(name, data, student_data)
-        if name in own:
-            # Its own texts, so its own pass of the teacher (logits only: all its loss reads).
-            setup.info["teacher_labelled_pool"] = own[name][1]
-            method_cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
-                                        train_data.train, recipe.data.max_length, recipe.train.eval_batch_size,
-                                        acc.device, with_hidden=False, progress=progress and acc.is_main_process)
-        else:
-            # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
-            if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
-                # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
-                # Hidden states only when some student's loss uses them (they take GBs for large pools).
-                with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0
-                                  for n in names if n in students())
-                cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
-                                     student_data.train,
-                                     recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
-                                     with_hidden=with_hidden,
-                                     progress=progress and acc.is_main_process)
-            method_cache = cache
-        outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
-                        cache=method_cache)
-        acc.wait_for_everyone()
+            remove_stale_temporaries(recipe.run_dir)     # .partial artifact folders of a killed run
+            for name in baselines:
+                set_seed(recipe.run.seed)
+                try:
+                    train_baseline(recipe, data, name, force=force)
+                except Exception as exc:
+                    if not keep_going:
+                        raise
+                    failures[name] = _failed(recipe, name, "baseline", exc)
+                    continue
+                clear_failure(recipe.run_dir, name)
+    except Exception:
         if acc.is_main_process:
-            if name == "teacher":
-                setup.info["fine_tuned"] = True
-            entry = {**setup.info, "train_time_s": outcome.train_time_s, "wall_time_s": time.perf_counter() - start,
-                     "train_examples_per_s": outcome.train_examples_per_s, "best_epoch": outcome.best_epoch,
-                     "epochs": setup.train.epochs, "batch_size": setup.train.batch_size, "lr": setup.train.lr,
-                     "warmup_ratio": setup.train.warmup_ratio,
-                     "early_stopping_patience": setup.train.early_stopping_patience,
-                     "train_examples": len(train_data.train), "labelled_examples": len(data.train),
-                     "compute": compute_entry(outcome, setup, method_cache, time.perf_counter() - start),
-                     "history": outcome.history, "validation": outcome.validation, "test": outcome.test}
-            save_checkpoint(folder, outcome.model, setup.tokenizer, entry, recipe, data.label_names)
-            print(f"[{name}] test macro-F1 {outcome.test['macro_f1']:.4f}, accuracy {outcome.test['accuracy']:.4f} "
-                  f"(best epoch {outcome.best_epoch}, {outcome.train_time_s / 60:.1f} min)")
-        acc.wait_for_everyone()
-        acc.free_memory()
-    if not acc.is_main_process:
-        return {}
-    if baselines:
-        from distill.baselines import train_baselines
+            _write_what_finished(recipe, data, list(failures))
+        raise
+    return write_results(recipe, data, list(failures))
 
-        set_seed(recipe.run.seed)
-        train_baselines(recipe, data, baselines, force=force)
-    return write_results(recipe, data)
+
+def _failed(recipe: Recipe, name: str, kind: str, exc: Exception) -> dict:
+    """Record one method's or baseline's failure and say it in one paragraph; the run goes on."""
+    entry = record_failure(recipe.run_dir, name, kind, exc)
+    print(f"[{name}] FAILED, not written: {entry['error']} The run goes on with the others; a re-run retries "
+          f"{name} (details: {failure_file(recipe.run_dir, name)}).", flush=True)
+    return entry
+
+
+def _write_what_finished(recipe: Recipe, data: Dataset, tried: list[str]) -> None:
+    """metrics.json and results.md for what finished before an error stops the stage (never masking it)."""
+    try:
+        write_results(recipe, data, tried)
+    except Exception as exc:  # noqa: BLE001 - the stage's own error is the one to report
+        print(f"(results for what finished were not written: {paragraph(exc)})", flush=True)
+
+
+def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str], own: dict, student_data: Dataset,
+                 cache, progress: bool, eval_samples: int | None):
+    """Train one method and save its checkpoint (the main process); returns the shared teacher cache."""
+    from accelerate.utils import set_seed
+
+    from distill.train import TeacherCache, setup_method, train
+
+    folder, teacher_dir = model_dir(recipe, name), model_dir(recipe, "teacher")
+    if name == "teacher" and not recipe.teacher.fine_tune:
+        if acc.is_main_process:
+            use_teacher_as_is(recipe, data, folder, acc.device, eval_samples)
+        acc.wait_for_everyone()
+        return cache
+    # Seed before the model is built: a new classification head and LoRA matrices are random,
+    # and each method must start the same whether or not other methods trained before it.
+    contributions = None
+    if name in students() and recipe.methods[name].layers == "auto":
+        from distill.layers import layer_analysis
+
+        contributions = layer_analysis(recipe, data, teacher_dir, recipe.methods[name].num_layers)["contribution"]
+    set_seed(recipe.run.seed)
+    setup = setup_method(name, recipe, data.label_names, teacher_dir if name in students() else None,
+                         contributions)
+    acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters "
+              "trainable; "
+              f"layers {setup.info['layers']}; loss {setup.info['loss']}")
+    start = time.perf_counter()
+    train_data = own[name][0] if name in own else training_data(name, data, student_data)
+    if name in own:
+        # Its own texts, so its own pass of the teacher (logits only: all its loss reads).
+        setup.info["teacher_labelled_pool"] = own[name][1]
+        method_cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
+                                    train_data.train, recipe.data.max_length, recipe.train.eval_batch_size,
+                                    acc.device, with_hidden=False, progress=progress and acc.is_main_process)
+    else:
+        # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
+        if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
+            # One pass of the fine-tuned teacher serves every student (its layer outputs and logits).
+            # Hidden states only when some student's loss uses them (they take GBs for large pools).
+            with_hidden = any((recipe.methods[n].loss or recipe.loss).hidden > 0
+                              for n in names if n in students())
+            cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
+                                 student_data.train,
+                                 recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
+                                 with_hidden=with_hidden,
+                                 progress=progress and acc.is_main_process)
+        method_cache = cache
+    outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
+                    cache=method_cache)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        if name == "teacher":
+            setup.info["fine_tuned"] = True
+        entry = {**setup.info, "train_time_s": outcome.train_time_s, "wall_time_s": time.perf_counter() - start,
+                 "train_examples_per_s": outcome.train_examples_per_s, "best_epoch": outcome.best_epoch,
+                 "epochs": setup.train.epochs, "batch_size": setup.train.batch_size, "lr": setup.train.lr,
+                 "warmup_ratio": setup.train.warmup_ratio,
+                 "early_stopping_patience": setup.train.early_stopping_patience,
+                 "train_examples": len(train_data.train), "labelled_examples": len(data.train),
+                 "compute": compute_entry(outcome, setup, method_cache, time.perf_counter() - start),
+                 "history": outcome.history, "validation": outcome.validation, "test": outcome.test}
+        save_checkpoint(folder, outcome.model, setup.tokenizer, entry, recipe, data.label_names)
+        print(f"[{name}] test macro-F1 {outcome.test['macro_f1']:.4f}, accuracy {outcome.test['accuracy']:.4f} "
+              f"(best epoch {outcome.best_epoch}, {outcome.train_time_s / 60:.1f} min)")
+    acc.wait_for_everyone()
+    acc.free_memory()
+    return cache
 
 
 def use_teacher_as_is(recipe: Recipe, data: Dataset, folder: Path, device, eval_samples: int | None = None) -> None:
@@ -375,15 +445,19 @@ def collect_metrics(recipe: Recipe) -> dict:
     return out
 
 
-def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
-    """metrics.json, results.md and plots from the run's complete checkpoints."""
+def write_results(recipe: Recipe, data: Dataset | None = None, tried: list[str] | tuple = ()) -> dict:
+    """metrics.json, results.md and plots from the run's complete checkpoints and baselines, with the
+    recorded failures of the methods and baselines the recipe enables (or ``tried``)."""
     from distill.baselines import collect_baselines
     from distill.report import results_table, write_plots
 
     models = collect_metrics(recipe)
     models = {m: models[m] for m in ORDER if m in models}
     baselines = collect_baselines(recipe.run_dir)
-    if not models and not baselines:
+    # What the recipe trains, has failed and has not finished since (distill/failures.py).
+    wanted = dict.fromkeys([*recipe.method_names(), *recipe.baselines.enabled(), *tried])
+    failed = collect_failures(recipe.run_dir, [n for n in wanted if n not in models and n not in baselines])
+    if not models and not baselines and not failed:
         raise RunError(f"no complete checkpoints in {layout.models_dir(recipe.run_dir)}; train first")
     data = data or load_dataset(recipe.data)
     out = recipe.results_path
@@ -391,7 +465,9 @@ def write_results(recipe: Recipe, data: Dataset | None = None) -> dict:
     metrics = {"schema_version": SCHEMA_VERSION, "run": recipe.run.name, "provenance": provenance(),
                "recipe": to_dict(recipe), "data": {**data.summary(), "student_extra_texts": extra}, "models": models,
                # What a user would run instead (distill/baselines.py): each entry has kind "baseline".
-               "baselines": baselines}
+               "baselines": baselines,
+               # Methods and baselines that failed (each with its one-paragraph reason); a re-run retries them.
+               "failed": failed}
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_text(out / "results.md", results_table(metrics))
     if models:          # the plots draw training curves: a baselines-only run has none

@@ -56,7 +56,21 @@ def results_table(metrics: dict) -> str:
                      f"{m.get('train_time_s', 0) / 60:.1f} | {m.get('train_examples_per_s', 0):.0f} | {flops} | "
                      f"{loss_s} |")
     lines += baselines_table(metrics, teacher_f1)
+    lines += failed_table(metrics)
     return "\n".join(lines) + "\n"
+
+
+def failed_table(metrics: dict) -> list[str]:
+    """Methods and baselines that failed: not in the tables above, each with its reason."""
+    failed = metrics.get("failed") or {}
+    if not failed:
+        return []
+    lines = ["", "**Failed, not written** (the others above are complete; running the same command again retries only "
+             "these):", "", "| Name | Kind | Why |", "|---|---|---|"]
+    for name, f in failed.items():
+        why = str(f.get("error") or "no reason recorded").replace("|", "\\|")
+        lines.append(f"| {name} | {f.get('kind') or '-'} | {why} |")
+    return lines
 
 
 def baselines_table(metrics: dict, teacher_f1: float | None) -> list[str]:

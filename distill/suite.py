@@ -503,6 +503,12 @@ def train_pair(recipe, stale_row: dict | None = None, stale: list[str] | None = 
     t0 = time.perf_counter()
     metrics = train_run(recipe, progress=progress, retrain_changed=True)
     wall = time.perf_counter() - t0
+    if metrics.get("failed"):
+        from distill.errors import RunError
+        from distill.failures import summary
+
+        # No row for a pair with a method missing; its run folder keeps what finished for the retry.
+        raise RunError(f"{recipe.run.name}: {summary(metrics['failed'])}")
     # Only the methods the recipe enables: a checkpoint of one disabled since stays in the run folder.
     metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}
     row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))

@@ -273,8 +273,9 @@ class BaselinesConfig:
         errs = []
         if not self.tfidf_c or any(c <= 0 for c in self.tfidf_c):
             errs.append(f"tfidf_c: {self.tfidf_c} must be a non-empty list of values > 0 (LR inverse regularisation)")
-        if self.tfidf_max_ngram < 1:
-            errs.append(f"tfidf_max_ngram: {self.tfidf_max_ngram} must be >= 1 (1 = single words)")
+        if self.tfidf_max_ngram not in (1, 2):
+            errs.append(f"tfidf_max_ngram: {self.tfidf_max_ngram} must be 1 (single words) or 2 (words and word "
+                        "pairs, what the exported ONNX graph counts)")
         if self.tfidf_max_features is not None and self.tfidf_max_features < 1:
             errs.append(f"tfidf_max_features: {self.tfidf_max_features} must be a positive count or null")
         for k in ("model2vec_dims", "model2vec_max_epochs", "setfit_iterations", "setfit_epochs",

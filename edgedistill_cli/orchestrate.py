@@ -3,6 +3,10 @@
 Each stage skips what is already complete and valid: trained methods have a finished
 ``edgedistill.json``, artifacts a valid ``manifest.json``, and the bench is skipped when this
 machine already has rows, measured after they were written, for every checkpoint and artifact.
+
+Exit codes: 0 everything done, 1 some bench jobs failed (the other rows were written), 2 nothing
+done (the recipe, data or run folder needs a fix), 3 some methods or baselines failed in training
+(the others were trained, exported and benched; the same command retries only what failed).
 """
 from __future__ import annotations
 
@@ -127,12 +131,14 @@ def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain
         # The recipe given is the one the later stages use: check it matches the trained models
         # and store it as the run's recipe, so a standalone export or bench reads the same one.
         prepare_run_dir(recipe)
-    timings, bench_failures = {}, []
+    timings, bench_failures, train_failures = {}, [], {}
     for i, stage in enumerate(stages, 1):
         print(f"\n=== [{i}/{len(stages)}] {stage}: {recipe.run.name} ===", flush=True)
         t0 = time.perf_counter()
         if stage == "train":
-            train_run(recipe, force=force, progress=progress, retrain_changed=retrain_changed)
+            # A method or baseline that fails is recorded and the others go on to export and bench.
+            train_failures = train_run(recipe, force=force, progress=progress,
+                                       retrain_changed=retrain_changed).get("failed") or {}
         elif stage == "export":
             from export.pipeline import export_run
 
@@ -151,7 +157,7 @@ def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain
         # command that trained, which an export or bench alone must not replace.
         write_results(recipe)
     summary = {"run": recipe.run.name, "results": str(results), "stage_seconds": timings,
-               "bench_failures": bench_failures}
+               "bench_failures": bench_failures, "train_failures": train_failures}
     print("\n=== done ===")
     for name in ("results.md", "export.md", "report.md"):
         path = results / name
@@ -178,10 +184,15 @@ def main(args) -> int:
     except errors as exc:
         print(f"edgedistill run: {exc}", file=sys.stderr)
         return 2
+    from distill.failures import TRAIN_FAILED
+    from distill.failures import summary as failure_summary
+
     failed = summary.get("bench_failures") or []
     if failed:
         # The other rows were written; the exit status still says the run is not complete.
         print(f"edgedistill run: {len(failed)} bench job(s) failed (their rows are missing):\n"
               + "\n".join(f"  - {f['job']}: {f['error']}" for f in failed), file=sys.stderr)
-        return 1
-    return 0
+    if summary.get("train_failures"):
+        print(f"edgedistill run: {failure_summary(summary['train_failures'])}", file=sys.stderr)
+        return TRAIN_FAILED
+    return 1 if failed else 0

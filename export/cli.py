@@ -116,7 +116,8 @@ def main(args) -> int:
                 from distill.pipeline import train_run
 
                 # The PyTorch evaluation of the given model honours --eval-samples, as the checks do.
-                train_run(recipe, methods=["teacher"], progress=False, eval_samples=args.eval_samples)
+                train_run(recipe, methods=["teacher"], progress=False, eval_samples=args.eval_samples,
+                          keep_going=False)
                 args.run = str(recipe.run_dir)
             rows = export_run(args.run, cfg)
     except (ArtifactError, ConfigError, DataError, ModelError, RunError, RunFolderError) as exc:

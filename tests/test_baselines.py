@@ -103,6 +103,31 @@ def test_model2vec_baseline_distils_the_pretrained_body_and_exports(tmp_path, ti
     np.testing.assert_allclose(one, padded, atol=1e-5)    # padding never changes the pooled vector
 
 
+def test_model2vec_graph_and_library_read_the_same_tokens_of_long_texts(tmp_path, tiny_checkpoint):
+    """Texts past the graph's max_length (model2vec's own, 512 tokens), with unknown words before the
+    cut, and past model2vec's own 10 x max_length characters: the graph and the library's scores agree."""
+    pytest.importorskip("model2vec.distill")
+    from distill.baselines import train_baselines
+    from edgedistill.predictor import load_predictor
+
+    data = tiny_data()
+    long = [" ".join(["zzz"] * 300 + ["good"] * 300 + ["bad"] * 300),   # 900 tokens, unknown ones first
+            "good " + " " * 6000 + " bad" * 300,                         # 301 tokens over 7,200 characters
+            " ".join(["awful", "movie"] * 400)]                          # 800 known tokens
+    test = Split([*data.test.texts, *long], np.concatenate([data.test.labels, [0, 2, 0]]))
+    data = Dataset(data.train, data.validation, test, data.label_names)
+    recipe = recipe_for(tmp_path, tiny_checkpoint, tfidf=False, model2vec=True, model2vec_dims=8,
+                        model2vec_max_epochs=3)
+    entry = train_baselines(recipe, data, log=lambda *_: None)["model2vec"]
+    folder = recipe.run_dir / "artifacts" / "model2vec" / "onnx-fp32"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["parity"]["max_abs_diff"] < 1e-4 and manifest["parity"]["n"] == len(test.texts)
+    assert manifest["max_length"] == entry["selected"]["max_length"] == 512
+    assert manifest["truncation"].startswith("the first 512 tokens")
+    rt = load_predictor(folder)
+    assert rt.encode(long[:1])["input_ids"].shape == (1, 512)
+
+
 def test_baselines_section_is_validated_with_the_rest(tmp_path):
     from edgedistill.configbase import ConfigError
 

@@ -70,7 +70,8 @@ def keeps(point, reference_f1: float | None, retained_pct: float) -> bool:
 
 def fastest(points: Sequence, latency: str = "latency_p50_ms"):
     """The fastest of ``points``: the largest paired speed-up where any was measured, else the lowest latency
-    (ties: the more accurate)."""
+    (ties: the more accurate). Points timed on an emulated CPU (``emulated``) never win on speed."""
+    points = [p for p in points if not value(p, "emulated")]
     paired = [p for p in points if value(p, "paired_speedup_vs_teacher")]
     if paired:
         return max(paired, key=lambda p: (value(p, "paired_speedup_vs_teacher"), value(p, "macro_f1") or 0.0))

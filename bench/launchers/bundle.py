@@ -10,6 +10,11 @@ from pathlib import Path
 from bench.bundles.spec import FORMAT_RUNTIME, INPUTS_FILE, RUNTIME_PACKAGE, BundleError, verify_bundle
 from edgedistill.integrity import resolve_inside
 
+# Why openvino may be absent on purpose: the ONNX-Runtime-only install (docs/bundle.md, "Arm boards").
+OPENVINO_FLOOR = (" openvino's aarch64 wheels need glibc >= 2.35 (manylinux_2_35; x86_64: 2.28): where pip finds no "
+                  "openvino (JetPack 5, Amazon Linux 2023 and older systems), use the ONNX-Runtime-only install "
+                  "pip install '.[bench-ort]' with --runtimes onnxruntime.")
+
 
 def missing_runtimes(runtimes: list[str]) -> list[str]:
     import importlib.util
@@ -59,7 +64,8 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
         raise BundleError(f"runtime(s) {', '.join(missing)} not installed here, and the bundle's {', '.join(needs)} "
                           f"need them. Install them (pip install {' '.join(RUNTIME_PACKAGE[m] for m in missing)}, or "
                           "the slim install in the README), or bench the others only with --runtimes "
-                          f"{','.join(r for r in wanted if r not in missing) or '<runtime>'}.")
+                          f"{','.join(r for r in wanted if r not in missing) or '<runtime>'}."
+                          + (OPENVINO_FLOOR if "openvino" in missing else ""))
     if cfg.runtimes is None:
         cfg.runtimes = wanted                # never probe for a runtime (e.g. torch) that the bundle does not use
     jobs, hw = plan_here(artifacts, cfg, [])

@@ -317,6 +317,11 @@ def _machine_header(mid: str, block: dict) -> str:
     return "\n".join(lines)
 
 
+EMULATED_NOTE = ("Timed on an emulated CPU ({why}): these rows check that every artifact loads, runs and agrees "
+                 "with the other machines' accuracy; their timings measure the emulator, not the board, and rank "
+                 "nothing.")
+
+
 def render_report(doc: dict, rows: list[BenchRow]) -> str:
     parts = [f"# Bench report: {doc.get('run')}", "",
              "Generated from bench.json (schema version {}); speed-up = teacher PyTorch FP32 p50 / p50 on the same "
@@ -338,7 +343,10 @@ def render_report(doc: dict, rows: list[BenchRow]) -> str:
             by_len = seq_len_table(group)
             if by_len:
                 parts += ["", "p50 latency (ms) at batch 1 by sequence length:", "", by_len]
-            parts += ["", "Best artifact per goal:", "", best_per_goal(group)]
+            if (block.get("hardware") or {}).get("emulated"):
+                parts += ["", EMULATED_NOTE.format(why=block["hardware"].get("emulated_by") or "emulated")]
+            else:
+                parts += ["", "Best artifact per goal:", "", best_per_goal(group)]
     return "\n".join(parts) + "\n"
 
 

@@ -208,10 +208,11 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict,
 
 def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: str | Path | None = None,
               force_new: bool = False, progress: bool = True, command: list[str] | None = None,
-              recipe=None) -> BenchOutcome:
+              recipe=None, browser: bool = False) -> BenchOutcome:
     """Benchmark every checkpoint and artifact of ``run_dir`` on this machine (see module doc).
 
     ``recipe`` (default: the run's stored recipe.yaml) gives the bench section and the test data.
+    ``browser``: the run's ONNX artifacts in headless Chromium instead (``bench.launchers.web``).
     """
     from distill.data import load_dataset
     from edgedistill import layout
@@ -238,6 +239,13 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
         raise BenchError(f"{run_dir} has no finished checkpoints (models/<method>/edgedistill.json) or artifacts "
                          "(artifacts/<model>/<variant>/manifest.json); run `edgedistill train` and "
                          "`edgedistill export` first" + broken_text)
+    if browser:
+        from bench.launchers.web import bench_browser
+
+        inputs = bench_inputs(load_dataset(recipe.data), cfg)
+        doc, all_rows, rows, mid, failures = bench_browser(doc, old_rows, artifacts, cfg, inputs, run, command)
+        write_outputs(doc, all_rows, results_dir)
+        return finish(BenchOutcome(results_dir, mid, rows, failures, notes), bench_path)
     jobs, hw = plan_here(artifacts, cfg, notes, unreadable, broken_text)
     dataset = load_dataset(recipe.data)
     inputs = bench_inputs(dataset, cfg)

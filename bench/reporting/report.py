@@ -199,6 +199,30 @@ def main_table(rows: list[BenchRow], spreads: dict[str, list[float]] | None = No
     return f"Latency at batch 1, {seq} length; throughput on natural-length batches.\n\n" + md_table(header, lines)
 
 
+def text_table(rows: list[BenchRow], tokenize_ms: dict | None = None) -> str:
+    """Text -> label rows (tokenizing, the forward and the argmax in one call; e.g. the browser's): one line per
+    artifact x runtime x precision, "" when there are none. ``tokenize_ms``: the block's p50 tokenizing time
+    per row key."""
+    one = [r for r in rows if r.scenario == "text-latency" and r.batch_size == 1]
+    if not one:
+        return ""
+    many = {_config_key(r): r for r in rows if r.scenario == "text-throughput"}
+    tok = tokenize_ms or {}
+    labels = _labels(one)
+    tb = next((r.batch_size for r in many.values()), None)
+    header = (["model", "variant", "precision", "runtime", "size MB", "macro-F1"] + [f"F1 {lb}" for lb in labels]
+              + ["p50 ms", "p90 ms", "of which tokenizing ms", f"texts/s (batch {tb})" if tb else "texts/s"])
+    lines = []
+    for r in one:
+        t = many.get(_config_key(r))
+        lines.append([r.model, r.variant, r.precision, r.runtime, fmt(r.size_mb, 1), fmt(r.macro_f1, 4)]
+                     + [fmt(r.per_class.get(lb, {}).get("f1"), 3) for lb in labels]
+                     + [fmt(r.latency_p50_ms), fmt(r.latency_p90_ms), fmt(tok.get(r.key_text()), 3),
+                        fmt(t.throughput_per_s if t else None, 1)])
+    return "Text -> label (tokenize, forward, argmax) at batch 1; texts/s on batches of test texts.\n\n" + \
+        md_table(header, lines)
+
+
 def seq_len_table(rows: list[BenchRow]) -> str:
     lens = list(dict.fromkeys(r.seq_len for r in rows if r.scenario == "latency" and r.batch_size == 1))
     if len(lens) < 2:
@@ -307,6 +331,14 @@ def _machine_header(mid: str, block: dict) -> str:
              f"{hw.get('cpu_model', '?')}, {hw.get('physical_cores', '?')} physical / {hw.get('logical_cores', '?')} "
              f"logical cores, {hw.get('memory_gb', '?')} GB, ISA: {' '.join(hw.get('isa_flags', [])) or '-'}; GPUs: "
              f"{gpus}. Measured {block.get('measured_at', '?')}" + (f"; {lib_text}." if lib_text else ".")]
+    web = hw.get("browser")
+    if isinstance(web, dict):     # a browser measured as a machine (bench/launchers/web.py)
+        lines = lines[:2] + [
+            f"{web.get('name')} {web.get('version')} (headless) on {(hw.get('host') or {}).get('label', '?')}: ONNX "
+            f"Runtime Web {web.get('onnxruntime_web')} on WASM (SIMD: {'yes' if web.get('wasm_simd') else 'no'}, "
+            f"threads: {'yes' if web.get('wasm_threads') else 'no'}, {web.get('threads')} used of "
+            f"{web.get('hardware_concurrency')} logical cores), tokenizer in JavaScript (@huggingface/tokenizers "
+            f"{web.get('tokenizers_js')}). Measured {block.get('measured_at', '?')}."]
     if block.get("test_size"):
         lines.append(f"Accuracy on {block['test_size']} test texts.")
     if block.get("transport"):
@@ -334,7 +366,11 @@ def render_report(doc: dict, rows: list[BenchRow]) -> str:
         for r in mine:
             groups[(r.device, r.threads)].append(r)
         for (device, threads), group in groups.items():
-            parts += ["", f"### {device}, {threads} thread(s)", "", main_table(group, block.get("repeats"))]
+            forward = [r for r in group if not r.scenario.startswith("text-")]
+            parts += ["", f"### {device}, {threads} thread(s)"]
+            parts += ["", main_table(group, block.get("repeats"))] if forward else []
+            text = text_table(group, block.get("tokenize_ms"))
+            parts += ["", text] if text else []
             for note in (drift_note(block, threads) if device == "cpu" else "",
                          run_to_run_note(block, group, threads), trust.contention_note(group, block),
                          trust.paired_table(group, block, threads),

@@ -2,6 +2,7 @@
 peak that says why it is missing instead of dropping its error."""
 from __future__ import annotations
 
+import pytest
 from test_bench_schema import block, machine_rows
 
 from bench.config import BenchConfig
@@ -105,3 +106,44 @@ def test_a_missing_peak_says_why(tmp_path, monkeypatch):
     r.gflop_per_call = 0.1
     note = trust.limit_table([r], {"peak_errors": errors}, 1)
     assert note.startswith("Distance to the limit: no floor") and "onnx is not installed" in note
+
+
+def _doc(machine: str, emulated: bool, accuracy: float, artifact="teacher/onnx-fp32", test_size=200):
+    from test_bench_schema import row
+
+    r = row(machine, variant=artifact.split("/")[1], runtime="onnxruntime")
+    r.accuracy, r.macro_f1 = accuracy, accuracy - 0.05
+    b = block(machine)
+    b["hardware"]["emulated"] = emulated
+    b["test_size"] = test_size
+    return {"run": "tiny", "machines": {machine: b}}, [r]
+
+
+def test_the_emulated_agreement_table():
+    from tools.emulated_agreement import agreement, table
+
+    arm, arm_rows = _doc("arm", True, 0.900)
+    x86, x86_rows = _doc("x86", False, 0.905)
+    out = agreement(arm, arm_rows, x86, x86_rows)
+    assert len(out) == 1 and out[0]["texts_apart"] == pytest.approx(1.0) and out[0]["agrees"] is True
+    assert "| teacher/onnx-fp32 | onnxruntime | fp32 | 0.9000 | 0.9050 |" in table(out)
+    far, far_rows = _doc("x86", False, 0.95)
+    assert agreement(arm, arm_rows, far, far_rows)[0]["agrees"] is False
+    # The native file's emulated rows are not a reference, and an artifact measured nowhere else says so.
+    assert agreement(arm, arm_rows, arm, arm_rows)[0]["native"] is None
+    assert "not measured natively" in table(agreement(arm, arm_rows, arm, arm_rows))
+
+
+def test_the_arm_script_checks_its_arguments_before_touching_anything(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "tools" / "arm_emulated_bench.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    run = lambda *a: subprocess.run([str(script), *a], capture_output=True, text=True)
+    help_text = run("--help").stdout
+    assert "QEMU user-mode" in help_text and "--until STEP" in help_text and "set -euo" not in help_text
+    assert "pass BUNDLE and OUT.json" in run().stderr
+    assert "has no bundle.json" in run(str(tmp_path), "out.json").stderr
+    assert "--cpu m1: a76" in run("--cpu", "m1", "--until", "packages").stderr
+    assert "--until bogus: one of" in run("--until", "bogus").stderr

@@ -39,7 +39,7 @@ def agreement(emulated_doc: dict, emulated_rows: list[BenchRow], native_doc: dic
     mine = accuracy_rows(emulated_doc, emulated_rows, True)
     theirs = accuracy_rows(native_doc, native_rows, False)
     out = []
-    for (artifact, runtime, precision, mid), (r, size) in sorted(mine.items()):
+    for (artifact, runtime, precision, _mid), (r, size) in sorted(mine.items(), key=lambda kv: kv[0]):
         matches = [(k, v) for k, v in theirs.items() if k[:3] == (artifact, runtime, precision)]
         if not matches:
             out.append({"artifact": artifact, "runtime": runtime, "precision": precision, "emulated": r,

@@ -5,6 +5,8 @@
     edgedistill bench --run runs/hate-speech --models teacher,odd --runtimes onnxruntime --quick
     edgedistill bench --run runs/hate-speech --merge h100-bench.json  fold in another machine's file
     edgedistill bench --bundle quickstart-bundle --out bench.json     a bundle (edgedistill bundle), slim install
+    edgedistill bench --bundle quickstart-bundle --browser --out browser.json   its ONNX artifacts in headless
+                                                                      Chromium (ONNX Runtime Web), another machine
     edgedistill bench --bundle B --scheduler tcp://HOST:8786 --out bench.json   on every `target` worker of a
                                                                       Dask cluster, merged into one file
 
@@ -89,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-time", type=float, default=keep,
                         help="pytest-benchmark seconds per case (recipe default: "
                         f"{default_of(BenchConfig, 'max_time')})")
+    parser.add_argument("--browser", action="store_true", help="time text -> label of the ONNX artifacts in headless "
+                        "Chromium (ONNX Runtime Web, WASM) as another machine, instead of this machine's runtimes; "
+                        "needs chromium and `npm ci` in bench/launchers/browser (docs/bundle.md)")
     parser.add_argument("--no-bf16", action="store_true", help="skip BF16 on CPUs that support it")
     parser.add_argument("--quick", action="store_true", help="a few rounds on a few texts: checks, not numbers")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -120,12 +125,14 @@ def main(args: argparse.Namespace) -> int:
 
     from bench.bundles.spec import BundleError
     from bench.launchers.process import BenchError
+    from bench.launchers.web import BrowserError
     from bench.schema import BenchFileError
     from edgedistill.configbase import ConfigError
     from edgedistill.layout import RunFolderError
     from edgedistill.runtime import ArtifactError
 
-    errors: tuple = (ArtifactError, BenchError, BenchFileError, BundleError, ConfigError, RunFolderError)
+    errors: tuple = (ArtifactError, BenchError, BenchFileError, BrowserError, BundleError, ConfigError,
+                     RunFolderError)
     if getattr(args, "scheduler", None):
         return _main_fleet(args, errors)
     if getattr(args, "bundle", None):
@@ -139,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             outcome = bench_bundle(args.bundle, args.out or "bench.json", overrides_from(args),
                                    force_new=args.force_new, progress=not args.no_progress,
-                                   command=["edgedistill"] + sys.argv[1:])
+                                   command=["edgedistill"] + sys.argv[1:], browser=args.browser)
         except errors as exc:
             print(f"edgedistill bench: {exc}", file=sys.stderr)
             return 2
@@ -194,7 +201,8 @@ def _main_run(args: argparse.Namespace, errors: tuple) -> int:
 
         with run_lock(args.run):
             outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
-                                progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:])
+                                progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:],
+                                browser=getattr(args, "browser", False))
     except errors as exc:
         print(f"edgedistill bench: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,8 @@ WEIGHT_GLOBS = ("*.safetensors", "*.bin")
 # Formats each runtime can load through edgedistill.runtime. (OpenVINO itself reads .onnx files, but
 # OpenVinoRuntime takes IR folders only; add "onnx" here if it learns to load ONNX artifacts.)
 LOADS = {"pytorch": ("pytorch",), "onnxruntime": ("onnx",), "openvino": ("openvino",)}
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# CPU flags (edgedistill.provenance.ISA_FLAGS) that mean BF16 arithmetic: x86 AVX-512 / AMX, Arm `bf16`.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 @dataclass

@@ -36,7 +36,7 @@ BENCH_TRUST = ("other_cpu_pct", "steal_pct", "load1", "paired_speedup_vs_teacher
                "paired_speedup_vs_teacher_high", "paired_speedup_vs_teacher_int8", "paired_speedup_vs_teacher_int8_low",
                "paired_speedup_vs_teacher_int8_high", "gflop_per_call", "achieved_gflops", "floor_ms", "pct_of_peak")
 BENCH_COLUMNS = (BENCH_IDENTITY + BENCH_ACCURACY + BENCH_FOOTPRINT + BENCH_SPEED + BENCH_DERIVED + BENCH_TRUST
-                 + ("disturbed", "measured_at"))
+                 + ("disturbed", "measured_at", "emulated"))
 # Without these a row cannot be placed on any chart, so it is dropped (with a warning).
 BENCH_REQUIRED = ("machine_id", "model", "artifact", "runtime", "device", "batch_size", "seq_len", "macro_f1")
 PER_CLASS_PREFIXES = ("precision_", "recall_", "f1_")
@@ -53,8 +53,8 @@ SENSITIVITY_COLUMNS = ("run", "artifact", "model", "variant", "rank", "block", "
                        "f1_delta_points", "recovered_points", "agreement_pct", "plain_f1_delta_points",
                        "source_macro_f1", "n", "outcome")
 MACHINE_COLUMNS = ("run", "machine_id", "machine_label", "cpu_model", "logical_cores", "memory_gb", "gpus",
-                   "os", "arch", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct", "disturbed_rows",
-                   "how_measured")
+                   "os", "arch", "emulated", "measured_at", "bench_rows", "bandwidth_gbs", "passes_within_10pct",
+                   "disturbed_rows", "how_measured")
 
 
 class ResultFileError(ValueError):
@@ -220,11 +220,14 @@ def _parse_export(run: str, doc: dict, out: dict, warn) -> None:
 
 def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
     rows, dropped = [], 0
+    # Rows timed on an emulated CPU (the machine block's hardware says so): shown, never ranked on speed.
+    emulated = {mid for mid, b in doc["machines"].items()
+                if isinstance(b, dict) and isinstance(b.get("hardware"), dict) and b["hardware"].get("emulated")}
     for row in doc["rows"]:
         if not isinstance(row, dict) or any(row.get(k) is None for k in BENCH_REQUIRED):
             dropped += 1
             continue
-        rows.append({**row, "run": run})
+        rows.append({**row, "run": run, "emulated": row["machine_id"] in emulated})
     if dropped:
         warn(f"bench.json of run {run!r}: {dropped} row(s) lack one of {', '.join(BENCH_REQUIRED)} and were skipped")
     out["bench"].extend(rows)
@@ -242,7 +245,8 @@ def _parse_bench(run: str, doc: dict, out: dict, warn) -> None:
             "cpu_model": hw.get("cpu_model"), "logical_cores": _num(hw.get("logical_cores")),
             "memory_gb": _num(hw.get("memory_gb")),
             "gpus": ", ".join(str(g.get("name")) for g in gpus if isinstance(g, dict)) or "none",
-            "os": hw.get("os"), "arch": hw.get("arch"), "measured_at": info.get("measured_at"),
+            "os": hw.get("os"), "arch": hw.get("arch"), "emulated": bool(hw.get("emulated")),
+            "measured_at": info.get("measured_at"),
             "bench_rows": int(counts.get(machine_id, 0)), "disturbed_rows": int(busy.get(machine_id, 0)),
             **_steadiness(info), "how_measured": _how_measured(info),
         })

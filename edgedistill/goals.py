@@ -76,10 +76,11 @@ def keeps(point, reference_f1: float | None, retained_pct: float) -> bool:
 
 def fastest(points: Sequence, latency: str = "latency_p50_ms"):
     """The fastest of ``points`` that ships for its speed (a ``size_only`` INT8 artifact, slower than its FP32
-    source, never wins a speed goal): the largest paired speed-up over the teacher among the rows the bench
-    paired, unless a row it did not pair shows a lower latency than that winner's own, which then wins: a row is
-    never dropped for not having been paired. Without paired rows, the lowest latency (ties: the more accurate)."""
-    timed = [p for p in points if not value(p, "size_only")]
+    source, never wins a speed goal, nor does a point timed on an emulated CPU, ``emulated``): the largest paired
+    speed-up over the teacher among the rows the bench paired, unless a row it did not pair shows a lower latency
+    than that winner's own, which then wins: a row is never dropped for not having been paired. Without paired
+    rows, the lowest latency (ties: the more accurate)."""
+    timed = [p for p in points if not value(p, "size_only") and not value(p, "emulated")]
     paired = [p for p in timed if value(p, "paired_speedup_vs_teacher")]
     best = max(paired, key=lambda p: (value(p, "paired_speedup_vs_teacher"), value(p, "macro_f1") or 0.0),
                default=None)

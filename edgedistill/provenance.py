@@ -16,8 +16,17 @@ from pathlib import Path
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "onnxscript",
              "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf", "tokenizers", "scikit-learn",
              "numpy", "streamlit", "pytest-benchmark")
+# x86 `flags` and aarch64 `Features` of /proc/cpuinfo worth recording (Arm: asimddp = int8 dot product,
+# i8mm = int8 matrix multiply, bf16 = BF16 arithmetic on Graviton3 / Neoverse V1 and newer).
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni",
-             "amx_tile", "amx_int8", "amx_bf16", "sse4_2", "asimd", "sve")
+             "amx_tile", "amx_int8", "amx_bf16", "sse4_2", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2",
+             "svebf16")
+# Set (to anything but 0) where the CPU is emulated in a way the checks in ``emulation`` cannot see.
+EMULATED_VAR = "EDGEDISTILL_EMULATED"
+# The architecture each /proc/cpuinfo layout belongs to: x86 lists `flags`, Arm `Features` / `CPU implementer`.
+_CPUINFO_ARCH = {"flags": "x86", "vendor_id": "x86", "Features": "arm", "CPU implementer": "arm"}
+_MACHINE_ARCH = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86", "aarch64": "arm", "arm64": "arm",
+                 "armv7l": "arm"}
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -45,19 +54,59 @@ def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
     return out
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
+def _cpuinfo(text: str | None = None) -> tuple[str, list[str]]:
+    """The CPU model and its flags (x86 ``flags``, Arm ``Features``) from /proc/cpuinfo (or ``text``)."""
     model, flags = platform.processor() or platform.machine(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "Model") and model in ("", platform.machine(), platform.processor()):
-                model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = value.split()
-    except OSError:
-        pass
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model") and model in ("", platform.machine(), platform.processor()):
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = value.split()
     return model, flags
+
+
+def emulation(machine: str | None = None, cpuinfo: str | None = None, environ=None,
+              binfmt: str | Path = "/proc/sys/fs/binfmt_misc") -> str | None:
+    """Why this process's CPU looks emulated (QEMU user-mode, an explicit EDGEDISTILL_EMULATED), or None.
+
+    - /proc/cpuinfo describes another architecture than ``platform.machine()`` (an arm64 root under
+      qemu-user that sees the x86 host's cpuinfo);
+    - QEMU's own variables (QEMU_CPU, QEMU_LD_PREFIX) are set: they act only on an emulator;
+    - binfmt_misc hands this architecture to qemu (``qemu-<machine>`` enabled), which no native system does;
+    - ``EDGEDISTILL_EMULATED`` is set (a bind-mounted Arm cpuinfo hides the rest).
+    """
+    machine = machine or platform.machine()
+    environ = os.environ if environ is None else environ
+    flag = str(environ.get(EMULATED_VAR, "")).strip()
+    if flag and flag != "0":
+        return f"{EMULATED_VAR}={flag}"
+    for var in ("QEMU_CPU", "QEMU_LD_PREFIX"):
+        if environ.get(var):
+            return f"{var}={environ[var]} is set (QEMU user-mode)"
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    keys = {line.partition(":")[0].strip() for line in cpuinfo.splitlines()}
+    seen = {_CPUINFO_ARCH[k] for k in keys if k in _CPUINFO_ARCH}
+    want = _MACHINE_ARCH.get(machine)
+    if want and len(seen) == 1 and want not in seen:
+        return f"/proc/cpuinfo describes an {seen.pop()} CPU but the process runs as {machine}"
+    entry = Path(binfmt) / f"qemu-{machine}"
+    try:
+        if entry.read_text().splitlines()[0].strip() == "enabled":
+            return f"binfmt_misc runs {machine} binaries through qemu ({entry})"
+    except (OSError, IndexError):
+        pass
+    return None
 
 
 def _gpus() -> list[dict]:
@@ -102,9 +151,15 @@ def hardware() -> dict:
     if name:
         info["machine_name"] = name
         key += f"|{name}"
+    # An emulated CPU is never the board it imitates: its own id, and its timings are never ranked.
+    emulated_by = emulation(info["arch"])
+    info["emulated"] = emulated_by is not None
+    if emulated_by:
+        info["emulated_by"] = emulated_by
+        key += f"|emulated on {info['arch']}"
     info["machine_id"] = hashlib.sha1(key.encode()).hexdigest()[:12]
     info["label"] = (f"{name}: " if name else "") + f"{model} x{info['logical_cores']}" + \
-        (f" + {gpus[0]['name']}" if gpus else "")
+        (f" + {gpus[0]['name']}" if gpus else "") + (" (emulated)" if emulated_by else "")
     return info
 
 

@@ -99,6 +99,18 @@ def test_a_missing_runtime_is_named_with_the_fix(bundled, tmp_path, monkeypatch)
     msg = str(err.value)
     assert "openvino not installed" in msg and "teacher/openvino-fp32" in msg and "pip install openvino" in msg
     assert "--runtimes onnxruntime" in msg and not (tmp_path / "bench.json").exists()
+    # Where openvino is absent on purpose (its aarch64 wheels need glibc 2.35), the ONNX-Runtime-only install.
+    assert "glibc >= 2.35" in msg and "'.[bench-ort]'" in msg
+
+
+def test_the_ort_only_extra_has_no_openvino_and_the_roofline_needs():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = lambda deps: {d.split(">")[0].split("<")[0].split("=")[0].split("[")[0] for d in deps}
+    assert not any("openvino" in d for d in extras["bench-ort"])
+    assert {"onnxruntime", "onnx", "pytest-benchmark"} <= names(extras["bench-ort"])
+    assert "edgedistill[bench-ort]" in extras["bench"] and "openvino" in names(extras["bench"])
 
 
 def test_without_bench_results_the_default_selection_asks_for_artifacts(bundled, tmp_path):

@@ -277,6 +277,23 @@ def test_loader_reads_version_2_bench_files_with_their_trust_columns(results):
     assert res.machines.set_index("machine_id")["disturbed_rows"].sum() == 1
 
 
+def test_an_emulated_machine_is_shown_but_never_ranked_on_speed(results):
+    from dashboard import pareto
+    from dashboard.data import read_results
+
+    doc = bench_doc()
+    doc["machines"]["aaaa11112222"]["hardware"].update(emulated=True, emulated_by="QEMU_CPU=cortex-a76 is set")
+    (results / RUN / "bench.json").write_text(json.dumps(doc))
+    res = read_results(results)
+    assert res.machines.set_index("machine_id")["emulated"].to_dict() == {"aaaa11112222": True,
+                                                                          "bbbb33334444": False}
+    mine = res.bench[res.bench["machine_id"] == "aaaa11112222"]
+    assert len(mine) and mine["emulated"].all() and not res.bench.loc[res.bench["machine_id"] != "aaaa11112222",
+                                                                        "emulated"].any()
+    best = pareto.best_per_goal(mine, 0.5)
+    assert best["fastest_1pct"] is None and best["fastest_3pct"] is None and best["accurate"] is not None
+
+
 def test_loader_skips_corrupt_and_foreign_files_with_a_warning(results):
     from dashboard.data import read_results
 

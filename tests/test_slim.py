@@ -46,6 +46,9 @@ def test_the_slim_install_benches_a_bundle_into_a_file_that_merges(bundled, tmp_
     libs = block["provenance"]["libraries"]
     assert "torch" not in libs and "transformers" not in libs and "onnxruntime" in libs
     assert {r.runtime for r in rows} == {"onnxruntime", "openvino"} and all(r.macro_f1 is not None for r in rows)
+    # The roofline runs on the slim install too: the MatMul peak is measured and the rows get their floor.
+    assert block["peak_gflops"]["1"]["fp32"] > 0 and not block.get("peak_errors"), block.get("peak_errors")
+    assert any(r.pct_of_peak for r in rows if r.runtime == "onnxruntime")
     merged = merge_bench_file(out, root / "results-slim" / RUN)
     assert merged == list(doc["machines"])
     assert len(read_document(root / "results-slim" / RUN / "bench.json")[1]) == len(rows)

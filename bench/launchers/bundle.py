@@ -10,6 +10,11 @@ from pathlib import Path
 from bench.bundles.spec import FORMAT_RUNTIME, INPUTS_FILE, RUNTIME_PACKAGE, BundleError, verify_bundle
 from edgedistill.integrity import resolve_inside
 
+# Why openvino may be absent on purpose: the ONNX-Runtime-only install (docs/bundle.md, "Arm boards").
+OPENVINO_FLOOR = (" openvino's aarch64 wheels need glibc >= 2.35 (manylinux_2_35; x86_64: 2.28): where pip finds no "
+                  "openvino (JetPack 5, Amazon Linux 2023 and older systems), use the ONNX-Runtime-only install "
+                  "pip install '.[bench-ort]' with --runtimes onnxruntime.")
+
 
 def missing_runtimes(runtimes: list[str]) -> list[str]:
     import importlib.util
@@ -18,9 +23,10 @@ def missing_runtimes(runtimes: list[str]) -> list[str]:
 
 
 def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = None, force_new: bool = False,
-                 progress: bool = True, command: list[str] | None = None):
+                 progress: bool = True, command: list[str] | None = None, browser: bool = False):
     """Verify the bundle, then measure its artifacts on this machine with the one bench loop;
-    this machine's rows go to ``out`` (a bench.json that ``edgedistill bench --merge`` folds in)."""
+    this machine's rows go to ``out`` (a bench.json that ``edgedistill bench --merge`` folds in).
+    ``browser``: its ONNX artifacts in headless Chromium instead (``bench.launchers.web``), as another machine."""
     from bench.config import describe, load_bench_config
     from bench.inputs import timing_inputs
     from bench.launchers.process import (
@@ -51,6 +57,18 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
     if not artifacts:
         raise BundleError(f"bundle {folder} carries no ONNX / OpenVINO artifact, only the GPU pack: measure it on a "
                           f"CUDA machine with edgedistill gpu-bench --bundle {folder} --out bench.json")
+    source = {"bundle": {k: info.get(k) for k in ("created_at", "arch", "test_size", "total_mb")}
+              | {"git_commit": (info.get("provenance") or {}).get("git_commit")}}
+    if browser:
+        from bench.launchers.web import bench_browser
+
+        data = json.loads((folder / INPUTS_FILE).read_text())
+        inputs = timing_inputs(data["test_texts"], data["test_labels"], data["label_names"], cfg)
+        doc, old_rows = load_or_new(out, info["run"], force_new)
+        doc, all_rows, rows, mid, failures = bench_browser(doc, old_rows, artifacts, cfg, inputs, info["run"],
+                                                           command, source)
+        write_outputs(doc, all_rows, out.parent, json_path=out)
+        return finish(BenchOutcome(out.parent, mid, rows, failures, []), out)
     wanted = cfg.runtimes or sorted({FORMAT_RUNTIME[a.format] for a in artifacts
                                      if cfg.models is None or a.model in cfg.models})
     missing = missing_runtimes(wanted)
@@ -59,15 +77,14 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
         raise BundleError(f"runtime(s) {', '.join(missing)} not installed here, and the bundle's {', '.join(needs)} "
                           f"need them. Install them (pip install {' '.join(RUNTIME_PACKAGE[m] for m in missing)}, or "
                           "the slim install in the README), or bench the others only with --runtimes "
-                          f"{','.join(r for r in wanted if r not in missing) or '<runtime>'}.")
+                          f"{','.join(r for r in wanted if r not in missing) or '<runtime>'}."
+                          + (OPENVINO_FLOOR if "openvino" in missing else ""))
     if cfg.runtimes is None:
         cfg.runtimes = wanted                # never probe for a runtime (e.g. torch) that the bundle does not use
     jobs, hw = plan_here(artifacts, cfg, [])
     data = json.loads((folder / INPUTS_FILE).read_text())
     inputs = timing_inputs(data["test_texts"], data["test_labels"], data["label_names"], cfg)
     doc, old_rows = load_or_new(out, info["run"], force_new)
-    source = {"bundle": {k: info.get(k) for k in ("created_at", "arch", "test_size", "total_mb")}
-              | {"git_commit": (info.get("provenance") or {}).get("git_commit")}}
     rows, block = measure_jobs(jobs, cfg, inputs, info["run"], hw, command, progress, out, source)
     failures = block.pop("failures")
     doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows, keep=outside_jobs(jobs))

@@ -109,16 +109,28 @@ def run_module(module: str, spec: dict, threads: int, workdir: Path, timeout_s: 
     return json.loads(result.read_text())
 
 
-def measure_peaks(threads: list[int], workdir: Path) -> dict:
+def measure_peaks(threads: list[int], workdir: Path, errors: dict | None = None) -> dict:
     """This machine's FP32 / INT8 MatMul peak per thread count (bench/scenarios/roofline.py), each in a fresh
-    process."""
+    process. A thread count whose peak could not be measured is left out of the result and its reason (the
+    worker's last lines of output) goes into ``errors`` and onto stderr: a missing peak is never silent."""
     peaks = {}
     for t in sorted(set(threads)):
-        out = workdir / f"peak-{t}.json"
-        subprocess.run([sys.executable, "-m", "bench.scenarios.roofline", str(out), str(t)], env=worker_env(t),
-                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+        out, log = workdir / f"peak-{t}.json", workdir / f"peak-{t}.log"
+        try:
+            with open(log, "w") as fh:
+                proc = subprocess.run([sys.executable, "-m", "bench.scenarios.roofline", str(out), str(t)],
+                                      env=worker_env(t), check=False, stdout=fh, stderr=subprocess.STDOUT,
+                                      timeout=600)
+            code = f"exit code {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            code = "timed out after 600 s"
         if out.is_file():
             peaks[str(t)] = json.loads(out.read_text())
+            continue
+        reason = f"the MatMul peak on {t} thread(s) was not measured ({code}): " + (_tail(log, 4) or "no output")
+        print(f"  roofline: {reason}", file=sys.stderr, flush=True)
+        if errors is not None:
+            errors[str(t)] = reason
     return peaks
 
 
@@ -196,10 +208,11 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict,
 
 def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: str | Path | None = None,
               force_new: bool = False, progress: bool = True, command: list[str] | None = None,
-              recipe=None) -> BenchOutcome:
+              recipe=None, browser: bool = False) -> BenchOutcome:
     """Benchmark every checkpoint and artifact of ``run_dir`` on this machine (see module doc).
 
     ``recipe`` (default: the run's stored recipe.yaml) gives the bench section and the test data.
+    ``browser``: the run's ONNX artifacts in headless Chromium instead (``bench.launchers.web``).
     """
     from distill.data import load_dataset
     from edgedistill import layout
@@ -226,6 +239,13 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
         raise BenchError(f"{run_dir} has no finished checkpoints (models/<method>/edgedistill.json) or artifacts "
                          "(artifacts/<model>/<variant>/manifest.json); run `edgedistill train` and "
                          "`edgedistill export` first" + broken_text)
+    if browser:
+        from bench.launchers.web import bench_browser
+
+        inputs = bench_inputs(load_dataset(recipe.data), cfg)
+        doc, all_rows, rows, mid, failures = bench_browser(doc, old_rows, artifacts, cfg, inputs, run, command)
+        write_outputs(doc, all_rows, results_dir)
+        return finish(BenchOutcome(results_dir, mid, rows, failures, notes), bench_path)
     jobs, hw = plan_here(artifacts, cfg, notes, unreadable, broken_text)
     dataset = load_dataset(recipe.data)
     inputs = bench_inputs(dataset, cfg)
@@ -281,7 +301,7 @@ def measure_jobs(jobs: list[Job], cfg: BenchConfig, inputs: dict, run: str, hw: 
     from edgedistill.provenance import provenance
 
     new_rows, failures, repeats, runtimes, bandwidth, row_jobs = [], list(failed or []), {}, {}, {}, {}
-    peaks, pairs = {}, []
+    peaks, pairs, peak_errors = {}, [], {}
     for f in failures:
         print(f"\n  FAILED {f['job']}: {f['error']}", file=sys.stderr, flush=True)
     probe = BandwidthProbe() if cfg.probe_s > 0 else None
@@ -316,7 +336,7 @@ def measure_jobs(jobs: list[Job], cfg: BenchConfig, inputs: dict, run: str, hw: 
                 bandwidth.update({r.key_text(): [before, after] for r in rows})
         if new_rows:
             cpu_threads = [j.threads for j in jobs if j.device == "cpu"]
-            peaks = measure_peaks(cpu_threads, Path(tmp)) if cfg.roofline and cpu_threads else {}
+            peaks = measure_peaks(cpu_threads, Path(tmp), peak_errors) if cfg.roofline and cpu_threads else {}
             roofline.apply_peaks(new_rows, peaks)
             pairs = run_paired(new_rows, row_jobs, cfg, inputs_path, Path(tmp)) if cfg.paired_top else []
     if not new_rows:
@@ -325,7 +345,8 @@ def measure_jobs(jobs: list[Job], cfg: BenchConfig, inputs: dict, run: str, hw: 
     block = machine_block(hw, provenance(command), dataclasses.asdict(cfg),
                           {"repeats": repeats, "bandwidth_gbs": bandwidth, "runtimes": runtimes,
                            "failed": [{k: f[k] for k in ("job", "error")} for f in failures],
-                           "peak_gflops": peaks, "paired": pairs,
+                           "peak_gflops": peaks, **({"peak_errors": peak_errors} if peak_errors else {}),
+                           "paired": pairs,
                            "test_size": len(inputs["test_labels"]), **(extra or {})})
     return new_rows, {**block, "failures": failures}
 

@@ -343,6 +343,14 @@ def _machine_header(mid: str, block: dict) -> str:
              f"{hw.get('cpu_model', '?')}, {hw.get('physical_cores', '?')} physical / {hw.get('logical_cores', '?')} "
              f"logical cores, {hw.get('memory_gb', '?')} GB, ISA: {' '.join(hw.get('isa_flags', [])) or '-'}; GPUs: "
              f"{gpus}. Measured {block.get('measured_at', '?')}" + (f"; {lib_text}." if lib_text else ".")]
+    web = hw.get("browser")
+    if isinstance(web, dict):     # a browser measured as a machine (bench/launchers/web.py)
+        lines = lines[:2] + [
+            f"{web.get('name')} {web.get('version')} (headless) on {(hw.get('host') or {}).get('label', '?')}: ONNX "
+            f"Runtime Web {web.get('onnxruntime_web')} on WASM (SIMD: {'yes' if web.get('wasm_simd') else 'no'}, "
+            f"threads: {'yes' if web.get('wasm_threads') else 'no'}, {web.get('threads')} used of "
+            f"{web.get('hardware_concurrency')} logical cores), tokenizer in JavaScript (@huggingface/tokenizers "
+            f"{web.get('tokenizers_js')}). Measured {block.get('measured_at', '?')}."]
     if block.get("test_size"):
         lines.append(f"Accuracy on {block['test_size']} test texts.")
     if block.get("transport"):
@@ -351,6 +359,11 @@ def _machine_header(mid: str, block: dict) -> str:
     if failed:
         lines += ["", f"{len(failed)} job(s) failed:"] + [f"- {f['job']}: {f['error']}" for f in failed]
     return "\n".join(lines)
+
+
+EMULATED_NOTE = ("Timed on an emulated CPU ({why}): these rows check that every artifact loads, runs and agrees "
+                 "with the other machines' accuracy; their timings measure the emulator, not the board, and rank "
+                 "nothing.")
 
 
 def render_report(doc: dict, rows: list[BenchRow]) -> str:
@@ -374,7 +387,10 @@ def render_report(doc: dict, rows: list[BenchRow]) -> str:
             by_len = seq_len_table(group)
             if by_len:
                 parts += ["", "p50 latency (ms) at batch 1 by sequence length:", "", by_len]
-            parts += ["", "Best artifact per goal:", "", best_per_goal(group)]
+            if (block.get("hardware") or {}).get("emulated"):
+                parts += ["", EMULATED_NOTE.format(why=block["hardware"].get("emulated_by") or "emulated")]
+            else:
+                parts += ["", "Best artifact per goal:", "", best_per_goal(group)]
     return "\n".join(parts) + "\n"
 
 

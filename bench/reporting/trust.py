@@ -98,8 +98,11 @@ def limit_table(rows: list[BenchRow], block: dict, threads) -> str:
     scenario = headline_scenario(rows)
     headline = [r for r in rows if r.scenario == scenario and r.batch_size == 1 and r.seq_len == "natural"
                 and r.gflop_per_call]
-    if not peak or not headline:
+    if not headline:
         return ""
+    if not peak:
+        why = (block.get("peak_errors") or {}).get(str(threads))
+        return f"Distance to the limit: no floor or % of peak here, because {why}" if why else ""
     keep = [r for r in headline if r.paired_speedup_vs_teacher is not None or r.paired_speedup_vs_teacher_int8
             is not None or (r.model == "teacher" and r.variant in ("pytorch", "onnx-int8-dynamic", "onnx-fp32"))]
     keep = keep or sorted(headline, key=lambda r: r.latency_p50_ms or float("inf"))[:5]

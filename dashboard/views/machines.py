@@ -51,7 +51,10 @@ def page_machines(res: data.Results, run: str) -> None:
     shown = res.machines[(res.machines["run"] == run) & res.machines["machine_id"].isin(points["machine_id"].unique())]
     if len(shown):
         st.markdown("**Where and how each machine's rows were measured**")
-        table(shown[["machine_label", "machine_id", "arch", "gpus", "measured_at", "how_measured"]])
+        table(shown[["machine_label", "machine_id", "arch", "emulated", "gpus", "measured_at", "how_measured"]])
+        if shown["emulated"].fillna(False).astype(bool).any():
+            st.caption("Emulated machines (QEMU user-mode): their rows check that every artifact runs and agrees; "
+                       "their timings say nothing about the board and are never ranked.")
     order = list(dict.fromkeys(points.sort_values(
         ["model", "point"], key=lambda s: s.map(data.method_rank) if s.name == "model" else s)["point"]))
     for value, title in ((metric, charts.LABELS.get(metric, metric)),

@@ -112,11 +112,6 @@ CLIENTS = {
     "transformers.js": {"title": "Node: transformers.js", "file": "transformers_js_client.mjs", "lang": "js",
                         "install": "npm install @huggingface/transformers --onnxruntime-node-install=skip",
                         "run": "node transformers_js_client.mjs FOLDER \"some text\""},
-    "onnxruntime-web": {"title": "Browser: onnxruntime-web", "file": "onnxruntime_web_client.mjs", "lang": "js",
-                        "install": "npm install onnxruntime-web @huggingface/transformers "
-                                   "--onnxruntime-node-install=skip",
-                        "run": "import { classify } from './onnxruntime_web_client.mjs' in a page served "
-                               "beside node_modules (see docs/deploy.md)"},
     "model2vec": {"title": "Python: model2vec", "file": "model2vec_client.py", "lang": "python",
                   "install": "pip install model2vec",
                   "run": "python model2vec_client.py FOLDER \"some text\""},
@@ -139,7 +134,6 @@ def clients_for(manifest: dict, folder: str | Path | None = None) -> list[str]:
     out = ["onnxruntime"]
     if not ms_domain(manifest):
         out.append("openvino")
-    out.append("onnxruntime-web")
     if not static(manifest) and manifest.get("kind") != "baseline":
         out.append("transformers.js")
     if folder is not None and all((Path(folder) / f).is_file() for f in layout.MODEL2VEC_FILES):

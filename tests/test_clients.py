@@ -204,6 +204,15 @@ def test_the_card_is_rendered_again_with_the_bench_rows(client_run, tmp_path):
     assert "| 0.50 |" in card(folder)[1]
 
 
+def test_docs_show_the_snippets_the_tests_run():
+    from edgedistill import deploy
+
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    blocks = dict(re.findall(r"## ([^\n]+)\n\n[^\n]*\n\n```\w+\n(.*?)\n```", text, re.S))
+    for client, spec in deploy.CLIENTS.items():
+        assert blocks[spec["title"]] == deploy.snippet(client).rstrip(), f"docs/deploy.md's {client} snippet"
+
+
 # --- real clients, each in its own environment -------------------------------------------------------
 
 def client_python() -> Path:

@@ -130,8 +130,10 @@ def test_every_variant_is_a_complete_artifact(exported):
         folder = Path(row["path"])
         m = manifest(run, row["model"], row["variant"])
         assert MANIFEST_KEYS <= set(m), MANIFEST_KEYS - set(m)
-        assert m["label_names"] == LABELS and m["max_length"] == 24 and m["schema_version"] == 1
+        assert m["label_names"] == LABELS and m["max_length"] == 24 and m["schema_version"] == 2
         assert (folder / "tokenizer.json").is_file() and (folder / "config.json").is_file()
+        assert (folder / "README.md").is_file()
+        assert m["model_file"] in ("onnx/model.onnx", "onnx/model_quantized.onnx", "openvino_model.xml")
         assert m["sha256"] == sha256(folder / m["model_file"])
         assert m["size_bytes"] == sum((folder / n).stat().st_size for n in m["files"])
         assert m["parity"]["n"] > 0 and m["parity"]["agreement_pct"] >= 90
@@ -324,7 +326,7 @@ def test_rerun_keeps_finished_artifacts_and_rebuilds_broken_ones(exported, capsy
     _, run, recipe, _ = exported
     before = manifest(run, "odd", "onnx-fp32")
     broken = run / "artifacts" / "odd" / "onnx-int8-dynamic"
-    (broken / "onnx" / "model.onnx").write_bytes(b"truncated")                  # e.g. a copy cut short
+    (broken / "onnx" / "model_quantized.onnx").write_bytes(b"truncated")        # e.g. a copy cut short
     assert valid_manifest(broken) is None
     rows = export_run(run, load_export_config(recipe.export, {"models": ["odd"],
                                                               "variants": ["onnx-fp32", "onnx-int8-dynamic"]}))

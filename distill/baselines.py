@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from distill.data import Dataset
-from edgedistill import graphs, layout
+from edgedistill import deploy, graphs, layout
 from edgedistill.configbase import to_dict
-from edgedistill.io import atomic_dir, atomic_write_json, sha256
+from edgedistill.integrity import file_records
+from edgedistill.io import atomic_dir, atomic_write_json
 from edgedistill.methods import BASELINES
 from edgedistill.metrics import classification_metrics
 from edgedistill.provenance import library_versions, provenance
@@ -44,7 +45,7 @@ from edgedistill.runtime import MANIFEST, TOKENIZER_FILE, OrtRuntime
 
 SCHEMA_VERSION = 1
 VARIANT = "onnx-fp32"
-ONNX_FILE = "model.onnx"
+ONNX_FILE = layout.ONNX_FP32_FILE
 TFIDF_MAX_WORDS = 512          # words a text is cut to, in training and in the artifact alike
 WORD_PATTERN = r"\w\w+"        # scikit-learn's default token_pattern, (?u)\b\w\w+\b
 PARITY_TOLERANCE = 1e-3        # max |probability difference| between the ONNX graph and the library
@@ -143,10 +144,14 @@ def write_artifact(recipe: Recipe, data: Dataset, name: str, graph: dict, entry:
     if final.exists():
         shutil.rmtree(final)    # built from an older fit
     with atomic_dir(final) as out:
+        (out / ONNX_FILE).parent.mkdir(parents=True, exist_ok=True)
         graphs.save(graph["model"], out / ONNX_FILE)
         (out / TOKENIZER_FILE).write_text(graph["tokenizer"])
-        draft = {"schema_version": SCHEMA_VERSION, "model": name, "variant": VARIANT, "format": "onnx",
-                 "precision": "fp32", "quantization": "none", "trimmed_vocab": False, "model_file": ONNX_FILE,
+        deploy.write_input_files(out, list(data.label_names), graph["max_length"])
+        draft = {"schema_version": layout.ARTIFACT_SCHEMA_VERSION, "run": recipe.run_dir.name, "model": name,
+                 "base_model": recipe.teacher.model if name == "model2vec" else None,
+                 "variant": VARIANT, "format": "onnx", "precision": "fp32", "quantization": "none",
+                 "trimmed_vocab": False, "model_file": ONNX_FILE,
                  "label_names": list(data.label_names), "max_length": graph["max_length"]}
         rt = OrtRuntime.open(out, draft, threads=1)
         probs = rt.predict(list(data.test.texts)).probs
@@ -156,9 +161,9 @@ def write_artifact(recipe: Recipe, data: Dataset, name: str, graph: dict, entry:
             raise BaselineError(f"the {name} ONNX graph differs from {BASELINES[name].library} by {diff:.2e} in "
                                 f"probability on the test texts (tolerance {PARITY_TOLERANCE:g}); not written")
         size = (out / ONNX_FILE).stat().st_size
-        files = {p.name: {"size_bytes": p.stat().st_size, "sha256": sha256(p)} for p in (out / ONNX_FILE,)}
+        files = file_records(out, [ONNX_FILE])
         f1 = classification_metrics(data.test.labels, probs, data.label_names)["macro_f1"]
-        atomic_write_json(out / MANIFEST, {
+        manifest = {
             **draft, "kind": "baseline", "baseline": True, "library": BASELINES[name].library,
             "size_bytes": size, "sha256": files[ONNX_FILE]["sha256"], "files": files, "params": graph["params"],
             "truncation": graph.get("truncation"), "opset": graphs.OPSET,
@@ -168,7 +173,11 @@ def write_artifact(recipe: Recipe, data: Dataset, name: str, graph: dict, entry:
             "macro_f1": f1, "macro_f1_source": entry["test"]["macro_f1"] if "test" in entry else None,
             "eval_split": "test", "tool_versions": library_versions(("onnx", "onnxruntime", "tokenizers",
                                                                      "scikit-learn", "model2vec")),
-            "selected": entry.get("selected"), "provenance": provenance()})
+            "selected": entry.get("selected"), "provenance": provenance()}
+        manifest["support_files"] = file_records(out, [TOKENIZER_FILE, layout.TOKENIZER_CONFIG_FILE,
+                                                       layout.CONFIG_FILE])
+        deploy.write_card(out, manifest)
+        atomic_write_json(out / MANIFEST, manifest)
     return f"{name}/{VARIANT}"
 
 

@@ -2,7 +2,7 @@
 
     runs/<run>/recipe.yaml                       the resolved recipe the run was trained with
     runs/<run>/models/<method>/                  a checkpoint; edgedistill.json written last
-    runs/<run>/artifacts/<method>/<variant>/     an export; manifest.json written last
+    runs/<run>/artifacts/<method>/<variant>/     an export; manifest.json written last (ARTIFACT_FILES)
     <results_dir>/<run>/                         metrics, export and bench results (committed)
 
 Every stage finds folders, completion markers and the stored recipe here, and the results folder
@@ -28,6 +28,33 @@ ARTIFACT_MARKER = "manifest.json"          # written last into artifacts/<method
 CHECKPOINT_SCHEMA_VERSION = 1
 LOCK_FILE = ".lock"                        # held (flock) by the process working on the run folder
 LOCK_OWNER = ".lock.json"                  # who holds it: pid, host, command, since
+
+# An artifact folder as the Hugging Face clients read it (transformers.js and optimum look for
+# onnx/model.onnx and, for INT8, onnx/model_quantized.onnx; optimum-intel for openvino_model.xml),
+# with the tokenizer, config.json, a model card and the project's manifest beside the model.
+# Schema 2 is this layout; schema 1 kept the ONNX graph at the folder root as model.onnx (still
+# read through its manifest's model_file; the export rebuilds such a folder).
+ARTIFACT_SCHEMA_VERSION = 2
+READABLE_ARTIFACT_SCHEMAS = (1, 2)
+ONNX_FP32_FILE = "onnx/model.onnx"
+ONNX_INT8_FILE = "onnx/model_quantized.onnx"
+OPENVINO_FILE = "openvino_model.xml"
+CARD_FILE = "README.md"
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+CONFIG_FILE = "config.json"
+# The static student's model2vec form, beside its ONNX graph (model2vec's own file names).
+MODEL2VEC_FILES = ("model.safetensors", "head.safetensors")
+REWRITE_COMMAND = "edgedistill export --run runs/<run> --force"
+
+
+def model_file_for(fmt: str, precision: str) -> str:
+    """Where an artifact of this format and precision keeps its model, relative to its folder."""
+    if fmt == "openvino":
+        return OPENVINO_FILE
+    if fmt == "onnx":
+        return ONNX_INT8_FILE if precision == "int8" else ONNX_FP32_FILE
+    raise ValueError(f"no artifact model file for format {fmt!r} (formats: onnx, openvino)")
 
 
 class RunFolderError(ValueError):

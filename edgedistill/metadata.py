@@ -12,7 +12,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgedistill.layout import ARTIFACT_MARKER, CHECKPOINT_MARKER, CHECKPOINT_SCHEMA_VERSION
+from edgedistill.layout import (
+    ARTIFACT_MARKER,
+    ARTIFACT_SCHEMA_VERSION,
+    CHECKPOINT_MARKER,
+    CHECKPOINT_SCHEMA_VERSION,
+    READABLE_ARTIFACT_SCHEMAS,
+)
 
 
 class ArtifactError(ValueError):
@@ -95,6 +101,12 @@ class ArtifactMeta:
 
     @classmethod
     def from_dict(cls, doc: dict, path: Path) -> ArtifactMeta:
+        # Schema 1 kept model.onnx at the folder root: still read through its model_file.
+        version = doc.get("schema_version")
+        if version is not None and version not in READABLE_ARTIFACT_SCHEMAS:
+            raise ArtifactError(f"{path}: schema_version {version!r} is not one this edgedistill reads "
+                                f"({', '.join(map(str, READABLE_ARTIFACT_SCHEMAS))}; it writes "
+                                f"{ARTIFACT_SCHEMA_VERSION}); install the edgedistill that wrote it, or {cls.FIX}")
         model_file = doc.get("model_file")
         if not isinstance(model_file, str) or not model_file:
             raise ArtifactError(f"{path}: model_file is missing; {cls.FIX}")

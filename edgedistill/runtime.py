@@ -238,7 +238,8 @@ class OrtRuntime(Runtime):
         return np.asarray(self.session.run([self.output_name], feed)[0], dtype=np.float32)
 
     def describe(self):
-        files = [self.folder / self.meta["model_file"]] + sorted(self.folder.glob("*.onnx_data"))
+        model = self.folder / self.meta["model_file"]       # onnx/model.onnx (schema 1: model.onnx)
+        files = [model] + sorted(model.parent.glob("*.onnx_data"))
         return {**self._base_description(), "providers": self.session.get_providers(),
                 "intra_op_threads": self.threads, "model_file": self.meta["model_file"],
                 "size_bytes": folder_size(files)}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedistill import layout
 from edgedistill.runtime import (
     OpenVinoRuntime,
     OrtRuntime,
@@ -20,22 +21,32 @@ from export.errors import ExportError
 from export.model_job import ModelJob
 
 # --- variant builders: write the model file(s) into ``out``, return extra manifest fields -----
+# Each writes where the clients look (edgedistill/layout.py: onnx/model.onnx, onnx/model_quantized.onnx,
+# openvino_model.xml) and returns that path as "model_file".
+
+def target(out: Path, model_file: str) -> Path:
+    """``out / model_file`` with its folder made."""
+    path = out / model_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
 
 def build_onnx_fp32(job: ModelJob, trim: bool, out: Path) -> dict:
+    folder = target(out, layout.ONNX_FP32_FILE).parent
     for f in convert.model_files(job.onnx(trim).parent, convert.ONNX_FILE):
-        shutil.copy2(f, out / f.name)
-    return {"model_file": convert.ONNX_FILE}
+        shutil.copy2(f, folder / f.name)
+    return {"model_file": layout.ONNX_FP32_FILE}
 
 
 def build_onnx_opt(job: ModelJob, trim: bool, out: Path) -> dict:
     path, fusions = job.optimized(trim)
-    shutil.copy2(path, out / convert.ONNX_FILE)
+    shutil.copy2(path, target(out, layout.ONNX_FP32_FILE))
     missing = [k for k in convert.FUSION_KINDS if not fusions.get(k)]
     warnings = []
     if missing:
         warnings.append(f"no {'/'.join(missing)} fusion applied by the ONNX Runtime transformer optimizer "
                         f"(fused: {fusions['ops'] or 'nothing'}); this graph is not faster than onnx-fp32")
-    return {"model_file": convert.ONNX_FILE, "fusions": fusions, "warnings": warnings}
+    return {"model_file": layout.ONNX_FP32_FILE, "fusions": fusions, "warnings": warnings}
 
 
 def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path, exclude_blocks=(), source: str | None = None) -> dict:
@@ -45,9 +56,10 @@ def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path, exclude_blocks=(), 
     ranking and a repaired artifact quantize the graph the plain artifact was made from)."""
     if source is not None:
         src = job.optimized(trim)[0] if source == "optimized" else job.onnx(trim)
-        nodes = convert.quantize_dynamic_onnx(src, out / convert.ONNX_FILE, per_channel=job.cfg.dynamic_per_channel,
-                                              exclude_blocks=exclude_blocks)
-        return {"model_file": convert.ONNX_FILE, "quantized_from": source, "per_channel": job.cfg.dynamic_per_channel,
+        nodes = convert.quantize_dynamic_onnx(src, target(out, layout.ONNX_INT8_FILE),
+                                              per_channel=job.cfg.dynamic_per_channel, exclude_blocks=exclude_blocks)
+        return {"model_file": layout.ONNX_INT8_FILE, "quantized_from": source,
+                "per_channel": job.cfg.dynamic_per_channel,
                 "fusions": job.optimized(trim)[1] if source == "optimized" else None, "fp32_nodes": nodes}
     cfg, warnings = job.cfg, []
     sources = ["optimized", "plain"] if cfg.dynamic_source == "auto" else [cfg.dynamic_source]
@@ -84,8 +96,8 @@ def build_onnx_dynamic(job: ModelJob, trim: bool, out: Path, exclude_blocks=(), 
         chosen = pick_dynamic(scores)
     else:
         chosen = next(iter(candidates))
-    shutil.copy2(candidates[chosen] / convert.ONNX_FILE, out / convert.ONNX_FILE)
-    return {"model_file": convert.ONNX_FILE, "quantized_from": chosen, "dynamic_candidates": scores or None,
+    shutil.copy2(candidates[chosen] / convert.ONNX_FILE, target(out, layout.ONNX_INT8_FILE))
+    return {"model_file": layout.ONNX_INT8_FILE, "quantized_from": chosen, "dynamic_candidates": scores or None,
             "per_channel": cfg.dynamic_per_channel,
             "fusions": fusions if chosen == "optimized" else None, "warnings": warnings}
 
@@ -123,26 +135,28 @@ def _quick_score(job: ModelJob, trim: bool, folder: Path) -> dict:
 
 
 def build_onnx_static(job: ModelJob, trim: bool, out: Path, exclude_blocks=()) -> dict:
-    kept_fp32 = convert.quantize_static_onnx(job.onnx(trim), out / convert.ONNX_FILE, job.calibration(trim),
+    kept_fp32 = convert.quantize_static_onnx(job.onnx(trim), target(out, layout.ONNX_INT8_FILE),
+                                             job.calibration(trim),
                                              per_channel=job.cfg.static_per_channel,
                                              skip_gelu_matmuls=job.cfg.static_skip_gelu_matmuls,
                                              exclude_blocks=exclude_blocks)
-    return {"model_file": convert.ONNX_FILE, "per_channel": job.cfg.static_per_channel, "calibration_method": "minmax",
+    return {"model_file": layout.ONNX_INT8_FILE, "per_channel": job.cfg.static_per_channel,
+            "calibration_method": "minmax",
             "quant_format": "qdq", "activation_type": convert.STATIC_ACTIVATION_TYPE,
             "weight_type": convert.STATIC_WEIGHT_TYPE, "fp32_nodes": kept_fp32}
 
 
 def build_openvino(fp16: bool):
     def build(job: ModelJob, trim: bool, out: Path) -> dict:
-        convert.to_openvino(job.onnx(trim), out / convert.OPENVINO_FILE, fp16=fp16)
-        return {"model_file": convert.OPENVINO_FILE, "weights": "fp16-compressed" if fp16 else "fp32"}
+        convert.to_openvino(job.onnx(trim), target(out, layout.OPENVINO_FILE), fp16=fp16)
+        return {"model_file": layout.OPENVINO_FILE, "weights": "fp16-compressed" if fp16 else "fp32"}
     return build
 
 
 def build_openvino_int8(job: ModelJob, trim: bool, out: Path, exclude_blocks=()) -> dict:
-    nodes = convert.quantize_nncf(job.onnx(trim), out / convert.OPENVINO_FILE, job.calibration(trim),
+    nodes = convert.quantize_nncf(job.onnx(trim), target(out, layout.OPENVINO_FILE), job.calibration(trim),
                                   exclude_blocks=exclude_blocks)
-    return {"model_file": convert.OPENVINO_FILE, **({"fp32_nodes": nodes} if nodes else {})}
+    return {"model_file": layout.OPENVINO_FILE, **({"fp32_nodes": nodes} if nodes else {})}
 
 
 BUILDERS = {
@@ -162,8 +176,8 @@ def build_static_int8(job: ModelJob, trim: bool, out: Path) -> dict:
     the FP32 size; the lookup itself is no faster, so the bench says whether it pays at run time."""
     from edgedistill import graphs
 
-    graphs.quantize_int8(job.onnx(trim), out / convert.ONNX_FILE)
-    return {"model_file": convert.ONNX_FILE, "quantized_from": "plain", "quantized_ops": ["Gather", "MatMul"]}
+    graphs.quantize_int8(job.onnx(trim), target(out, layout.ONNX_INT8_FILE))
+    return {"model_file": layout.ONNX_INT8_FILE, "quantized_from": "plain", "quantized_ops": ["Gather", "MatMul"]}
 
 
 STATIC_BUILDERS = {"onnx-fp32": build_onnx_fp32, "onnx-int8-dynamic": build_static_int8}

@@ -50,8 +50,13 @@ def parity(logits: np.ndarray, reference: np.ndarray, rows: np.ndarray) -> dict:
             "agreement_pct": float(100 * np.mean(a.argmax(1) == b.argmax(1))) if len(rows) else 100.0}
 
 
+def scores(logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict:
+    """The project's classification metrics of ``logits`` (macro-F1, per class, ...)."""
+    return classification_metrics(labels, softmax(logits.astype(np.float64)), label_names)
+
+
 def macro_f1(logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> float:
-    return classification_metrics(labels, softmax(logits.astype(np.float64)), label_names)["macro_f1"]
+    return scores(logits, labels, label_names)["macro_f1"]
 
 
 def require_fp32_parity(name: str, result: dict, tolerance: float, reference: str):

@@ -20,8 +20,7 @@ import numpy as np
 from export import blocks
 from export.errors import ExportError
 
-ONNX_FILE = "model.onnx"
-OPENVINO_FILE = "openvino_model.xml"
+ONNX_FILE = "model.onnx"              # a graph's name in the export's workspace (artifact names: layout.py)
 # Fused operators grouped by the three fusions that matter for encoder speed.
 FUSION_KINDS = {
     "attention": ("Attention", "MultiHeadAttention"),
@@ -46,6 +45,14 @@ def quiet():
         finally:
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
+
+
+def contrib_ops(path: str | Path) -> list[str]:
+    """The com.microsoft operators of an ONNX graph (ONNX Runtime's own kernels: other runtimes lack them)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return sorted({n.op_type for n in graph.node if n.domain == "com.microsoft"})
 
 
 def onnx_opset(path: str | Path) -> int | None:
@@ -325,13 +332,13 @@ def quantize_nncf(onnx_path: str | Path, xml_path: str | Path, feeds: list[dict]
 
 
 def model_files(folder: str | Path, model_file: str) -> list[Path]:
-    """The files that make up the model (IR: .xml + .bin; ONNX: .onnx + external data)."""
-    folder = Path(folder)
-    main = folder / model_file
+    """The files that make up the model (IR: .xml + .bin; ONNX: .onnx + external data beside it);
+    ``model_file`` may lie in a subfolder (onnx/model.onnx)."""
+    main = Path(folder) / model_file
     if main.suffix == ".xml":
         return [main, main.with_suffix(".bin")]
-    return [main] + sorted(p for p in folder.iterdir() if p.name.startswith(model_file + "_")
-                           or p.suffix == ".onnx_data")
+    return [main] + sorted(p for p in main.parent.iterdir() if p.name.startswith(main.name + "_")
+                           or p.suffix in (".onnx_data", ".data"))
 
 
 def calibration_feeds(encoder, texts: list[str]) -> list[dict]:

@@ -10,7 +10,7 @@ from edgedistill.runtime import (
     read_manifest,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = layout.ARTIFACT_SCHEMA_VERSION
 
 
 def valid_manifest(folder: Path, verify_sha256: bool = False) -> dict | None:
@@ -29,6 +29,10 @@ def inspect_artifact(folder: Path, verify_sha256: bool = False) -> tuple[dict | 
         return None, str(exc)
     if not manifest:
         return None, "no manifest.json (not exported, or the export was interrupted)"
+    if manifest.get("schema_version") == 1:
+        return None, (f"manifest.json has schema 1: the graph lies at the folder root ({manifest.get('model_file')}), "
+                      f"not where the clients look ({layout.ONNX_FP32_FILE}, {layout.ONNX_INT8_FILE}), and its "
+                      "tokenizer files and card are not the current ones")
     if manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("model_file") or not manifest.get("files"):
         return None, (f"manifest.json has schema {manifest.get('schema_version')!r}, not {SCHEMA_VERSION}, "
                       "or no file list")

@@ -161,6 +161,30 @@ class ModelJob:
         return self._cached("fp32_size", lambda: sum(p.stat().st_size for p in convert.model_files(
             self.onnx(False).parent, convert.ONNX_FILE)))
 
+    def write_model2vec(self, trim: bool, dst: Path) -> dict:
+        """The static student as a model2vec ``StaticModelPipeline`` (its on-disk format: the table in
+        model.safetensors, the head in head.safetensors, both described in config.json beside the
+        project's keys), so ``StaticModelPipeline.from_pretrained(folder)`` predicts the labels."""
+        from safetensors.numpy import save_file
+
+        model = self.torch_model(trim)
+        layers = model.linear_layers()
+        save_file({"embeddings": np.ascontiguousarray(model.embeddings.weight.detach().numpy(), dtype=np.float32)},
+                  str(dst / layout.MODEL2VEC_FILES[0]))
+        head = {}
+        for i, m in enumerate(layers):
+            head[f"head.{i}.weight"] = np.ascontiguousarray(m.weight.detach().numpy(), dtype=np.float32)
+            head[f"head.{i}.bias"] = np.ascontiguousarray(m.bias.detach().numpy(), dtype=np.float32)
+        save_file(head, str(dst / layout.MODEL2VEC_FILES[1]))
+        path = dst / layout.CONFIG_FILE
+        config = json.loads(path.read_text())
+        config.update({"normalize": bool(model.config.normalize), "max_length": int(self.max_length),
+                       "embedding_dtype": "float32", "hidden_dim": int(model.config.dims),
+                       "head_config": {"n_layers": len(layers), "activation": "softmax",
+                                       "classes": list(self.label_names)}})
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        return {"model2vec": {"files": list(layout.MODEL2VEC_FILES), "head_layers": len(layers)}}
+
     def copy_support_files(self, trim: bool, dst: Path):
         """Tokenizer files and config.json beside the model, so the folder deploys on its own."""
         src = self.checkpoint(trim)

@@ -21,7 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
-from edgedistill import layout
+from edgedistill import deploy, layout
 from edgedistill.configbase import dump, to_dict
 from edgedistill.integrity import file_records
 from edgedistill.io import atomic_dir, atomic_write_json, remove_stale_temporaries
@@ -97,12 +97,20 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
             extra = BUILDERS[spec["base"]](job, trim, out, **options)
         job.copy_support_files(trim, out)
         model_file = extra.pop("model_file")
-        files = file_records(out, [p.name for p in convert.model_files(out, model_file)])
+        # One truth about the input: the three files a client reads say what the export did.
+        deploy.write_input_files(out, job.label_names, job.max_length,
+                                 None if job.static else "q8" if spec["precision"] == "int8" else "fp32")
+        names = [p.relative_to(out).as_posix() for p in convert.model_files(out, model_file)]
+        if job.static and spec["precision"] == "fp32":     # the model2vec form, beside the ONNX graph
+            extra.update(job.write_model2vec(trim, out))
+            names += list(layout.MODEL2VEC_FILES)
+        files = file_records(out, names)
         # The tokenizer and config a runtime reads beside the model are hashed too (checked by
         # a resumed export, the bundle and the bench before they trust the folder).
-        support = file_records(out, [*TOKENIZER_FILES, "config.json"])
+        support = file_records(out, [*TOKENIZER_FILES, layout.CONFIG_FILE])
         size = sum(f["size_bytes"] for f in files.values())
-        draft = {"schema_version": SCHEMA_VERSION, "model": job.method, "variant": variant,
+        draft = {"schema_version": SCHEMA_VERSION, "run": job.folder.parent.parent.name, "model": job.method,
+                 "variant": variant, "base_model": job.recipe.teacher.model,
                  "format": spec["format"], "precision": spec["precision"], "quantization": spec["quantization"],
                  "trimmed_vocab": trim, "model_file": model_file, "label_names": job.label_names,
                  "max_length": job.max_length}
@@ -124,6 +132,7 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
             "calibration_size": len(job.calibration(trim)) if calibrated else None,
             "calibration_split": "train" if calibrated else None,
             "opset": convert.onnx_opset(job.onnx(trim)),
+            "contrib_ops": convert.contrib_ops(out / model_file) if spec["format"] == "onnx" else [],
             "size_bytes": size,
             "sha256": files[model_file]["sha256"],
             "files": files,
@@ -142,6 +151,7 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
             "build_s": round(time.perf_counter() - started, 2),
             "provenance": provenance(),
         }
+        deploy.write_card(out, manifest)    # re-rendered with the bench's rows after a bench
         atomic_write_json(out / MANIFEST, manifest)   # last: its presence marks the folder complete
         (out / MANIFEST).chmod(0o644)                 # temp files are private; a deployable folder is not
         out.chmod(0o755)

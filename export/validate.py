@@ -42,9 +42,10 @@ def check_artifact(job: ModelJob, spec: dict, folder: Path, draft: dict) -> dict
     result["reference"] = ref_name
     if spec["precision"] == "fp32":
         checks.require_fp32_parity(f"{job.method}/{spec['variant']}", result, cfg.fp32_tolerance, ref_name)
-    f1 = checks.macro_f1(logits, ev.labels, job.label_names)
-    f1_source = job.source_f1()
+    scores = checks.scores(logits, ev.labels, job.label_names)
+    f1, f1_source = scores["macro_f1"], job.source_f1()
     out = {"parity": result, "check_runtime": runtime_info, "macro_f1": f1, "macro_f1_source": f1_source,
+           "per_class_f1": {name: c["f1"] for name, c in scores["per_class"].items()},
            "macro_f1_delta": f1 - f1_source, "eval_samples": len(ev.texts), "eval_split": "test",
            "flagged": checks.is_flagged(f1, f1_source, cfg.f1_guard_points)}
     if trim:

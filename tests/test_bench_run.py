@@ -148,7 +148,7 @@ def test_rerun_through_cli_replaces_only_this_machines_rows(tiny_run, tmp_path, 
     shutil.copytree(tiny_run, run)
     broken = run / "artifacts" / "teacher" / "onnx-broken"
     shutil.copytree(run / "artifacts" / "teacher" / "onnx-fp32", broken)
-    (broken / "model.onnx").write_bytes(b"not an onnx graph")
+    (broken / "onnx" / "model.onnx").write_bytes(b"not an onnx graph")
     manifest = json.loads((broken / "manifest.json").read_text())
     (broken / "manifest.json").write_text(json.dumps({**manifest, "variant": "onnx-broken"}))
     results = tmp_path / "results"
@@ -380,7 +380,7 @@ def test_a_damaged_artifact_or_checkpoint_is_not_timed(tiny_run, tmp_path, capsy
 
     run = tmp_path / "runs" / RUN
     shutil.copytree(tiny_run, run)
-    model = run / "artifacts" / "teacher" / "onnx-fp32" / "model.onnx"
+    model = run / "artifacts" / "teacher" / "onnx-fp32" / "onnx" / "model.onnx"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF                                   # same size: the sha256 tells
     model.write_bytes(bytes(data))
@@ -390,7 +390,7 @@ def test_a_damaged_artifact_or_checkpoint_is_not_timed(tiny_run, tmp_path, capsy
                            "--no-progress"])
     assert rc == 1
     err = capsys.readouterr().err
-    assert "FAILED teacher/onnx-fp32" in err and "model.onnx: sha256 differs from the one in manifest.json" in err
+    assert "FAILED teacher/onnx-fp32" in err and "onnx/model.onnx: sha256 differs from the one in manifest.json" in err
     assert "--force" in err
     doc, rows = read_document(results / "bench.json")
     assert {r.artifact for r in rows} == {"teacher/openvino-fp32"}

@@ -60,14 +60,14 @@ def test_a_changed_or_missing_file_is_named(bundled, tmp_path):
 
     copy = tmp_path / "b"
     shutil.copytree(bundled[2], copy)
-    model = copy / "artifacts" / "teacher" / "onnx-fp32" / "model.onnx"
+    model = copy / "artifacts" / "teacher" / "onnx-fp32" / "onnx" / "model.onnx"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     (copy / "inputs.json").unlink()
     with pytest.raises(BundleError) as err:
         verify_bundle(copy)
-    assert "artifacts/teacher/onnx-fp32/model.onnx: sha256 differs" in str(err.value)
+    assert "artifacts/teacher/onnx-fp32/onnx/model.onnx: sha256 differs" in str(err.value)
     assert "inputs.json: missing" in str(err.value)
 
 
@@ -239,16 +239,16 @@ def test_a_damaged_artifact_is_refused_on_the_way_in(bundled, tmp_path):
 
     run = tmp_path / "runs" / RUN
     shutil.copytree(bundled[1], run)
-    model = run / "artifacts" / "teacher" / "onnx-fp32" / "model.onnx"
+    model = run / "artifacts" / "teacher" / "onnx-fp32" / "onnx" / "model.onnx"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF                                  # same size: only the sha256 can tell
     model.write_bytes(bytes(data))
     with pytest.raises(BundleError) as err:
         _bundle(run, tmp_path / "b")
-    assert "teacher/onnx-fp32: model.onnx: sha256 differs" in str(err.value) and "--force" in str(err.value)
+    assert "teacher/onnx-fp32: onnx/model.onnx: sha256 differs" in str(err.value) and "--force" in str(err.value)
     assert not (tmp_path / "b").exists()
     # tokenizer.json is covered by the manifest as well
-    shutil.copy2(bundled[1] / "artifacts" / "teacher" / "onnx-fp32" / "model.onnx", model)
+    shutil.copy2(bundled[1] / "artifacts" / "teacher" / "onnx-fp32" / "onnx" / "model.onnx", model)
     tok = run / "artifacts" / "teacher" / "onnx-fp32" / "tokenizer.json"
     tok.write_text(tok.read_text().replace('"good"', '"g00d"'))
     with pytest.raises(BundleError, match="tokenizer.json: sha256 differs"):

@@ -130,8 +130,10 @@ def test_every_variant_is_a_complete_artifact(exported):
         folder = Path(row["path"])
         m = manifest(run, row["model"], row["variant"])
         assert MANIFEST_KEYS <= set(m), MANIFEST_KEYS - set(m)
-        assert m["label_names"] == LABELS and m["max_length"] == 24 and m["schema_version"] == 1
+        assert m["label_names"] == LABELS and m["max_length"] == 24 and m["schema_version"] == 2
         assert (folder / "tokenizer.json").is_file() and (folder / "config.json").is_file()
+        assert (folder / "README.md").is_file()
+        assert m["model_file"] in ("onnx/model.onnx", "onnx/model_quantized.onnx", "openvino_model.xml")
         assert m["sha256"] == sha256(folder / m["model_file"])
         assert m["size_bytes"] == sum((folder / n).stat().st_size for n in m["files"])
         assert m["parity"]["n"] > 0 and m["parity"]["agreement_pct"] >= 90
@@ -228,7 +230,7 @@ def test_missing_fusions_warn(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     extra = build_onnx_opt(job, False, out)
-    assert "attention/gelu" in extra["warnings"][0] and (out / "model.onnx").is_file()
+    assert "attention/gelu" in extra["warnings"][0] and (out / "onnx" / "model.onnx").is_file()
 
 
 def test_artifacts_match_pytorch_through_the_predictor(exported):
@@ -324,7 +326,7 @@ def test_rerun_keeps_finished_artifacts_and_rebuilds_broken_ones(exported, capsy
     _, run, recipe, _ = exported
     before = manifest(run, "odd", "onnx-fp32")
     broken = run / "artifacts" / "odd" / "onnx-int8-dynamic"
-    (broken / "model.onnx").write_bytes(b"truncated")                  # e.g. a copy cut short
+    (broken / "onnx" / "model_quantized.onnx").write_bytes(b"truncated")        # e.g. a copy cut short
     assert valid_manifest(broken) is None
     rows = export_run(run, load_export_config(recipe.export, {"models": ["odd"],
                                                               "variants": ["onnx-fp32", "onnx-int8-dynamic"]}))
@@ -342,7 +344,7 @@ def test_resume_checks_the_recorded_sha256_not_just_the_size(exported, capsys):
 
     _, run, recipe, _ = exported
     folder = run / "artifacts" / "odd" / "onnx-fp32"
-    model = folder / "model.onnx"
+    model = folder / "onnx" / "model.onnx"
     data = bytearray(model.read_bytes())
     middle = len(data) // 2
     data[middle:middle + 64] = bytes(64)
@@ -351,7 +353,8 @@ def test_resume_checks_the_recorded_sha256_not_just_the_size(exported, capsys):
     export_run(run, load_export_config(recipe.export, {"models": ["odd"], "variants": ["onnx-fp32"]}))
     out = capsys.readouterr().out
     assert "odd/onnx-fp32: kept" not in out
-    assert "odd/onnx-fp32: model.onnx: sha256 differs from the one in manifest.json" in out and "exporting again" in out
+    assert "odd/onnx-fp32: onnx/model.onnx: sha256 differs from the one in manifest.json" in out
+    assert "exporting again" in out
     assert sha256(model) == manifest(run, "odd", "onnx-fp32")["sha256"]
 
 
@@ -472,7 +475,8 @@ def test_artifacts_load_in_the_ecosystems_own_clients(exported):
                      "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
                      "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64)}}
             if variant.startswith("onnx"):
-                session = ort.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+                graph = "/onnx/model.onnx" if variant == "onnx-fp32" else "/onnx/model_quantized.onnx"
+                session = ort.InferenceSession(folder + graph, providers=["CPUExecutionProvider"])
                 names = [i.name for i in session.get_inputs()]
                 logits = session.run(["logits"], {{k: feed[k] for k in names}})[0]
             else:

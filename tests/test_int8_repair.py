@@ -132,7 +132,8 @@ def test_the_repair_keeps_the_block_in_fp32_and_comes_back_within_budget(repaire
     assert fixed["parity"]["agreement_pct"] >= 95 and fixed["macro_f1_delta"] > plain["macro_f1_delta"] + 0.2
     assert fixed["speed_vs_fp32"]["blocks"] == 2 and fixed["speed_vs_int8"]["blocks"] == 2
     assert fixed["speed_vs_int8"]["low"] <= fixed["speed_vs_int8"]["speedup"] <= fixed["speed_vs_int8"]["high"]
-    graph = onnx.load(str(run / "artifacts" / "odd" / "onnx-int8-dynamic-repaired" / "model.onnx")).graph
+    repaired = run / "artifacts" / "odd" / "onnx-int8-dynamic-repaired"
+    graph = onnx.load(str(repaired / "onnx" / "model_quantized.onnx")).graph
     ops = {n.name: n.op_type for n in graph.node}
     # The one node kept in FP32 is layer 1's FFN-out MatMul (its name carries the exporter's module path).
     [kept] = fixed["fp32_nodes"]

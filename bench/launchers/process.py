@@ -256,7 +256,10 @@ def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: s
     # jobs it ran; this machine's other rows stay, unless their artifact is gone from the run.
     doc, all_rows = replace_machine(doc, old_rows, hw["machine_id"], block, rows,
                                     keep=outside_jobs(jobs, {a.name for a in artifacts}), ran={j.label for j in jobs})
-    write_outputs(doc, all_rows, results_dir)
+    written = write_outputs(doc, all_rows, results_dir)
+    from edgedistill.deploy import refresh_cards
+
+    refresh_cards(run_dir, written)       # each artifact's README.md, now with its latency rows
     return finish(BenchOutcome(results_dir, hw["machine_id"], rows, failures, notes), bench_path)
 
 

@@ -172,3 +172,35 @@ def test_the_command_benches_a_run_folder_in_the_browser(bundle, tmp_path, capsy
     assert edgedistill.main(["bench", "--run", str(run), "--results", str(results), "--browser", "--quick",
                              "--variants", "pytorch"]) == 2
     assert "ONNX artifacts only" in capsys.readouterr().err
+
+
+@needs_browser
+@pytest.mark.slow
+def test_onnxruntime_web_in_a_page_gives_the_projects_probabilities(bundle):
+    """The page as a client of exported folders (ONNX Runtime Web on WASM, the tokenizer in JavaScript, nothing of
+    the project in the page): FP32 probabilities within 1e-4 of native ONNX Runtime's, the same labels."""
+    import numpy as np
+    from conftest import tiny_texts
+
+    from bench.config import load_bench_config
+    from bench.plan import discover
+    from edgedistill.runtime import OrtRuntime
+
+    _, run, _ = bundle
+    artifacts = [a for a in discover(run)[0] if a.format == "onnx"]
+    texts = tiny_texts(12, seed=5)[0] + ["a much longer text " * 40]           # the last one is truncated
+    inputs = {"label_names": LABELS, "test_texts": texts, "test_labels": [0] * len(texts),
+              "natural_texts": texts[:2], "throughput_batches": [texts[:4]]}
+    cfg = load_bench_config(None, {"quick": True})
+    result = web.run_page(web.job_for(artifacts, inputs, cfg, 1), [Path(a.folder) for a in artifacts],
+                          web.find_chromium(), 300)
+    assert result.get("ok"), result.get("error")
+    assert {a.precision for a in artifacts} == {"fp32", "int8"}
+    for art, a in zip(result["artifacts"], artifacts):
+        got = np.asarray(art["probs"], dtype=np.float64)
+        native = OrtRuntime.load(a.folder, threads=1).predict(texts)
+        top2 = np.sort(native.probs, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 1e-3          # a near-tie may fall either way on another CPU kernel
+        assert (got.argmax(1) == native.label_ids)[clear].all(), a.name
+        if a.precision == "fp32":
+            assert np.abs(got - native.probs).max() < 1e-4, a.name

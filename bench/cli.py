@@ -95,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "Chromium (ONNX Runtime Web, WASM) as another machine, instead of this machine's runtimes; "
                         "needs chromium and `npm ci` in bench/launchers/browser (docs/bundle.md)")
     parser.add_argument("--no-bf16", action="store_true", help="skip BF16 on CPUs that support it")
-    parser.add_argument("--quick", action="store_true", help="a few rounds on a few texts: checks, not numbers")
+    parser.add_argument("--quick", action="store_true", help="a few rounds on a few texts: checks, not numbers "
+                        "(written to <results>/<run>/quick/ unless --results says where)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -182,6 +183,7 @@ def _main_fleet(args: argparse.Namespace, errors: tuple) -> int:
 
 
 def _main_run(args: argparse.Namespace, errors: tuple) -> int:
+    import contextlib
     import sys
     from pathlib import Path
 
@@ -189,16 +191,28 @@ def _main_run(args: argparse.Namespace, errors: tuple) -> int:
 
     try:
         results = getattr(args, "results", None)
+        from edgedistill.layout import run_lock
+
+        if results and Path(results).exists() and not Path(results).is_dir():
+            raise BenchError(f"--results {results} is a file; pass the folder that holds (or will hold) bench.json, "
+                             "e.g. --results results/<run>")
         if getattr(args, "merge", None):
             results = results or _results_for(args.run)
-            merged = merge_bench_file(args.merge, results, force_new=args.force_new, note=args.note, add=args.add)
+            # The run's lock: a bench of the same run, finishing later, would write its rows over the merged ones.
+            with run_lock(args.run) if args.run else contextlib.nullcontext():
+                merged = merge_bench_file(args.merge, results, force_new=args.force_new, note=args.note,
+                                          add=args.add)
             print(f"merged machine(s) {', '.join(merged)} from {args.merge} into {Path(results) / 'bench.json'}")
             return 0
         if not args.run:
             raise BenchError("pass --run runs/<run> (the run folder to benchmark), "
                              "or --merge FILE with --run/--results")
-        from edgedistill.layout import run_lock
+        if args.quick and results is None:
+            # Checks, not numbers: beside the run's real rows, never over them (--results to choose).
+            from edgedistill.recipe import results_root_of
 
+            results = str(Path(results_root_of(args.run)) / "quick")
+            print(f"--quick: writing to {results} (the run's bench.json is left as it is; --results DIR to choose)")
         with run_lock(args.run):
             outcome = run_bench(args.run, overrides_from(args), results_dir=results, force_new=args.force_new,
                                 progress=not args.no_progress, command=["edgedistill"] + sys.argv[1:],

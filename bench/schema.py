@@ -317,13 +317,13 @@ def read_document(path: str | Path) -> tuple[dict, list[BenchRow]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchFileError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise BenchFileError(f"{path} is not valid JSON ({exc}), so it cannot be merged into. "
-                             f"{_fix_hint(path)}") from None
+        raise BenchFileError(f"{path} is not valid JSON ({exc}). {_fix_hint(path)}") from None
     return doc, validate_document(doc, path)
 
 
-def load_or_new(path: str | Path, run: str, force_new: bool = False) -> tuple[dict, list[BenchRow]]:
-    """The existing bench.json (checked) or a new one; ``force_new`` sets a bad file aside."""
+def load_or_new(path: str | Path, run: str, force_new: bool | None = False) -> tuple[dict, list[BenchRow]]:
+    """The existing bench.json (checked) or a new one; ``force_new`` sets a bad file aside (None: the
+    command has no --force-new, so a bad file is refused without offering it)."""
     path = Path(path)
     if not path.exists():
         return new_document(run), []
@@ -331,8 +331,9 @@ def load_or_new(path: str | Path, run: str, force_new: bool = False) -> tuple[di
         return read_document(path)
     except BenchFileError as exc:
         if not force_new:
-            text = str(exc).replace(_fix_hint(path), "").rstrip()
-            raise BenchFileError(f"{text} {_start_new_hint(path)}") from None
+            text = str(exc).replace(_fix_hint(path), "").rstrip(" .")
+            fix = _start_new_hint(path) if force_new is not None else f"Move it away (e.g. mv {path} {path}.old)."
+            raise BenchFileError(f"{text}, so it cannot be merged into. {fix}") from None
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(str(path), aside)
         print(f"{path} was not a usable bench file; kept it as {aside} and started a new one (--force-new)")

@@ -74,6 +74,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"edgedistill dashboard: --results {results} is a file; pass the folder that holds results/<run>/",
               file=sys.stderr)
         return 2
+    if not 1 <= args.port <= 65535:
+        print(f"edgedistill dashboard: --port {args.port} is not a TCP port; give 1..65535 (default 8501; below 1024 "
+              "needs root)", file=sys.stderr)
+        return 2
+    import importlib.util
+
+    if importlib.util.find_spec("streamlit") is None:
+        print("edgedistill dashboard: this command needs the full install (`make install`): streamlit is not "
+              "installed here (the slim install benches bundles only)", file=sys.stderr)
+        return 2
     if not results.is_dir():
         # Not an error: the page itself explains how to produce results.
         print(f"note: {results} does not exist yet; the dashboard will say how to produce results", file=sys.stderr)

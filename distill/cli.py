@@ -26,19 +26,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    import contextlib
+    import os
+
     from distill.data import DataError
     from distill.errors import RunError
     from distill.failures import TRAIN_FAILED, summary
     from distill.pipeline import train_run
     from edgedistill.checkpoint import ModelError
     from edgedistill.configbase import ConfigError
+    from edgedistill.layout import RunFolderError, run_lock
     from edgedistill.recipe import load_recipe
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
-        metrics = train_run(recipe, methods=args.methods, force=args.force, progress=not args.no_progress,
-                            retrain_changed=args.retrain_changed)
-    except (ConfigError, DataError, ModelError, RunError) as exc:
+        # The run folder's lock: no export, bench or second train works on it meanwhile (the other
+        # processes of a distributed launch follow the main one, which holds it).
+        main_process = os.environ.get("RANK", "0") == "0"
+        with run_lock(recipe.run_dir, create=True) if main_process else contextlib.nullcontext():
+            metrics = train_run(recipe, methods=args.methods, force=args.force, progress=not args.no_progress,
+                                retrain_changed=args.retrain_changed)
+    except (ConfigError, DataError, ModelError, RunError, RunFolderError) as exc:
         print(f"edgedistill train: {exc}", file=sys.stderr)
         return 2
     if metrics.get("failed"):

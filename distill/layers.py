@@ -132,7 +132,15 @@ def main(args) -> int:
             raise ConfigError(
                 f"no fine-tuned teacher in {teacher_dir}; run `edgedistill train {args.recipe} --methods teacher`"
             )
-        result = layer_analysis(recipe, load_dataset(recipe.data), teacher_dir, args.num_layers)
+        from distill.models import config_depth, source_config
+
+        depth = config_depth(*source_config(str(teacher_dir)))
+        if args.num_layers is not None and not 1 <= args.num_layers < depth:
+            raise ConfigError(f"--num-layers {args.num_layers}: the subsets compared keep 1 to {depth - 1} of the "
+                              f"teacher's {depth} layers (default: {max(1, depth // 2)})")
+        # It writes runs/<run>/layer_analysis.json: the run folder's lock, as every writer takes.
+        with layout.run_lock(recipe.run_dir):
+            result = layer_analysis(recipe, load_dataset(recipe.data), teacher_dir, args.num_layers)
     except (ConfigError, ValueError) as exc:
         print(f"layers: {exc}", file=sys.stderr)
         return 2

@@ -173,7 +173,6 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
 
     acc = Accelerator(gradient_accumulation_steps=recipe.train.grad_accum, mixed_precision=recipe.train.mixed_precision)
     check_processes(acc)       # before any work: unconnected processes would race on the same files
-    acc.print("Resolved recipe:\n" + dump(recipe))
     names = methods or recipe.method_names()
     baselines = [n for n in names if is_baseline(n)] if methods else recipe.baselines.enabled()
     names = [n for n in names if not is_baseline(n)]
@@ -205,6 +204,8 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
         acc.print(f"[{name}] learns from its own teacher-labelled pool: {info}")
     prepare_run_dir(recipe, force, write=acc.is_main_process, retrain_changed=retrain_changed, retrain=names)
     acc.wait_for_everyone()     # every process sees the folder after the main one removed what is retrained
+    # Printed once every check has passed: a refusal is the first thing a user reads, not the last.
+    acc.print("Resolved recipe:\n" + dump(recipe))
     teacher_dir = model_dir(recipe, "teacher")
     needs_teacher = [n for n in names if n in students()]
     if needs_teacher and "teacher" not in names and not checkpoint_complete(teacher_dir):

@@ -191,7 +191,7 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist (recipes live in configs/, e.g. configs/quickstart.yaml)")
     try:
-        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=StrictLoader) or {}   # noqa: S506 - a SafeLoader
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=StrictLoader)   # noqa: S506 - a SafeLoader
     except UnicodeDecodeError as exc:
         raise ConfigError(f"recipe {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 "
                           "(e.g. iconv -f latin1 -t utf-8 old.yaml > new.yaml)") from None
@@ -199,6 +199,10 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"recipe {path} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"recipe {path} is not valid YAML: {yaml_problem(exc)}; fix that line") from None
+    if not data:
+        # An empty file would otherwise start the full default run (every preset text, no caps).
+        raise ConfigError(f"recipe {path} is empty; a recipe names at least its run and data, e.g. copy "
+                          "configs/quickstart.yaml and edit it")
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of sections (run, data, teacher, train, ...)")
     return data

@@ -66,10 +66,13 @@ def run_lock(run_dir: str | Path, command: list[str] | None = None, create: bool
     """Hold the run folder's lock while a process trains, exports or benches it; a second process
     is refused at once with who holds it. The operating system releases the lock when its process
     ends, kill -9 included, so a lock never outlives its holder. A missing folder is made with
-    ``create``, else left to the stage to report (nothing to lock)."""
+    ``create`` (and removed again when the command wrote nothing into it), else left to the stage to
+    report (nothing to lock). Every writer of a run folder takes it: train, export, bench (--merge
+    too) and run."""
     from filelock import FileLock, Timeout
 
     run_dir = Path(run_dir)
+    made = create and not run_dir.exists()
     if create:
         run_dir.mkdir(parents=True, exist_ok=True)
     elif not run_dir.is_dir():
@@ -99,6 +102,12 @@ def run_lock(run_dir: str | Path, command: list[str] | None = None, create: bool
         with contextlib.suppress(OSError):
             (run_dir / LOCK_OWNER).unlink()
         lock.release()
+        if made:
+            # A command refused before it wrote anything leaves no empty runs/<name>/ behind.
+            with contextlib.suppress(OSError):
+                if {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
+                    (run_dir / LOCK_FILE).unlink(missing_ok=True)
+                    run_dir.rmdir()
 
 
 def models_dir(run_dir: str | Path) -> Path:

@@ -22,7 +22,12 @@ class RunConfig:
     seed: int = 42
 
     def validate(self):
-        return [] if self.name and "/" not in self.name else [f"name: {self.name!r} must be a plain folder name"]
+        # "." and ".." are no folder of their own: the run would land in runs/ itself or beside it.
+        if self.name and "/" not in self.name and "\\" not in self.name and self.name.strip(".") \
+                and self.name.strip() == self.name:
+            return []
+        return [f"name: {self.name!r} must be a plain folder name (letters, digits, - _ ., not '.' or '..', no "
+                "/), e.g. name: my-run; it names runs/<name>/ and results/<name>/"]
 
 
 @dataclass
@@ -67,6 +72,10 @@ class DataConfig:
                 errs.append(f"{k}: {v} must be a positive count or null")
         if self.max_length < 8:
             errs.append(f"max_length: {self.max_length} is too short (use 8 or more tokens)")
+        if self.labels is not None and self.source != "file":
+            errs.append(f"labels: {self.labels} is declared, but only a data file (source: file) takes its labels from "
+                        f"the recipe; the preset {self.source!r} has its own classes. Remove data.labels, or use "
+                        "source: file with your own data")
         return errs
 
 

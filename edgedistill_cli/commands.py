@@ -39,6 +39,11 @@ STAGES = {
 }
 
 
+# Libraries of the full install that the slim one (bench --bundle) leaves out.
+FULL_INSTALL = {"torch", "transformers", "pandas", "sklearn", "datasets", "streamlit", "matplotlib", "accelerate",
+                "peft", "optimum", "nncf", "safetensors", "model2vec", "plotly", "altair", "setfit"}
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The full parser; only ``command``'s module is imported (``edgedistill --help`` stays fast)."""
     parser = argparse.ArgumentParser(prog="edgedistill", description=__doc__,
@@ -59,6 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         return int(importlib.import_module(args._module).main(args) or 0)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in FULL_INSTALL:
+            raise
+        # The slim install (README) benches bundles only; every other command needs the full one.
+        print(f"edgedistill {args.command}: this command needs the full install (`make install`): {exc.name} is not "
+              "installed here. The slim install runs `edgedistill bench --bundle DIR` only.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # Folders are written whole or not at all and locks go with the process: nothing to clean up.
+        print(f"\nedgedistill {args.command}: interrupted (Ctrl-C); finished work is kept, the folder being written "
+              "was discarded. Run the same command again to go on.", file=sys.stderr)
+        return 130
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

@@ -10,6 +10,7 @@ Command-line flags of ``edgedistill export`` override these fields.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,16 +119,18 @@ class ExportConfig:
             errs.append(f"exporter: {self.exporter!r} is not one of {', '.join(EXPORTERS)}")
         if self.opset is not None and not 11 <= self.opset <= 23:
             errs.append(f"opset: {self.opset} is outside 11..23")
-        if self.max_f1_drop < 0:
-            errs.append(f"max_f1_drop: {self.max_f1_drop} is negative; it is the most validation macro-F1 (points) an "
-                        "INT8 artifact may lose against its FP32 source, e.g. 0.5 (0: no loss allowed)")
+        if not math.isfinite(self.max_f1_drop) or self.max_f1_drop < 0:
+            what = "is negative" if self.max_f1_drop < 0 else "is not a finite number"
+            errs.append(f"max_f1_drop: {self.max_f1_drop} {what}; it is the most validation macro-F1 (points) an "
+                        "INT8 artifact may lose against its FP32 source, a finite number >= 0, e.g. 0.5 (0: no loss "
+                        "allowed)")
         if self.pool_samples < 0:
             errs.append(f"pool_samples: {self.pool_samples} must be a count of unlabelled texts >= 1, or 0 to judge "
                         "INT8 artifacts on validation alone")
         if self.sensitivity_samples < 0:
             errs.append(f"sensitivity_samples: {self.sensitivity_samples} must be a count of validation texts >= 1, "
                         "or 0 to skip the INT8 sensitivity ranking and repair")
-        if self.fp32_tolerance <= 0:
+        if not math.isfinite(self.fp32_tolerance) or self.fp32_tolerance <= 0:
             errs.append(f"fp32_tolerance: {self.fp32_tolerance} must be > 0")
         return errs
 

@@ -198,7 +198,7 @@ def test_out_replaces_only_a_bundle_it_wrote_never_a_run(bundled, tmp_path, caps
     mine = tmp_path / "my-files"
     mine.mkdir()
     (mine / "thesis.tex").write_text("years of work")
-    with pytest.raises(BundleError, match="--force") as err:
+    with pytest.raises(BundleError, match="never replaced, --force or not") as err:
         _bundle(run, mine)
     assert str(mine) in str(err.value) and (mine / "thesis.tex").read_text() == "years of work"
     assert main(["bundle", "--run", str(run), "--out", str(mine), "--artifacts", "teacher/onnx-fp32"]) == 2
@@ -209,12 +209,13 @@ def test_out_replaces_only_a_bundle_it_wrote_never_a_run(bundled, tmp_path, caps
             with pytest.raises(BundleError):
                 _bundle(run, out, force=force)
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
-    # an earlier bundle and an empty folder are replaced; the user's folder only with --force
+    # an earlier bundle and an empty folder are replaced; the user's folder never, --force or not
     (tmp_path / "empty").mkdir()
     _bundle(run, tmp_path / "empty")
     assert _bundle(run, tmp_path / "empty")["kind"] == "edgedistill-bench-bundle"
-    _bundle(run, mine, force=True)
-    assert not (mine / "thesis.tex").exists() and (mine / "bundle.json").is_file()
+    with pytest.raises(BundleError, match="never replaced"):
+        _bundle(run, mine, force=True)
+    assert (mine / "thesis.tex").read_text() == "years of work" and not (mine / "bundle.json").exists()
 
 
 def test_a_killed_bundles_partial_folder_is_removed_by_the_next(bundled, tmp_path):

@@ -316,7 +316,14 @@ def test_results_files_and_summary(exported):
     fp32 = next(r for r in data["artifacts"] if r["artifact"] == "odd/onnx-fp32")
     assert fp32["size_ratio_vs_fp32"] == 1.0
     md = (results / "export.md").read_text()
-    assert md.count("\n| odd/") == len(ODD_VARIANTS) and "| lora/onnx-int8-dynamic |" in md
+    table, _, evidence = md.partition("## INT8 evidence")
+    assert table.count("\n| odd/") == len(ODD_VARIANTS) and "| lora/onnx-int8-dynamic |" in table
+    int8 = [r for r in data["artifacts"] if r["precision"] == "int8" and not r["variant"].endswith("-repaired")]
+    assert int8 and all(f"| {r['artifact']} |" in evidence for r in int8)
+    for r in int8:      # every INT8 artifact: its validation interval and its agreement on the pool
+        e = r["evidence"]
+        assert e["drop_low"] <= e["drop_points"] <= e["drop_high"] and e["verdict"] in ("over", "within", "noise")
+        assert e["pool_n"] > 0 and e["pool_agreement_low"] <= e["pool_agreement_pct"] <= e["pool_agreement_high"]
 
 
 def test_rerun_keeps_finished_artifacts_and_rebuilds_broken_ones(exported, capsys):

@@ -34,12 +34,39 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def check_pack_out(run_dir: Path, out: Path, force: bool = False) -> None:
+    """Refuse an ``--out`` whose replacement would lose what the pack did not write
+    (``edgedistill.owned.check_output_folder``): a missing or empty folder or an earlier pack only
+    (files added to it since with ``force``); never the run folder, a folder holding it, its
+    models/ or artifacts/, a user's folder or a file."""
+    from bench.bundles.spec import PACK_FILE, pack_files
+    from edgedistill import layout
+    from edgedistill.owned import OutputError, check_output_folder
+
+    try:
+        check_output_folder(out, what="GPU pack", manifest=PACK_FILE, own_files=pack_files, protect=[run_dir],
+                            protect_inside=[layout.models_dir(run_dir), layout.artifacts_dir(run_dir)], force=force,
+                            example=f"a new folder (default: {run_dir / 'gpu_pack'})")
+    except OutputError as exc:
+        raise PackError(str(exc)) from None
+
+
 def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float = DEFAULT_MAX_MB,
-             models: list[str] | None = None, max_test: int | None = None) -> dict:
-    """Write the pack folder; returns pack.json's contents."""
+             models: list[str] | None = None, max_test: int | None = None, force: bool = False) -> dict:
+    """Write the pack folder; returns pack.json's contents (with every file's sha256, checked by
+    ``bench.bundles.spec.verify_pack`` on the GPU machine). ``out`` replaces only an earlier pack."""
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir / "gpu_pack"
+    if not (run_dir / "recipe.yaml").is_file():
+        raise PackError(f"{run_dir} is not a run folder (no recipe.yaml); pass --run runs/<run>")
+    check_pack_out(run_dir, out, force)
+    if not max_mb > 0 or max_mb != max_mb or max_mb == float("inf"):
+        raise PackError(f"--max-mb {max_mb:g}: the pack's size budget must be a positive number of MiB "
+                        f"(default {DEFAULT_MAX_MB:g})")
     import torch
     from safetensors.torch import save_file
 
+    from bench.bundles.spec import PACK_FILE, file_table
     from bench.config import FIXED_SEQ_LENS, load_bench_config
     from bench.inputs import bench_inputs, cap_test, text_order
     from bench.plan import discover
@@ -52,8 +79,6 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
     from edgedistill.recipe import load_recipe
     from edgedistill.runtime import TextEncoder, model_input_names
 
-    run_dir = Path(run_dir)
-    out = Path(out) if out else run_dir / "gpu_pack"
     recipe = load_recipe(layout.recipe_file(run_dir))
     cfg = load_bench_config(recipe.bench, {"max_test": max_test} if max_test else None)
     checkpoints = [a for a in discover(run_dir)[0] if a.variant == "pytorch" and (not models or a.model in models)]
@@ -123,8 +148,8 @@ def pack_run(run_dir: str | Path, out: str | Path | None = None, max_mb: float =
         info = {"pack_version": PACK_VERSION, "run": run_dir.name, "label_names": list(dataset.label_names),
                 "max_length": meta.max_length, "test_size": len(texts), "models": pack_models,
                 "order": [e["artifact"].model for e in entries], "source_commit": git_commit(),
-                "max_mb": max_mb, "total_mb": (used + len(inputs_text)) / 2**20}
-        (tmp / "pack.json").write_text(json.dumps(info, indent=2))
+                "max_mb": max_mb, "total_mb": (used + len(inputs_text)) / 2**20, "files": file_table(tmp)}
+        (tmp / PACK_FILE).write_text(json.dumps(info, indent=2))
     return info
 
 
@@ -134,13 +159,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="size budget in MiB")
     parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], help="comma-separated subset")
     parser.add_argument("--max-test", type=int, help="cap the test texts carried (default: the full split)")
+    parser.add_argument("--force", action="store_true", help="replace an earlier pack at --out together with files "
+                        "added to it since (never anything that is not a pack)")
 
 
 def main(args) -> int:
     try:
-        info = pack_run(args.run, args.out, args.max_mb, args.models, args.max_test)
+        info = pack_run(args.run, args.out, args.max_mb, args.models, args.max_test, force=args.force)
     except (PackError, ValueError) as exc:
-        print(f"bench.bundles.gpu_pack: {exc}", file=sys.stderr)
+        print(f"edgedistill gpu-pack: {exc}", file=sys.stderr)
         return 2
     out = args.out or str(Path(args.run) / "gpu_pack")
     for name, m in info["models"].items():

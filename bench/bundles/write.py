@@ -33,10 +33,9 @@ from bench.bundles.spec import (
     KIND,
     SCHEMA_VERSION,
     BundleError,
-    is_bundle,
+    bundle_files,
+    file_table,
 )
-from edgedistill.integrity import is_inside
-from edgedistill.io import sha256
 
 # The teacher's artifacts every bundle carries by default: the size and speed references on a
 # machine without PyTorch.
@@ -70,34 +69,25 @@ def default_selection(found: list, bench_path: Path) -> tuple[list[str], dict[st
 
 
 def check_out(out: Path, run_dir: Path, force: bool = False) -> None:
-    """Refuse an ``--out`` whose replacement would lose files the bundle did not write: only a
-    missing or empty folder, or an earlier bundle, is replaced; anything else needs ``force``,
-    and never the run folder, a folder holding it, one inside it, or the current folder."""
-    if is_inside(run_dir, out):
-        raise BundleError(f"--out {out} is the run folder {run_dir} or a folder that holds it; writing the bundle "
-                          "there would delete the run's models, artifacts and recipe. Name a new folder, e.g. "
-                          f"--out {run_dir.name}-bundle")
-    if is_inside(Path.cwd(), out):
-        raise BundleError(f"--out {out} holds the current folder {Path.cwd()}; name a new folder for the bundle, "
-                          "e.g. --out bundle")
-    if not out.exists() and not out.is_symlink():
-        return
-    if out.is_dir() and not out.is_symlink() and (is_bundle(out) or not any(out.iterdir())):
-        return
-    if force and not is_inside(out, run_dir):
-        return
-    what = "a file" if out.is_file() else "a symlink" if out.is_symlink() else "a folder that is not a bench bundle"
-    raise BundleError(f"--out {out} exists and is {what} (no {BUNDLE_FILE} of kind {KIND}); writing the bundle "
-                      "would replace it and everything in it. Name a new folder"
-                      + (", or pass --force to replace it" if not is_inside(out, run_dir) else
-                         " outside the run folder (--force never replaces part of a run)") + ".")
+    """Refuse an ``--out`` whose replacement would lose files the bundle did not write
+    (``edgedistill.owned.check_output_folder``): only a missing or empty folder, or an earlier
+    bundle, is replaced; files added to that bundle since only with ``force``; never a user's
+    folder or file, the run folder, a folder holding it, one inside it, or the current folder."""
+    from edgedistill.owned import OutputError, check_output_folder
+
+    try:
+        check_output_folder(out, what="bench bundle", manifest=f"{BUNDLE_FILE} of kind {KIND}",
+                            own_files=bundle_files, protect=[run_dir], protect_inside=[run_dir], force=force,
+                            example=f"a new folder, e.g. --out {run_dir.name}-bundle")
+    except OutputError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | None = None, every: bool = False,
                  overrides: dict | None = None, gpu: bool = False, gpu_max_mb: float | None = None,
                  command: list[str] | None = None, force: bool = False) -> dict:
     """Write the bundle folder ``out`` for ``run_dir``; returns bundle.json's contents. ``out`` may
-    replace only an earlier bundle or an empty folder, anything else (but a run) with ``force``."""
+    replace only an earlier bundle (files added to it since with ``force``) or an empty folder."""
     from bench.config import load_bench_config
     from bench.inputs import cap_test
     from bench.plan import discover
@@ -161,8 +151,7 @@ def write_bundle(run_dir: str | Path, out: str | Path, artifacts: list[str] | No
 
             gpu_info = pack_run(run_dir, tmp / GPU_FOLDER, max_mb=gpu_max_mb or DEFAULT_MAX_MB,
                                 max_test=cfg.max_test)
-        files = {p.relative_to(tmp).as_posix(): {"sha256": sha256(p), "bytes": p.stat().st_size}
-                 for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = file_table(tmp)
         info = {"schema_version": SCHEMA_VERSION, "kind": KIND, "run": run_dir.name,
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "arch": platform.machine(),
                 "provenance": provenance(command), "bench": section, "label_names": list(dataset.label_names),

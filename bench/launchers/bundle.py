@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.bundles.spec import FORMAT_RUNTIME, INPUTS_FILE, RUNTIME_PACKAGE, BundleError, verify_bundle
+from bench.bundles.spec import BUNDLE_FILE, FORMAT_RUNTIME, INPUTS_FILE, RUNTIME_PACKAGE, BundleError, verify_bundle
 from edgedistill.integrity import resolve_inside
+from edgedistill.owned import OutputError, check_result_file
 
 # Why openvino may be absent on purpose: the ONNX-Runtime-only install (docs/bundle.md, "Arm boards").
 OPENVINO_FLOOR = (" openvino's aarch64 wheels need glibc >= 2.35 (manylinux_2_35; x86_64: 2.28): where pip finds no "
@@ -42,6 +43,14 @@ def bench_bundle(folder: str | Path, out: str | Path, overrides: dict | None = N
 
     folder, out = Path(folder), Path(out)
     info = verify_bundle(folder)
+    try:
+        # bench.json may go inside the bundle (cd B && edgedistill bench --bundle . --out bench.json), never
+        # over one of its own files.
+        check_result_file(out, what="bench result file", inputs=[folder / BUNDLE_FILE, *(folder / rel for rel in
+                                                                                       info.get("files") or {})],
+                          example="bench.json")
+    except OutputError as exc:
+        raise BundleError(str(exc)) from None
     overrides = dict(overrides or {})
     if overrides.get("max_test") is not None:
         raise BundleError(f"the bundle carries its test texts already capped ({info['test_size']}); set --max-test "

@@ -207,7 +207,7 @@ def rows_from_result(result: dict, job: Job, run: str, hardware: dict,
 # --- the loop ------------------------------------------------------------------------------
 
 def run_bench(run_dir: str | Path, overrides: dict | None = None, results_dir: str | Path | None = None,
-              force_new: bool = False, progress: bool = True, command: list[str] | None = None,
+              force_new: bool | None = None, progress: bool = True, command: list[str] | None = None,
               recipe=None, browser: bool = False) -> BenchOutcome:
     """Benchmark every checkpoint and artifact of ``run_dir`` on this machine (see module doc).
 
@@ -412,7 +412,7 @@ def write_outputs(doc: dict, rows: list[BenchRow], results_dir: str | Path,
     return out
 
 
-def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool = False,
+def merge_bench_file(source: str | Path, results_dir: str | Path, force_new: bool | None = None,
                      note: str | None = None, add: bool = False, json_path: str | Path | None = None) -> list[str]:
     """Fold another machine's bench.json (e.g. from bench/launchers/gpu/run.py) into ``results_dir``;
     each machine in ``source`` replaces that machine's rows there. ``note`` (where and how the

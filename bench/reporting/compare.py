@@ -20,6 +20,8 @@ from bench.schema import PAIRED_COLUMNS, BenchFileError, previous_run, read_docu
 from edgedistill.io import atomic_write_text
 from edgedistill.targets import AGREE_PCT
 
+TITLE = "# Two bench runs on machine"     # the first line of what --out writes (and may replace)
+
 
 def compare(old_path: str | Path, new_path: str | Path, machine: str | None = None) -> str:
     old_doc, old_rows = read_document(old_path)
@@ -37,7 +39,7 @@ def compare(old_path: str | Path, new_path: str | Path, machine: str | None = No
     if not pairs:
         raise BenchFileError(f"no row of machine {mid} is in both {old_path} and {new_path}")
     new_prov = block.get("provenance") or {}
-    parts = [f"# Two bench runs on machine {mid}", "",
+    parts = [f"{TITLE} {mid}", "",
              f"- earlier: `{old_path}` ({previous_origin(block)})",
              f"- later: `{new_path}` (commit {(new_prov.get('git_commit') or '?')[:7]}, {block.get('measured_at')})",
              f"- command: `edgedistill compare {old_path} {new_path}`", "",
@@ -82,10 +84,24 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="also write the markdown here (atomically)")
 
 
-def main(args) -> int:
+def _is_comparison(path: Path) -> bool:
     try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith(TITLE)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def main(args) -> int:
+    from edgedistill.owned import OutputError, check_result_file
+
+    try:
+        if args.out:
+            # Checked first: no input (or any file it did not write) is ever replaced by the markdown.
+            check_result_file(args.out, what="comparison (markdown written by edgedistill compare)",
+                              inputs=[args.old, args.new], owns=_is_comparison, example="repeat.md")
         text = compare(args.old, args.new, args.machine)
-    except BenchFileError as exc:
+    except (BenchFileError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.out:

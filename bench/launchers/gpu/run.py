@@ -41,6 +41,7 @@ from pathlib import Path
 PRECISIONS = ("fp32", "fp16", "bf16")
 SEQ_LENS = ("natural", "16", "64", "128")
 BUCKETED = "bucketed"   # the seq_len of a full pass over the test split in length-bucketed batches
+SCRIPT = "bench/launchers/gpu/run.py"   # what its machine blocks name as their bench_config.script
 
 
 def settings_for(args) -> dict:
@@ -383,7 +384,7 @@ def parent(args) -> int:
         bucketed = {"bucketed": {**describe(pass_buckets(inputs, info, s), [len(i) for i in inputs["test_ids"]]),
                                  "batch_size": s["batch_size"], "multiple": s["bucket_multiple"]}}
     block = machine_block(hw, provenance(["edgedistill", "gpu-bench"] + (args.argv or [])),
-                          {"script": "bench/launchers/gpu/run.py", **s, "smoke": args.smoke},
+                          {"script": SCRIPT, **s, "smoke": args.smoke},
                           {"failed": failed, "notes": notes, "transport": transport, "test_size": info["test_size"],
                            "pack": {k: info[k] for k in ("source_commit", "max_mb", "total_mb")}, **bucketed,
                            **({"bundle": args.bundle_info} if getattr(args, "bundle_info", None) else {})})
@@ -433,23 +434,46 @@ def main(args) -> int:
     if not args.out:
         print("gpu-bench: --out is required (the bench.json to write)", file=sys.stderr)
         return 2
-    if args.bundle:
-        from bench.bundles.spec import GPU_FOLDER, BundleError, verify_bundle
+    import importlib.util
 
-        try:
+    if importlib.util.find_spec("torch") is None:
+        print("edgedistill gpu-bench: this command needs the full install (`make install`): the GPU bench runs "
+              "PyTorch, which the slim install leaves out. Nothing was written.", file=sys.stderr)
+        return 2
+    from bench.bundles.spec import BUNDLE_FILE, GPU_FOLDER, PACK_FILE, BundleError, verify_bundle, verify_pack
+    from edgedistill.owned import OutputError, check_result_file
+
+    # Verified here, where a bundle's GPU pack is: one path (bench.bundles.spec.verify_folder) for both.
+    try:
+        if args.bundle:
             info = verify_bundle(args.bundle)
-        except BundleError as exc:
-            print(f"bench.launchers.gpu.run: {exc}", file=sys.stderr)
-            return 2
-        if not info.get("gpu"):
-            print(f"gpu-bench: bundle {args.bundle} carries no GPU pack; write it with `edgedistill bundle --gpu`",
-                  file=sys.stderr)
-            return 2
-        args.pack = str(Path(args.bundle) / GPU_FOLDER)
-        args.bundle_info = {k: info.get(k) for k in ("created_at", "arch", "test_size", "total_mb")} | {
-            "git_commit": (info.get("provenance") or {}).get("git_commit")}
+            if not info.get("gpu"):
+                raise BundleError(f"bundle {args.bundle} carries no GPU pack; write it with `edgedistill bundle --gpu`")
+            inputs = [Path(args.bundle) / rel for rel in [*info["files"], BUNDLE_FILE]]
+            args.pack = str(Path(args.bundle) / GPU_FOLDER)
+            args.bundle_info = {k: info.get(k) for k in ("created_at", "arch", "test_size", "total_mb")} | {
+                "git_commit": (info.get("provenance") or {}).get("git_commit")}
+        else:
+            pack = verify_pack(args.pack)
+            inputs = [Path(args.pack) / rel for rel in [*pack["files"], PACK_FILE]]
+        check_result_file(args.out, what="bench result file", inputs=inputs, owns=_is_bench_file,
+                          example="bench.json outside the pack")
+    except (BundleError, OutputError) as exc:
+        print(f"edgedistill gpu-bench: {exc}", file=sys.stderr)
+        return 2
     return parent(args)
 
+
+def _is_bench_file(path: Path) -> bool:
+    """A bench.json this script wrote (every machine block from it): what ``--out`` may replace; a
+    file of the CPU bench (results/<run>/bench.json) holds rows this script would drop."""
+    from bench.schema import BenchFileError, read_document
+
+    try:
+        doc, _ = read_document(path)
+    except BenchFileError:
+        return False
+    return all((b.get("bench_config") or {}).get("script") == SCRIPT for b in doc["machines"].values())
 
 
 def module_main(argv: list[str] | None = None) -> int:

@@ -123,7 +123,7 @@ def test_browser_bench_end_to_end(bundle, tmp_path):
     merged, merged_rows = read_document(results / "bench.json")
     assert mid in merged["machines"] and any(r.runtime == "onnxruntime-web" for r in merged_rows)
     report = (results / "report.md").read_text()
-    assert "Chromium" in report and "Text -> label" in report and "onnxruntime-web" in report
+    assert "Chromium" in report and "text -> label" in report and "onnxruntime-web" in report
 
 
 @needs_browser

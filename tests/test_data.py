@@ -167,4 +167,5 @@ def test_labels_of_a_wrong_type_are_refused_clearly():
 
     with pytest.raises(ConfigError, match=r"data.labels: \[0.5, 1\] is not a list of str or int"):
         load_recipe(overrides={"data": {"labels": [0.5, 1]}})
-    assert load_recipe(overrides={"data": {"labels": [0, 1, 2]}}).data.labels == ["0", "1", "2"]
+    file_data = {"source": "file", "path": "reviews.csv", "labels": [0, 1, 2]}     # a preset names its own labels
+    assert load_recipe(overrides={"data": file_data}).data.labels == ["0", "1", "2"]

@@ -141,4 +141,4 @@ def ranked_with(manifest: dict, cfg: ExportConfig) -> bool:
     sens = manifest.get("sensitivity") or {}
     return (repair.get("max_f1_drop") == cfg.max_f1_drop and sens.get("samples_cap") == cfg.sensitivity_samples
             and sens.get("scope") == cfg.sensitivity_scope and sens.get("pool_cap") == cfg.pool_samples
-            and "verdict" in repair)
+            and repair.get("verdict_rule") == sensitivity.VERDICT_RULE)

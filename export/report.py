@@ -99,9 +99,11 @@ def format_evidence(rows: list[dict]) -> str:
            f"texts (macro-F1 drop, points, with its paired bootstrap 95% interval) and {first.get('pool_n', 0)} texts "
            f"of {first.get('pool') or 'no pool'} (the share whose label INT8 keeps, with its interval, and the mean "
            "KL divergence of FP32's probabilities from INT8's). Over budget only where the evidence says so "
-           f"(export/sensitivity.py): the interval above {first['max_f1_drop']:g} pts, or the point above it with more "
-           "pool labels flipped than that. `size only`: its export timed it slower than its FP32 source side by side; "
-           "it ships for its size, and no speed goal names it.", "",
+           "(export/sensitivity.py): the interval shows a drop and its estimate is above "
+           f"{first['max_f1_drop']:g} pts; "
+           "within it where the interval's top is, or where the pool's flipped labels cannot add up to it; "
+           "`inside the noise` otherwise, and not repaired. `size only`: its export timed it slower than its FP32 "
+           "source side by side; it ships for its size, and no speed goal names it.", "",
            "| artifact | val dF1 pts [95%] | pool agreement % [95%] | pool KL | verdict | size only |",
            "|---|---:|---:|---:|---|---|"]
     for r in judged:

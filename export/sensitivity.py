@@ -24,11 +24,13 @@ the budget, so no decision rests on a point estimate alone:
   its interval: the lower bound of the paired bootstrap interval of the per-text KL reduction is
   above zero. Counted blocks rank first, by that reduction; the rest follow, so the table still
   shows them, but the repair never spends a block on them.
-- An artifact is over budget only where the evidence says so (``verdict``): the whole validation
-  interval of its macro-F1 drop lies above ``max_f1_drop``, or the point estimate does and the pool
-  shows more labels flipped than the budget allows (the lower bound of the flip rate, in percent,
-  above ``max_f1_drop``). A drop whose interval holds the budget and whose pool flips stay within
-  it is inside the noise: no ``-repaired`` sibling is built for it.
+- An artifact is over budget only where the evidence says so (``verdict``): its validation interval
+  shows a drop (its lower bound above zero) and the drop's estimate is above ``max_f1_drop``. It is
+  within budget where the interval's upper bound is within it, or where INT8 changes so few labels on
+  the pool that its accuracy cannot have moved by the budget (the upper bound of the flip rate, in
+  percent, at most ``max_f1_drop``). Anything between is inside the noise: recorded, and no
+  ``-repaired`` sibling is built for it. (The pool has no labels, so it bounds how far INT8 can have
+  moved, not which way: it can clear an artifact, never condemn one.)
 
 The repair keeps the counted blocks in FP32 one at a time, in ranking order, until the artifact is
 no longer over budget; if every counted block in FP32 still is, the answer is the FP32 artifact.
@@ -51,6 +53,8 @@ EPS_POINTS = 1e-9
 RESAMPLES = 1000      # bootstrap resamples of the texts: 1,000 put a 95% interval's ends within a few % of itself
 SEED = 0
 VERDICTS = {"over": "over budget", "within": "within budget", "noise": "inside the noise"}
+# The version of the rule ``verdict`` applies: a kept INT8 artifact judged by another is judged again.
+VERDICT_RULE = 2
 
 
 def macro_f1_resampled(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray, n_classes: int) -> np.ndarray:
@@ -130,15 +134,15 @@ def drop_points(score: Score, source_f1: float) -> float:
 
 def verdict(score: Score, source_f1: float, max_f1_drop: float) -> str:
     """``over``, ``within`` or ``noise`` (see the module doc); point estimates where no interval was drawn."""
-    point = drop_points(score, source_f1)
+    point, budget = drop_points(score, source_f1), max_f1_drop + EPS_POINTS
     if "drop_low" not in score:
-        return "over" if point > max_f1_drop + EPS_POINTS else "within"
-    if score["drop_low"] > max_f1_drop + EPS_POINTS:
-        return "over"
-    flips_low = 100 - score["pool_agreement_high"] if "pool_agreement_high" in score else None
-    if point > max_f1_drop + EPS_POINTS and (flips_low is None or flips_low > max_f1_drop + EPS_POINTS):
-        return "over"
-    return "within" if score["drop_high"] <= max_f1_drop + EPS_POINTS else "noise"
+        return "over" if point > budget else "within"
+    if point > budget and score["drop_low"] > EPS_POINTS:
+        return "over"            # a drop its interval shows, estimated above the budget
+    flips_high = 100 - score["pool_agreement_low"] if "pool_agreement_low" in score else None
+    if score["drop_high"] <= budget or (flips_high is not None and flips_high <= budget):
+        return "within"          # the interval, or the few labels INT8 changes on the pool, keep it within
+    return "noise"
 
 
 def within_budget(score: Score, source_f1: float, max_f1_drop: float) -> bool:
@@ -193,6 +197,7 @@ def greedy_repair(ranking: list[dict], score: Callable[[list[str]], Score], sour
     ``steps`` records every exclusion tried with its scores."""
     out = {"max_f1_drop": max_f1_drop, "source_macro_f1": round(source_f1, 6),
            "plain": score_row(plain, source_f1, plain), "verdict": verdict(plain, source_f1, max_f1_drop),
+           "verdict_rule": VERDICT_RULE,
            "steps": [], "excluded": []}
     if out["verdict"] != "over":
         return {**out, "outcome": "within_budget"}

@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--run", required=True, help="the run folder, runs/<run> (exports in artifacts/)")
     parser.add_argument("--out", required=True, help="the bundle folder to write: a new or empty folder, or an "
-                        "earlier bundle (replaced); anything else is refused unless --force")
-    parser.add_argument("--force", action="store_true", help="replace --out even when it is not a bundle (never the "
-                        "run folder, a folder inside it or one that holds it)")
+                        "earlier bundle of this tool (replaced); anything else is refused, --force or not")
+    parser.add_argument("--force", action="store_true", help="replace an earlier bundle at --out together with files "
+                        "added to it since (never a folder or file this tool did not write, nor the run folder)")
     parser.add_argument("--artifacts", type=csv_list, help="comma-separated <model>/<variant> to carry (default: the "
                         "best ONNX / OpenVINO artifact per goal in the run's bench.json, plus the teacher's "
                         "onnx-fp32 and onnx-int8-dynamic)")

@@ -183,7 +183,10 @@ class ModelJob:
                        "head_config": {"n_layers": len(layers), "activation": "softmax",
                                        "classes": list(self.label_names)}})
         path.write_text(json.dumps(config, indent=2) + "\n")
-        return {"model2vec": {"files": list(layout.MODEL2VEC_FILES), "head_layers": len(layers)}}
+        for name in layout.MODEL2VEC_FILES:      # written in a private temporary folder; a deployable folder is not
+            (dst / name).chmod(0o644)
+        return {"model2vec": {"files": list(layout.MODEL2VEC_FILES), "head_layers": len(layers),
+                              "size_bytes": sum((dst / n).stat().st_size for n in layout.MODEL2VEC_FILES)}}
 
     def copy_support_files(self, trim: bool, dst: Path):
         """Tokenizer files and config.json beside the model, so the folder deploys on its own."""

@@ -101,6 +101,8 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
         deploy.write_input_files(out, job.label_names, job.max_length,
                                  None if job.static else "q8" if spec["precision"] == "int8" else "fp32")
         names = [p.relative_to(out).as_posix() for p in convert.model_files(out, model_file)]
+        # The artifact's size is its graph's: what the runtime it is for loads.
+        size = sum(f["size_bytes"] for f in file_records(out, names).values())
         if job.static and spec["precision"] == "fp32":     # the model2vec form, beside the ONNX graph
             extra.update(job.write_model2vec(trim, out))
             names += list(layout.MODEL2VEC_FILES)
@@ -108,7 +110,6 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
         # The tokenizer and config a runtime reads beside the model are hashed too (checked by
         # a resumed export, the bundle and the bench before they trust the folder).
         support = file_records(out, [*TOKENIZER_FILES, layout.CONFIG_FILE])
-        size = sum(f["size_bytes"] for f in files.values())
         draft = {"schema_version": SCHEMA_VERSION, "run": job.folder.parent.parent.name, "model": job.method,
                  "variant": variant, "base_model": job.recipe.teacher.model,
                  "format": spec["format"], "precision": spec["precision"], "quantization": spec["quantization"],

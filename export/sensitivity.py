@@ -223,8 +223,8 @@ def _versus_fp32(drop: float) -> str:
 
 
 def evidence_text(row: dict) -> str:
-    """'0.80 pts below FP32 [-0.40, 1.90]; pool agreement 99.1% [98.7, 99.5] of 2000 texts'."""
-    text = _versus_fp32(-row["f1_delta_points"])
+    """'0.80 pts below FP32 on validation [-0.40, +1.90]; pool agreement 99.1% [98.7, 99.5] of 2000 texts'."""
+    text = _versus_fp32(-row["f1_delta_points"]) + " on validation"
     if "drop_low" in row:
         text += f" [{row['drop_low']:+.2f}, {row['drop_high']:+.2f}]"
     if "pool_agreement_pct" in row:
@@ -239,11 +239,11 @@ def outcome_text(artifact: str, repair: dict, fp32_answer: str) -> str:
     plain = evidence_text(repair["plain"])
     if repair["outcome"] == "within_budget":
         if repair.get("verdict") == "noise":
-            return f"{artifact}: inside the noise of the {budget}-pt budget ({plain} on validation); not repaired"
-        return f"{artifact}: within the {budget}-pt budget ({plain} on validation)"
+            return f"{artifact}: inside the noise of the {budget}-pt budget ({plain}); not repaired"
+        return f"{artifact}: within the {budget}-pt budget ({plain})"
     if repair["outcome"] == "repaired":
-        return (f"{artifact}: {plain} on validation, over the {budget}-pt budget; repaired with "
+        return (f"{artifact}: {plain}, over the {budget}-pt budget; repaired with "
                 f"{', '.join(repair['excluded'])} in FP32 ({evidence_text(repair['validation'])})")
     counted = len(repair["steps"])
-    return (f"{artifact}: {plain} on validation, over the {budget}-pt budget, and no exclusion of its "
+    return (f"{artifact}: {plain}, over the {budget}-pt budget, and no exclusion of its "
             f"{counted} counted block{'s' * (counted != 1)} meets it: {fp32_answer} (FP32) is the answer")

@@ -204,3 +204,33 @@ def test_onnxruntime_web_in_a_page_gives_the_projects_probabilities(bundle):
         assert (got.argmax(1) == native.label_ids)[clear].all(), a.name
         if a.precision == "fp32":
             assert np.abs(got - native.probs).max() < 1e-4, a.name
+
+
+def test_a_filtered_browser_bench_keeps_the_browsers_other_rows(monkeypatch):
+    """`--browser --models tfidf` measures one artifact: the browser's rows of the others stay."""
+    from test_bench_schema import block, row
+
+    from bench.config import BenchConfig
+    from bench.plan import Artifact
+
+    def art(name):
+        model, variant = name.split("/")
+        return Artifact(model, variant, "onnx", "fp32", "none", False, "f", 1, 1)
+
+    old = [row("web", model="odd", variant="onnx-fp32", runtime="onnxruntime-web", p50=7.0, scenario="text-latency"),
+           row("web", model="tfidf", variant="onnx-fp32", runtime="onnxruntime-web", p50=9.0,
+               scenario="text-latency")]
+    new = [row("web", model="tfidf", variant="onnx-fp32", runtime="onnxruntime-web", p50=0.2, scenario="text-latency")]
+    monkeypatch.setattr(web, "measure_browser", lambda *a, **k: (new, block("web"), []))
+    doc = {"schema_version": 3, "run": "tiny", "machines": {"web": block("web")}, "rows": []}
+    _, rows, *_ = web.bench_browser(doc, old, [art("odd/onnx-fp32"), art("tfidf/onnx-fp32")],
+                                    BenchConfig(models=["tfidf"]), {}, "tiny", None)
+    assert sorted((r.artifact, r.latency_p50_ms) for r in rows) == [("odd/onnx-fp32", 7.0), ("tfidf/onnx-fp32", 0.2)]
+
+
+def test_a_tokenizer_the_page_cannot_read_is_named_before_the_page_runs(tmp_path):
+    from bench.plan import Artifact
+
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"model": {"type": "WordLevel", "vocab": {}}}))
+    a = Artifact("tfidf", "onnx-fp32", "onnx", "fp32", "none", False, str(tmp_path), 1, 1)
+    assert web.tokenizer_model(a) == "WordLevel" and web.tokenizer_model(a) not in web.PAGE_TOKENIZERS

@@ -138,6 +138,14 @@ def test_the_model_files_lie_where_the_clients_look(client_run):
     assert config["transformers.js_config"] == {"dtype": "q8"}
     static = artifact(client_run, "static", "onnx-fp32")
     assert {"model.safetensors", "head.safetensors"} <= {p.name for p in static.iterdir()}
+    # The ONNX artifact's size is its graph's; the model2vec form beside it is hashed and sized on its own,
+    # and readable like every file of a folder that deploys.
+    m = json.loads((static / "manifest.json").read_text())
+    assert m["size_bytes"] == (static / m["model_file"]).stat().st_size
+    assert set(m["files"]) == {m["model_file"], "model.safetensors", "head.safetensors"}
+    assert m["model2vec"]["size_bytes"] == sum((static / n).stat().st_size for n in ("model.safetensors",
+                                                                                      "head.safetensors"))
+    assert all((static / n).stat().st_mode & 0o044 == 0o044 for n in ("model.safetensors", "head.safetensors"))
 
 
 def test_a_schema_1_folder_is_rebuilt_and_a_newer_one_refused(tmp_path):

@@ -61,6 +61,13 @@ MARKERS = {"all": (START, END), "gpu": (GPU_START, GPU_END), "suite": (SUITE_STA
 GOAL = RETAINED_PCT
 
 
+def native_cpus(doc: dict) -> list[str]:
+    """The CPU machines whose rows speak for a CPU: not a GPU box, not a browser, not an emulated CPU."""
+    def native(hw: dict) -> bool:
+        return not (hw.get("gpus") or hw.get("browser") or hw.get("emulated"))
+    return [m for m, b in doc["machines"].items() if native(b.get("hardware") or {})]
+
+
 def _load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -296,7 +303,7 @@ def build(run: str, results_root: Path = Path("results"), target: Path | None = 
     gpu_rows = False
     if doc is not None:
         gpu_rows = any(b.get("hardware", {}).get("gpus") for b in doc["machines"].values())
-        cpu_machines = [m for m, b in doc["machines"].items() if not b.get("hardware", {}).get("gpus")]
+        cpu_machines = native_cpus(doc)
         if cpu_machines:
             mid = cpu_machines[0]
             block = doc["machines"][mid]
@@ -352,7 +359,7 @@ def headline(run: str, results_root: Path = Path("results"), target: Path | None
         raise SystemExit(f"{out_dir} needs metrics.json and bench.json: run the recipe first "
                          f"(edgedistill run configs/{run}.yaml)")
     doc, rows = read_document(out_dir / "bench.json")
-    cpu = [m for m, b in doc["machines"].items() if not (b.get("hardware") or {}).get("gpus")]
+    cpu = native_cpus(doc)
     if not cpu:
         raise SystemExit(f"{out_dir / 'bench.json'} has no CPU machine to take the headline from")
     mid, block = cpu[0], doc["machines"][cpu[0]]
@@ -394,7 +401,7 @@ def cpu_and_gpu(run: str, doc: dict, rows, results_root: Path = Path("results"))
     """Each model on the CPU machine and on the GPU machine(s) side by side, with where the GPU
     rows come from (their machine block's notes; ``gpu-provenance.md`` when the run has one)."""
     machines = doc["machines"]
-    cpu_ids = [m for m, b in machines.items() if not (b.get("hardware") or {}).get("gpus")]
+    cpu_ids = native_cpus(doc)
     gpu_ids = [m for m, b in machines.items() if (b.get("hardware") or {}).get("gpus")]
     if not cpu_ids or not gpu_ids:
         return []

@@ -332,6 +332,18 @@ def job_for(artifacts: list[Artifact], inputs: dict, cfg: BenchConfig, threads: 
             "max_time": cfg.max_time, "warmup_iterations": cfg.warmup_iterations}
 
 
+# The tokenizer models @huggingface/tokenizers implements (a WordLevel one, the TF-IDF baseline's, it does not).
+PAGE_TOKENIZERS = ("WordPiece", "BPE", "Unigram")
+
+
+def tokenizer_model(a: Artifact) -> str | None:
+    """The model type of an artifact's tokenizer.json (WordPiece, BPE, Unigram, WordLevel, ...)."""
+    try:
+        return json.loads((Path(a.folder) / "tokenizer.json").read_text())["model"]["type"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
 def onnx_artifacts(artifacts: list[Artifact], cfg: BenchConfig) -> list[Artifact]:
     chosen = [a for a in artifacts if a.format == "onnx" and (cfg.models is None or a.model in cfg.models)
               and (cfg.variants is None or a.variant in cfg.variants)]
@@ -353,6 +365,12 @@ def measure_browser(artifacts: list[Artifact], cfg: BenchConfig, inputs: dict, r
     host = hardware()
     version = chromium_version(chromium)
     rows, repeats, failures, pages, hw = [], {}, [], {}, None
+    for a in [a for a in chosen if tokenizer_model(a) not in PAGE_TOKENIZERS]:
+        failures.append({"job": f"{a.name} [{RUNTIME}]", "error": (
+            f"not run: its tokenizer.json is a {tokenizer_model(a)} tokenizer, and the page's tokenizer library "
+            f"(@huggingface/tokenizers) reads {', '.join(PAGE_TOKENIZERS)} only")})
+        print(f"  SKIPPED {a.name}: {failures[-1]['error']}", file=sys.stderr, flush=True)
+    chosen = [a for a in chosen if tokenizer_model(a) in PAGE_TOKENIZERS]
     for threads in resolve_threads(cfg.threads, int(host.get("physical_cores") or 1)):
         print(f"browser: Chromium {version}, {len(chosen)} ONNX artifact(s), {threads} thread(s)", flush=True)
         result = run_page(job_for(chosen, inputs, cfg, threads), [Path(a.folder) for a in chosen], chromium,
@@ -391,5 +409,11 @@ def bench_browser(doc: dict, old_rows: list[BenchRow], artifacts: list[Artifact]
     Returns (doc, every row, the new rows, the browser's machine id, failures); the caller writes the files."""
     rows, block, failures = measure_browser(artifacts, cfg, inputs, run, command, extra)
     mid = block["hardware"]["machine_id"]
-    doc, all_rows = replace_machine(doc, old_rows, mid, block, rows)
+    # A filtered browser bench replaces the rows of the artifacts it ran, at the thread counts it ran; the
+    # browser's other rows stay, as a filtered native bench keeps its machine's other rows.
+    ran = {a.name for a in onnx_artifacts(artifacts, cfg)}
+    threads = {r.threads for r in rows}
+    doc, all_rows = replace_machine(doc, old_rows, mid, block, rows,
+                                    keep=lambda r: r.artifact not in ran or r.threads not in threads,
+                                    ran={f"{a} [{RUNTIME} x{t}]" for a in ran for t in threads})
     return doc, all_rows, rows, mid, failures

@@ -253,12 +253,12 @@ def goal_winners(rows: list[BenchRow]) -> dict[str, BenchRow]:
     """The best row per goal, from batch-1 latency rows at the headline length (``edgedistill.goals``:
     most accurate, fastest within 1% and within 3% of the teacher's macro-F1, smallest within 1%, the
     same computation the dashboard shows), plus the highest throughput keeping 99% from the throughput
-    rows. Goals nothing qualifies for are left out; empty when no teacher macro-F1 is known."""
+    rows. Goals nothing qualifies for are left out; without a teacher macro-F1 only the most accurate."""
     latency = headline_rows(rows)
     ref = reference_f1(latency)
-    if ref is None:
-        return {}
     out = {g: w for g, w in goals.goal_winners(latency, ref).items() if w is not None}
+    if ref is None:
+        return out
     batched = BATCHED[latency[0].scenario] if latency else THROUGHPUT
     tput = [r for r in rows if r.scenario == batched and r.throughput_per_s and not r.size_only
             and goals.keeps(r, ref, RETAINED_GOAL)]
@@ -274,14 +274,17 @@ def reference_f1(rows: list[BenchRow]) -> float | None:
 
 def best_per_goal(rows: list[BenchRow]) -> str:
     winners = goal_winners(rows)
-    if not winners:
-        return ("No teacher PyTorch FP32 row here, so retained macro-F1 (and the best artifact per goal) is "
-                "unknown; bench the teacher checkpoint too (bench.reference: true).")
-    out = []
 
     def name(r):
         kind = " (a peer baseline)" if is_baseline(r.model) else ""
         return f"`{r.artifact}`{kind} on {r.runtime} ({r.precision}{', ' + r.options if r.options else ''})"
+
+    if reference_f1(headline_rows(rows)) is None:
+        a = winners.get("accurate")
+        return ("No teacher PyTorch FP32 row here, so retained macro-F1 (and the best artifact per speed and size "
+                "goal) is unknown; bench the teacher checkpoint too (bench.reference: true)."
+                + (f"\n- **Most accurate**: {name(a)}: macro-F1 {fmt(a.macro_f1, 4)}." if a else ""))
+    out = []
 
     for goal, pct in (("fastest_1pct", WITHIN_1PCT), ("fastest_3pct", WITHIN_3PCT)):
         f = winners.get(goal)

@@ -296,23 +296,34 @@ def _require(module: str, install: str):
 M2V_INSTALL = "pip install --no-deps model2vec==0.10.0 skeletoken==0.6.1 && pip install pydantic (make install does)"
 
 
-def train_model2vec(recipe: Recipe, data: Dataset, log) -> dict:
+def fit_model2vec(recipe: Recipe, data: Dataset):
+    """model2vec's own classifier on the run's labels, as its users train it: the PRE-TRAINED teacher body
+    distilled to static embeddings, then ``StaticModelForClassification.fit`` with the recipe's settings."""
     from distill.models import resolve_model_source
-    from distill.static import artifact_tokenizer_json, distil_static
+    from distill.static import distil_static
 
     _require("model2vec.train", M2V_INSTALL)
-    import torch
     from model2vec.train import StaticModelForClassification
 
     cfg = recipe.baselines
-    source = resolve_model_source(recipe.teacher.model)     # the PRE-TRAINED body, as model2vec's users start
-    static = distil_static(source, cfg.model2vec_dims)
+    static = distil_static(resolve_model_source(recipe.teacher.model), cfg.model2vec_dims)
     names = list(data.label_names)
     clf = StaticModelForClassification.from_static_model(model=static)
     clf.fit(list(data.train.texts), [names[i] for i in data.train.labels],
             X_val=list(data.validation.texts), y_val=[names[i] for i in data.validation.labels],
             max_epochs=cfg.model2vec_max_epochs, device="cpu", random_seed=recipe.run.seed)
     clf.eval()
+    return clf
+
+
+def train_model2vec(recipe: Recipe, data: Dataset, log) -> dict:
+    import torch
+
+    from distill.static import artifact_tokenizer_json
+
+    cfg = recipe.baselines
+    names = list(data.label_names)
+    clf = fit_model2vec(recipe, data)
     order = [list(clf.classes_).index(n) for n in names] if set(clf.classes_) == set(names) else None
     if order is None:
         raise BaselineError(f"model2vec's classifier learnt the classes {list(clf.classes_)}, not {names}")

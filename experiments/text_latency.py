@@ -35,20 +35,9 @@ REFERENCE = "static/onnx-fp32"
 
 def library_pipeline(recipe, data):
     """The run's model2vec baseline trained again by model2vec itself, as its users would, and its pipeline."""
-    from model2vec.train import StaticModelForClassification
+    from distill.baselines import fit_model2vec
 
-    from distill.models import resolve_model_source
-    from distill.static import distil_static
-
-    cfg = recipe.baselines
-    static = distil_static(resolve_model_source(recipe.teacher.model), cfg.model2vec_dims)
-    names = list(data.label_names)
-    clf = StaticModelForClassification.from_static_model(model=static)
-    clf.fit(list(data.train.texts), [names[i] for i in data.train.labels],
-            X_val=list(data.validation.texts), y_val=[names[i] for i in data.validation.labels],
-            max_epochs=cfg.model2vec_max_epochs, device="cpu", random_seed=recipe.run.seed)
-    clf.eval()
-    return clf.to_pipeline(), names
+    return fit_model2vec(recipe, data).to_pipeline(), list(data.label_names)
 
 
 def main(argv=None) -> int:

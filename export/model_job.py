@@ -92,29 +92,26 @@ class ModelJob:
     def params(self, trim: bool) -> int:
         return self._cached(("params", trim), lambda: int(sum(p.numel() for p in self.torch_model(trim).parameters())))
 
+    def fp32_logits(self, name: str, trim: bool, texts: list[str]) -> np.ndarray:
+        """PyTorch FP32 logits of the checkpoint on ``texts``, computed once per ``name`` (one runtime loaded
+        per checkpoint for every text set the checks compare with)."""
+        def build():
+            rt = self._cached(("torch_runtime", trim),
+                              lambda: TorchRuntime.load(self.checkpoint(trim), threads=self.threads))
+            return rt.logits(texts, self.cfg.batch_size)
+        return self._cached((name, trim), build)
+
     def reference(self, trim: bool) -> np.ndarray:
         """PyTorch FP32 logits on the eval texts (trim: the trimmed checkpoint, same tokenization)."""
-        def build():
-            rt = TorchRuntime.load(self.checkpoint(trim), threads=self.threads)
-            return rt.logits(self.evalset.texts, self.cfg.batch_size)
-        return self._cached(("reference", trim), build)
+        return self.fp32_logits("reference", trim, self.evalset.texts)
 
     def val_reference(self, trim: bool) -> np.ndarray:
         """PyTorch FP32 logits on the validation texts of the INT8 ranking."""
-        def build():
-            rt = TorchRuntime.load(self.checkpoint(trim), threads=self.threads)
-            return rt.logits(self.valset.texts, self.cfg.batch_size)
-        return self._cached(("val_reference", trim), build)
+        return self.fp32_logits("val_reference", trim, self.valset.texts)
 
     def pool_reference(self, trim: bool) -> np.ndarray | None:
         """PyTorch FP32 logits on the pool texts of the INT8 evidence (None without a pool)."""
-        if not self.pool:
-            return None
-
-        def build():
-            rt = TorchRuntime.load(self.checkpoint(trim), threads=self.threads)
-            return rt.logits(self.pool, self.cfg.batch_size)
-        return self._cached(("pool_reference", trim), build)
+        return self.fp32_logits("pool_reference", trim, self.pool) if self.pool else None
 
     def source_f1(self) -> float:
         return self._cached("source_f1", lambda: checks.macro_f1(self.reference(False), self.evalset.labels,

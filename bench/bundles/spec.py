@@ -74,18 +74,24 @@ def verify_folder(folder: Path, files: dict, source: str, what: str, extra: list
                              "it."))
 
 
+def _read_record(folder: Path, name: str, what: str, how: str) -> tuple[Path, object]:
+    """(path, parsed JSON) of the record file a travelling folder carries; BundleError when it is missing
+    or unreadable, saying how to make one (``how``) or to copy the folder again."""
+    path = folder / name
+    if not path.is_file():
+        raise BundleError(f"{folder} is not a {what}: {name} is missing. {how}")
+    try:
+        return path, json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} cannot be read ({exc}); copy the {what.split()[-1]} again") from None
+
+
 def verify_pack(folder: str | Path) -> dict:
     """A stand-alone GPU pack's pack.json, every file's size and sha256 checked (``verify_folder``,
     as a bundle's are); a pack without the records (written before they were kept) is refused."""
     folder = Path(folder)
-    path = folder / PACK_FILE
-    if not path.is_file():
-        raise BundleError(f"{folder} is not a GPU pack: {PACK_FILE} is missing. Write one with `edgedistill gpu-pack "
-                          "--run runs/<run> --out DIR`, or pass a bundle written with --gpu as --bundle DIR.")
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path} cannot be read ({exc}); copy the pack again") from None
+    path, info = _read_record(folder, PACK_FILE, "GPU pack", "Write one with `edgedistill gpu-pack --run runs/<run> "
+                              "--out DIR`, or pass a bundle written with --gpu as --bundle DIR.")
     if not isinstance(info, dict) or not isinstance(info.get("files"), dict):
         raise BundleError(f"{path} records no sha256 of its files (a pack written by an earlier edgedistill, or "
                           "not a pack), so what would be measured cannot be checked. Pack the run again: "
@@ -97,14 +103,8 @@ def verify_pack(folder: str | Path) -> dict:
 def read_bundle(folder: str | Path) -> dict:
     """bundle.json, checked for kind and schema version (no hashes: see ``verify_bundle``)."""
     folder = Path(folder)
-    path = folder / BUNDLE_FILE
-    if not path.is_file():
-        raise BundleError(f"{folder} is not a bench bundle: {BUNDLE_FILE} is missing. Write one with "
-                          "`edgedistill bundle --run runs/<run> --out DIR` and copy the whole folder.")
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path} cannot be read ({exc}); copy the bundle again") from None
+    path, info = _read_record(folder, BUNDLE_FILE, "bench bundle", "Write one with `edgedistill bundle --run "
+                              "runs/<run> --out DIR` and copy the whole folder.")
     if not isinstance(info, dict) or info.get("kind") != KIND:
         kind = info.get("kind") if isinstance(info, dict) else None
         raise BundleError(f"{path} is not an edgedistill bench bundle (kind {kind!r})")

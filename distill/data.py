@@ -48,6 +48,9 @@ class Dataset:
     info: dict = field(default_factory=dict)
     # Training texts dropped by the max_train cap (the "rest-of-train" unlabelled pool).
     unused_train: list[str] = field(default_factory=list)
+    # The texts that choose the best epoch, labelled by the teacher (a static student's held-out pool
+    # texts, methods.static.static_select: pool); None: the validation split chooses, as for every method.
+    selection: Split | None = None
 
     def class_counts(self, split: str = "train") -> dict[str, int]:
         labels = getattr(self, split).labels

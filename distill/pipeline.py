@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from distill.data import Dataset, load_dataset
@@ -297,7 +298,7 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
         contributions = layer_analysis(recipe, data, teacher_dir, recipe.methods[name].num_layers)["contribution"]
     set_seed(recipe.run.seed)
     setup = setup_method(name, recipe, data.label_names, teacher_dir if name in students() else None,
-                         contributions)
+                         contributions, progress=progress and acc.is_main_process)
     acc.print(f"[{name}] {setup.info['params_trainable']:,} of {setup.info['params_total']:,} parameters "
               "trainable; "
               f"layers {setup.info['layers']}; loss {setup.info['loss']}")
@@ -322,6 +323,13 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
                                  with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)
         method_cache = cache
+    if train_data.selection is not None:
+        # Held-out pool texts choose the epoch: the teacher labels them once.
+        from distill.train import teacher_labelled
+
+        train_data = replace(train_data, selection=teacher_labelled(
+            setup, train_data.selection, recipe.data.max_length, recipe.train.eval_batch_size, acc.device,
+            progress and acc.is_main_process))
     outcome = train(setup, train_data, recipe.data.max_length, recipe.run.seed, accelerator=acc, progress=progress,
                     cache=method_cache)
     acc.wait_for_everyone()
@@ -388,20 +396,45 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
 
 def own_pool_data(recipe: Recipe, names: list[str], data: Dataset) -> dict[str, tuple[Dataset, dict]]:
     """The methods whose teacher-labelled pool differs from the students' one (a static student's
-    ``static_pool``), each with its training data and pool record; read before any training."""
+    ``static_pool``, and the pool texts it holds out to choose its epoch), each with its training data and
+    pool record; read before any training."""
     out = {}
     for name in names:
-        cap = recipe.methods[name].static_pool if is_static(name) else None
-        if cap is not None and recipe.data.unlabeled and cap != recipe.data.max_unlabeled:
-            out[name] = pool_dataset(recipe, data, cap)
+        if not is_static(name) or not recipe.data.unlabeled:
+            continue
+        m = recipe.methods[name]
+        hold = m.static_select_texts if m.static_select == "pool" else 0
+        cap = recipe.data.max_unlabeled if m.static_pool is None else m.static_pool
+        if cap != recipe.data.max_unlabeled or hold:
+            out[name] = pool_dataset(recipe, data, cap, hold)
     return out
 
 
-def pool_dataset(recipe: Recipe, data: Dataset, cap: int) -> tuple[Dataset, dict]:
-    """``student_dataset`` with up to ``cap`` teacher-labelled texts instead of ``data.max_unlabeled``."""
-    from dataclasses import replace
+def pool_dataset(recipe: Recipe, data: Dataset, cap: int | None, hold: int = 0) -> tuple[Dataset, dict]:
+    """``student_dataset`` with up to ``cap`` teacher-labelled texts instead of ``data.max_unlabeled``
+    (None: the whole source); ``hold`` more pool texts, drawn at random (seeded), are kept out of training
+    as the ``selection`` split that chooses the epoch (their labels are the teacher's, filled in by the caller)."""
+    import numpy as np
 
-    return student_dataset(replace(recipe, data=replace(recipe.data, max_unlabeled=cap)), data)
+    from distill.data import Split
+    from distill.unlabeled import UNLABELED
+
+    total = None if cap is None else cap + hold
+    pooled, info = student_dataset(replace(recipe, data=replace(recipe.data, max_unlabeled=total)), data)
+    if not hold:
+        return pooled, info
+    texts, labels = pooled.train.texts, pooled.train.labels
+    pool_idx = np.flatnonzero(labels == UNLABELED)
+    if len(pool_idx) < 2 * hold:
+        raise RunError(f"static_select: pool holds out {hold} teacher-labelled texts, but the pool has only "
+                       f"{len(pool_idx)}; lower methods.static.static_select_texts or use static_select: validation")
+    held = set(np.random.default_rng(recipe.run.seed).choice(pool_idx, size=hold, replace=False).tolist())
+    keep = [i for i in range(len(texts)) if i not in held]
+    order = sorted(held)
+    train = Split([texts[i] for i in keep], labels[keep])
+    selection = Split([texts[i] for i in order], np.full(len(order), UNLABELED, dtype=np.int64))
+    info = {**info, "unlabeled": int(len(pool_idx) - hold), "held_out_to_choose_the_epoch": hold}
+    return replace(pooled, train=train, selection=selection), info
 
 
 def training_data(method: str, data: Dataset, student_data: Dataset) -> Dataset:

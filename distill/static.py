@@ -13,6 +13,7 @@ and ``TorchRuntime`` use (``forward(input_ids, attention_mask) -> .logits``, ``s
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -23,16 +24,24 @@ from edgedistill.static_model import MODEL_TYPE, WEIGHTS, StaticClassifier, Stat
 __all__ = ["MODEL_TYPE", "WEIGHTS", "StaticClassifier", "StaticConfig", "is_static_checkpoint"]
 
 
-def distil_static(source: str, dims: int):
+def distil_static(source: str, dims: int, progress: bool = True):
     """model2vec's own distillation of a local model folder (the backbone of a classifier folder):
     one forward pass per vocabulary token, PCA to ``dims``, Zipf (SIF) weighting. float32."""
     try:
-        from model2vec.distill import distill
+        from model2vec.distill import distill, inference
     except ImportError as exc:
         raise ImportError(f"model2vec's distillation is needed here ({exc}); install it with `pip install --no-deps "
                           "model2vec==0.10.0 skeletoken==0.6.1` beside `pip install '.[baselines]'` (make install "
                           "does both)") from None
-    return distill(source, pca_dims=dims, quantize_to="float32")
+    if progress:
+        return distill(source, pca_dims=dims, quantize_to="float32")
+    # model2vec draws its "Encoding tokens" bar unconditionally; --no-progress silences it for this call.
+    bar = inference.tqdm
+    inference.tqdm = functools.partial(bar, disable=True)
+    try:
+        return distill(source, pca_dims=dims, quantize_to="float32")
+    finally:
+        inference.tqdm = bar
 
 
 def artifact_tokenizer_json(tokenizer_json: str) -> str:
@@ -64,10 +73,11 @@ def hf_tokenizer(tokenizer):
                                    **specials)
 
 
-def build_static_student(teacher_dir: str | Path, label_names: list[str], dims: int, hidden: int):
+def build_static_student(teacher_dir: str | Path, label_names: list[str], dims: int, hidden: int,
+                         progress: bool = True):
     """The static student before training: model2vec's table of the fine-tuned teacher's backbone,
     a freshly initialised head, and its tokenizer."""
-    static = distil_static(str(teacher_dir), dims)
+    static = distil_static(str(teacher_dir), dims, progress)
     vectors = torch.as_tensor(static.embedding, dtype=torch.float32)
     model = StaticClassifier(vectors.shape[0], vectors.shape[1], label_names, hidden,
                              unk_token_id(static.tokenizer), normalize=True)

@@ -49,16 +49,20 @@ class MethodSetup:
     # The teacher's own tokenizer where the student's differs (static: model2vec's vocabulary); the
     # teacher's outputs are then computed on its own tokens, once (TeacherCache), never on the student's.
     teacher_tokenizer: object | None = None
+    # A step smaller than the method's lr for some parameters: parameter-name prefix -> fraction of lr
+    # (the static student's table, methods.static.static_table_lr_scale).
+    lr_scales: dict = field(default_factory=dict)
 
 
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
-                 layer_contributions: list[float] | None = None) -> MethodSetup:
+                 layer_contributions: list[float] | None = None, progress: bool = True) -> MethodSetup:
     """Build the model, loss and (frozen) teacher for one method of the recipe."""
     m = recipe.methods[name]
     tcfg = recipe.method_train(name)
     info: dict = {"method": name, "teacher_source": recipe.teacher.model, "layers": None, "lora": None}
     teacher = None
     teacher_tok = None
+    lr_scales: dict = {}
     if is_static(name):
         from distill.static import build_static_student
 
@@ -66,13 +70,18 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
             raise ValueError(f"method {name} distils from the fine-tuned teacher; train the teacher first")
         teacher, teacher_tok = load_classifier(str(teacher_dir), label_names)
         teacher.eval().requires_grad_(False)
-        model, tok = build_static_student(teacher_dir, label_names, m.static_dims, m.static_hidden)
+        model, tok = build_static_student(teacher_dir, label_names, m.static_dims, m.static_hidden, progress)
         model.embeddings.weight.requires_grad_(m.static_train_table)
+        if m.static_train_table and m.static_table_lr_scale != 1:
+            lr_scales["embeddings."] = m.static_table_lr_scale
         loss = DistillationLoss(m.loss or recipe.loss)
         info["teacher_checkpoint"] = str(teacher_dir)
         info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
                           "hidden": model.config.hidden, "init": "model2vec distillation of the fine-tuned teacher",
-                          "table": "trained" if m.static_train_table else "frozen"}
+                          "table": "trained" if m.static_train_table else "frozen",
+                          "table_lr_scale": m.static_table_lr_scale if m.static_train_table else None,
+                          "epoch_chosen_on": ("teacher agreement on held-out pool texts" if m.static_select == "pool"
+                                              else "validation macro-F1")}
     elif not method(name).distilled:
         # LoRA adapts the pre-trained (not fine-tuned) backbone, like the teacher's own fine-tuning.
         model, tok = load_classifier(recipe.teacher.model, label_names)
@@ -95,7 +104,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         teacher = None
     info["loss"] = vars(loss.cfg)
     info.update(param_counts(model))
-    return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok)
+    return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok, lr_scales=lr_scales)
 
 
 class _Encoded(torch.utils.data.Dataset):
@@ -202,6 +211,27 @@ class TeacherCache:
         return out
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig, lr_scales: dict) -> list[dict]:
+    """AdamW groups: weight decay on matrices only (no decay on biases and LayerNorm weights), each at
+    the method's lr times its ``lr_scales`` fraction (matched by parameter-name prefix)."""
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            scale = next((s for prefix, s in lr_scales.items() if name.startswith(prefix)), 1.0)
+            groups.setdefault((p.ndim >= 2, scale), []).append(p)
+    # Decayed groups first, as the two-group optimizer always had them.
+    return [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr": cfg.lr * scale}
+            for (decay, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
+
+
+def teacher_labelled(setup: MethodSetup, split: Split, max_length: int, batch_size: int, device,
+                     progress: bool = True) -> Split:
+    """``split`` labelled with the teacher's argmax (held-out pool texts that choose a static student's epoch)."""
+    cache = TeacherCache(setup.teacher.to(device), setup.teacher_tokenizer or setup.tokenizer, split, max_length,
+                         batch_size, device, with_hidden=False, progress=progress)
+    return Split(list(split.texts), cache.logits.argmax(axis=1).astype(np.int64))
+
+
 def _loader(tokenizer, split: Split, max_length: int, batch_size: int, shuffle: bool, seed: int,
             cache: TeacherCache | None = None) -> DataLoader:
     ds = _Encoded(tokenizer, split, max_length)
@@ -244,7 +274,8 @@ class TrainOutcome:
 
 def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, accelerator=None,
           progress: bool = True, cache: TeacherCache | None = None) -> TrainOutcome:
-    """Train ``setup.model``; select the epoch with the best validation macro-F1; test it."""
+    """Train ``setup.model``; select the epoch with the best validation macro-F1 (or, where ``data.selection``
+    is given, the best agreement with its teacher labels); test it."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_scheduler
@@ -263,11 +294,7 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
                          "from a TeacherCache built with the teacher's tokenizer")
     train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed,
                            cache=cache)
-    params = [p for p in setup.model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]   # biases and LayerNorm weights: no weight decay
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(setup.model, cfg, setup.lr_scales), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train_loader) / (cfg.grad_accum * acc.num_processes))
     # Accelerate advances a prepared scheduler once per process at every optimizer step (it expects
     # a schedule written for one process), so the schedule counts in those units; counted in
@@ -347,17 +374,31 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
         val = classification_metrics(data.validation.labels, softmax(val_logits), data.label_names)
         val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(val_logits),
                                                            torch.from_numpy(data.validation.labels)))
-        history["epochs"].append({"epoch": epoch, "train_loss": float(np.mean(epoch_losses)), "val_loss": val_loss,
-                                  "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"]})
+        record = {"epoch": epoch, "train_loss": float(np.mean(epoch_losses)), "val_loss": val_loss,
+                  "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"]}
+        chosen, chosen_loss = val["macro_f1"], val_loss
+        if data.selection is not None:
+            # Held-out teacher-labelled texts choose the epoch: agreement with the teacher on thousands of
+            # texts, a steadier signal than a few hundred labelled validation texts.
+            sel_logits = predict_logits(unwrapped, setup.tokenizer, data.selection, max_length, cfg.eval_batch_size,
+                                        acc.device)
+            sel = classification_metrics(data.selection.labels, softmax(sel_logits), data.label_names)
+            chosen, chosen_loss = sel["macro_f1"], float(torch.nn.functional.cross_entropy(
+                torch.from_numpy(sel_logits), torch.from_numpy(data.selection.labels)))
+            record.update(select_macro_f1=sel["macro_f1"], select_agreement=sel["accuracy"])
+        history["epochs"].append(record)
         if acc.is_main_process:
             tqdm.write(f"[{setup.name}] epoch {epoch}: train loss {np.mean(epoch_losses):.4f}  "
-                       f"val loss {val_loss:.4f}  val macro-F1 {val['macro_f1']:.4f}")
-        if val["macro_f1"] > best["f1"] or (val["macro_f1"] == best["f1"] and val_loss < best["loss"]):
-            best = {"f1": val["macro_f1"], "loss": val_loss, "epoch": epoch,
+                       f"val loss {val_loss:.4f}  val macro-F1 {val['macro_f1']:.4f}"
+                       + (f"  teacher agreement macro-F1 {chosen:.4f} (chooses the epoch)"
+                          if data.selection is not None else ""))
+        if chosen > best["f1"] or (chosen == best["f1"] and chosen_loss < best["loss"]):
+            best = {"f1": chosen, "loss": chosen_loss, "epoch": epoch,
                     "state": {k: v.detach().cpu().clone() for k, v in unwrapped.state_dict().items()}}
         if cfg.early_stopping_patience and epoch - best["epoch"] >= cfg.early_stopping_patience:
             if acc.is_main_process:
-                tqdm.write(f"[{setup.name}] no validation gain for {cfg.early_stopping_patience} epoch(s): "
+                tqdm.write(f"[{setup.name}] no {'teacher agreement' if data.selection is not None else 'validation'} "
+                           f"gain for {cfg.early_stopping_patience} epoch(s): "
                            f"stopping after epoch {epoch}, keeping epoch {best['epoch']}")
             break
     for capture in (s_qkv, t_qkv):

@@ -5,6 +5,7 @@ A recipe has the sections ``run``, ``data``, ``teacher``, ``train``, ``loss``, `
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
@@ -196,6 +197,9 @@ class TrainConfig:
         return errs
 
 
+# What chooses a static student's epoch (MethodConfig.static_select).
+STATIC_SELECT = ("validation", "pool")
+
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
 # counting from 1; even = 2, 4, 6, ...; bottom = the first num_layers; auto = the layers whose removal
 # hurts validation most (distill/layers.py).
@@ -219,6 +223,14 @@ class MethodConfig:
     static_pool: int | None = None
     # static only: whether the table trains with the head, or stays model2vec's distillation of the teacher.
     static_train_table: bool = True
+    # static only: the table's step as a fraction of the method's lr (1: the head's step). A 7.6M-row
+    # table fitted to a few thousand texts moves further per step than its head needs.
+    static_table_lr_scale: float = 1.0
+    # static only: what chooses its epoch. "validation": the labelled validation split's macro-F1, as for
+    # every method; "pool": agreement with the teacher (macro-F1 against its labels) on static_select_texts
+    # more teacher-labelled texts held out of training: thousands of texts instead of a few hundred.
+    static_select: str = "validation"
+    static_select_texts: int = 2000
     # Per-method schedule; None inherits the train section. Budgets are compared in compute
     # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
     lr: float | None = None                 # LoRA and small students want a larger one
@@ -235,6 +247,14 @@ class MethodConfig:
         if self.static_pool is not None and self.static_pool < 1:
             errs.append(f"static_pool: {self.static_pool} must be a positive count of teacher-labelled texts, or "
                         "null (the students' pool, data.max_unlabeled)")
+        if not (math.isfinite(self.static_table_lr_scale) and 0 < self.static_table_lr_scale <= 1):
+            errs.append(f"static_table_lr_scale: {self.static_table_lr_scale:g} must be in (0, 1] (a fraction of the "
+                        "method's lr; static_train_table: false freezes the table)")
+        if self.static_select not in STATIC_SELECT:
+            errs.append(f"static_select: {self.static_select!r} must be one of {', '.join(STATIC_SELECT)}")
+        if self.static_select_texts < 1:
+            errs.append(f"static_select_texts: {self.static_select_texts} must be >= 1 (held-out teacher-labelled "
+                        "texts that choose the epoch)")
         return errs
 
 
@@ -340,6 +360,10 @@ class Recipe:
                 if m.layers is not None or m.lora is not None:
                     errs.append(f"methods.{name}: a static student keeps no transformer layers; drop its layers / "
                                 "lora settings")
+                if m.static_select == "pool" and not self.data.unlabeled:
+                    errs.append(f"methods.{name}.static_select: pool holds out teacher-labelled texts of the "
+                                "unlabelled pool, and data.unlabeled is not set; use static_select: validation or "
+                                "give data.unlabeled (rest-of-train or a file of in-domain texts)")
                 relation = [k for k in LOSS_TERMS if k not in STATIC_LOSS_TERMS and getattr(loss, k) > 0]
                 if relation:
                     errs.append(f"methods.{name}.loss: {', '.join(relation)} need transformer layers; a static "

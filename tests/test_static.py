@@ -181,6 +181,52 @@ def test_static_pool_judges_on_the_held_out_validation_half_and_never_reads_test
     assert "| frozen-pool-30 | frozen | 30 |" in (out / "tiny.md").read_text()
 
 
+def test_static_recipe_experiment_judges_every_variant_on_half_b_over_seeds(tmp_path, tiny_checkpoint, tiny_csv,
+                                                                            monkeypatch):
+    from static_recipe import run_experiment
+    from test_train import tiny_recipe
+
+    import distill.data as data_module
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         data={"unlabeled": str(_pool(tmp_path)), "max_unlabeled": 10},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2, "static_pool": 15,
+                                             "static_select_texts": 10}},
+                         baselines={"tfidf": False, "model2vec": False})
+    train_run(recipe, methods=["teacher"], progress=False)
+    real = data_module.load_dataset
+
+    def no_test(cfg):        # the experiment may not see the test split's texts
+        d = real(cfg)
+        return data_module.Dataset(d.train, d.validation, data_module.Split([], d.test.labels[:0]), d.label_names,
+                                   d.info, d.unused_train)
+
+    monkeypatch.setattr(data_module, "load_dataset", no_test)
+    out = tmp_path / "recipe"
+    variants = {"shipped": {}, "select-pool-T4": {"static_select": "pool", "loss": {"temperature": 4.0}}}
+    result = run_experiment(recipe.run_dir, [1, 2], variants, progress=False, out_dir=out)
+    shipped, pool = result["variants"]["shipped"], result["variants"]["select-pool-T4"]
+    assert shipped["train_texts"] == pool["train_texts"] and pool["held_out_to_choose"] == 10
+    assert [r["seed"] for r in pool["runs"]] == [1, 2] and all(r["select_agreement"] is not None for r in pool["runs"])
+    assert shipped["runs"][0]["select_agreement"] is None
+    assert shipped["judged_min"] <= shipped["judged_mean"] <= shipped["judged_max"]
+    assert 0 < result["teacher_half_b_macro_f1"] <= 1
+    assert result["best"] == max(result["variants"], key=lambda k: result["variants"][k]["judged_mean"])
+    assert "| select-pool-T4 | " in (out / "tiny.md").read_text() and result["seeds"] == [1, 2]
+    # Run again with one more seed: the finished (variant, seed) runs are kept, only seed 3 trains.
+    import distill.train as train_module
+
+    real_train, trained = train_module.train, []
+    monkeypatch.setattr(train_module, "train", lambda setup, data, max_length, seed, **k: trained.append(seed) or
+                        real_train(setup, data, max_length, seed, **k))
+    again = run_experiment(recipe.run_dir, [1, 2, 3], variants, progress=False, out_dir=out)
+    assert trained == [3, 3] and again["seeds"] == [1, 2, 3]
+    assert again["variants"]["shipped"]["runs"][:2] == shipped["runs"]
+    with pytest.raises(ConfigError, match="variant bad: static_table_lr_scale: 2 must be in"):
+        run_experiment(recipe.run_dir, [1], {"bad": {"static_table_lr_scale": 2.0}}, progress=False, out_dir=out)
+
+
 def test_static_student_takes_its_own_pool_and_can_keep_its_table_frozen(tmp_path, tiny_checkpoint, tiny_csv):
     from test_train import tiny_recipe
 
@@ -205,6 +251,74 @@ def test_static_pool_is_checked_with_the_recipe():
         load_recipe(overrides={"methods": {"static": {"static_pool": 0}}})
 
 
+def test_held_out_pool_texts_choose_the_static_epoch_and_never_train(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         data={"unlabeled": str(_pool(tmp_path)), "max_unlabeled": 10},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 3, "static_pool": 20,
+                                             "static_select": "pool", "static_select_texts": 10,
+                                             "early_stopping_patience": None}},
+                         baselines={"tfidf": False, "model2vec": False})
+    metrics = train_run(recipe, methods=["static"], progress=False)
+    m = metrics["models"]["static"]
+    assert m["train_examples"] == m["labelled_examples"] + 20        # the 10 held-out texts are not trained on
+    assert m["teacher_labelled_pool"]["held_out_to_choose_the_epoch"] == 10
+    assert m["static"]["epoch_chosen_on"] == "teacher agreement on held-out pool texts"
+    epochs = m["history"]["epochs"]
+    assert len(epochs) == 3 and all(0 <= e["select_agreement"] <= 1 for e in epochs)
+    top = max(e["select_macro_f1"] for e in epochs)        # equal scores are told apart by the loss
+    assert m["best_epoch"] in [e["epoch"] for e in epochs if e["select_macro_f1"] == top]
+
+
+def test_held_out_selection_texts_are_drawn_from_the_pool_only(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.data import load_dataset
+    from distill.errors import RunError
+    from distill.pipeline import pool_dataset
+    from distill.unlabeled import UNLABELED
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, data={"unlabeled": str(_pool(tmp_path))})
+    data = load_dataset(recipe.data)
+    pooled, info = pool_dataset(recipe, data, 15, 10)
+    pool_texts = set(_pool(tmp_path).read_text().splitlines())
+    assert set(pooled.selection.texts) <= pool_texts and not set(pooled.selection.texts) & set(pooled.train.texts)
+    assert (pooled.train.labels == UNLABELED).sum() == 15 and info["held_out_to_choose_the_epoch"] == 10
+    assert set(data.train.texts) <= set(pooled.train.texts)               # every labelled text still trains
+    with pytest.raises(RunError, match="holds out 30 teacher-labelled texts, but the pool has only 40"):
+        pool_dataset(recipe, data, 10, 30)
+
+
+def test_the_static_table_can_take_a_smaller_step_than_its_head():
+    from distill.static import StaticClassifier
+    from distill.train import param_groups
+    from edgedistill.recipe import TrainConfig
+
+    model = StaticClassifier(50, 8, ["a", "b"], hidden=4)
+    cfg = TrainConfig(lr=1e-2, weight_decay=0.01)
+    groups = param_groups(model, cfg, {"embeddings.": 0.1})
+    by_lr = {(g["lr"], g["weight_decay"]): sum(p.numel() for p in g["params"]) for g in groups}
+    assert by_lr == {(1e-2, 0.01): 8 * 4 + 4 * 2, (1e-3, 0.01): 50 * 8, (1e-2, 0.0): 4 + 2}
+    # without scales: the two groups every method always had, decayed first
+    plain = param_groups(model, cfg, {})
+    assert [(g["lr"], g["weight_decay"]) for g in plain] == [(1e-2, 0.01), (1e-2, 0.0)]
+
+
+def test_static_selection_and_table_step_are_checked_with_the_recipe():
+    with pytest.raises(ConfigError) as err:
+        load_recipe(overrides={"methods": {"static": {"static_select": "test", "static_table_lr_scale": 0,
+                                                      "static_select_texts": 0}}})
+    text = str(err.value)
+    assert "static_select: 'test' must be one of validation, pool" in text
+    assert "static_table_lr_scale: 0 must be in (0, 1]" in text and "static_select_texts: 0 must be >= 1" in text
+    with pytest.raises(ConfigError, match="static_select: pool holds out teacher-labelled texts of the unlabelled "
+                                          "pool, and data.unlabeled is not set"):
+        load_recipe(overrides={"data": {"unlabeled": None}, "methods": {"static": {"static_select": "pool"}}})
+
+
 def test_a_static_setting_changes_the_static_fingerprint_only():
     from dataclasses import replace
 
@@ -212,7 +326,20 @@ def test_a_static_setting_changes_the_static_fingerprint_only():
 
     recipe = load_recipe()
     changed = replace(recipe, methods={**recipe.methods, **{
-        name: replace(m, static_pool=123, static_train_table=False) for name, m in recipe.methods.items()}})
+        name: replace(m, static_pool=123, static_train_table=False, static_select="pool", static_select_texts=500,
+                      static_table_lr_scale=0.1) for name, m in recipe.methods.items()}})
     for name in ("teacher", "odd", "lora", "hybrid"):
         assert method_fingerprint(changed, name) == method_fingerprint(recipe, name)
     assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")
+
+
+def test_no_progress_silences_model2vec_s_own_encoding_bar(tiny_checkpoint, capfd):
+    from distill.static import build_static_student
+
+    build_static_student(tiny_checkpoint, ["a", "b", "c"], 8, 16, progress=True)
+    assert "Encoding tokens" in capfd.readouterr().err        # model2vec draws it by itself
+    build_static_student(tiny_checkpoint, ["a", "b", "c"], 8, 16, progress=False)
+    assert "Encoding tokens" not in capfd.readouterr().err
+    import model2vec.distill.inference as inference
+    from tqdm import tqdm
+    assert inference.tqdm is tqdm                              # the library is left as it was

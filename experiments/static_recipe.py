@@ -1,0 +1,222 @@
+"""Static student: what chooses its epoch, how far its table moves, how much pool it reads; judged on validation.
+
+The static student keeps its best epoch on a few hundred labelled validation texts, and its ablations
+(``static_ablation.py``, ``static_pool.py``) found that choice flatters a 7.6M-parameter table fitted to
+a few thousand texts: it stops 1-4 points short of the teacher on test. Each variant below changes one
+thing of the shipped recipe (``methods.static`` in configs/quickstart.yaml):
+
+- what chooses the epoch: validation macro-F1 (shipped) or agreement with the teacher on 2,000 more
+  teacher-labelled pool texts held out of training (``static_select: pool``);
+- the table's step: the head's (shipped), a tenth of it (``static_table_lr_scale: 0.1``), or none (frozen);
+- the pool: 20,000 teacher-labelled texts (shipped) or the whole unlabelled source;
+- the targets: KD at T=2 (shipped) or softer, T=4.
+
+Protocol (as ``static_pool.py``): the validation split is cut in two stratified, seeded halves; a variant
+that chooses its epoch on validation uses half A; every variant is judged on half B. The test split is not
+read. Each variant trains once per seed (``--seeds``); a seed changes the head's start and the batch order,
+not the data. The variants run through the pipeline's own data path (``own_pool_data``) and training loop.
+
+    python experiments/static_recipe.py runs/quickstart --seeds 1 2 3
+        -> experiments/static-recipe/quickstart.json, quickstart.md
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from edgedistill.configbase import ConfigError
+from edgedistill.io import atomic_write_json, atomic_write_text
+from edgedistill.provenance import provenance
+from edgedistill.recipe import LossConfig, load_run_recipe
+
+METHOD = "static"
+SHIPPED = "shipped"
+# name -> the static method's settings that differ from the run's recipe. "shipped" changes nothing.
+VARIANTS = {
+    SHIPPED: {},
+    "select-pool": {"static_select": "pool"},
+    "select-pool-table-0.1": {"static_select": "pool", "static_table_lr_scale": 0.1},
+    "select-pool-frozen": {"static_select": "pool", "static_train_table": False},
+    "select-pool-all": {"static_select": "pool", "static_pool": 10**9},
+    "select-pool-T4": {"static_select": "pool", "loss": {"temperature": 4.0}},
+    "table-0.1": {"static_table_lr_scale": 0.1},
+}
+OUT_DIR = Path(__file__).parent / "static-recipe"
+
+
+def variant_recipe(recipe, changes: dict):
+    m = recipe.methods[METHOD]
+    changes = dict(changes)
+    if "loss" in changes:
+        changes["loss"] = replace(m.loss or LossConfig(), **changes["loss"])
+    return replace(recipe, methods={**recipe.methods, METHOD: replace(m, **changes)})
+
+
+def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None, progress: bool = True,
+                   out_dir=OUT_DIR) -> dict:
+    from accelerate.utils import set_seed
+    from static_pool import validation_halves
+
+    from distill.data import load_dataset
+    from distill.pipeline import checkpoint_complete, model_dir, own_pool_data, student_dataset
+    from distill.train import TeacherCache, setup_method, teacher_labelled, train
+
+    recipe = load_run_recipe(run_dir)
+    variants = variants or VARIANTS
+    teacher_dir = model_dir(recipe, "teacher")
+    if not checkpoint_complete(teacher_dir):
+        raise ConfigError(f"no fine-tuned teacher in {teacher_dir}; run `edgedistill train` on {run_dir} first")
+    judged = validation_halves(load_dataset(recipe.data), recipe.run.seed)
+    recipes = {name: variant_recipe(recipe, changes) for name, changes in variants.items()}
+    for name, r in recipes.items():      # every variant's settings are checked before any training
+        problems = r.methods[METHOD].validate()
+        if problems:
+            raise ConfigError(f"variant {name}: " + "; ".join(problems))
+    teacher = teacher_half_b(teacher_dir, judged, recipe)
+    t = recipe.method_train(METHOD)
+    result = {"schema_version": 1, "run": recipe.run.name, "run_dir": str(run_dir), "data": recipe.data.source,
+              "labelled": len(judged.train), "halves": [len(judged.validation), len(judged.test)], "seeds": [],
+              "schedule": {"lr": t.lr, "epochs": t.epochs, "patience": t.early_stopping_patience},
+              "teacher_half_b_macro_f1": teacher, "judged_on": "validation half B", "best": None,
+              "shipped": SHIPPED, "variants": {}, "provenance": provenance()}
+    previous = earlier_runs(Path(out_dir) / f"{recipe.run.name.replace('/', '-')}.json", run_dir, teacher, variants)
+    data_cache, teacher_cache = {}, {}
+    # Seed by seed, every variant: the record is written after each run, so a stopped experiment keeps
+    # whole seeds for every variant it reached.
+    for seed in seeds:
+        for name, r in recipes.items():
+            if (name, seed) in previous:       # kept from an earlier, stopped run of this experiment
+                row = result["variants"].setdefault(name, {**previous[(name, seed)][0], "runs": []})
+                row["runs"].append(previous[(name, seed)][1])
+                continue
+            m = r.methods[METHOD]
+            key = (m.static_pool, m.static_select, m.static_select_texts)
+            if key not in data_cache:
+                own = own_pool_data(r, [METHOD], judged)
+                data_cache[key] = own[METHOD] if METHOD in own else student_dataset(r, judged)
+            split, pool_info = data_cache[key]
+            set_seed(seed)      # every variant of a seed starts from the same random head
+            setup = setup_method(METHOD, r, judged.label_names, teacher_dir, progress=progress)
+            if key not in teacher_cache:
+                cache = TeacherCache(setup.teacher, setup.teacher_tokenizer, split.train, recipe.data.max_length,
+                                     recipe.train.eval_batch_size, "cpu", with_hidden=False, progress=progress)
+                selection = None if split.selection is None else teacher_labelled(
+                    setup, split.selection, recipe.data.max_length, recipe.train.eval_batch_size, "cpu", progress)
+                teacher_cache[key] = (cache, selection)
+            cache, selection = teacher_cache[key]
+            data = split if selection is None else replace(split, selection=selection)
+            print(f"[static recipe {name} seed {seed}] {len(data.train)} training texts, epoch chosen on "
+                  f"{'held-out pool texts' if selection is not None else 'validation half A'}", flush=True)
+            t0 = time.perf_counter()
+            out = train(setup, data, recipe.data.max_length, seed, progress=progress, cache=cache)
+            chosen = out.history["epochs"][out.best_epoch - 1]
+            row = result["variants"].setdefault(name, {
+                "changes": variants[name], "train_texts": len(split.train), "pool": pool_info.get("unlabeled", 0),
+                "held_out_to_choose": pool_info.get("held_out_to_choose_the_epoch", 0), "runs": []})
+            row["runs"].append({"seed": seed, "judged_macro_f1": out.test["macro_f1"],
+                                "judged_per_class_f1": {k: v["f1"] for k, v in out.test["per_class"].items()},
+                                "half_a_macro_f1": out.validation["macro_f1"],
+                                "select_agreement": chosen.get("select_agreement"),
+                                "best_epoch": out.best_epoch, "epochs_run": out.compute.get("epochs_run"),
+                                "train_time_s": time.perf_counter() - t0})
+            summarise(result, recipes, seeds)
+            print(f"[static recipe {name} seed {seed}] half B {out.test['macro_f1']:.4f} (epoch {out.best_epoch})",
+                  flush=True)
+            write(result, recipe.run.name, out_dir)
+    summarise(result, recipes, seeds)
+    write(result, recipe.run.name, out_dir)
+    print(table(result))
+    return result
+
+
+def summarise(result: dict, recipes: dict, seeds: list[int]) -> None:
+    """Each variant's mean, min and max on half B; the seeds every variant has finished; the best mean."""
+    for row in result["variants"].values():
+        scores = [x["judged_macro_f1"] for x in row["runs"]]
+        row.update(judged_mean=statistics.fmean(scores), judged_min=min(scores), judged_max=max(scores))
+    result["seeds"] = [s for s in seeds if len(result["variants"]) == len(recipes) and all(
+        any(x["seed"] == s for x in v["runs"]) for v in result["variants"].values())]
+    result["best"] = max(result["variants"], key=lambda k: result["variants"][k]["judged_mean"])
+
+
+def earlier_runs(path: Path, run_dir: Path, teacher: float, variants: dict) -> dict:
+    """(variant, seed) -> (its row's fields, the run) from an earlier record of the same experiment on the
+    same run (same teacher, same variant settings), so a stopped experiment resumes instead of starting over."""
+    import json
+
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("run_dir") != str(run_dir) or old.get("teacher_half_b_macro_f1") != teacher:
+        return {}
+    out = {}
+    for name, row in old.get("variants", {}).items():
+        if name in variants and row.get("changes") == variants[name]:
+            fields = {k: v for k, v in row.items() if k not in ("runs", "judged_mean", "judged_min", "judged_max")}
+            out.update({(name, x["seed"]): (fields, x) for x in row["runs"]})
+    return out
+
+
+def write(result: dict, run_name: str, out_dir) -> None:
+    stem = run_name.replace("/", "-")
+    atomic_write_json(Path(out_dir) / f"{stem}.json", result)
+    atomic_write_text(Path(out_dir) / f"{stem}.md", table(result))
+
+
+def teacher_half_b(teacher_dir: Path, judged, recipe) -> float:
+    """The fine-tuned teacher's macro-F1 on half B: what "% of the teacher" is measured against here."""
+    from distill.models import load_classifier
+    from distill.train import predict_logits
+    from edgedistill.metrics import classification_metrics, softmax
+
+    model, tok = load_classifier(str(teacher_dir), judged.label_names)
+    logits = predict_logits(model, tok, judged.test, recipe.data.max_length, recipe.train.eval_batch_size, "cpu")
+    return classification_metrics(judged.test.labels, softmax(logits), judged.label_names)["macro_f1"]
+
+
+def table(result: dict) -> str:
+    labels = list(result["variants"][next(iter(result["variants"]))]["runs"][0]["judged_per_class_f1"])
+    s, (a, b), teacher = result["schedule"], result["halves"], result["teacher_half_b_macro_f1"]
+    lines = [f"# Static student, epoch choice, table step and pool: {result['run']} ({result['data']}, "
+             f"{result['labelled']} labels)", "",
+             f"Schedule: lr {s['lr']:g}, up to {s['epochs']} epochs (patience {s['patience']}). Judged on validation "
+             f"half B ({b} texts); validation-chosen variants choose on half A ({a} texts); the test split is not "
+             f"read. Seeds {', '.join(map(str, result['seeds']))}. The teacher scores {teacher:.4f} on half B. "
+             f"Best mean on half B: **{result['best']}** (shipped: {result['shipped']}).", "",
+             "| Variant | Train texts | Held out to choose | Half B macro-F1, mean | min - max | % of teacher | "
+             + " | ".join(f"{label} F1 (mean)" for label in labels) + " | Best epochs | Train s |",
+             "|" + "---|" * (8 + len(labels))]
+    for name, r in result["variants"].items():
+        per_class = {label: statistics.fmean(x["judged_per_class_f1"][label] for x in r["runs"]) for label in labels}
+        lines.append(f"| {name} | {r['train_texts']} | {r['held_out_to_choose'] or '-'} | {r['judged_mean']:.4f} | "
+                     f"{r['judged_min']:.4f} - {r['judged_max']:.4f} | {100 * r['judged_mean'] / teacher:.1f} | "
+                     + " | ".join(f"{per_class[label]:.3f}" for label in labels)
+                     + f" | {', '.join(str(x['best_epoch']) for x in r['runs'])} | "
+                     f"{statistics.fmean(x['train_time_s'] for x in r['runs']):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python experiments/static_recipe.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="a trained run folder (runs/<run>) whose teacher is fine-tuned")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="training seeds per variant")
+    p.add_argument("--only", nargs="+", choices=list(VARIANTS), help="train only these variants")
+    p.add_argument("--out", default=str(OUT_DIR), help="folder for <run>.json and <run>.md")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    args = p.parse_args(argv)
+    try:
+        run_experiment(Path(args.run), args.seeds, {k: VARIANTS[k] for k in args.only} if args.only else None,
+                       progress=not args.no_progress, out_dir=args.out)
+    except ConfigError as exc:
+        print(f"static recipe: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,7 +63,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
 
     from distill.data import load_dataset
     from distill.pipeline import checkpoint_complete, model_dir, own_pool_data, student_dataset
-    from distill.train import TeacherCache, setup_method, teacher_labelled, train
+    from distill.train import TeacherCache, predict_logits, setup_method, teacher_labelled, train
 
     recipe = load_run_recipe(run_dir)
     variants = variants or VARIANTS
@@ -76,12 +76,13 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
         problems = r.methods[METHOD].validate()
         if problems:
             raise ConfigError(f"variant {name}: " + "; ".join(problems))
-    teacher = teacher_half_b(teacher_dir, judged, recipe)
+    teacher, teacher_interval = teacher_half_b(teacher_dir, judged, recipe)
     t = recipe.method_train(METHOD)
     result = {"schema_version": 1, "run": recipe.run.name, "run_dir": str(run_dir), "data": recipe.data.source,
               "labelled": len(judged.train), "halves": [len(judged.validation), len(judged.test)], "seeds": [],
               "schedule": {"lr": t.lr, "epochs": t.epochs, "patience": t.early_stopping_patience},
-              "teacher_half_b_macro_f1": teacher, "judged_on": "validation half B", "best": None,
+              "teacher_half_b_macro_f1": teacher, "teacher_half_b_interval": teacher_interval,
+              "half_b_labels": judged.test.labels.tolist(), "judged_on": "validation half B", "best": None,
               "shipped": SHIPPED, "variants": {}, "provenance": provenance()}
     previous = earlier_runs(Path(out_dir) / f"{recipe.run.name.replace('/', '-')}.json", run_dir, teacher, variants)
     data_cache, teacher_cache = {}, {}
@@ -117,7 +118,9 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
             row = result["variants"].setdefault(name, {
                 "changes": variants[name], "train_texts": len(split.train), "pool": pool_info.get("unlabeled", 0),
                 "held_out_to_choose": pool_info.get("held_out_to_choose_the_epoch", 0), "runs": []})
-            row["runs"].append({"seed": seed, "judged_macro_f1": out.test["macro_f1"],
+            preds = predict_logits(out.model, setup.tokenizer, judged.test, recipe.data.max_length,
+                                   recipe.train.eval_batch_size, "cpu").argmax(axis=1)
+            row["runs"].append({"seed": seed, "judged_macro_f1": out.test["macro_f1"], "judged_pred": preds.tolist(),
                                 "judged_per_class_f1": {k: v["f1"] for k, v in out.test["per_class"].items()},
                                 "half_a_macro_f1": out.validation["macro_f1"],
                                 "select_agreement": chosen.get("select_agreement"),
@@ -134,8 +137,22 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
 
 
 def summarise(result: dict, recipes: dict, seeds: list[int]) -> None:
-    """Each variant's mean, min and max on half B; the seeds every variant has finished; the best mean."""
-    for row in result["variants"].values():
+    """Each variant's mean, min and max on half B, and per seed its paired bootstrap 95% interval against
+    the shipped recipe's run of the same seed (points; where both kept their predictions); the seeds every
+    variant has finished; the best mean."""
+    import numpy as np
+
+    from export.sensitivity import drop_interval
+
+    labels = np.asarray(result["half_b_labels"])
+    shipped = {x["seed"]: x for x in result["variants"].get(SHIPPED, {}).get("runs", [])}
+    for name, row in result["variants"].items():
+        for x in row["runs"]:
+            base = shipped.get(x["seed"])
+            if name != SHIPPED and base is not None and "judged_pred" in x and "judged_pred" in base:
+                # drop_interval gives first minus second: the variant's gain over shipped
+                x["vs_shipped_pts"] = list(drop_interval(labels, np.asarray(x["judged_pred"]),
+                                                         np.asarray(base["judged_pred"]), int(labels.max()) + 1))
         scores = [x["judged_macro_f1"] for x in row["runs"]]
         row.update(judged_mean=statistics.fmean(scores), judged_min=min(scores), judged_max=max(scores))
     result["seeds"] = [s for s in seeds if len(result["variants"]) == len(recipes) and all(
@@ -167,33 +184,47 @@ def write(result: dict, run_name: str, out_dir) -> None:
     atomic_write_text(Path(out_dir) / f"{stem}.md", table(result))
 
 
-def teacher_half_b(teacher_dir: Path, judged, recipe) -> float:
-    """The fine-tuned teacher's macro-F1 on half B: what "% of the teacher" is measured against here."""
+def teacher_half_b(teacher_dir: Path, judged, recipe) -> tuple[float, list[float]]:
+    """The fine-tuned teacher's macro-F1 on half B (what "% of the teacher" is measured against here), and
+    its bootstrap 95% interval: how far half B alone can move a score."""
+    import numpy as np
+
     from distill.models import load_classifier
     from distill.train import predict_logits
     from edgedistill.metrics import classification_metrics, softmax
+    from export.sensitivity import CONFIDENCE, RESAMPLES, SEED, macro_f1_resampled
 
     model, tok = load_classifier(str(teacher_dir), judged.label_names)
     logits = predict_logits(model, tok, judged.test, recipe.data.max_length, recipe.train.eval_batch_size, "cpu")
-    return classification_metrics(judged.test.labels, softmax(logits), judged.label_names)["macro_f1"]
+    labels, preds = judged.test.labels, logits.argmax(axis=1)
+    idx = np.random.default_rng(SEED).integers(0, len(labels), size=(RESAMPLES, len(labels)))
+    scores = macro_f1_resampled(labels, preds, idx, len(judged.label_names))
+    tail = 100 * (1 - CONFIDENCE) / 2
+    interval = [float(np.percentile(scores, tail)), float(np.percentile(scores, 100 - tail))]
+    return classification_metrics(labels, softmax(logits), judged.label_names)["macro_f1"], interval
 
 
 def table(result: dict) -> str:
     labels = list(result["variants"][next(iter(result["variants"]))]["runs"][0]["judged_per_class_f1"])
     s, (a, b), teacher = result["schedule"], result["halves"], result["teacher_half_b_macro_f1"]
+    low, high = result.get("teacher_half_b_interval") or (teacher, teacher)
     lines = [f"# Static student, epoch choice, table step and pool: {result['run']} ({result['data']}, "
              f"{result['labelled']} labels)", "",
              f"Schedule: lr {s['lr']:g}, up to {s['epochs']} epochs (patience {s['patience']}). Judged on validation "
              f"half B ({b} texts); validation-chosen variants choose on half A ({a} texts); the test split is not "
-             f"read. Seeds {', '.join(map(str, result['seeds']))}. The teacher scores {teacher:.4f} on half B. "
+             f"read. Seeds {', '.join(map(str, result['seeds']))}. The teacher scores {teacher:.4f} on half B "
+             f"(bootstrap 95% interval {low:.4f} - {high:.4f}: how far half B alone moves a score). "
              f"Best mean on half B: **{result['best']}** (shipped: {result['shipped']}).", "",
              "| Variant | Train texts | Held out to choose | Half B macro-F1, mean | min - max | % of teacher | "
+             "vs shipped, pts per seed [paired 95%] | "
              + " | ".join(f"{label} F1 (mean)" for label in labels) + " | Best epochs | Train s |",
-             "|" + "---|" * (8 + len(labels))]
+             "|" + "---|" * (9 + len(labels))]
     for name, r in result["variants"].items():
         per_class = {label: statistics.fmean(x["judged_per_class_f1"][label] for x in r["runs"]) for label in labels}
         lines.append(f"| {name} | {r['train_texts']} | {r['held_out_to_choose'] or '-'} | {r['judged_mean']:.4f} | "
                      f"{r['judged_min']:.4f} - {r['judged_max']:.4f} | {100 * r['judged_mean'] / teacher:.1f} | "
+                     + ("; ".join(f"{p:+.1f} [{lo:+.1f}, {hi:+.1f}]" for p, lo, hi in
+                                  (x["vs_shipped_pts"] for x in r["runs"] if "vs_shipped_pts" in x)) or "-") + " | "
                      + " | ".join(f"{per_class[label]:.3f}" for label in labels)
                      + f" | {', '.join(str(x['best_epoch']) for x in r['runs'])} | "
                      f"{statistics.fmean(x['train_time_s'] for x in r['runs']):.0f} |")

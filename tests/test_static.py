@@ -211,7 +211,13 @@ def test_static_recipe_experiment_judges_every_variant_on_half_b_over_seeds(tmp_
     assert [r["seed"] for r in pool["runs"]] == [1, 2] and all(r["select_agreement"] is not None for r in pool["runs"])
     assert shipped["runs"][0]["select_agreement"] is None
     assert shipped["judged_min"] <= shipped["judged_mean"] <= shipped["judged_max"]
-    assert 0 < result["teacher_half_b_macro_f1"] <= 1
+    low, high = result["teacher_half_b_interval"]
+    assert 0 <= low <= result["teacher_half_b_macro_f1"] <= high <= 1
+    # per seed, the variant against shipped on the same half-B texts: a paired interval around its gain
+    for run, base in zip(pool["runs"], shipped["runs"], strict=True):
+        gain, lo, hi = run["vs_shipped_pts"]
+        assert lo <= gain <= hi and abs(gain - 100 * (run["judged_macro_f1"] - base["judged_macro_f1"])) < 1e-6
+    assert "vs_shipped_pts" not in shipped["runs"][0]
     assert result["best"] == max(result["variants"], key=lambda k: result["variants"][k]["judged_mean"])
     assert "| select-pool-T4 | " in (out / "tiny.md").read_text() and result["seeds"] == [1, 2]
     # Run again with one more seed: the finished (variant, seed) runs are kept, only seed 3 trains.

@@ -142,7 +142,7 @@ def _run_stages(recipe, export_cfg, stages, force: bool, progress: bool, retrain
         elif stage == "export":
             from export.pipeline import export_run
 
-            export_run(run_dir, export_cfg, recipe=recipe)
+            export_run(run_dir, export_cfg, recipe=recipe, progress=progress)
         elif stage == "bench":
             from bench.launchers.process import run_bench
 

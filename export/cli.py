@@ -57,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any export setting, e.g. --set trim_min_count=2 --set dynamic_source=plain")
     parser.add_argument("--force", action="store_true", help="rebuild artifacts that already have a manifest")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
 def config_from_args(args, recipe=None):
@@ -119,7 +120,7 @@ def main(args) -> int:
                 train_run(recipe, methods=["teacher"], progress=False, eval_samples=args.eval_samples,
                           keep_going=False)
                 args.run = str(recipe.run_dir)
-            rows = export_run(args.run, cfg)
+            rows = export_run(args.run, cfg, progress=not args.no_progress)
     except (ArtifactError, ConfigError, DataError, ModelError, RunError, RunFolderError) as exc:
         message = str(exc) if "\n" in str(exc) else textwrap.fill(" ".join(str(exc).split()), width=100)
         print(f"edgedistill export: error: {message}", file=sys.stderr)

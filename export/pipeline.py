@@ -161,7 +161,8 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
 
 # --- the whole run --------------------------------------------------------------------------
 
-def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe | None = None) -> list[dict]:
+def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe | None = None,
+               progress: bool = True) -> list[dict]:
     """Export every selected model x variant of a run; return the summary rows of that selection.
 
     ``recipe`` (default: the run's stored recipe.yaml) gives the data the checks evaluate on.
@@ -191,7 +192,8 @@ def export_run(run_dir: str | Path, cfg: ExportConfig, log=print, recipe: Recipe
     remove_stale_temporaries(run_dir)
     workspace = make_workspace(run_dir, "export")
     try:
-        with tqdm(total=len(models) * len(variants), desc="export", unit="artifact", dynamic_ncols=True) as bar:
+        with tqdm(total=len(models) * len(variants), desc="export", unit="artifact", dynamic_ncols=True,
+                  disable=not progress) as bar:
             for method in models:
                 job = ModelJob(run_dir, method, recipe, data, evalset, cfg, workspace, threads, valset, pool,
                                pool_source)

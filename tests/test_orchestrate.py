@@ -94,7 +94,7 @@ def test_stages_after_training_use_the_recipe_given_and_one_results_folder(tmp_p
     assert len(wrote) == 1 and (results / "copy" / "metrics.json").read_text() == "{}"
 
 
-def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path):
+def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path, capfd):
     from edgedistill.recipe import results_root_of
     from export.config import load_export_config
     from export.pipeline import export_run
@@ -102,7 +102,10 @@ def test_export_and_bench_alone_write_to_the_run_folders_results(tmp_path):
     run = make_tiny_run(tmp_path, methods=("teacher",))
     copy = run.parent / "renamed"
     shutil.copytree(run, copy)
-    export_run(copy, load_export_config({"variants": ["onnx-fp32"], "parity_samples": 8}), log=lambda *a: None)
+    capfd.readouterr()
+    export_run(copy, load_export_config({"variants": ["onnx-fp32"], "parity_samples": 8}), log=lambda *a: None,
+               progress=False)
+    assert "export:" not in capfd.readouterr().err         # --no-progress: no bar
     assert (tmp_path / "results" / "renamed" / "export.json").is_file()
     assert not (tmp_path / "results" / "tiny").exists()
     assert results_root_of(copy) == tmp_path / "results" / "renamed"

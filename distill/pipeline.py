@@ -424,11 +424,13 @@ def pool_dataset(recipe: Recipe, data: Dataset, cap: int | None, hold: int = 0) 
     if not hold:
         return pooled, info
     texts, labels = pooled.train.texts, pooled.train.labels
-    pool_idx = np.flatnonzero(labels == UNLABELED)
+    # The pool's own texts only: augmented copies of labelled texts (also unlabelled, after the pool) never choose.
+    pool_idx = np.flatnonzero(labels == UNLABELED)[:info.get("unlabeled", 0)]
     if len(pool_idx) < 2 * hold:
         raise RunError(f"static_select: pool holds out {hold} teacher-labelled texts, but the pool has only "
                        f"{len(pool_idx)}; lower methods.static.static_select_texts or use static_select: validation")
-    held = set(np.random.default_rng(recipe.run.seed).choice(pool_idx, size=hold, replace=False).tolist())
+    # The data's seed, not the run's: every training seed is chosen on the same held-out texts.
+    held = set(np.random.default_rng(recipe.data.seed).choice(pool_idx, size=hold, replace=False).tolist())
     keep = [i for i in range(len(texts)) if i not in held]
     order = sorted(held)
     train = Split([texts[i] for i in keep], labels[keep])

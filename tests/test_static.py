@@ -287,12 +287,16 @@ def test_held_out_selection_texts_are_drawn_from_the_pool_only(tmp_path, tiny_ch
     from distill.pipeline import pool_dataset
     from distill.unlabeled import UNLABELED
 
-    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, data={"unlabeled": str(_pool(tmp_path))})
+    # augmented copies of the labelled texts are unlabelled too, and must never be held out to choose
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, data={"unlabeled": str(_pool(tmp_path)),
+                                                                     "augment_copies": 2})
     data = load_dataset(recipe.data)
     pooled, info = pool_dataset(recipe, data, 15, 10)
+    assert info["augmented"] == 2 * len(data.train)
     pool_texts = set(_pool(tmp_path).read_text().splitlines())
     assert set(pooled.selection.texts) <= pool_texts and not set(pooled.selection.texts) & set(pooled.train.texts)
-    assert (pooled.train.labels == UNLABELED).sum() == 15 and info["held_out_to_choose_the_epoch"] == 10
+    assert (pooled.train.labels == UNLABELED).sum() == 15 + info["augmented"]
+    assert info["unlabeled"] == 15 and info["held_out_to_choose_the_epoch"] == 10
     assert set(data.train.texts) <= set(pooled.train.texts)               # every labelled text still trains
     with pytest.raises(RunError, match="holds out 30 teacher-labelled texts, but the pool has only 40"):
         pool_dataset(recipe, data, 10, 30)

@@ -223,10 +223,14 @@ def _versus_fp32(drop: float) -> str:
 
 
 def evidence_text(row: dict) -> str:
-    """'0.80 pts below FP32 on validation [-0.40, +1.90]; pool agreement 99.1% [98.7, 99.5] of 2000 texts'."""
-    text = _versus_fp32(-row["f1_delta_points"]) + " on validation"
+    """'0.80 pts below FP32 on validation [-0.40, +1.90]; pool agreement 99.1% [98.7, 99.5] of 2000 texts'.
+    The interval reads as the words do: of the drop where INT8 is below FP32, of the gain where above."""
+    drop = -row["f1_delta_points"]
+    text = _versus_fp32(drop) + " on validation"
     if "drop_low" in row:
-        text += f" [{row['drop_low']:+.2f}, {row['drop_high']:+.2f}]"
+        below = round(drop, 2) + 0.0 >= 0
+        low, high = (row["drop_low"], row["drop_high"]) if below else (-row["drop_high"], -row["drop_low"])
+        text += f" [{low:+.2f}, {high:+.2f}]"
     if "pool_agreement_pct" in row:
         text += (f"; pool agreement {row['pool_agreement_pct']:.1f}% [{row['pool_agreement_low']:.1f}, "
                  f"{row['pool_agreement_high']:.1f}] of {row['pool_n']} texts")

@@ -420,3 +420,14 @@ def test_only_blocks_whose_kl_cut_clears_its_interval_are_spent_on_a_repair():
     assert all("_score" not in r for r in strip(ranking))        # what a manifest gets: no per-text arrays
     repair = greedy_repair(ranking, score, 0.90, plain, max_f1_drop=0.5)
     assert repair["outcome"] == "repaired" and repair["excluded"] == ["big"]
+
+
+def test_the_evidence_line_orients_its_interval_as_its_words():
+    from export.sensitivity import evidence_text
+
+    # INT8 0.80 below FP32: the drop and its interval as they are
+    below = evidence_text({"f1_delta_points": -0.8, "drop_low": -0.4, "drop_high": 1.9})
+    assert below == "0.80 pts below FP32 on validation [-0.40, +1.90]"
+    # INT8 0.05 above FP32 (a drop of -0.05 [-1.00, +0.83]): the gain and its interval
+    above = evidence_text({"f1_delta_points": 0.05, "drop_low": -1.0, "drop_high": 0.83})
+    assert above == "0.05 pts above FP32 on validation [-0.83, +1.00]"

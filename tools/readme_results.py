@@ -295,11 +295,12 @@ def build(run: str, results_root: Path = Path("results"), target: Path | None = 
         sel = [a for a in arts if a["model"] in ("teacher", "odd", "tiny", "hybrid")]
         parts.append(md_table(header, [[a["artifact"], fmt(a["size_mb"], 1), fmt(a.get("size_ratio_vs_fp32"), 3),
                                         fmt(a.get("agreement_pct"), 1), fmt(a.get("macro_f1"), 4),
-                                        fmt(a.get("macro_f1_delta"), 2),
+                                        # export.json keeps the change as a fraction of 1; the column is in points
+                                        fmt(None if a.get("macro_f1_delta") is None else 100 * a["macro_f1_delta"], 2),
                                         "yes" if a.get("flagged") else ""] for a in sel]))
         parts += ["", f"All {len(arts)} artifacts (every model) are in `results/{run}/export.md`."]
         if int8:
-            d = [a["macro_f1_delta"] for a in int8 if a.get("macro_f1_delta") is not None]
+            d = [100 * a["macro_f1_delta"] for a in int8 if a.get("macro_f1_delta") is not None]   # points
             flagged = [a["artifact"] for a in int8 if a.get("flagged")]
             parts.append(f"INT8 changes macro-F1 by {min(d):+.2f} to {max(d):+.2f} points across {len(d)} INT8 "
                          "artifacts"

@@ -192,15 +192,16 @@ def teacher_half_b(teacher_dir: Path, judged, recipe) -> tuple[float, list[float
     from distill.models import load_classifier
     from distill.train import predict_logits
     from edgedistill.metrics import classification_metrics, softmax
-    from export.sensitivity import CONFIDENCE, RESAMPLES, SEED, macro_f1_resampled
+    from edgedistill.paired import bootstrap_interval
+    from export.sensitivity import RESAMPLES, SEED, macro_f1_resampled
 
     model, tok = load_classifier(str(teacher_dir), judged.label_names)
     logits = predict_logits(model, tok, judged.test, recipe.data.max_length, recipe.train.eval_batch_size, "cpu")
     labels, preds = judged.test.labels, logits.argmax(axis=1)
-    idx = np.random.default_rng(SEED).integers(0, len(labels), size=(RESAMPLES, len(labels)))
-    scores = macro_f1_resampled(labels, preds, idx, len(judged.label_names))
-    tail = 100 * (1 - CONFIDENCE) / 2
-    interval = [float(np.percentile(scores, tail)), float(np.percentile(scores, 100 - tail))]
+    # text indices are resampled: macro-F1 is not a mean of per-text values
+    interval = list(bootstrap_interval(
+        np.arange(len(labels)), resamples=RESAMPLES, seed=SEED,
+        stat=lambda idx: macro_f1_resampled(labels, preds, idx.astype(int), len(judged.label_names))))
     return classification_metrics(labels, softmax(logits), judged.label_names)["macro_f1"], interval
 
 

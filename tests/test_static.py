@@ -99,6 +99,20 @@ def test_static_student_trains_on_labelled_and_teacher_labelled_texts_and_export
     np.testing.assert_allclose(onnx_rt.logits(texts), rt.logits(texts), atol=1e-4)
 
 
+def _hide_the_test_split(monkeypatch):
+    """load_dataset without the test split's texts: an experiment that reads them fails."""
+    import distill.data as data_module
+
+    real = data_module.load_dataset
+
+    def no_test(cfg):
+        d = real(cfg)
+        return data_module.Dataset(d.train, d.validation, data_module.Split([], d.test.labels[:0]), d.label_names,
+                                   d.info, d.unused_train)
+
+    monkeypatch.setattr(data_module, "load_dataset", no_test)
+
+
 def _pool(tmp_path):
     path = tmp_path / "pool.txt"     # in-domain texts never seen in validation or test (a number makes each unique)
     path.write_text("\n".join(f"{w} movie number {i}" for i, w in enumerate(["good", "bad", "fine", "sad"] * 10)))
@@ -162,16 +176,7 @@ def test_static_pool_judges_on_the_held_out_validation_half_and_never_reads_test
     assert halves == sorted(data.validation.texts) and not set(judged.validation.texts) & set(judged.test.texts)
     assert abs(len(judged.validation) - len(judged.test)) <= 1
 
-    import distill.data as data_module
-
-    real = data_module.load_dataset
-
-    def no_test(cfg):        # the experiment may not see the test split's texts
-        d = real(cfg)
-        return data_module.Dataset(d.train, d.validation, data_module.Split([], d.test.labels[:0]), d.label_names,
-                                   d.info, d.unused_train)
-
-    monkeypatch.setattr(data_module, "load_dataset", no_test)
+    _hide_the_test_split(monkeypatch)
     out = tmp_path / "pool"
     result = run_experiment(recipe.run_dir, {"trained-pool-recipe": (True, None), "frozen-pool-30": (False, 30)},
                             progress=False, out_dir=out)
@@ -186,7 +191,6 @@ def test_static_recipe_experiment_judges_every_variant_on_half_b_over_seeds(tmp_
     from static_recipe import run_experiment
     from test_train import tiny_recipe
 
-    import distill.data as data_module
     from distill.pipeline import train_run
 
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
@@ -195,14 +199,7 @@ def test_static_recipe_experiment_judges_every_variant_on_half_b_over_seeds(tmp_
                                              "static_select_texts": 10}},
                          baselines={"tfidf": False, "model2vec": False})
     train_run(recipe, methods=["teacher"], progress=False)
-    real = data_module.load_dataset
-
-    def no_test(cfg):        # the experiment may not see the test split's texts
-        d = real(cfg)
-        return data_module.Dataset(d.train, d.validation, data_module.Split([], d.test.labels[:0]), d.label_names,
-                                   d.info, d.unused_train)
-
-    monkeypatch.setattr(data_module, "load_dataset", no_test)
+    _hide_the_test_split(monkeypatch)
     out = tmp_path / "recipe"
     variants = {"shipped": {}, "select-pool-T4": {"static_select": "pool", "loss": {"temperature": 4.0}}}
     result = run_experiment(recipe.run_dir, [1, 2], variants, progress=False, out_dir=out)

@@ -24,9 +24,24 @@ from edgedistill.static_model import MODEL_TYPE, WEIGHTS, StaticClassifier, Stat
 __all__ = ["MODEL_TYPE", "WEIGHTS", "StaticClassifier", "StaticConfig", "is_static_checkpoint"]
 
 
+# (folder, its config's mtime, dims) -> model2vec's distillation: an experiment that trains several static
+# students from one teacher pays the one forward pass per vocabulary token once.
+_DISTILLED: dict = {}
+
+
 def distil_static(source: str, dims: int, progress: bool = True):
     """model2vec's own distillation of a local model folder (the backbone of a classifier folder):
-    one forward pass per vocabulary token, PCA to ``dims``, Zipf (SIF) weighting. float32."""
+    one forward pass per vocabulary token, PCA to ``dims``, Zipf (SIF) weighting. float32. The result
+    is shared by later calls on the same unchanged folder; its table is read, never written."""
+    config = Path(source) / "config.json"
+    key = (str(Path(source).resolve()), config.stat().st_mtime_ns if config.is_file() else None, dims)
+    if key not in _DISTILLED:
+        _DISTILLED.clear()          # one teacher at a time: a table is tens of MB
+        _DISTILLED[key] = _distil(source, dims, progress)
+    return _DISTILLED[key]
+
+
+def _distil(source: str, dims: int, progress: bool):
     try:
         from model2vec.distill import distill, inference
     except ImportError as exc:
@@ -74,13 +89,13 @@ def hf_tokenizer(tokenizer):
 
 
 def build_static_student(teacher_dir: str | Path, label_names: list[str], dims: int, hidden: int,
-                         progress: bool = True):
+                         progress: bool = True, bigrams: int = 0):
     """The static student before training: model2vec's table of the fine-tuned teacher's backbone,
     a freshly initialised head, and its tokenizer."""
     static = distil_static(str(teacher_dir), dims, progress)
     vectors = torch.as_tensor(static.embedding, dtype=torch.float32)
     model = StaticClassifier(vectors.shape[0], vectors.shape[1], label_names, hidden,
-                             unk_token_id(static.tokenizer), normalize=True)
+                             unk_token_id(static.tokenizer), normalize=True, bigram_buckets=bigrams)
     with torch.no_grad():
         model.embeddings.weight.copy_(vectors)
     return model, hf_tokenizer(static.tokenizer)

@@ -70,14 +70,19 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
             raise ValueError(f"method {name} distils from the fine-tuned teacher; train the teacher first")
         teacher, teacher_tok = load_classifier(str(teacher_dir), label_names)
         teacher.eval().requires_grad_(False)
-        model, tok = build_static_student(teacher_dir, label_names, m.static_dims, m.static_hidden, progress)
+        model, tok = build_static_student(teacher_dir, label_names, m.static_dims, m.static_hidden, progress,
+                                          m.static_bigrams)
         model.embeddings.weight.requires_grad_(m.static_train_table)
+        model.token_dropout = m.static_token_dropout
         if m.static_train_table and m.static_table_lr_scale != 1:
             lr_scales["embeddings."] = m.static_table_lr_scale
+            lr_scales["bigrams."] = m.static_table_lr_scale
         loss = DistillationLoss(m.loss or recipe.loss)
         info["teacher_checkpoint"] = str(teacher_dir)
         info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
-                          "hidden": model.config.hidden, "init": "model2vec distillation of the fine-tuned teacher",
+                          "hidden": model.config.hidden, "bigram_buckets": m.static_bigrams,
+                          "token_dropout": m.static_token_dropout,
+                          "init": "model2vec distillation of the fine-tuned teacher",
                           "table": "trained" if m.static_train_table else "frozen",
                           "table_lr_scale": m.static_table_lr_scale if m.static_train_table else None,
                           "epoch_chosen_on": ("teacher agreement on held-out pool texts" if m.static_select == "pool"

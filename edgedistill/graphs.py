@@ -1,6 +1,7 @@
 """Small ONNX graphs built from plain arrays: models that need no torch and no exporter to serve.
 
     static_classifier_graph(table, head, normalize=True, unk_id=1)   # token ids -> mean of rows -> MLP head
+    static_classifier_graph(table, head, True, 1, bigrams=pairs)     # ... plus hashed bigram rows
     tfidf_graph(unigrams, bigrams, idf, coef, intercept)             # token ids -> TF-IDF -> linear model
 
 Both take the ``input_ids`` / ``attention_mask`` that ``edgedistill.runtime.TextEncoder`` makes
@@ -60,11 +61,13 @@ def _head_nodes(source: str, head: list[tuple[np.ndarray, np.ndarray]]) -> tuple
 
 def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.ndarray]], normalize: bool,
                             unk_id: int | None = None, token_mapping: np.ndarray | None = None,
-                            token_weights: np.ndarray | None = None):
+                            token_weights: np.ndarray | None = None, bigrams: np.ndarray | None = None):
     """logits = head(normalize?(sum_t w_t * table[map[id_t]] / n)) over the real tokens of each text.
 
     Real tokens are those the attention mask keeps, minus ``unk_id`` (model2vec drops unknown tokens
     before pooling); n counts them, and a text with none pools to zeros (as torch's EmbeddingBag does).
+    ``bigrams`` (buckets, dims) adds, for each pair of consecutive real tokens (a, b), its row
+    (a * BIGRAM_MULTIPLIER + b) mod buckets to the sum (``edgedistill.static_model.bigram_rows``).
     ``normalize`` divides the pooled vector by its L2 norm (F.normalize: the norm clamped at 1e-12).
     """
     from onnx import TensorProto, helper
@@ -95,10 +98,16 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
         weight = "weight"
     nodes += [helper.make_node("Unsqueeze", [weight, "axis2"], ["weight3"]),
               helper.make_node("Mul", ["embedded", "weight3"], ["weighted"]),
-              helper.make_node("ReduceSum", ["weighted", "axis1"], ["summed"], keepdims=0),
-              helper.make_node("ReduceSum", [keep, "axis1"], ["count"], keepdims=1),
+              helper.make_node("ReduceSum", ["weighted", "axis1"], ["summed"], keepdims=0)]
+    summed = "summed"
+    if bigrams is not None:
+        b_nodes, b_inits = _bigram_nodes(np.asarray(bigrams, np.float32), keep)
+        nodes += b_nodes + [helper.make_node("Add", ["summed", "bigram_sum"], ["summed_all"])]
+        inits += b_inits
+        summed = "summed_all"
+    nodes += [helper.make_node("ReduceSum", [keep, "axis1"], ["count"], keepdims=1),
               helper.make_node("Max", ["count", "one"], ["count1"]),
-              helper.make_node("Div", ["summed", "count1"], ["pooled"])]
+              helper.make_node("Div", [summed, "count1"], ["pooled"])]
     pooled = "pooled"
     if normalize:
         inits.append(_init("eps", np.array(1e-12, np.float32)))
@@ -108,6 +117,35 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
         pooled = "normalized"
     head_nodes, head_inits = _head_nodes(pooled, head)
     return _model(nodes + head_nodes, inits + head_inits, INPUTS, name="static-classifier")
+
+
+def _bigram_nodes(bigrams: np.ndarray, keep: str) -> tuple[list, list]:
+    """The summed hashed-bigram rows of each text ("bigram_sum", (batch, dims)): pairs of consecutive
+    tokens, counted where the ``keep`` weight of both tokens is 1. A one-token text has no pair: the
+    slices are empty and their sum is zero."""
+    from onnx import helper
+
+    from edgedistill.static_model import BIGRAM_MULTIPLIER
+
+    inits = [_init("bigram_table", bigrams), _init("bigram_multiplier", np.array(BIGRAM_MULTIPLIER, np.int64)),
+             _init("bigram_buckets", np.array(len(bigrams), np.int64)),
+             _init("slice_0", np.array([0], np.int64)), _init("slice_1", np.array([1], np.int64)),
+             _init("slice_last", np.array([-1], np.int64)),
+             _init("slice_end", np.array([np.iinfo(np.int64).max], np.int64))]
+    first, second = ["slice_0", "slice_last", "axis1"], ["slice_1", "slice_end", "axis1"]
+    nodes = [helper.make_node("Slice", ["input_ids", *first], ["ids_first"]),
+             helper.make_node("Slice", ["input_ids", *second], ["ids_second"]),
+             helper.make_node("Mul", ["ids_first", "bigram_multiplier"], ["ids_scaled"]),
+             helper.make_node("Add", ["ids_scaled", "ids_second"], ["pair_key"]),
+             helper.make_node("Mod", ["pair_key", "bigram_buckets"], ["pair_rows"]),
+             helper.make_node("Gather", ["bigram_table", "pair_rows"], ["pair_vectors"], axis=0),
+             helper.make_node("Slice", [keep, *first], ["keep_first"]),
+             helper.make_node("Slice", [keep, *second], ["keep_second"]),
+             helper.make_node("Mul", ["keep_first", "keep_second"], ["pair_keep"]),
+             helper.make_node("Unsqueeze", ["pair_keep", "axis2"], ["pair_keep3"]),
+             helper.make_node("Mul", ["pair_vectors", "pair_keep3"], ["pair_weighted"]),
+             helper.make_node("ReduceSum", ["pair_weighted", "axis1"], ["bigram_sum"], keepdims=0)]
+    return nodes, inits
 
 
 def tfidf_graph(unigrams: dict[int, int], bigrams: dict[tuple[int, int], int], idf: np.ndarray,

@@ -217,6 +217,12 @@ class MethodConfig:
     # outputs) and of the head's hidden layer (0 = a linear head).
     static_dims: int = 256
     static_hidden: int = 256
+    # static only: rows of a hashed bigram table added to the pooled token rows (0: none, the unigram
+    # table alone). Word order a mean of token vectors cannot see ("not good"); each row costs static_dims floats.
+    static_bigrams: int = 0
+    # static only: the fraction of each training text's tokens dropped before pooling (word dropout);
+    # inference pools every token.
+    static_token_dropout: float = 0.0
     # static only: its teacher-labelled texts, up to this many from data.unlabeled (null: the students'
     # pool of data.max_unlabeled). That cap bounds a transformer student's epoch; a static epoch costs
     # a small fraction of one, so the static student can learn from far more of the teacher's labels.
@@ -242,6 +248,11 @@ class MethodConfig:
         errs = _schedule_errors(self)
         if self.static_dims < 2:
             errs.append(f"static_dims: {self.static_dims} must be >= 2 (the static table's width)")
+        if not (math.isfinite(self.static_token_dropout) and 0 <= self.static_token_dropout < 1):
+            errs.append(f"static_token_dropout: {self.static_token_dropout:g} must be in [0, 1) (a fraction of a "
+                        "training text's tokens)")
+        if self.static_bigrams < 0:
+            errs.append(f"static_bigrams: {self.static_bigrams} must be >= 0 (0 = no bigram table)")
         if self.static_hidden < 0:
             errs.append(f"static_hidden: {self.static_hidden} must be >= 0 (0 = a linear head)")
         if self.static_pool is not None and self.static_pool < 1:

@@ -1,4 +1,5 @@
-"""The static student's model class: a token-vector table, masked mean pooling and a small head.
+"""The static student's model class: a token-vector table (and optionally hashed bigram rows), masked mean
+pooling and a small head.
 
 It follows the Hugging Face calling convention the training loop and ``TorchRuntime`` use
 (``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``) and loads from its own
@@ -17,6 +18,15 @@ from torch import nn
 
 MODEL_TYPE = "edgedistill-static"
 WEIGHTS = "model.safetensors"
+# A pair of consecutive token ids (a, b) reads row (a * BIGRAM_MULTIPLIER + b) mod buckets of the bigram
+# table. The ONNX graph (edgedistill.graphs.static_classifier_graph) computes the same rows: change both or
+# neither. A prime far above any vocabulary keeps pairs that share a first token apart.
+BIGRAM_MULTIPLIER = 1_000_003
+
+
+def bigram_rows(input_ids: torch.Tensor, buckets: int) -> torch.Tensor:
+    """The bigram-table row of each pair of consecutive tokens: (batch, sequence - 1)."""
+    return (input_ids[:, :-1] * BIGRAM_MULTIPLIER + input_ids[:, 1:]) % buckets
 
 
 class StaticConfig(SimpleNamespace):
@@ -31,14 +41,23 @@ class StaticConfig(SimpleNamespace):
 
 class StaticClassifier(nn.Module):
     def __init__(self, vocab_size: int, dims: int, label_names: list[str], hidden: int = 256,
-                 unk_token_id: int | None = None, normalize: bool = True):
+                 unk_token_id: int | None = None, normalize: bool = True, bigram_buckets: int = 0):
         super().__init__()
         id2label = {str(i): n for i, n in enumerate(label_names)}
         self.config = StaticConfig(model_type=MODEL_TYPE, architectures=["StaticClassifier"], vocab_size=vocab_size,
                                    dims=dims, hidden=hidden, num_labels=len(label_names), id2label=id2label,
                                    label2id={n: int(i) for i, n in id2label.items()}, unk_token_id=unk_token_id,
-                                   normalize=normalize)
+                                   normalize=normalize, bigram_buckets=bigram_buckets)
         self.embeddings = nn.Embedding(vocab_size, dims)
+        # Hashed bigram rows, added to the pooled sum of the token rows. They start at zero, so the
+        # untrained student pools exactly as the unigram table does and training adds word order where it pays.
+        # Training only: the fraction of a text's tokens dropped before pooling (word dropout), so the
+        # table cannot lean on any one token of a few thousand texts. Not saved: inference pools every token.
+        self.token_dropout = 0.0
+        self.bigrams = None
+        if bigram_buckets:
+            self.bigrams = nn.Embedding(bigram_buckets, dims)
+            nn.init.zeros_(self.bigrams.weight)
         layers = [nn.Linear(dims, hidden), nn.ReLU(), nn.Linear(hidden, len(label_names))] if hidden else \
             [nn.Linear(dims, len(label_names))]
         self.head = nn.Sequential(*layers)
@@ -51,7 +70,13 @@ class StaticClassifier(nn.Module):
             attention_mask.to(vectors.dtype)
         if self.config.unk_token_id is not None:
             keep = keep * (input_ids != self.config.unk_token_id).to(vectors.dtype)
+        if self.training and self.token_dropout:
+            keep = keep * (torch.rand(keep.shape, device=keep.device) >= self.token_dropout).to(vectors.dtype)
         summed = (vectors * keep.unsqueeze(-1)).sum(dim=1)
+        if self.bigrams is not None and input_ids.shape[1] > 1:
+            # a pair counts where both of its tokens do (unknown tokens and padding break pairs)
+            pairs = self.bigrams(bigram_rows(input_ids, self.config.bigram_buckets))
+            summed = summed + (pairs * (keep[:, :-1] * keep[:, 1:]).unsqueeze(-1)).sum(dim=1)
         pooled = summed / keep.sum(dim=1, keepdim=True).clamp(min=1.0)   # no real token: a zero vector
         return nn.functional.normalize(pooled, dim=-1) if self.config.normalize else pooled
 
@@ -79,7 +104,7 @@ class StaticClassifier(nn.Module):
         cfg = json.loads((Path(folder) / "config.json").read_text())
         labels = [cfg["id2label"][str(i)] for i in range(cfg["num_labels"])]
         model = cls(cfg["vocab_size"], cfg["dims"], labels, cfg["hidden"], cfg.get("unk_token_id"),
-                    cfg.get("normalize", True))
+                    cfg.get("normalize", True), cfg.get("bigram_buckets", 0))
         model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
         return model.eval()
 

@@ -44,6 +44,10 @@ VARIANTS = {
     "select-pool-all": {"static_select": "pool", "static_pool": 10**9},
     "select-pool-T4": {"static_select": "pool", "loss": {"temperature": 4.0}},
     "table-0.1": {"static_table_lr_scale": 0.1},
+    "bigrams-64k": {"static_bigrams": 65536},
+    "bigrams-32k": {"static_bigrams": 32768},
+    "dims-384": {"static_dims": 384},
+    "token-dropout-0.3": {"static_token_dropout": 0.3},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 

@@ -158,6 +158,11 @@ class ModelJob:
         return self._cached("fp32_size", lambda: sum(p.stat().st_size for p in convert.model_files(
             self.onnx(False).parent, convert.ONNX_FILE)))
 
+    def model2vec_form(self, trim: bool) -> bool:
+        """Whether model2vec can serve the static student: it pools token rows only, so a student with
+        hashed bigram rows ships as its ONNX graph alone."""
+        return self.static and self.torch_model(trim).bigrams is None
+
     def write_model2vec(self, trim: bool, dst: Path) -> dict:
         """The static student as a model2vec ``StaticModelPipeline`` (its on-disk format: the table in
         model.safetensors, the head in head.safetensors, both described in config.json beside the

@@ -103,7 +103,7 @@ def build_artifact(job: ModelJob, variant: str, final: Path, log, repair: dict |
         names = [p.relative_to(out).as_posix() for p in convert.model_files(out, model_file)]
         # The artifact's size is its graph's: what the runtime it is for loads.
         size = sum(f["size_bytes"] for f in file_records(out, names).values())
-        if job.static and spec["precision"] == "fp32":     # the model2vec form, beside the ONNX graph
+        if job.static and spec["precision"] == "fp32" and job.model2vec_form(trim):   # beside the ONNX graph
             extra.update(job.write_model2vec(trim, out))
             names += list(layout.MODEL2VEC_FILES)
         files = file_records(out, names)

@@ -334,7 +334,7 @@ def test_a_static_setting_changes_the_static_fingerprint_only():
     recipe = load_recipe()
     changed = replace(recipe, methods={**recipe.methods, **{
         name: replace(m, static_pool=123, static_train_table=False, static_select="pool", static_select_texts=500,
-                      static_table_lr_scale=0.1) for name, m in recipe.methods.items()}})
+                      static_table_lr_scale=0.1, static_bigrams=4096) for name, m in recipe.methods.items()}})
     for name in ("teacher", "odd", "lora", "hybrid"):
         assert method_fingerprint(changed, name) == method_fingerprint(recipe, name)
     assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")
@@ -350,3 +350,65 @@ def test_no_progress_silences_model2vec_s_own_encoding_bar(tiny_checkpoint, capf
     import model2vec.distill.inference as inference
     from tqdm import tqdm
     assert inference.tqdm is tqdm                              # the library is left as it was
+
+
+def test_hashed_bigram_rows_add_word_order_and_the_graph_computes_the_same_rows(tmp_path):
+    import onnxruntime as ort
+
+    from distill.static import StaticClassifier
+    from edgedistill import graphs
+    from export.convert import static_onnx
+
+    torch.manual_seed(0)
+    model = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1, bigram_buckets=11).eval()
+    plain = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("bigrams.")})
+    ids = torch.tensor([[4, 5, 1, 9, 0], [5, 4, 0, 0, 0], [7, 0, 0, 0, 0], [4, 5, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]])
+    with torch.no_grad():
+        # the rows start at zero: the untrained student pools exactly as the unigram table does
+        assert torch.equal(model(ids, mask).logits, plain(ids, mask).logits)
+        torch.nn.init.normal_(model.bigrams.weight)
+        logits = model(ids, mask).logits
+        # word order now counts: "4 5" and "5 4" differ, where a mean of token rows cannot tell them apart
+        assert torch.equal(plain.pool(ids, mask)[1], plain.pool(ids, mask)[3])
+        assert not torch.allclose(model.pool(ids, mask)[1], model.pool(ids, mask)[3])
+        # [UNK] breaks pairs: the first text pools the pair (4, 5) only, as "4 5" alone with 9's row added
+        expected = model.embeddings.weight[[4, 5, 9]].sum(0) + model.bigrams.weight[(4 * 1_000_003 + 5) % 11]
+        assert torch.allclose(model.pool(ids, mask)[0], torch.nn.functional.normalize(expected, dim=0), atol=1e-6)
+    path = static_onnx(model, tmp_path / "model.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0],
+                               logits.numpy(), atol=1e-5)
+    one = {"input_ids": ids[2:3, :1].numpy(), "attention_mask": mask[2:3, :1].numpy()}   # no pair at all
+    np.testing.assert_allclose(sess.run(None, one)[0], logits[2:3].numpy(), atol=1e-5)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = StaticClassifier.load(tmp_path / "ckpt")
+    assert again.config.bigram_buckets == 11
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask).logits, logits)
+    graphs.quantize_int8(path, tmp_path / "int8.onnx")
+    q = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
+    out = q.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    assert (out.argmax(1) == logits.numpy().argmax(1)).mean() >= 0.75
+    with pytest.raises(ConfigError, match="static_bigrams: -1 must be >= 0"):
+        load_recipe(overrides={"methods": {"static": {"static_bigrams": -1}}})
+
+
+def test_word_dropout_drops_tokens_in_training_only_and_is_checked_with_the_recipe():
+    from distill.static import StaticClassifier
+
+    torch.manual_seed(0)
+    model = StaticClassifier(40, 6, ["a", "b"], hidden=0)
+    model.token_dropout = 0.5
+    ids = torch.arange(2, 34).reshape(1, 32)
+    mask = torch.ones_like(ids)
+    model.eval()
+    with torch.no_grad():
+        served = model.pool(ids, mask)
+        assert torch.equal(served, model.pool(ids, mask))          # inference pools every token, every time
+        model.train()
+        trained = [model.pool(ids, mask) for _ in range(2)]
+    assert not torch.allclose(trained[0], served) and not torch.allclose(trained[0], trained[1])
+    with pytest.raises(ConfigError, match=r"static_token_dropout: 1 must be in \[0, 1\)"):
+        load_recipe(overrides={"methods": {"static": {"static_token_dropout": 1.0}}})

@@ -88,7 +88,13 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
               "teacher_half_b_macro_f1": teacher, "teacher_half_b_interval": teacher_interval,
               "half_b_labels": judged.test.labels.tolist(), "judged_on": "validation half B", "best": None,
               "shipped": SHIPPED, "variants": {}, "provenance": provenance()}
-    previous = earlier_runs(Path(out_dir) / f"{recipe.run.name.replace('/', '-')}.json", run_dir, teacher, variants)
+    # Earlier runs of any known variant (same settings) are kept: a run with --seeds 2 or --only adds to
+    # the record; what it asks for and the record already holds is not trained again.
+    previous = earlier_runs(Path(out_dir) / f"{recipe.run.name.replace('/', '-')}.json", run_dir, teacher,
+                            {**VARIANTS, **variants})
+    for (name, seed), (fields, run) in sorted(previous.items(), key=lambda kv: kv[0][1]):
+        if name not in variants or seed not in seeds:
+            result["variants"].setdefault(name, {**fields, "runs": []})["runs"].append(run)
     data_cache, teacher_cache = {}, {}
     # Seed by seed, every variant: the record is written after each run, so a stopped experiment keeps
     # whole seeds for every variant it reached.
@@ -130,20 +136,20 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                                 "select_agreement": chosen.get("select_agreement"),
                                 "best_epoch": out.best_epoch, "epochs_run": out.compute.get("epochs_run"),
                                 "train_time_s": time.perf_counter() - t0})
-            summarise(result, recipes, seeds)
+            summarise(result)
             print(f"[static recipe {name} seed {seed}] half B {out.test['macro_f1']:.4f} (epoch {out.best_epoch})",
                   flush=True)
             write(result, recipe.run.name, out_dir)
-    summarise(result, recipes, seeds)
+    summarise(result)
     write(result, recipe.run.name, out_dir)
     print(table(result))
     return result
 
 
-def summarise(result: dict, recipes: dict, seeds: list[int]) -> None:
+def summarise(result: dict) -> None:
     """Each variant's mean, min and max on half B, and per seed its paired bootstrap 95% interval against
     the shipped recipe's run of the same seed (points; where both kept their predictions); the seeds every
-    variant has finished; the best mean."""
+    variant of the record has finished; the best mean."""
     import numpy as np
 
     from export.sensitivity import drop_interval
@@ -159,8 +165,9 @@ def summarise(result: dict, recipes: dict, seeds: list[int]) -> None:
                                                          np.asarray(base["judged_pred"]), int(labels.max()) + 1))
         scores = [x["judged_macro_f1"] for x in row["runs"]]
         row.update(judged_mean=statistics.fmean(scores), judged_min=min(scores), judged_max=max(scores))
-    result["seeds"] = [s for s in seeds if len(result["variants"]) == len(recipes) and all(
-        any(x["seed"] == s for x in v["runs"]) for v in result["variants"].values())]
+    every = sorted({x["seed"] for v in result["variants"].values() for x in v["runs"]})
+    result["seeds"] = [s for s in every if all(any(x["seed"] == s for x in v["runs"])
+                                               for v in result["variants"].values())]
     result["best"] = max(result["variants"], key=lambda k: result["variants"][k]["judged_mean"])
 
 
@@ -217,16 +224,16 @@ def table(result: dict) -> str:
              f"{result['labelled']} labels)", "",
              f"Schedule: lr {s['lr']:g}, up to {s['epochs']} epochs (patience {s['patience']}). Judged on validation "
              f"half B ({b} texts); validation-chosen variants choose on half A ({a} texts); the test split is not "
-             f"read. Seeds {', '.join(map(str, result['seeds']))}. The teacher scores {teacher:.4f} on half B "
+             f"read. Seeds every variant ran: {', '.join(map(str, result['seeds'])) or 'none yet'}. The teacher scores {teacher:.4f} on half B "
              f"(bootstrap 95% interval {low:.4f} - {high:.4f}: how far half B alone moves a score). "
              f"Best mean on half B: **{result['best']}** (shipped: {result['shipped']}).", "",
-             "| Variant | Train texts | Held out to choose | Half B macro-F1, mean | min - max | % of teacher | "
+             "| Variant | Seeds | Train texts | Held out to choose | Half B macro-F1, mean | min - max | % of teacher | "
              "vs shipped, pts per seed [paired 95%] | "
              + " | ".join(f"{label} F1 (mean)" for label in labels) + " | Best epochs | Train s |",
-             "|" + "---|" * (9 + len(labels))]
+             "|" + "---|" * (10 + len(labels))]
     for name, r in result["variants"].items():
         per_class = {label: statistics.fmean(x["judged_per_class_f1"][label] for x in r["runs"]) for label in labels}
-        lines.append(f"| {name} | {r['train_texts']} | {r['held_out_to_choose'] or '-'} | {r['judged_mean']:.4f} | "
+        lines.append(f"| {name} | {', '.join(str(x['seed']) for x in r['runs'])} | {r['train_texts']} | {r['held_out_to_choose'] or '-'} | {r['judged_mean']:.4f} | "
                      f"{r['judged_min']:.4f} - {r['judged_max']:.4f} | {100 * r['judged_mean'] / teacher:.1f} | "
                      + ("; ".join(f"{p:+.1f} [{lo:+.1f}, {hi:+.1f}]" for p, lo, hi in
                                   (x["vs_shipped_pts"] for x in r["runs"] if "vs_shipped_pts" in x)) or "-") + " | "

@@ -226,6 +226,13 @@ def test_static_recipe_experiment_judges_every_variant_on_half_b_over_seeds(tmp_
     again = run_experiment(recipe.run_dir, [1, 2, 3], variants, progress=False, out_dir=out)
     assert trained == [3, 3] and again["seeds"] == [1, 2, 3]
     assert again["variants"]["shipped"]["runs"][:2] == shipped["runs"]
+    # One variant, one new seed: it alone trains, and the record keeps every earlier variant and seed.
+    trained.clear()
+    more = run_experiment(recipe.run_dir, [4], {"shipped": {}}, progress=False, out_dir=out)
+    assert trained == [4] and more["seeds"] == [1, 2, 3]
+    assert [r["seed"] for r in more["variants"]["shipped"]["runs"]] == [1, 2, 3, 4]
+    assert [r["seed"] for r in more["variants"]["select-pool-T4"]["runs"]] == [1, 2, 3]
+    assert "| select-pool-T4 | 1, 2, 3 |" in (out / "tiny.md").read_text()
     with pytest.raises(ConfigError, match="variant bad: static_table_lr_scale: 2 must be in"):
         run_experiment(recipe.run_dir, [1], {"bad": {"static_table_lr_scale": 2.0}}, progress=False, out_dir=out)
 

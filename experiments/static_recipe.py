@@ -220,20 +220,23 @@ def table(result: dict) -> str:
     labels = list(result["variants"][next(iter(result["variants"]))]["runs"][0]["judged_per_class_f1"])
     s, (a, b), teacher = result["schedule"], result["halves"], result["teacher_half_b_macro_f1"]
     low, high = result.get("teacher_half_b_interval") or (teacher, teacher)
+    complete = ", ".join(map(str, result["seeds"])) or "none yet"
     lines = [f"# Static student, epoch choice, table step and pool: {result['run']} ({result['data']}, "
              f"{result['labelled']} labels)", "",
              f"Schedule: lr {s['lr']:g}, up to {s['epochs']} epochs (patience {s['patience']}). Judged on validation "
              f"half B ({b} texts); validation-chosen variants choose on half A ({a} texts); the test split is not "
-             f"read. Seeds every variant ran: {', '.join(map(str, result['seeds'])) or 'none yet'}. The teacher scores {teacher:.4f} on half B "
+             f"read. Seeds every variant ran: {complete}. The teacher scores {teacher:.4f} on half B "
              f"(bootstrap 95% interval {low:.4f} - {high:.4f}: how far half B alone moves a score). "
              f"Best mean on half B: **{result['best']}** (shipped: {result['shipped']}).", "",
-             "| Variant | Seeds | Train texts | Held out to choose | Half B macro-F1, mean | min - max | % of teacher | "
-             "vs shipped, pts per seed [paired 95%] | "
+             "| Variant | Seeds | Train texts | Held out to choose | Half B macro-F1, mean | min - max | "
+             "% of teacher | vs shipped, pts per seed [paired 95%] | "
              + " | ".join(f"{label} F1 (mean)" for label in labels) + " | Best epochs | Train s |",
              "|" + "---|" * (10 + len(labels))]
     for name, r in result["variants"].items():
         per_class = {label: statistics.fmean(x["judged_per_class_f1"][label] for x in r["runs"]) for label in labels}
-        lines.append(f"| {name} | {', '.join(str(x['seed']) for x in r['runs'])} | {r['train_texts']} | {r['held_out_to_choose'] or '-'} | {r['judged_mean']:.4f} | "
+        seeds = ", ".join(str(x["seed"]) for x in r["runs"])
+        lines.append(f"| {name} | {seeds} | {r['train_texts']} | {r['held_out_to_choose'] or '-'} | "
+                     f"{r['judged_mean']:.4f} | "
                      f"{r['judged_min']:.4f} - {r['judged_max']:.4f} | {100 * r['judged_mean'] / teacher:.1f} | "
                      + ("; ".join(f"{p:+.1f} [{lo:+.1f}, {hi:+.1f}]" for p, lo, hi in
                                   (x["vs_shipped_pts"] for x in r["runs"] if "vs_shipped_pts" in x)) or "-") + " | "

@@ -60,8 +60,35 @@ def variant_recipe(recipe, changes: dict):
     return replace(recipe, methods={**recipe.methods, METHOD: replace(m, **changes)})
 
 
+# What judges the variants: "half-b", the validation split cut in two (half A chooses, half B judges); or
+# "rest", the whole capped validation split chooses (as the pipeline's) and the validation texts beyond the
+# recipe's cap judge: thousands of texts that neither the teacher nor any student chose on.
+JUDGE = ("half-b", "rest")
+
+
+def validation_rest(data, recipe):
+    """``data`` with its capped validation split choosing and, as its "test" split, the texts of the
+    uncapped validation split that the cap left out."""
+    from dataclasses import replace as dc_replace
+
+    from distill.data import Dataset, Split, load_dataset
+
+    full = load_dataset(dc_replace(recipe.data, max_validation=None))
+    chosen_on = set(data.validation.texts)
+    keep = [i for i, t in enumerate(full.validation.texts) if t not in chosen_on]
+    if not keep:
+        raise ConfigError("judge rest: the validation split has no texts beyond data.max_validation; use half-b")
+    rest = Split([full.validation.texts[i] for i in keep], full.validation.labels[keep])
+    return Dataset(data.train, data.validation, rest, data.label_names, data.info, data.unused_train)
+
+
+def record_stem(run_name: str, judge: str) -> str:
+    stem = run_name.replace("/", "-")
+    return stem if judge == "half-b" else f"{stem}-{judge}"
+
+
 def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None, progress: bool = True,
-                   out_dir=OUT_DIR) -> dict:
+                   out_dir=OUT_DIR, judge: str = "half-b") -> dict:
     from accelerate.utils import set_seed
     from static_pool import validation_halves
 
@@ -74,7 +101,10 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
     teacher_dir = model_dir(recipe, "teacher")
     if not checkpoint_complete(teacher_dir):
         raise ConfigError(f"no fine-tuned teacher in {teacher_dir}; run `edgedistill train` on {run_dir} first")
-    judged = validation_halves(load_dataset(recipe.data), recipe.run.seed)
+    if judge not in JUDGE:
+        raise ConfigError(f"judge: {judge!r} must be one of {', '.join(JUDGE)}")
+    data = load_dataset(recipe.data)
+    judged = validation_halves(data, recipe.run.seed) if judge == "half-b" else validation_rest(data, recipe)
     recipes = {name: variant_recipe(recipe, changes) for name, changes in variants.items()}
     for name, r in recipes.items():      # every variant's settings are checked before any training
         problems = r.methods[METHOD].validate()
@@ -86,12 +116,14 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
               "labelled": len(judged.train), "halves": [len(judged.validation), len(judged.test)], "seeds": [],
               "schedule": {"lr": t.lr, "epochs": t.epochs, "patience": t.early_stopping_patience},
               "teacher_half_b_macro_f1": teacher, "teacher_half_b_interval": teacher_interval,
-              "half_b_labels": judged.test.labels.tolist(), "judged_on": "validation half B", "best": None,
+              "half_b_labels": judged.test.labels.tolist(), "best": None,
+              "judged_on": "validation half B" if judge == "half-b" else "validation texts beyond the recipe's cap",
+              "chosen_on": "validation half A" if judge == "half-b" else "the recipe's capped validation split",
               "shipped": SHIPPED, "variants": {}, "provenance": provenance()}
     # Earlier runs of any known variant (same settings) are kept: a run with --seeds 2 or --only adds to
     # the record; what it asks for and the record already holds is not trained again.
-    previous = earlier_runs(Path(out_dir) / f"{recipe.run.name.replace('/', '-')}.json", run_dir, teacher,
-                            {**VARIANTS, **variants})
+    stem = record_stem(recipe.run.name, judge)
+    previous = earlier_runs(Path(out_dir) / f"{stem}.json", run_dir, teacher, {**VARIANTS, **variants})
     for (name, seed), (fields, run) in sorted(previous.items(), key=lambda kv: kv[0][1]):
         if name not in variants or seed not in seeds:
             result["variants"].setdefault(name, {**fields, "runs": []})["runs"].append(run)
@@ -139,9 +171,9 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
             summarise(result)
             print(f"[static recipe {name} seed {seed}] half B {out.test['macro_f1']:.4f} (epoch {out.best_epoch})",
                   flush=True)
-            write(result, recipe.run.name, out_dir)
+            write(result, stem, out_dir)
     summarise(result)
-    write(result, recipe.run.name, out_dir)
+    write(result, stem, out_dir)
     print(table(result))
     return result
 
@@ -189,8 +221,7 @@ def earlier_runs(path: Path, run_dir: Path, teacher: float, variants: dict) -> d
     return out
 
 
-def write(result: dict, run_name: str, out_dir) -> None:
-    stem = run_name.replace("/", "-")
+def write(result: dict, stem: str, out_dir) -> None:
     atomic_write_json(Path(out_dir) / f"{stem}.json", result)
     atomic_write_text(Path(out_dir) / f"{stem}.md", table(result))
 
@@ -223,12 +254,13 @@ def table(result: dict) -> str:
     complete = ", ".join(map(str, result["seeds"])) or "none yet"
     lines = [f"# Static student, epoch choice, table step and pool: {result['run']} ({result['data']}, "
              f"{result['labelled']} labels)", "",
-             f"Schedule: lr {s['lr']:g}, up to {s['epochs']} epochs (patience {s['patience']}). Judged on validation "
-             f"half B ({b} texts); validation-chosen variants choose on half A ({a} texts); the test split is not "
-             f"read. Seeds every variant ran: {complete}. The teacher scores {teacher:.4f} on half B "
-             f"(bootstrap 95% interval {low:.4f} - {high:.4f}: how far half B alone moves a score). "
-             f"Best mean on half B: **{result['best']}** (shipped: {result['shipped']}).", "",
-             "| Variant | Seeds | Train texts | Held out to choose | Half B macro-F1, mean | min - max | "
+             f"Schedule: lr {s['lr']:g}, up to {s['epochs']} epochs (patience {s['patience']}). Judged on "
+             f"{result.get('judged_on', 'validation half B')} ({b} texts); validation-chosen variants choose on "
+             f"{result.get('chosen_on', 'validation half A')} ({a} texts); the test split is not read. "
+             f"Seeds every variant ran: {complete}. The teacher scores {teacher:.4f} on the judged texts "
+             f"(bootstrap 95% interval {low:.4f} - {high:.4f}: how far they alone move a score). "
+             f"Best mean on the judged texts: **{result['best']}** (shipped: {result['shipped']}).", "",
+             "| Variant | Seeds | Train texts | Held out to choose | Judged macro-F1, mean | min - max | "
              "% of teacher | vs shipped, pts per seed [paired 95%] | "
              + " | ".join(f"{label} F1 (mean)" for label in labels) + " | Best epochs | Train s |",
              "|" + "---|" * (10 + len(labels))]
@@ -252,12 +284,15 @@ def main(argv=None) -> int:
     p.add_argument("run", help="a trained run folder (runs/<run>) whose teacher is fine-tuned")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="training seeds per variant")
     p.add_argument("--only", nargs="+", choices=list(VARIANTS), help="train only these variants")
+    p.add_argument("--judge", choices=JUDGE, default="half-b",
+                   help="half-b: half A of the validation split chooses, half B judges; rest: the capped validation "
+                        "split chooses and the validation texts beyond the cap judge (record <run>-rest.json)")
     p.add_argument("--out", default=str(OUT_DIR), help="folder for <run>.json and <run>.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     args = p.parse_args(argv)
     try:
         run_experiment(Path(args.run), args.seeds, {k: VARIANTS[k] for k in args.only} if args.only else None,
-                       progress=not args.no_progress, out_dir=args.out)
+                       progress=not args.no_progress, out_dir=args.out, judge=args.judge)
     except ConfigError as exc:
         print(f"static recipe: {exc}", file=sys.stderr)
         return 2

@@ -419,3 +419,22 @@ def test_word_dropout_drops_tokens_in_training_only_and_is_checked_with_the_reci
     assert not torch.allclose(trained[0], served) and not torch.allclose(trained[0], trained[1])
     with pytest.raises(ConfigError, match=r"static_token_dropout: 1 must be in \[0, 1\)"):
         load_recipe(overrides={"methods": {"static": {"static_token_dropout": 1.0}}})
+
+
+def test_static_recipe_can_judge_on_the_validation_texts_beyond_the_cap(tmp_path, tiny_checkpoint, tiny_csv):
+    from static_recipe import validation_rest
+    from test_train import tiny_recipe
+
+    from distill.data import load_dataset
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, data={"max_validation": 4})
+    data = load_dataset(recipe.data)
+    judged = validation_rest(data, recipe)
+    # the capped validation split chooses, as in the pipeline; the texts the cap left out judge, and no
+    # text is in both; the test split is never part of it
+    assert judged.validation.texts == data.validation.texts and len(judged.validation) == 4
+    assert len(judged.test) > 0 and not set(judged.test.texts) & set(data.validation.texts)
+    assert not set(judged.test.texts) & set(data.test.texts)
+    uncapped = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv)
+    with pytest.raises(ConfigError, match="no texts beyond data.max_validation"):
+        validation_rest(load_dataset(uncapped.data), uncapped)

@@ -153,7 +153,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
             cache, selection = teacher_cache[key]
             data = split if selection is None else replace(split, selection=selection)
             print(f"[static recipe {name} seed {seed}] {len(data.train)} training texts, epoch chosen on "
-                  f"{'held-out pool texts' if selection is not None else 'validation half A'}", flush=True)
+                  f"{'held-out pool texts' if selection is not None else result['chosen_on']}", flush=True)
             t0 = time.perf_counter()
             out = train(setup, data, recipe.data.max_length, seed, progress=progress, cache=cache)
             chosen = out.history["epochs"][out.best_epoch - 1]
@@ -169,7 +169,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                                 "best_epoch": out.best_epoch, "epochs_run": out.compute.get("epochs_run"),
                                 "train_time_s": time.perf_counter() - t0})
             summarise(result)
-            print(f"[static recipe {name} seed {seed}] half B {out.test['macro_f1']:.4f} (epoch {out.best_epoch})",
+            print(f"[static recipe {name} seed {seed}] judged {out.test['macro_f1']:.4f} (epoch {out.best_epoch})",
                   flush=True)
             write(result, stem, out_dir)
     summarise(result)

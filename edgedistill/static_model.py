@@ -49,11 +49,11 @@ class StaticClassifier(nn.Module):
                                    label2id={n: int(i) for i, n in id2label.items()}, unk_token_id=unk_token_id,
                                    normalize=normalize, bigram_buckets=bigram_buckets)
         self.embeddings = nn.Embedding(vocab_size, dims)
-        # Hashed bigram rows, added to the pooled sum of the token rows. They start at zero, so the
-        # untrained student pools exactly as the unigram table does and training adds word order where it pays.
         # Training only: the fraction of a text's tokens dropped before pooling (word dropout), so the
         # table cannot lean on any one token of a few thousand texts. Not saved: inference pools every token.
         self.token_dropout = 0.0
+        # Hashed bigram rows, added to the pooled sum of the token rows. They start at zero, so the
+        # untrained student pools exactly as the unigram table does and training adds word order where it pays.
         self.bigrams = None
         if bigram_buckets:
             self.bigrams = nn.Embedding(bigram_buckets, dims)

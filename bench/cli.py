@@ -68,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=csv_list, default=keep,
                         help=f"comma-separated: {','.join((*ORDER, *BASELINES))}")
     parser.add_argument("--variants", type=csv_list, default=keep, help="comma-separated: pytorch,onnx-fp32,...")
-    parser.add_argument("--runtimes", type=csv_list, default=keep, help="comma-separated: pytorch,onnxruntime,openvino")
+    parser.add_argument("--runtimes", type=csv_list, default=keep,
+                        help="comma-separated: pytorch,onnxruntime,openvino,numpy (numpy: a static student's FP32 "
+                        "artifact, served without an inference engine)")
     parser.add_argument("--devices", type=csv_list, default=keep,
                         help="comma-separated: cpu,cuda,gpu (unset: all present)")
     parser.add_argument("--threads", type=_count_or("all"), default=keep,

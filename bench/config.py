@@ -13,7 +13,7 @@ from typing import Literal
 
 from edgedistill.configbase import ConfigError, deep_merge, dump, from_dict
 
-RUNTIMES = ("pytorch", "onnxruntime", "openvino")
+RUNTIMES = ("pytorch", "onnxruntime", "openvino", "numpy")
 DEVICES = ("cpu", "cuda", "gpu")
 FIXED_SEQ_LENS = (16, 64, 128)
 
@@ -29,7 +29,7 @@ class BenchConfig:
     # What to measure (None = everything found in the run folder / on this machine).
     models: list[str] | None = None          # edgedistill.methods.ORDER names
     variants: list[str] | None = None        # pytorch, onnx-fp32, openvino-int8, ...-trim
-    runtimes: list[Literal["pytorch", "onnxruntime", "openvino"]] | None = None
+    runtimes: list[Literal["pytorch", "onnxruntime", "openvino", "numpy"]] | None = None
     devices: list[Literal["cpu", "cuda", "gpu"]] | None = None
     include_bf16: bool = True                # PyTorch / OpenVINO BF16 where the CPU has bf16 instructions
     reference: bool = True                   # always measure teacher PyTorch FP32 (the speed-up baseline)

@@ -17,7 +17,7 @@ from edgedistill import layout
 WEIGHT_GLOBS = ("*.safetensors", "*.bin")
 # Formats each runtime can load through edgedistill.runtime. (OpenVINO itself reads .onnx files, but
 # OpenVinoRuntime takes IR folders only; add "onnx" here if it learns to load ONNX artifacts.)
-LOADS = {"pytorch": ("pytorch",), "onnxruntime": ("onnx",), "openvino": ("openvino",)}
+LOADS = {"pytorch": ("pytorch",), "onnxruntime": ("onnx",), "openvino": ("openvino",), "numpy": ("onnx",)}
 # CPU flags (edgedistill.provenance.ISA_FLAGS) that mean BF16 arithmetic: x86 AVX-512 / AMX, Arm `bf16`.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
@@ -103,6 +103,16 @@ def size_only(manifest: dict) -> bool:
     """Whether an artifact ships for its size alone: an INT8 graph its export timed slower than the FP32
     graph it came from, side by side in one process (the manifest's ``speed_vs_fp32``, export/speed.py)."""
     return manifest.get("precision") == "int8" and bool((manifest.get("speed_vs_fp32") or {}).get("slower"))
+
+
+def serves(runtime: str, artifact: Artifact) -> bool:
+    """Whether ``runtime`` loads ``artifact``: its format, and for numpy the model2vec form (table and head
+    files) that a static student's FP32 export carries beside its ONNX graph (edgedistill.runtime.NumpyRuntime)."""
+    if artifact.format not in LOADS[runtime]:
+        return False
+    if runtime == "numpy":
+        return all((Path(artifact.folder) / name).is_file() for name in layout.MODEL2VEC_FILES)
+    return True
 
 
 # --- discovery -----------------------------------------------------------------------------
@@ -206,6 +216,8 @@ def available_devices(runtimes: list[str]) -> dict[str, list[str]]:
             out["onnxruntime"] = ["cpu"] + (["cuda"] if cuda else [])
         except ImportError:
             out["onnxruntime"] = []
+    if "numpy" in runtimes:
+        out["numpy"] = ["cpu"]
     if "openvino" in runtimes:
         try:
             import openvino as ov
@@ -259,7 +271,7 @@ def plan_jobs(artifacts: list[Artifact], cfg: BenchConfig, devices: dict[str, li
         if not (selected or reference):
             continue
         for runtime in LOADS:
-            if a.format not in LOADS[runtime]:
+            if not serves(runtime, a):
                 continue
             full = selected and runtime in wanted_runtimes
             if not (full or reference):

@@ -1,4 +1,5 @@
-"""One runtime interface for PyTorch checkpoints, ONNX Runtime and OpenVINO artifacts.
+"""One runtime interface for PyTorch checkpoints, ONNX Runtime and OpenVINO artifacts (and numpy, for a
+static student's artifact).
 
     rt = OrtRuntime.load("runs/x/artifacts/odd/onnx-int8-dynamic", threads=1)
     batch = rt.encode(["great movie"], pad_to=64)     # numpy int64 arrays, tokenizers only
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedistill.integrity import UnsafePathError, resolve_inside
-from edgedistill.layout import ARTIFACT_MARKER, CHECKPOINT_MARKER
+from edgedistill.layout import ARTIFACT_MARKER, CHECKPOINT_MARKER, CONFIG_FILE, MODEL2VEC_FILES
 from edgedistill.metadata import ArtifactError, ArtifactMeta, CheckpointMeta
 from edgedistill.metrics import softmax
 
@@ -99,7 +100,9 @@ class TextEncoder:
         if isinstance(texts, str):
             texts = [texts]
         tok = self.fixed(int(pad_to)) if pad_to else self.tokenizer
-        encs = tok.encode_batch(texts if isinstance(texts, list) else list(texts))
+        texts = texts if isinstance(texts, list) else list(texts)
+        # One text (a served request): encode() skips encode_batch's hand-off to the tokenizer's thread pool.
+        encs = [tok.encode(texts[0])] if len(texts) == 1 else tok.encode_batch(texts)
         out = {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
                "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64)}
         if self.with_types:
@@ -321,6 +324,84 @@ def compiled_settings(compiled) -> dict:
     return out
 
 
+class NumpyRuntime(Runtime):
+    """A static student's FP32 artifact served by numpy alone, from the model2vec form its export writes
+    beside the ONNX graph (the table in model.safetensors, the head in head.safetensors, described in
+    config.json). The forward is the graph's own arithmetic: the mean of the text's known token rows,
+    L2-normalised, then the MLP head. A static model is a table lookup and two small matrix products, so
+    an engine's per-call dispatch is most of its cost; here a call is a few numpy operations, and an edge
+    box needs numpy and tokenizers, nothing else. (model2vec's own ``StaticModelPipeline`` serves the
+    same files, ``edgedistill/clients/model2vec_client.py``.)"""
+
+    runtime, format = "numpy", "onnx"
+
+    @classmethod
+    def open(cls, folder, meta: dict, device="cpu", threads=None, precision=None):
+        try:
+            from safetensors.numpy import load_file
+        except ImportError:
+            raise ArtifactError("the numpy runtime reads safetensors files: pip install safetensors") from None
+
+        folder = Path(folder)
+        if device != "cpu":
+            raise ArtifactError(f"the numpy runtime runs on the CPU only (device {device!r} asked); use onnxruntime "
+                                "or pytorch for an accelerator")
+        if precision not in (None, meta.get("precision")):
+            raise ArtifactError(f"{folder} is a {meta.get('precision')} artifact; numpy runs it as stored "
+                                f"(precision={precision!r} is not available)")
+        missing = [n for n in (*MODEL2VEC_FILES, CONFIG_FILE) if not (folder / n).is_file()]
+        if missing:
+            raise ArtifactError(f"{folder} has no {', '.join(missing)}: numpy serves a static student's FP32 "
+                                "artifact, which carries the model2vec form (a transformer's artifact, an INT8 one, "
+                                "or a student with bigram rows does not); use onnxruntime for this folder")
+        cfg = json.loads((folder / CONFIG_FILE).read_text())
+        head = load_file(str(folder / MODEL2VEC_FILES[1]))
+        n_layers = int(cfg.get("head_config", {}).get("n_layers", len(head) // 2))
+        blas_threads = None
+        if threads:
+            # numpy's BLAS is process-wide: the bench runs one artifact per process, so this is the artifact's.
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:      # without it, BLAS keeps its own thread count (describe() says so)
+                pass
+            else:
+                threadpool_limits(limits=int(threads))
+                blas_threads = int(threads)
+        typed = ArtifactMeta.from_dict(meta, folder / MANIFEST)
+        rt = cls(folder, device, threads, typed.precision, typed.label_names, typed.max_length,
+                 ("input_ids", "attention_mask"), meta)
+        rt.table = np.ascontiguousarray(load_file(str(folder / MODEL2VEC_FILES[0]))["embeddings"], dtype=np.float32)
+        # (in, out) weights, so a call multiplies without a transpose
+        rt.layers = [(np.ascontiguousarray(head[f"head.{i}.weight"].T, dtype=np.float32),
+                      np.asarray(head[f"head.{i}.bias"], dtype=np.float32)) for i in range(n_layers)]
+        rt.unk_id = cfg.get("unk_token_id")
+        rt.normalize = bool(cfg.get("normalize", True))
+        rt.blas_threads = blas_threads
+        return rt
+
+    def forward(self, batch):
+        ids = np.asarray(batch["input_ids"])
+        keep = np.asarray(batch["attention_mask"]).astype(np.float32)
+        if self.unk_id is not None:
+            keep *= ids != self.unk_id            # model2vec drops unknown tokens before pooling
+        # (b, 1, t) @ (b, t, d): the kept rows summed in one batched product
+        pooled = (keep[:, None, :] @ self.table[ids])[:, 0] / np.maximum(keep.sum(axis=1, keepdims=True), 1.0)
+        if self.normalize:      # F.normalize: the norm clamped at 1e-12, so a text with no known token stays zero
+            pooled /= np.maximum(np.sqrt((pooled * pooled).sum(axis=1, keepdims=True)), 1e-12)
+        x = pooled
+        for i, (weight, bias) in enumerate(self.layers):
+            x = x @ weight + bias
+            if i < len(self.layers) - 1:
+                np.maximum(x, 0.0, out=x)
+        return x.astype(np.float32, copy=False)
+
+    def describe(self):
+        files = [self.folder / n for n in MODEL2VEC_FILES]
+        return {**self._base_description(), "providers": ["numpy"],
+                "blas_threads": self.blas_threads or "BLAS default",
+                "model_file": MODEL2VEC_FILES[0], "size_bytes": folder_size(files)}
+
+
 class TorchRuntime(Runtime):
     """A ``runs/<run>/models/<method>`` checkpoint in PyTorch (fp32 / bf16 / fp16; cpu / cuda)."""
 
@@ -375,5 +456,5 @@ def model_input_names(model) -> tuple[str, ...]:
     return tuple(n for n in INPUT_NAMES if n in params)
 
 
-RUNTIMES = {"pytorch": TorchRuntime, "onnxruntime": OrtRuntime, "openvino": OpenVinoRuntime}
+RUNTIMES = {"pytorch": TorchRuntime, "onnxruntime": OrtRuntime, "openvino": OpenVinoRuntime, "numpy": NumpyRuntime}
 FORMAT_RUNTIME = {"pytorch": "pytorch", "onnx": "onnxruntime", "openvino": "openvino"}

@@ -8,7 +8,7 @@ import pytest
 
 from bench.config import BenchConfig, ConfigError, load_bench_config
 from bench.launchers.process import merge_bench_file, write_outputs
-from bench.plan import Artifact, plan_jobs
+from bench.plan import Artifact, available_devices, plan_jobs
 from bench.reporting.derive import add_derived
 from bench.reporting.report import render_report
 from bench.scenarios.latency import Case, TimingSettings, run_cases
@@ -235,6 +235,25 @@ def test_plan_covers_every_runtime_and_keeps_the_reference():
         ("teacher/pytorch", "pytorch", "fp32"), ("odd/onnx-int8-dynamic", "onnxruntime", None)]
     with pytest.raises(ConfigError, match="not found in this run"):
         plan_jobs(arts, load_bench_config({"models": ["lora"]}), devices, hw)
+
+
+def test_numpy_serves_only_the_artifacts_that_carry_a_static_model2vec_form(tmp_path):
+    def art(model, variant, precision="fp32"):
+        folder = tmp_path / model / variant
+        folder.mkdir(parents=True)
+        return Artifact(model, variant, "onnx", precision, "none", False, str(folder), 1000, 10)
+    arts = [art("teacher", "onnx-fp32"), art("static", "onnx-fp32"), art("static", "onnx-int8-dynamic", "int8")]
+    for name in ("model.safetensors", "head.safetensors"):
+        (tmp_path / "static" / "onnx-fp32" / name).write_bytes(b"")
+    devices = available_devices(["numpy", "onnxruntime"])
+    assert devices["numpy"] == ["cpu"]
+    jobs = plan_jobs(arts, load_bench_config({"threads": [1], "reference": False}), devices, {"physical_cores": 2})
+    assert sorted((j.artifact.name, j.runtime) for j in jobs) == [
+        ("static/onnx-fp32", "numpy"), ("static/onnx-fp32", "onnxruntime"),
+        ("static/onnx-int8-dynamic", "onnxruntime"), ("teacher/onnx-fp32", "onnxruntime")]
+    only = plan_jobs(arts, load_bench_config({"threads": [1], "reference": False, "runtimes": ["numpy"]}), devices,
+                     {"physical_cores": 2})
+    assert [(j.artifact.name, j.runtime, j.precision) for j in only] == [("static/onnx-fp32", "numpy", None)]
 
 
 def test_pytest_benchmark_really_times(tmp_path):

@@ -30,6 +30,10 @@ def test_encoder_truncates_pads_and_knows_its_inputs(tiny_checkpoint):
     assert enc(["good"], pad_to=64)["input_ids"].shape == (1, 64)  # longer than max_length on request
     with_types = TextEncoder(tiny_checkpoint, 16, ("input_ids", "attention_mask", "token_type_ids"))(["good"])
     assert with_types["token_type_ids"].tolist() == [[0, 0, 0]]
+    # one text takes the single-text path; it truncates and encodes as the batch path does
+    for text in ("good", long_text):
+        one, pair = enc([text]), enc([text, text])
+        assert all((one[k] == pair[k][:1]).all() for k in one) and one["input_ids"].shape[1] <= 16
 
 
 def test_torch_runtime_matches_transformers(tiny_checkpoint):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.config import BenchConfig, describe, load_bench_config
 from bench.inputs import bench_inputs
-from bench.plan import Job, available_devices, discover_all, plan_jobs
+from bench.plan import LOADS, Job, available_devices, discover_all, plan_jobs
 from bench.reporting.derive import add_derived
 from bench.reporting.report import render_report, summary_table
 from bench.scenarios import paired, roofline
@@ -281,7 +281,7 @@ def plan_here(artifacts: list, cfg: BenchConfig, notes: list[str], unreadable=()
     from edgedistill.provenance import hardware as machine_hardware
 
     hw = machine_hardware()
-    devices = available_devices(cfg.runtimes or ["pytorch", "onnxruntime", "openvino"])
+    devices = available_devices(cfg.runtimes or list(LOADS))
     jobs = plan_jobs(artifacts, cfg, devices, hw, unreadable)
     if not jobs:
         raise BenchError(f"nothing to measure: the filters (models={cfg.models}, variants={cfg.variants}, "

@@ -86,6 +86,8 @@ def import_runtime_libraries(job: Job) -> None:
         import onnxruntime  # noqa: F401
     elif job.runtime == "openvino":
         import openvino  # noqa: F401
+    elif job.runtime == "numpy":
+        import safetensors.numpy  # noqa: F401
 
 
 def measure(job: Job, cfg: BenchConfig, inputs: dict, workdir: Path) -> dict:

@@ -6,6 +6,7 @@ total = ce * CE(student, labels)
       + hidden * MSE(student hidden_i, teacher hidden_map(i))         (patient KD, Sun et al. 2019)
       + attention * KL(A_teacher || A_student) per mapped layer        (MiniLM, Wang et al. 2020)
       + value_relation * KL(VR_teacher || VR_student) per mapped layer (MiniLM)
+      + vectors * (1 - cos(student vector, teacher sentence vector))  (static student, methods.static_teacher_vectors)
 
 where A = softmax(Q K^T / sqrt(d_head)) is a layer's self-attention distribution and
 VR = softmax(V V^T / sqrt(d_head)) its value relation, per head, over real (unpadded) tokens.
@@ -31,9 +32,11 @@ def resolve(cfg: LossConfig) -> LossConfig:
 
 
 class DistillationLoss(nn.Module):
-    def __init__(self, cfg: LossConfig, layer_map: list[int] | None = None):
+    def __init__(self, cfg: LossConfig, layer_map: list[int] | None = None, vectors: float = 0.0):
         super().__init__()
         self.cfg = resolve(cfg)
+        # The static student's auxiliary target (a method setting, not a loss-section one): its weight.
+        self.vectors = float(vectors)
         # layer_map[i] = 0-based teacher layer that student layer i imitates (its hidden output).
         self.layer_map = layer_map
 
@@ -41,6 +44,10 @@ class DistillationLoss(nn.Module):
     def needs_teacher(self) -> bool:
         c = self.cfg
         return c.kl > 0 or c.cosine > 0 or c.hidden > 0 or self.needs_relations
+
+    @property
+    def needs_vectors(self) -> bool:
+        return self.vectors > 0
 
     @property
     def needs_hidden(self) -> bool:
@@ -53,7 +60,8 @@ class DistillationLoss(nn.Module):
 
     def forward(self, student_logits, labels, teacher_logits=None, student_hidden=None, teacher_hidden=None,
                 attention_mask=None, student_qkv=None, teacher_qkv=None,
-                num_heads: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                num_heads: int | None = None, student_vectors=None,
+                teacher_vectors=None) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.cfg
         parts: dict[str, torch.Tensor] = {}
         labelled = labels >= 0
@@ -79,7 +87,10 @@ class DistillationLoss(nn.Module):
             if c.value_relation > 0:
                 parts["value_relation"] = torch.stack([relation_kl(s[2], s[2], t[2].detach(), t[2].detach(), num_heads,
                                                                    attention_mask) for s, t in pairs]).mean()
+        if self.needs_vectors and student_vectors is not None and teacher_vectors is not None:
+            parts["vectors"] = (1 - F.cosine_similarity(student_vectors, teacher_vectors.detach(), dim=-1)).mean()
         weights = {k: getattr(c, k) for k in ("ce", "kl", "cosine", "hidden", "attention", "value_relation")}
+        weights["vectors"] = self.vectors
         total = sum(weights[k] * v for k, v in parts.items())
         return total, {k: float(v.detach()) for k, v in parts.items()}
 

@@ -309,7 +309,8 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
         setup.info["teacher_labelled_pool"] = own[name][1]
         method_cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
                                     train_data.train, recipe.data.max_length, recipe.train.eval_batch_size,
-                                    acc.device, with_hidden=False, progress=progress and acc.is_main_process)
+                                    acc.device, with_hidden=False, progress=progress and acc.is_main_process,
+                                    with_vectors=setup.loss.needs_vectors)
     else:
         # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
         if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
@@ -380,13 +381,8 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
     pool, info = load_unlabeled(cfg, data)
     extra = list(pool)
     if cfg.augment_copies:
-        from transformers import AutoTokenizer
-
-        from distill.models import resolve_model_source
-        from edgedistill.checkpoint import SAFE_LOAD
-
-        tok = AutoTokenizer.from_pretrained(resolve_model_source(recipe.teacher.model), use_fast=True, **SAFE_LOAD)
-        augmented = augment(data.train.texts, tok, cfg.augment_copies, cfg.augment_prob, cfg.seed)
+        augmented = augment(data.train.texts, augmentation_tokenizer(recipe), cfg.augment_copies, cfg.augment_prob,
+                            cfg.seed)
         extra += augmented
         info = {**info, "augmented": len(augmented)}
     if pool:
@@ -394,49 +390,75 @@ def student_dataset(recipe: Recipe, data: Dataset) -> tuple[Dataset, dict]:
     return with_extra_texts(data, extra), info
 
 
+def augmentation_tokenizer(recipe: Recipe):
+    """The teacher's tokenizer: its whole words replace words of an augmented copy, its mask token masks them."""
+    from transformers import AutoTokenizer
+
+    from distill.models import resolve_model_source
+    from edgedistill.checkpoint import SAFE_LOAD
+
+    return AutoTokenizer.from_pretrained(resolve_model_source(recipe.teacher.model), use_fast=True, **SAFE_LOAD)
+
+
 def own_pool_data(recipe: Recipe, names: list[str], data: Dataset) -> dict[str, tuple[Dataset, dict]]:
-    """The methods whose teacher-labelled pool differs from the students' one (a static student's
-    ``static_pool``, and the pool texts it holds out to choose its epoch), each with its training data and
-    pool record; read before any training."""
+    """The methods whose teacher-labelled texts differ from the students' ones (a static student's
+    ``static_pool``, the pool texts it holds out to choose its epoch, its noisy copies), each with its training
+    data and pool record; read before any training."""
     out = {}
     for name in names:
-        if not is_static(name) or not recipe.data.unlabeled:
+        if not is_static(name):
             continue
         m = recipe.methods[name]
+        # the teacher's sentence vectors are not in the students' shared cache: a pass of its own
+        vectors = m.static_teacher_vectors > 0
+        if not recipe.data.unlabeled and not m.static_augment_copies and not vectors:
+            continue
         hold = m.static_select_texts if m.static_select == "pool" else 0
         cap = recipe.data.max_unlabeled if m.static_pool is None else m.static_pool
-        if cap != recipe.data.max_unlabeled or hold:
-            out[name] = pool_dataset(recipe, data, cap, hold)
+        if cap != recipe.data.max_unlabeled or hold or m.static_augment_copies or vectors:
+            out[name] = pool_dataset(recipe, data, cap, hold, m.static_augment_copies)
     return out
 
 
-def pool_dataset(recipe: Recipe, data: Dataset, cap: int | None, hold: int = 0) -> tuple[Dataset, dict]:
+def pool_dataset(recipe: Recipe, data: Dataset, cap: int | None, hold: int = 0,
+                 augment_copies: int = 0) -> tuple[Dataset, dict]:
     """``student_dataset`` with up to ``cap`` teacher-labelled texts instead of ``data.max_unlabeled``
     (None: the whole source); ``hold`` more pool texts, drawn at random (seeded), are kept out of training
-    as the ``selection`` split that chooses the epoch (their labels are the teacher's, filled in by the caller)."""
+    as the ``selection`` split that chooses the epoch (their labels are the teacher's, filled in by the caller);
+    then ``augment_copies`` noisy copies of every training text (labelled and pool, never a held-out one),
+    teacher-labelled like the pool."""
     import numpy as np
 
     from distill.data import Split
-    from distill.unlabeled import UNLABELED
+    from distill.unlabeled import UNLABELED, augment, with_extra_texts
 
     total = None if cap is None else cap + hold
     pooled, info = student_dataset(replace(recipe, data=replace(recipe.data, max_unlabeled=total)), data)
-    if not hold:
-        return pooled, info
-    texts, labels = pooled.train.texts, pooled.train.labels
-    # The pool's own texts only: augmented copies of labelled texts (also unlabelled, after the pool) never choose.
-    pool_idx = np.flatnonzero(labels == UNLABELED)[:info.get("unlabeled", 0)]
-    if len(pool_idx) < 2 * hold:
-        raise RunError(f"static_select: pool holds out {hold} teacher-labelled texts, but the pool has only "
-                       f"{len(pool_idx)}; lower methods.static.static_select_texts or use static_select: validation")
-    # The data's seed, not the run's: every training seed is chosen on the same held-out texts.
-    held = set(np.random.default_rng(recipe.data.seed).choice(pool_idx, size=hold, replace=False).tolist())
-    keep = [i for i in range(len(texts)) if i not in held]
-    order = sorted(held)
-    train = Split([texts[i] for i in keep], labels[keep])
-    selection = Split([texts[i] for i in order], np.full(len(order), UNLABELED, dtype=np.int64))
-    info = {**info, "unlabeled": int(len(pool_idx) - hold), "held_out_to_choose_the_epoch": hold}
-    return replace(pooled, train=train, selection=selection), info
+    if hold:
+        texts, labels = pooled.train.texts, pooled.train.labels
+        # The pool's own texts only: augmented copies of labelled texts (also unlabelled, after the pool) never
+        # choose.
+        pool_idx = np.flatnonzero(labels == UNLABELED)[:info.get("unlabeled", 0)]
+        if len(pool_idx) < 2 * hold:
+            raise RunError(f"static_select: pool holds out {hold} teacher-labelled texts, but the pool has only "
+                           f"{len(pool_idx)}; lower methods.static.static_select_texts or use static_select: "
+                           "validation")
+        # The data's seed, not the run's: every training seed is chosen on the same held-out texts.
+        held = set(np.random.default_rng(recipe.data.seed).choice(pool_idx, size=hold, replace=False).tolist())
+        keep = [i for i in range(len(texts)) if i not in held]
+        order = sorted(held)
+        train = Split([texts[i] for i in keep], labels[keep])
+        selection = Split([texts[i] for i in order], np.full(len(order), UNLABELED, dtype=np.int64))
+        info = {**info, "unlabeled": int(len(pool_idx) - hold), "held_out_to_choose_the_epoch": hold}
+        pooled = replace(pooled, train=train, selection=selection)
+    if augment_copies:
+        # Copies of what the student trains on, made after the held-out texts left: no copy of a text that
+        # chooses the epoch is trained on. A seed of its own, so the copies differ from data.augment_copies'.
+        copies = augment(pooled.train.texts, augmentation_tokenizer(recipe), augment_copies, recipe.data.augment_prob,
+                         recipe.data.seed + 1)
+        pooled = with_extra_texts(pooled, copies)
+        info = {**info, "static_augmented": len(copies)}
+    return pooled, info
 
 
 def training_data(method: str, data: Dataset, student_data: Dataset) -> Dataset:

@@ -77,11 +77,12 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         if m.static_train_table and m.static_table_lr_scale != 1:
             lr_scales["embeddings."] = m.static_table_lr_scale
             lr_scales["bigrams."] = m.static_table_lr_scale
-        loss = DistillationLoss(m.loss or recipe.loss)
+        loss = DistillationLoss(m.loss or recipe.loss, vectors=m.static_teacher_vectors)
         info["teacher_checkpoint"] = str(teacher_dir)
         info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
                           "hidden": model.config.hidden, "bigram_buckets": m.static_bigrams,
                           "token_dropout": m.static_token_dropout,
+                          "augment_copies": m.static_augment_copies, "teacher_vectors": m.static_teacher_vectors,
                           "init": "model2vec distillation of the fine-tuned teacher",
                           "table": "trained" if m.static_train_table else "frozen",
                           "table_lr_scale": m.static_table_lr_scale if m.static_train_table else None,
@@ -109,6 +110,9 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         teacher = None
     info["loss"] = vars(loss.cfg)
     info.update(param_counts(model))
+    if loss.needs_vectors:
+        # after the count: the map trains beside the student and is never saved
+        model.add_teacher_map(teacher.config.hidden_size)
     return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok, lr_scales=lr_scales)
 
 
@@ -173,11 +177,13 @@ class TeacherCache:
     Hidden states are kept unpadded in float16 (about 1.4 GB for 20k tweets x 6 layers x 384).
     """
     def __init__(self, teacher, tokenizer, split: Split, max_length: int, batch_size: int, device, with_hidden: bool,
-                 progress: bool = True):
+                 progress: bool = True, with_vectors: bool = False):
         ds = _Encoded(tokenizer, split, max_length)
         order = np.argsort(ds.lengths, kind="stable")
         self.logits = np.zeros((len(ds), teacher.config.num_labels), dtype=np.float32)
         self.hidden: list[np.ndarray | None] = [None] * len(ds)
+        # the teacher's sentence vector per text (mean of its last layer over real tokens): a static student's target
+        self.vectors = np.zeros((len(ds), teacher.config.hidden_size), dtype=np.float32) if with_vectors else None
         teacher.eval()
         collate = _Collate(tokenizer)
         self.tokens = int(sum(ds.lengths))
@@ -189,8 +195,13 @@ class TeacherCache:
                 ids = order[start:start + batch_size].tolist()
                 batch = collate([ds[i] for i in ids])
                 batch.pop("idx"), batch.pop("labels")
-                out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=with_hidden)
+                out = teacher(**{k: v.to(device) for k, v in batch.items()},
+                              output_hidden_states=with_hidden or with_vectors)
                 self.logits[ids] = out.logits.float().cpu().numpy()
+                if with_vectors:
+                    mask = batch["attention_mask"].to(device).unsqueeze(-1).float()
+                    last = out.hidden_states[-1].float()
+                    self.vectors[ids] = ((last * mask).sum(1) / mask.sum(1).clamp(min=1.0)).cpu().numpy()
                 if with_hidden:
                     # (b, seq, layers, H)
                     h = torch.stack(out.hidden_states[1:], dim=2).to(torch.float16).cpu().numpy()
@@ -207,6 +218,8 @@ class TeacherCache:
 
     def batch(self, idx: list[int], seq_len: int) -> dict:
         out = {"teacher_logits": torch.from_numpy(self.logits[idx])}
+        if self.vectors is not None:
+            out["teacher_vectors"] = torch.from_numpy(self.vectors[idx])
         if self.with_hidden:
             first = self.hidden[idx[0]]
             h = np.zeros((len(idx), seq_len, first.shape[1], first.shape[2]), dtype=np.float16)
@@ -297,6 +310,9 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     if setup.teacher is not None and cache is None and setup.teacher_tokenizer is not None:
         raise ValueError(f"{setup.name}: the teacher reads other tokens than this student; its outputs must come "
                          "from a TeacherCache built with the teacher's tokenizer")
+    if setup.loss.needs_vectors and (cache is None or cache.vectors is None):
+        raise ValueError(f"{setup.name}: static_teacher_vectors needs the teacher's sentence vectors; build its "
+                         "TeacherCache with with_vectors=True")
     train_loader = _loader(setup.tokenizer, data.train, max_length, cfg.batch_size, shuffle=True, seed=seed,
                            cache=cache)
     optimizer = torch.optim.AdamW(param_groups(setup.model, cfg, setup.lr_scales), lr=cfg.lr)
@@ -335,6 +351,7 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
             labels = batch.pop("labels")
             batch.pop("idx")
             t_logits, t_hidden = batch.pop("teacher_logits", None), batch.pop("teacher_hidden", None)
+            t_vectors = batch.pop("teacher_vectors", None)
             with acc.accumulate(model):
                 out = model(**batch, output_hidden_states=hidden)
                 if teacher is not None:
@@ -347,7 +364,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
                 total, parts = loss_fn(out.logits, labels, t_logits, out.hidden_states if hidden else None,
                                        t_hidden if hidden else None, batch.get("attention_mask"),
                                        s_qkv.outputs if relations else None,
-                                       t_qkv.outputs if relations else None, heads)
+                                       t_qkv.outputs if relations else None, heads,
+                                       getattr(out, "vectors", None), t_vectors)
                 acc.backward(total)
                 if acc.sync_gradients and cfg.max_grad_norm:
                     acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -227,6 +227,15 @@ class MethodConfig:
     # pool of data.max_unlabeled). That cap bounds a transformer student's epoch; a static epoch costs
     # a small fraction of one, so the static student can learn from far more of the teacher's labels.
     static_pool: int | None = None
+    # static only: noisy copies of each of its training texts, labelled and pool alike (each word masked or
+    # replaced with chance data.augment_prob), which the teacher labels as it labels the pool: more of the
+    # teacher's labels where the data has no more text. Distilling BERT into shallow students gains from
+    # such copies (Tang et al. 2019, "Distilling task-specific knowledge from BERT into simple neural networks").
+    static_augment_copies: int = 0
+    # static only: the weight of an auxiliary target, the teacher's sentence vector (the mean of its last layer
+    # over a text's tokens): the student's pooled vector, through a linear map used in training only, is pulled
+    # towards it by cosine distance. Hundreds of numbers per text where the logits give a few (0: none).
+    static_teacher_vectors: float = 0.0
     # static only: whether the table trains with the head, or stays model2vec's distillation of the teacher.
     static_train_table: bool = True
     # static only: the table's step as a fraction of the method's lr (1: the head's step). A 7.6M-row
@@ -255,6 +264,11 @@ class MethodConfig:
             errs.append(f"static_bigrams: {self.static_bigrams} must be >= 0 (0 = no bigram table)")
         if self.static_hidden < 0:
             errs.append(f"static_hidden: {self.static_hidden} must be >= 0 (0 = a linear head)")
+        if not (math.isfinite(self.static_teacher_vectors) and self.static_teacher_vectors >= 0):
+            errs.append(f"static_teacher_vectors: {self.static_teacher_vectors:g} must be >= 0 (the auxiliary "
+                        "target's weight; 0 = none)")
+        if self.static_augment_copies < 0:
+            errs.append(f"static_augment_copies: {self.static_augment_copies} must be >= 0 (0 = no noisy copies)")
         if self.static_pool is not None and self.static_pool < 1:
             errs.append(f"static_pool: {self.static_pool} must be a positive count of teacher-labelled texts, or "
                         "null (the students' pool, data.max_unlabeled)")
@@ -362,7 +376,8 @@ class Recipe:
                             "with fine_tune: false brings none; disable it (methods.lora.enabled: false) or use "
                             "hybrid, which distils from the given teacher")
             loss = m.loss or self.loss
-            if (name in registry.students() and m.enabled and (self.data.unlabeled or self.data.augment_copies)
+            if (name in registry.students() and m.enabled
+                    and (self.data.unlabeled or self.data.augment_copies or m.static_augment_copies)
                     and not any(getattr(loss, k) > 0 for k in LOSS_TERMS if k != "ce")):
                 errs.append(f"methods.{name}: teacher-labelled texts (data.unlabeled / augment_copies) carry no "
                             "labels; its loss needs a distillation term (kl, cosine, hidden, attention or "

@@ -61,6 +61,12 @@ class StaticClassifier(nn.Module):
         layers = [nn.Linear(dims, hidden), nn.ReLU(), nn.Linear(hidden, len(label_names))] if hidden else \
             [nn.Linear(dims, len(label_names))]
         self.head = nn.Sequential(*layers)
+        # Training only (add_teacher_map): a linear map of the pooled vector to the teacher's sentence vector.
+        # Never saved: the artifact is the table and the head.
+        self.teacher_map = None
+
+    def add_teacher_map(self, width: int) -> None:
+        self.teacher_map = nn.Linear(self.config.dims, width)
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         vectors = self.embeddings(input_ids)
@@ -83,7 +89,9 @@ class StaticClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, **_) -> SimpleNamespace:
         # token_type_ids and the like are accepted and ignored: a static table has no segments.
-        return SimpleNamespace(logits=self.head(self.pool(input_ids, attention_mask)), hidden_states=None)
+        pooled = self.pool(input_ids, attention_mask)
+        vectors = self.teacher_map(pooled) if self.teacher_map is not None and self.training else None
+        return SimpleNamespace(logits=self.head(pooled), hidden_states=None, vectors=vectors)
 
     def linear_layers(self) -> list[nn.Linear]:
         return [m for m in self.head if isinstance(m, nn.Linear)]
@@ -94,7 +102,8 @@ class StaticClassifier(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.to_json_file(folder / "config.json")
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(folder / WEIGHTS))
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()
+                   if not k.startswith("teacher_map.")}, str(folder / WEIGHTS))
 
     @classmethod
     def load(cls, folder) -> StaticClassifier:

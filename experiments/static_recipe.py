@@ -9,7 +9,9 @@ thing of the shipped recipe (``methods.static`` in configs/quickstart.yaml):
   teacher-labelled pool texts held out of training (``static_select: pool``);
 - the table's step: the head's (shipped), a tenth of it (``static_table_lr_scale: 0.1``), or none (frozen);
 - the pool: 20,000 teacher-labelled texts (shipped) or the whole unlabelled source;
-- the targets: KD at T=2 (shipped) or softer, T=4.
+- the targets: KD at T=2 (shipped) or softer, T=4;
+- more of the teacher's labels: noisy copies of every training text, which the teacher labels
+  (``static_augment_copies``), or the teacher's sentence vector as an auxiliary target (``static_teacher_vectors``).
 
 Protocol (as ``static_pool.py``): the validation split is cut in two stratified, seeded halves; a variant
 that chooses its epoch on validation uses half A; every variant is judged on half B. The test split is not
@@ -48,6 +50,8 @@ VARIANTS = {
     "bigrams-32k": {"static_bigrams": 32768},
     "dims-384": {"static_dims": 384},
     "token-dropout-0.3": {"static_token_dropout": 0.3},
+    "augment-2": {"static_augment_copies": 2},
+    "teacher-vectors-1": {"static_teacher_vectors": 1.0},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 
@@ -137,7 +141,8 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                 row["runs"].append(previous[(name, seed)][1])
                 continue
             m = r.methods[METHOD]
-            key = (m.static_pool, m.static_select, m.static_select_texts)
+            key = (m.static_pool, m.static_select, m.static_select_texts, m.static_augment_copies,
+                   m.static_teacher_vectors > 0)
             if key not in data_cache:
                 own = own_pool_data(r, [METHOD], judged)
                 data_cache[key] = own[METHOD] if METHOD in own else student_dataset(r, judged)
@@ -146,7 +151,8 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
             setup = setup_method(METHOD, r, judged.label_names, teacher_dir, progress=progress)
             if key not in teacher_cache:
                 cache = TeacherCache(setup.teacher, setup.teacher_tokenizer, split.train, recipe.data.max_length,
-                                     recipe.train.eval_batch_size, "cpu", with_hidden=False, progress=progress)
+                                     recipe.train.eval_batch_size, "cpu", with_hidden=False, progress=progress,
+                                     with_vectors=setup.loss.needs_vectors)
                 selection = None if split.selection is None else teacher_labelled(
                     setup, split.selection, recipe.data.max_length, recipe.train.eval_batch_size, "cpu", progress)
                 teacher_cache[key] = (cache, selection)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from edgedistill.configbase import ConfigError
+from edgedistill.metadata import ArtifactError
 from edgedistill.recipe import load_recipe
 
 pytest.importorskip("model2vec.distill")
@@ -97,6 +98,16 @@ def test_static_student_trains_on_labelled_and_teacher_labelled_texts_and_export
     onnx_rt = load_predictor(recipe.run_dir / "artifacts" / "static" / "onnx-fp32")
     texts = ["good movie", "bad awful day", "zzz"]
     np.testing.assert_allclose(onnx_rt.logits(texts), rt.logits(texts), atol=1e-4)
+    # numpy serves the same folder from its model2vec form: the same logits, padded batch or one text,
+    # a text of unknown tokens only (pools to zeros) and an empty one included
+    np_rt = load_predictor(recipe.run_dir / "artifacts" / "static" / "onnx-fp32", runtime="numpy", threads=1)
+    assert np_rt.runtime == "numpy" and np_rt.describe()["size_bytes"] > 0
+    texts += ["", "\u2603\u2603", "good " * 100]
+    np.testing.assert_allclose(np_rt.logits(texts), rt.logits(texts), atol=1e-5)
+    np.testing.assert_allclose(np_rt.forward(np_rt.encode(texts[:1])), rt.logits(texts[:1]), atol=1e-5)
+    assert np_rt.predict(texts).labels == onnx_rt.predict(texts).labels
+    with pytest.raises(ArtifactError, match="numpy serves a static student's FP32 artifact"):
+        load_predictor(recipe.run_dir / "artifacts" / "static" / "onnx-int8-dynamic", runtime="numpy")
 
 
 def _hide_the_test_split(monkeypatch):
@@ -341,7 +352,8 @@ def test_a_static_setting_changes_the_static_fingerprint_only():
     recipe = load_recipe()
     changed = replace(recipe, methods={**recipe.methods, **{
         name: replace(m, static_pool=123, static_train_table=False, static_select="pool", static_select_texts=500,
-                      static_table_lr_scale=0.1, static_bigrams=4096) for name, m in recipe.methods.items()}})
+                      static_table_lr_scale=0.1, static_bigrams=4096,
+                      static_augment_copies=2) for name, m in recipe.methods.items()}})
     for name in ("teacher", "odd", "lora", "hybrid"):
         assert method_fingerprint(changed, name) == method_fingerprint(recipe, name)
     assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")
@@ -438,3 +450,67 @@ def test_static_recipe_can_judge_on_the_validation_texts_beyond_the_cap(tmp_path
     uncapped = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv)
     with pytest.raises(ConfigError, match="no texts beyond data.max_validation"):
         validation_rest(load_dataset(uncapped.data), uncapped)
+
+
+def test_static_noisy_copies_are_teacher_labelled_and_never_copy_a_text_that_chooses(tmp_path, tiny_checkpoint,
+                                                                                      tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.data import load_dataset
+    from distill.pipeline import own_pool_data, train_run
+    from distill.unlabeled import UNLABELED
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, data={"unlabeled": str(_pool(tmp_path))},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1, "static_pool": 15,
+                                             "static_select": "pool", "static_select_texts": 10,
+                                             "static_augment_copies": 2}},
+                         baselines={"tfidf": False, "model2vec": False})
+    data = load_dataset(recipe.data)
+    pooled, info = own_pool_data(recipe, ["static"], data)["static"]
+    trained = len(data.train) + 15
+    assert info["static_augmented"] == 2 * trained
+    assert len(pooled.train) == 3 * trained
+    assert (pooled.train.labels[trained:] == UNLABELED).all()          # the copies carry the teacher's labels only
+    copies = pooled.train.texts[trained:]
+    assert copies != pooled.train.texts[:trained] * 2                     # noisy, not repeated
+    # a copy changes words, never their number: each lines up with a trained text, none with a held-out one
+    originals = [t.split() for t in pooled.train.texts[:trained]]
+    assert all(len(c.split()) == len(o) for c, o in zip(copies, originals * 2, strict=True))
+    assert not set(pooled.selection.texts) & set(pooled.train.texts)
+    metrics = train_run(recipe, methods=["static"], progress=False)
+    assert metrics["models"]["static"]["train_examples"] == 3 * trained
+    with pytest.raises(ConfigError, match="static_augment_copies: -1 must be >= 0"):
+        load_recipe(overrides={"methods": {"static": {"static_augment_copies": -1}}})
+
+
+def test_the_teacher_s_sentence_vectors_pull_the_static_student_in_training_only(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.losses import DistillationLoss
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier
+    from edgedistill.recipe import LossConfig
+
+    loss = DistillationLoss(LossConfig(ce=1.0, kl=1.0), vectors=0.5)
+    logits, labels = torch.zeros(2, 3), torch.tensor([0, -1])
+    same = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    total, parts = loss(logits, labels, logits, student_vectors=same, teacher_vectors=same * 3)
+    assert parts["vectors"] == pytest.approx(0.0, abs=1e-6)            # cosine: the scale is free
+    total_far, parts = loss(logits, labels, logits, student_vectors=same, teacher_vectors=-same)
+    assert parts["vectors"] == pytest.approx(2.0) and float(total_far - total) == pytest.approx(0.5 * 2.0)
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2,
+                                             "static_teacher_vectors": 0.5}},
+                         baselines={"tfidf": False, "model2vec": False})
+    metrics = train_run(recipe, methods=["static"], progress=False)
+    m = metrics["models"]["static"]
+    assert m["static"]["teacher_vectors"] == 0.5
+    assert any("vectors" in step for step in m["history"]["steps"])
+    # the map to the teacher's width is not part of the student: the checkpoint loads as a plain static student
+    model = StaticClassifier.load(recipe.run_dir / "models" / "static")
+    assert model.teacher_map is None
+    out = model(torch.tensor([[5, 6, 7]]))
+    assert out.vectors is None and out.logits.shape == (1, model.config.num_labels)
+    with pytest.raises(ConfigError, match="static_teacher_vectors: -1 must be >= 0"):
+        load_recipe(overrides={"methods": {"static": {"static_teacher_vectors": -1}}})

@@ -75,8 +75,8 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         model.embeddings.weight.requires_grad_(m.static_train_table)
         model.token_dropout = m.static_token_dropout
         if m.static_train_table and m.static_table_lr_scale != 1:
-            lr_scales["embeddings."] = m.static_table_lr_scale
-            lr_scales["bigrams."] = m.static_table_lr_scale
+            for prefix in ("embeddings.", "bigrams.", "table_a.", "table_b"):
+                lr_scales[prefix] = m.static_table_lr_scale
         loss = DistillationLoss(m.loss or recipe.loss, vectors=m.static_teacher_vectors)
         info["teacher_checkpoint"] = str(teacher_dir)
         info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
@@ -84,7 +84,8 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                           "token_dropout": m.static_token_dropout,
                           "augment_copies": m.static_augment_copies, "teacher_vectors": m.static_teacher_vectors,
                           "init": "model2vec distillation of the fine-tuned teacher",
-                          "table": "trained" if m.static_train_table else "frozen",
+                          "table": ("frozen" if not m.static_train_table else
+                                    f"rank-{m.static_table_rank} update" if m.static_table_rank else "trained"),
                           "table_lr_scale": m.static_table_lr_scale if m.static_train_table else None,
                           "epoch_chosen_on": ("teacher agreement on held-out pool texts" if m.static_select == "pool"
                                               else "validation macro-F1")}
@@ -110,9 +111,14 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         teacher = None
     info["loss"] = vars(loss.cfg)
     info.update(param_counts(model))
+    # After the count: what is added below trains beside the static student and is not saved as such (the map
+    # to the teacher's width is dropped, the low-rank update merged into the table).
+    if is_static(name) and m.static_table_rank:
+        model.add_low_rank_update(m.static_table_rank)
     if loss.needs_vectors:
-        # after the count: the map trains beside the student and is never saved
         model.add_teacher_map(teacher.config.hidden_size)
+    if is_static(name):
+        info["params_trainable"] = param_counts(model)["params_trainable"]
     return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok, lr_scales=lr_scales)
 
 

@@ -64,12 +64,28 @@ class StaticClassifier(nn.Module):
         # Training only (add_teacher_map): a linear map of the pooled vector to the teacher's sentence vector.
         # Never saved: the artifact is the table and the head.
         self.teacher_map = None
+        # Training only (add_low_rank_update): a low-rank update of the table, merged into it when saved.
+        self.table_a, self.table_b = None, None
 
     def add_teacher_map(self, width: int) -> None:
         self.teacher_map = nn.Linear(self.config.dims, width)
 
+    def add_low_rank_update(self, rank: int) -> None:
+        """Freeze the table; train ``table_a[id] @ table_b`` added to each row instead (merged when saved).
+        The per-token factor starts at zero, so the untrained student pools exactly as before."""
+        self.embeddings.weight.requires_grad_(False)
+        self.table_a = nn.Embedding(self.config.vocab_size, rank)
+        nn.init.zeros_(self.table_a.weight)
+        self.table_b = nn.Parameter(torch.randn(rank, self.config.dims) / rank ** 0.5)
+
+    def table_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
+        rows = self.embeddings(input_ids)
+        if self.table_a is not None:
+            rows = rows + self.table_a(input_ids) @ self.table_b
+        return rows
+
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        vectors = self.embeddings(input_ids)
+        vectors = self.table_rows(input_ids)
         # The mask takes the table's dtype: a float32 mask would lift a bf16 / fp16 model's pooled
         # vector to float32 and the head's matmul would refuse the mix.
         keep = torch.ones_like(input_ids, dtype=vectors.dtype) if attention_mask is None else \
@@ -102,8 +118,11 @@ class StaticClassifier(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.to_json_file(folder / "config.json")
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()
-                   if not k.startswith("teacher_map.")}, str(folder / WEIGHTS))
+        training_only = ("teacher_map.", "table_a.", "table_b")
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith(training_only)}
+        if self.table_a is not None:     # the low-rank update merged: the saved student is a plain table
+            state["embeddings.weight"] = self.embeddings.weight + self.table_a.weight @ self.table_b
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / WEIGHTS))
 
     @classmethod
     def load(cls, folder) -> StaticClassifier:

@@ -7,7 +7,8 @@ thing of the shipped recipe (``methods.static`` in configs/quickstart.yaml):
 
 - what chooses the epoch: validation macro-F1 (shipped) or agreement with the teacher on 2,000 more
   teacher-labelled pool texts held out of training (``static_select: pool``);
-- the table's step: the head's (shipped), a tenth of it (``static_table_lr_scale: 0.1``), or none (frozen);
+- the table's step: the head's (shipped), a tenth of it (``static_table_lr_scale: 0.1``), none (frozen), or a
+  low-rank update (``static_table_rank``);
 - the pool: 20,000 teacher-labelled texts (shipped) or the whole unlabelled source;
 - the targets: KD at T=2 (shipped) or softer, T=4;
 - more of the teacher's labels: noisy copies of every training text, which the teacher labels
@@ -52,6 +53,7 @@ VARIANTS = {
     "token-dropout-0.3": {"static_token_dropout": 0.3},
     "augment-2": {"static_augment_copies": 2},
     "teacher-vectors-1": {"static_teacher_vectors": 1.0},
+    "table-rank-16": {"static_table_rank": 16},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 

@@ -514,3 +514,37 @@ def test_the_teacher_s_sentence_vectors_pull_the_static_student_in_training_only
     assert out.vectors is None and out.logits.shape == (1, model.config.num_labels)
     with pytest.raises(ConfigError, match="static_teacher_vectors: -1 must be >= 0"):
         load_recipe(overrides={"methods": {"static": {"static_teacher_vectors": -1}}})
+
+
+def test_a_low_rank_table_update_trains_few_entries_and_saves_as_a_plain_table(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier
+
+    model = StaticClassifier(50, 8, ["a", "b"], hidden=4)
+    ids = torch.tensor([[3, 4, 5], [6, 0, 0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    before = model(ids, mask).logits
+    model.add_low_rank_update(2)
+    assert torch.equal(model(ids, mask).logits, before)                    # a zero update at the start
+    assert not model.embeddings.weight.requires_grad and model.table_a.weight.requires_grad
+    with torch.no_grad():
+        model.table_a.weight.normal_()
+    model.save_pretrained(tmp_path / "saved")
+    np.testing.assert_allclose(StaticClassifier.load(tmp_path / "saved")(ids, mask).logits.detach(),
+                               model.eval()(ids, mask).logits.detach(), atol=1e-5)   # merged into the table
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1,
+                                             "static_table_rank": 2}},
+                         baselines={"tfidf": False, "model2vec": False})
+    m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    saved = StaticClassifier.load(recipe.run_dir / "models" / "static")
+    vocab, labels = m["static"]["vocabulary"], saved.config.num_labels
+    assert m["static"]["table"] == "rank-2 update" and saved.table_a is None
+    # the factors and the head train; the table itself does not, and the saved count is the plain student's
+    assert m["params_trainable"] == vocab * 2 + 2 * 8 + (8 * 16 + 16) + (16 * labels + labels)
+    assert m["params_total"] == sum(p.numel() for p in saved.parameters())
+    with pytest.raises(ConfigError, match="static_table_rank: a low-rank update trains the table"):
+        load_recipe(overrides={"methods": {"static": {"static_table_rank": 4, "static_train_table": False}}})

@@ -54,6 +54,7 @@ VARIANTS = {
     "augment-2": {"static_augment_copies": 2},
     "teacher-vectors-1": {"static_teacher_vectors": 1.0},
     "table-rank-16": {"static_table_rank": 16},
+    "augment-2-vectors-1": {"static_augment_copies": 2, "static_teacher_vectors": 1.0},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 

@@ -240,7 +240,7 @@ class MethodConfig:
     static_train_table: bool = True
     # static only: the table's update as a low-rank product, each token's row moving in a shared rank-r space
     # (a LoRA of the table, merged into it when saved): a 7.6M-entry table fitted to a few thousand labels
-    # memorises them; rank 16 trains 30x fewer entries. 0: every entry trains.
+    # memorises them; rank 16 trains 16x fewer entries. 0: every entry trains.
     static_table_rank: int = 0
     # static only: the table's step as a fraction of the method's lr (1: the head's step). A 7.6M-row
     # table fitted to a few thousand texts moves further per step than its head needs.

@@ -330,7 +330,7 @@ class NumpyRuntime(Runtime):
     config.json). The forward is the graph's own arithmetic: the mean of the text's known token rows,
     L2-normalised, then the MLP head. A static model is a table lookup and two small matrix products, so
     an engine's per-call dispatch is most of its cost; here a call is a few numpy operations, and an edge
-    box needs numpy and tokenizers, nothing else. (model2vec's own ``StaticModelPipeline`` serves the
+    box needs numpy, tokenizers and safetensors, nothing else. (model2vec's own ``StaticModelPipeline`` serves the
     same files, ``edgedistill/clients/model2vec_client.py``.)"""
 
     runtime, format = "numpy", "onnx"

@@ -175,8 +175,9 @@ class ModelJob:
                   str(dst / layout.MODEL2VEC_FILES[0]))
         head = {}
         for i, m in enumerate(layers):
-            head[f"head.{i}.weight"] = np.ascontiguousarray(m.weight.detach().numpy(), dtype=np.float32)
-            head[f"head.{i}.bias"] = np.ascontiguousarray(m.bias.detach().numpy(), dtype=np.float32)
+            head[layout.model2vec_head_key(i, "weight")] = np.ascontiguousarray(m.weight.detach().numpy(),
+                                                                                dtype=np.float32)
+            head[layout.model2vec_head_key(i, "bias")] = np.ascontiguousarray(m.bias.detach().numpy(), dtype=np.float32)
         save_file(head, str(dst / layout.MODEL2VEC_FILES[1]))
         path = dst / layout.CONFIG_FILE
         config = json.loads(path.read_text())

@@ -201,3 +201,23 @@ def test_the_results_block_gives_int8_changes_in_points(tmp_path):
     assert main(["--run", RUN, "--results", str(root), "--write", str(doc)]) == 0
     # export.json keeps the change as a fraction of 1; the docs say points
     assert f"INT8 changes macro-F1 by {100 * min(deltas):+.2f} to {100 * max(deltas):+.2f} points" in doc.read_text()
+
+
+def test_the_committed_headline_is_what_the_committed_results_give(tmp_path):
+    """The README's headline table, regenerated from the committed quickstart results, is the table the README
+    shows: a partial retrain that rewrote results/quickstart/ (dropping a model, moving a score) fails here."""
+    import shutil
+
+    from tools.readme_results import HEADLINE_END, HEADLINE_START, main
+
+    shutil.copytree(ROOT / "results" / "quickstart", tmp_path / "results" / "quickstart")
+    readme = tmp_path / "README.md"
+    readme.write_text(README.read_text())
+    assert main(["--run", "quickstart", "--results", str(tmp_path / "results"), "--section", "headline",
+                 "--write", str(readme)]) == 0
+
+    def table(text: str) -> list[str]:
+        block = text.split(HEADLINE_START)[1].split(HEADLINE_END)[0]
+        return [line for line in block.splitlines() if line.startswith("|")]
+
+    assert table(README.read_text()) and table(readme.read_text()) == table(README.read_text())

@@ -52,6 +52,10 @@ class MethodSetup:
     # A step smaller than the method's lr for some parameters: parameter-name prefix -> fraction of lr
     # (the static student's table, methods.static.static_table_lr_scale).
     lr_scales: dict = field(default_factory=dict)
+    # The decay of an exponential moving average of the weights, updated at every optimizer step (0: none).
+    # Where set, the average is what each epoch validates and what the chosen epoch keeps: the noise of
+    # single steps averaged out (methods.static.static_weight_average).
+    weight_average: float = 0.0
 
 
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
@@ -87,6 +91,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                           "table": ("frozen" if not m.static_train_table else
                                     f"rank-{m.static_table_rank} update" if m.static_table_rank else "trained"),
                           "table_lr_scale": m.static_table_lr_scale if m.static_train_table else None,
+                          "weight_average": m.static_weight_average or None,
                           "epoch_chosen_on": ("teacher agreement on held-out pool texts" if m.static_select == "pool"
                                               else "validation macro-F1")}
     elif not method(name).distilled:
@@ -119,7 +124,8 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         model.add_teacher_map(teacher.config.hidden_size)
     if is_static(name):
         info["params_trainable"] = param_counts(model)["params_trainable"]
-    return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok, lr_scales=lr_scales)
+    return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok, lr_scales=lr_scales,
+                       weight_average=m.static_weight_average if is_static(name) else 0.0)
 
 
 class _Encoded(torch.utils.data.Dataset):
@@ -302,6 +308,7 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     is given, the best agreement with its teacher labels); test it."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     from transformers import get_scheduler
 
     cfg = setup.train
@@ -341,6 +348,10 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
     n_params, n_trainable = matmul_params(unwrapped_params), matmul_params(unwrapped_params, trainable_only=True)
     n_teacher = matmul_params(teacher) if teacher is not None else 0
     tokens = 0
+    # torch's own weight averaging: a copy of the model whose weights follow the trained ones with decay
+    # setup.weight_average; each process keeps one (their weights are equal after every synchronised step).
+    average = AveragedModel(unwrapped_params, multi_avg_fn=get_ema_multi_avg_fn(setup.weight_average)) \
+        if setup.weight_average else None
 
     history = {"steps": [], "epochs": []}
     best = {"f1": -1.0, "loss": math.inf, "epoch": 0, "state": None}
@@ -388,6 +399,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
                 running_parts[k] = running_parts.get(k, 0.0) + v
             if acc.sync_gradients:
                 step += 1
+                if average is not None:
+                    average.update_parameters(acc.unwrap_model(model))
                 if step % cfg.log_every == 0:
                     epoch_at = round(epoch - 1 + bar.n / max(len(train_loader), 1), 4)
                     history["steps"].append({"step": step, "epoch": epoch_at,
@@ -397,7 +410,7 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
                     running, running_parts, n_running = 0.0, {}, 0
         train_time += time.perf_counter() - t0
         bar.close()
-        unwrapped = acc.unwrap_model(model)
+        unwrapped = average.module if average is not None else acc.unwrap_model(model)
         val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size,
                                     acc.device)
         val = classification_metrics(data.validation.labels, softmax(val_logits), data.label_names)

@@ -250,6 +250,10 @@ class MethodConfig:
     # more teacher-labelled texts held out of training: thousands of texts instead of a few hundred.
     static_select: str = "validation"
     static_select_texts: int = 2000
+    # static only: the decay of an exponential moving average of its weights, updated at every step; the
+    # average is what each epoch validates and the chosen epoch keeps (0: the trained weights themselves).
+    # A table whose validation loss is lowest after an epoch or two is chosen from a noisy single iterate.
+    static_weight_average: float = 0.0
     # Per-method schedule; None inherits the train section. Budgets are compared in compute
     # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
     lr: float | None = None                 # LoRA and small students want a larger one
@@ -284,6 +288,9 @@ class MethodConfig:
         if not (math.isfinite(self.static_table_lr_scale) and 0 < self.static_table_lr_scale <= 1):
             errs.append(f"static_table_lr_scale: {self.static_table_lr_scale:g} must be in (0, 1] (a fraction of the "
                         "method's lr; static_train_table: false freezes the table)")
+        if not (math.isfinite(self.static_weight_average) and 0 <= self.static_weight_average < 1):
+            errs.append(f"static_weight_average: {self.static_weight_average:g} must be in [0, 1) (the decay of the "
+                        "weights' moving average; 0 = none)")
         if self.static_select not in STATIC_SELECT:
             errs.append(f"static_select: {self.static_select!r} must be one of {', '.join(STATIC_SELECT)}")
         if self.static_select_texts < 1:

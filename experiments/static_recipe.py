@@ -55,6 +55,9 @@ VARIANTS = {
     "teacher-vectors-1": {"static_teacher_vectors": 1.0},
     "table-rank-16": {"static_table_rank": 16},
     "augment-2-vectors-1": {"static_augment_copies": 2, "static_teacher_vectors": 1.0},
+    "augment-2-vectors-1-bigrams-64k": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
+                                        "static_bigrams": 65536},
+    "weight-average-0.995": {"static_weight_average": 0.995},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 

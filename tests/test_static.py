@@ -353,7 +353,7 @@ def test_a_static_setting_changes_the_static_fingerprint_only():
     changed = replace(recipe, methods={**recipe.methods, **{
         name: replace(m, static_pool=123, static_train_table=False, static_select="pool", static_select_texts=500,
                       static_table_lr_scale=0.1, static_bigrams=4096,
-                      static_augment_copies=2) for name, m in recipe.methods.items()}})
+                      static_augment_copies=2, static_weight_average=0.9) for name, m in recipe.methods.items()}})
     for name in ("teacher", "odd", "lora", "hybrid"):
         assert method_fingerprint(changed, name) == method_fingerprint(recipe, name)
     assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")
@@ -548,3 +548,37 @@ def test_a_low_rank_table_update_trains_few_entries_and_saves_as_a_plain_table(t
     assert m["params_total"] == sum(p.numel() for p in saved.parameters())
     with pytest.raises(ConfigError, match="static_table_rank: a low-rank update trains the table"):
         load_recipe(overrides={"methods": {"static": {"static_table_rank": 4, "static_train_table": False}}})
+
+
+def test_the_static_student_keeps_the_moving_average_of_its_weights(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
+    from test_train import tiny_recipe
+    from torch.optim.swa_utils import AveragedModel
+
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier
+
+    iterates = []
+    update = AveragedModel.update_parameters
+
+    def spy(self, model):      # the trained weights after each optimizer step, as the average sees them
+        iterates.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        update(self, model)
+
+    monkeypatch.setattr(AveragedModel, "update_parameters", spy)
+    decay = 0.6
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1,
+                                             "static_weight_average": decay}},
+                         baselines={"tfidf": False, "model2vec": False})
+    m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    assert len(iterates) == m["compute"]["optimizer_steps"] > 2 and m["static"]["weight_average"] == decay
+    expected = dict(iterates[0])
+    for weights in iterates[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * weights[k] for k in expected}
+    saved = StaticClassifier.load(recipe.run_dir / "models" / "static").state_dict()
+    assert saved.keys() == expected.keys()
+    for k in saved:        # the average is kept, not the last step's weights
+        np.testing.assert_allclose(saved[k].numpy(), expected[k].numpy(), atol=1e-6)
+    assert not torch.allclose(saved["head.0.weight"], iterates[-1]["head.0.weight"])
+    with pytest.raises(ConfigError, match=r"static_weight_average: 1 must be in \[0, 1\)"):
+        load_recipe(overrides={"methods": {"static": {"static_weight_average": 1.0}}})

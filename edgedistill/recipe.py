@@ -254,6 +254,10 @@ class MethodConfig:
     # average is what each epoch validates and the chosen epoch keeps (0: the trained weights themselves).
     # A table whose validation loss is lowest after an epoch or two is chosen from a noisy single iterate.
     static_weight_average: float = 0.0
+    # static only: copies of the student trained from the same start, each with its own seed (batch order), their
+    # chosen weights averaged into one student of the same size (a uniform model soup; 1: a single student).
+    # Costs soup x the training, nothing at inference.
+    static_soup: int = 1
     # Per-method schedule; None inherits the train section. Budgets are compared in compute
     # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
     lr: float | None = None                 # LoRA and small students want a larger one
@@ -291,6 +295,8 @@ class MethodConfig:
         if not (math.isfinite(self.static_weight_average) and 0 <= self.static_weight_average < 1):
             errs.append(f"static_weight_average: {self.static_weight_average:g} must be in [0, 1) (the decay of the "
                         "weights' moving average; 0 = none)")
+        if self.static_soup < 1:
+            errs.append(f"static_soup: {self.static_soup} must be >= 1 (students averaged into one; 1 = no soup)")
         if self.static_select not in STATIC_SELECT:
             errs.append(f"static_select: {self.static_select!r} must be one of {', '.join(STATIC_SELECT)}")
         if self.static_select_texts < 1:

@@ -58,6 +58,7 @@ VARIANTS = {
     "augment-2-vectors-1-bigrams-64k": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                         "static_bigrams": 65536},
     "weight-average-0.995": {"static_weight_average": 0.995},
+    "soup-3": {"static_soup": 3},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 

@@ -353,7 +353,8 @@ def test_a_static_setting_changes_the_static_fingerprint_only():
     changed = replace(recipe, methods={**recipe.methods, **{
         name: replace(m, static_pool=123, static_train_table=False, static_select="pool", static_select_texts=500,
                       static_table_lr_scale=0.1, static_bigrams=4096,
-                      static_augment_copies=2, static_weight_average=0.9) for name, m in recipe.methods.items()}})
+                      static_augment_copies=2, static_weight_average=0.9,
+                      static_soup=2) for name, m in recipe.methods.items()}})
     for name in ("teacher", "odd", "lora", "hybrid"):
         assert method_fingerprint(changed, name) == method_fingerprint(recipe, name)
     assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")
@@ -582,3 +583,42 @@ def test_the_static_student_keeps_the_moving_average_of_its_weights(tmp_path, ti
     assert not torch.allclose(saved["head.0.weight"], iterates[-1]["head.0.weight"])
     with pytest.raises(ConfigError, match=r"static_weight_average: 1 must be in \[0, 1\)"):
         load_recipe(overrides={"methods": {"static": {"static_weight_average": 1.0}}})
+
+
+def test_a_static_soup_averages_members_that_start_alike(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
+    from test_train import tiny_recipe
+
+    import distill.train as train_module
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier
+
+    starts, kept = [], []
+    train = train_module.train
+
+    def spy(setup, data, max_length, seed, *args, **kwargs):   # every member's start and the weights it keeps
+        member = setup.name == "static" and setup.soup == 1
+        if member:
+            starts.append((seed, {k: v.detach().clone() for k, v in setup.model.state_dict().items()}))
+        out = train(setup, data, max_length, seed, *args, **kwargs)
+        if member:
+            kept.append({k: v.detach().clone() for k, v in out.model.state_dict().items()})
+        return out
+
+    monkeypatch.setattr(train_module, "train", spy)
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2, "static_soup": 3}},
+                         baselines={"tfidf": False, "model2vec": False})
+    m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    assert [seed for seed, _ in starts] == [recipe.run.seed + i for i in range(3)] and len(kept) == 3
+    for _, start in starts[1:]:                      # the same start, their own batch order
+        assert all(torch.equal(start[k], starts[0][1][k]) for k in start)
+    assert not torch.allclose(kept[0]["head.0.weight"], kept[1]["head.0.weight"])
+    saved = StaticClassifier.load(recipe.run_dir / "models" / "static").state_dict()
+    for k in saved:
+        np.testing.assert_allclose(saved[k].numpy(), torch.stack([w[k] for w in kept]).mean(dim=0).numpy(),
+                                   atol=1e-6)
+    members = m["history"]["members"]
+    assert [x["seed"] for x in members] == [recipe.run.seed + i for i in range(3)] and m["static"]["soup"] == 3
+    assert m["compute"]["epochs_run"] == sum(len(x["history"]["epochs"]) for x in members)
+    with pytest.raises(ConfigError, match=r"static_soup: 0 must be >= 1"):
+        load_recipe(overrides={"methods": {"static": {"static_soup": 0}}})

@@ -13,6 +13,8 @@ thing of the shipped recipe (``methods.static`` in configs/quickstart.yaml):
 - the targets: KD at T=2 (shipped) or softer, T=4;
 - more of the teacher's labels: noisy copies of every training text, which the teacher labels
   (``static_augment_copies``), or the teacher's sentence vector as an auxiliary target (``static_teacher_vectors``).
+- averaging: a moving average of the weights (``static_weight_average``), or students trained from the same start
+  averaged into one (``static_soup``).
 
 Protocol (as ``static_pool.py``): the validation split is cut in two stratified, seeded halves; a variant
 that chooses its epoch on validation uses half A; every variant is judged on half B. The test split is not

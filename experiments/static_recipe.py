@@ -61,6 +61,7 @@ VARIANTS = {
                                         "static_bigrams": 65536},
     "weight-average-0.995": {"static_weight_average": 0.995},
     "soup-3": {"static_soup": 3},
+    "augment-2-vectors-1-soup-3": {"static_augment_copies": 2, "static_teacher_vectors": 1.0, "static_soup": 3},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 

@@ -501,6 +501,7 @@ def train_soup(setup: MethodSetup, data: Dataset, max_length: int, seed: int, ac
                "members": [{"seed": seed + i, "best_epoch": m.best_epoch,
                             "validation_macro_f1": m.validation["macro_f1"], "history": m.history}
                            for i, m in enumerate(members)]}
+    # Each member keeps its own best epoch (all in history["members"]); the soup reports the first member's.
     return TrainOutcome(
         model=soup, history=history, best_epoch=members[0].best_epoch, train_time_s=train_time,
         train_examples_per_s=compute["examples_seen"] / train_time if train_time else 0.0, compute=compute,

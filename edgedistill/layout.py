@@ -45,12 +45,12 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 CONFIG_FILE = "config.json"
 # The static student's model2vec form, beside its ONNX graph (model2vec's own file names).
 MODEL2VEC_FILES = ("model.safetensors", "head.safetensors")
+REWRITE_COMMAND = "edgedistill export --run runs/<run> --force"
 
 
 def model2vec_head_key(layer: int, part: str) -> str:
     """The name of one head tensor in head.safetensors (model2vec's MLP head: ``part`` is weight or bias)."""
     return f"head.{layer}.{part}"
-REWRITE_COMMAND = "edgedistill export --run runs/<run> --force"
 
 
 def model_file_for(fmt: str, precision: str) -> str:

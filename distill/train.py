@@ -59,6 +59,9 @@ class MethodSetup:
     # Copies of the model that train from the same start, each with its own seed (batch order, dropout), and
     # whose chosen weights are averaged into one model of the same size (a uniform "model soup"; 1: none).
     soup: int = 1
+    # Copies of the model trained apart (each with its own seed and a head started from it) and stacked into one
+    # model whose logits are the mean of theirs (``StaticClassifier.stack``; 1: none): k times the size.
+    ensemble: int = 1
 
 
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
@@ -96,6 +99,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                           "table_lr_scale": m.static_table_lr_scale if m.static_train_table else None,
                           "weight_average": m.static_weight_average or None,
                           "soup": m.static_soup if m.static_soup > 1 else None,
+                          "ensemble": m.static_ensemble if m.static_ensemble > 1 else None,
                           "epoch_chosen_on": ("teacher agreement on held-out pool texts" if m.static_select == "pool"
                                               else "validation macro-F1")}
     elif not method(name).distilled:
@@ -128,9 +132,13 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         model.add_teacher_map(teacher.config.hidden_size)
     if is_static(name):
         info["params_trainable"] = param_counts(model)["params_trainable"]
+        if m.static_ensemble > 1:     # what is saved: the members stacked (trained one at a time, as counted above)
+            stacked = param_counts(type(model).stack([model] * m.static_ensemble))
+            info.update(params_total=stacked["params_total"])
     return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok, lr_scales=lr_scales,
                        weight_average=m.static_weight_average if is_static(name) else 0.0,
-                       soup=m.static_soup if is_static(name) else 1)
+                       soup=m.static_soup if is_static(name) else 1,
+                       ensemble=m.static_ensemble if is_static(name) else 1)
 
 
 class _Encoded(torch.utils.data.Dataset):
@@ -311,8 +319,8 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
           progress: bool = True, cache: TeacherCache | None = None) -> TrainOutcome:
     """Train ``setup.model``; select the epoch with the best validation macro-F1 (or, where ``data.selection``
     is given, the best agreement with its teacher labels); test it."""
-    if setup.soup > 1:
-        return train_soup(setup, data, max_length, seed, accelerator, progress, cache)
+    if setup.soup > 1 or setup.ensemble > 1:
+        return train_members(setup, data, max_length, seed, accelerator, progress, cache)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -470,30 +478,43 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
         test=classification_metrics(data.test.labels, softmax(test_logits), data.label_names))
 
 
-def train_soup(setup: MethodSetup, data: Dataset, max_length: int, seed: int, accelerator=None,
-               progress: bool = True, cache: TeacherCache | None = None) -> TrainOutcome:
-    """``setup.soup`` copies of ``setup.model``, each trained by ``train`` from the same start with seeds
-    ``seed``, ``seed + 1``, ...; the weights each keeps (its own best epoch) are averaged into one model,
-    which is validated and tested. Members that start alike stay close enough for their mean to be a
-    model (Wortsman et al. 2022, "Model soups"); what one member memorises of its batch order, the others do not."""
+def train_members(setup: MethodSetup, data: Dataset, max_length: int, seed: int, accelerator=None,
+                  progress: bool = True, cache: TeacherCache | None = None) -> TrainOutcome:
+    """Several copies of ``setup.model``, each trained by ``train`` with seeds ``seed``, ``seed + 1``, ...,
+    combined into one model, which is validated and tested.
+
+    A soup (``setup.soup``): every member starts alike and the weights each keeps (its own best epoch) are
+    averaged into one model of the same size. Members that start alike stay close enough for their mean to be
+    a model (Wortsman et al. 2022, "Model soups"); what one member memorises of its batch order, the others do
+    not. An ensemble (``setup.ensemble``): each member's head starts from its own seed, and the members are
+    stacked into one model whose logits are the mean of theirs: k times the size, and members free to differ."""
     import copy
     from dataclasses import replace
 
+    count, kind = (setup.soup, "soup") if setup.soup > 1 else (setup.ensemble, "ensemble")
     members = []
-    for i in range(setup.soup):
+    for i in range(count):
         if progress:
-            tqdm.write(f"[{setup.name}] soup member {i + 1}/{setup.soup} (seed {seed + i})")
-        member = replace(setup, model=copy.deepcopy(setup.model), soup=1)
+            tqdm.write(f"[{setup.name}] {kind} member {i + 1}/{count} (seed {seed + i})")
+        member = replace(setup, model=copy.deepcopy(setup.model), soup=1, ensemble=1)
+        if kind == "ensemble" and i:
+            torch.manual_seed(seed + i)
+            for layer in member.model.linear_layers():
+                layer.reset_parameters()
         members.append(train(member, data, max_length, seed + i, accelerator, progress, cache))
-    states = [m.model.state_dict() for m in members]
-    averaged = {k: torch.stack([st[k].float() for st in states]).mean(dim=0).to(v.dtype)
-                if v.is_floating_point() else v for k, v in states[0].items()}
-    soup = members[0].model
-    soup.load_state_dict(averaged)
-    device = next(soup.parameters()).device
+    if kind == "soup":
+        states = [m.model.state_dict() for m in members]
+        averaged = {k: torch.stack([st[k].float() for st in states]).mean(dim=0).to(v.dtype)
+                    if v.is_floating_point() else v for k, v in states[0].items()}
+        combined = members[0].model
+        combined.load_state_dict(averaged)
+    else:
+        combined = type(members[0].model).stack([m.model for m in members])
+    device = next(members[0].model.parameters()).device
+    combined.to(device)
     cfg = setup.train
-    val_logits = predict_logits(soup, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size, device)
-    test_logits = predict_logits(soup, setup.tokenizer, data.test, max_length, cfg.eval_batch_size, device)
+    val_logits = predict_logits(combined, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size, device)
+    test_logits = predict_logits(combined, setup.tokenizer, data.test, max_length, cfg.eval_batch_size, device)
     summed = ("epochs_run", "optimizer_steps", "examples_seen", "tokens_seen", "train_flops", "teacher_forward_flops")
     compute = {**members[0].compute, **{k: sum(m.compute[k] for m in members) for k in summed}}
     train_time = sum(m.train_time_s for m in members)
@@ -501,9 +522,9 @@ def train_soup(setup: MethodSetup, data: Dataset, max_length: int, seed: int, ac
                "members": [{"seed": seed + i, "best_epoch": m.best_epoch,
                             "validation_macro_f1": m.validation["macro_f1"], "history": m.history}
                            for i, m in enumerate(members)]}
-    # Each member keeps its own best epoch (all in history["members"]); the soup reports the first member's.
+    # Each member keeps its own best epoch (all in history["members"]); the combined model reports the first member's.
     return TrainOutcome(
-        model=soup, history=history, best_epoch=members[0].best_epoch, train_time_s=train_time,
+        model=combined, history=history, best_epoch=members[0].best_epoch, train_time_s=train_time,
         train_examples_per_s=compute["examples_seen"] / train_time if train_time else 0.0, compute=compute,
         validation=classification_metrics(data.validation.labels, softmax(val_logits), data.label_names),
         test=classification_metrics(data.test.labels, softmax(test_logits), data.label_names))

@@ -258,6 +258,10 @@ class MethodConfig:
     # chosen weights averaged into one student of the same size (a uniform model soup; 1: a single student).
     # Costs soup x the training, nothing at inference.
     static_soup: int = 1
+    # static only: students trained apart (each head started from its own seed) and stacked into one model whose
+    # logits are the mean of theirs (1: a single student). Costs ensemble x the training, the table's size and
+    # its per-token gather width at inference.
+    static_ensemble: int = 1
     # Per-method schedule; None inherits the train section. Budgets are compared in compute
     # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
     lr: float | None = None                 # LoRA and small students want a larger one
@@ -297,6 +301,10 @@ class MethodConfig:
                         "weights' moving average; 0 = none)")
         if self.static_soup < 1:
             errs.append(f"static_soup: {self.static_soup} must be >= 1 (students averaged into one; 1 = no soup)")
+        if self.static_ensemble < 1:
+            errs.append(f"static_ensemble: {self.static_ensemble} must be >= 1 (students stacked into one; 1 = none)")
+        elif self.static_ensemble > 1 and self.static_soup > 1:
+            errs.append("static_ensemble and static_soup: choose one way to combine students (the other must be 1)")
         if self.static_select not in STATIC_SELECT:
             errs.append(f"static_select: {self.static_select!r} must be one of {', '.join(STATIC_SELECT)}")
         if self.static_select_texts < 1:

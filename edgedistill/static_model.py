@@ -1,5 +1,5 @@
 """The static student's model class: a token-vector table (and optionally hashed bigram rows), masked mean
-pooling and a small head.
+pooling and a small head; or an ensemble of such students stacked into one model (``StaticClassifier.stack``).
 
 It follows the Hugging Face calling convention the training loop and ``TorchRuntime`` use
 (``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``) and loads from its own
@@ -41,14 +41,19 @@ class StaticConfig(SimpleNamespace):
 
 class StaticClassifier(nn.Module):
     def __init__(self, vocab_size: int, dims: int, label_names: list[str], hidden: int = 256,
-                 unk_token_id: int | None = None, normalize: bool = True, bigram_buckets: int = 0):
+                 unk_token_id: int | None = None, normalize: bool = True, bigram_buckets: int = 0,
+                 members: int = 1):
         super().__init__()
         id2label = {str(i): n for i, n in enumerate(label_names)}
         self.config = StaticConfig(model_type=MODEL_TYPE, architectures=["StaticClassifier"], vocab_size=vocab_size,
                                    dims=dims, hidden=hidden, num_labels=len(label_names), id2label=id2label,
                                    label2id={n: int(i) for i, n in id2label.items()}, unk_token_id=unk_token_id,
-                                   normalize=normalize, bigram_buckets=bigram_buckets)
-        self.embeddings = nn.Embedding(vocab_size, dims)
+                                   normalize=normalize, bigram_buckets=bigram_buckets, members=members)
+        # ``members`` students side by side: member i owns columns [i * dims, (i + 1) * dims) of the table and of
+        # the bigram rows, and its pooled vector is normalised on its own. Built by ``stack``, whose head is
+        # block-diagonal so that the logits are the mean of the members' logits.
+        width = dims * members
+        self.embeddings = nn.Embedding(vocab_size, width)
         # Training only: the fraction of a text's tokens dropped before pooling (word dropout), so the
         # table cannot lean on any one token of a few thousand texts. Not saved: inference pools every token.
         self.token_dropout = 0.0
@@ -56,10 +61,10 @@ class StaticClassifier(nn.Module):
         # untrained student pools exactly as the unigram table does and training adds word order where it pays.
         self.bigrams = None
         if bigram_buckets:
-            self.bigrams = nn.Embedding(bigram_buckets, dims)
+            self.bigrams = nn.Embedding(bigram_buckets, width)
             nn.init.zeros_(self.bigrams.weight)
-        layers = [nn.Linear(dims, hidden), nn.ReLU(), nn.Linear(hidden, len(label_names))] if hidden else \
-            [nn.Linear(dims, len(label_names))]
+        layers = [nn.Linear(width, hidden * members), nn.ReLU(), nn.Linear(hidden * members, len(label_names))] \
+            if hidden else [nn.Linear(width, len(label_names))]
         self.head = nn.Sequential(*layers)
         # Training only (add_teacher_map): a linear map of the pooled vector to the teacher's sentence vector.
         # Never saved: the artifact is the table and the head.
@@ -68,7 +73,7 @@ class StaticClassifier(nn.Module):
         self.table_a, self.table_b = None, None
 
     def add_teacher_map(self, width: int) -> None:
-        self.teacher_map = nn.Linear(self.config.dims, width)
+        self.teacher_map = nn.Linear(self.width, width)
 
     def add_low_rank_update(self, rank: int) -> None:
         """Freeze the table; train ``table_a[id] @ table_b`` added to each row instead (merged when saved).
@@ -76,7 +81,17 @@ class StaticClassifier(nn.Module):
         self.embeddings.weight.requires_grad_(False)
         self.table_a = nn.Embedding(self.config.vocab_size, rank)
         nn.init.zeros_(self.table_a.weight)
-        self.table_b = nn.Parameter(torch.randn(rank, self.config.dims) / rank ** 0.5)
+        self.table_b = nn.Parameter(torch.randn(rank, self.width) / rank ** 0.5)
+
+    @property
+    def width(self) -> int:
+        """The table's width: every member's columns."""
+        return self.config.dims * self.config.members
+
+    def merged_table(self) -> torch.Tensor:
+        """The table as it is saved: a low-rank update merged into it."""
+        weight = self.embeddings.weight
+        return weight if self.table_a is None else weight + self.table_a.weight @ self.table_b
 
     def table_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
         rows = self.embeddings(input_ids)
@@ -100,7 +115,11 @@ class StaticClassifier(nn.Module):
             pairs = self.bigrams(bigram_rows(input_ids, self.config.bigram_buckets))
             summed = summed + (pairs * (keep[:, :-1] * keep[:, 1:]).unsqueeze(-1)).sum(dim=1)
         pooled = summed / keep.sum(dim=1, keepdim=True).clamp(min=1.0)   # no real token: a zero vector
-        return nn.functional.normalize(pooled, dim=-1) if self.config.normalize else pooled
+        if not self.config.normalize:
+            return pooled
+        # each member's vector on its own (one member: the whole vector)
+        grouped = pooled.reshape(pooled.shape[0], self.config.members, self.config.dims)
+        return nn.functional.normalize(grouped, dim=-1).reshape(pooled.shape)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, **_) -> SimpleNamespace:
@@ -120,8 +139,7 @@ class StaticClassifier(nn.Module):
         self.config.to_json_file(folder / "config.json")
         training_only = ("teacher_map.", "table_a.", "table_b")
         state = {k: v for k, v in self.state_dict().items() if not k.startswith(training_only)}
-        if self.table_a is not None:     # the low-rank update merged: the saved student is a plain table
-            state["embeddings.weight"] = self.embeddings.weight + self.table_a.weight @ self.table_b
+        state["embeddings.weight"] = self.merged_table()   # a low-rank update merged: a plain table
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(folder / WEIGHTS))
 
     @classmethod
@@ -132,8 +150,37 @@ class StaticClassifier(nn.Module):
         cfg = json.loads((Path(folder) / "config.json").read_text())
         labels = [cfg["id2label"][str(i)] for i in range(cfg["num_labels"])]
         model = cls(cfg["vocab_size"], cfg["dims"], labels, cfg["hidden"], cfg.get("unk_token_id"),
-                    cfg.get("normalize", True), cfg.get("bigram_buckets", 0))
+                    cfg.get("normalize", True), cfg.get("bigram_buckets", 0), cfg.get("members", 1))
         model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
+        return model.eval()
+
+    @classmethod
+    def stack(cls, students: list[StaticClassifier]) -> StaticClassifier:
+        """One model whose logits are the mean of ``students``' logits (students of one shape, trained apart):
+        their tables side by side, each pooled and normalised on its own, and a block-diagonal head. It costs
+        the members' tables in size and one gather of the wider rows per token at inference."""
+        first = students[0].config
+        for s in students[1:]:
+            if any(getattr(s.config, k) != getattr(first, k) for k in
+                   ("vocab_size", "dims", "hidden", "unk_token_id", "normalize", "bigram_buckets", "members")):
+                raise ValueError("StaticClassifier.stack: the students differ in shape; stack students of one recipe")
+        if first.members != 1:
+            raise ValueError("StaticClassifier.stack: stack single students, not stacks")
+        k = len(students)
+        labels = [first.id2label[str(i)] for i in range(first.num_labels)]
+        model = cls(first.vocab_size, first.dims, labels, first.hidden, first.unk_token_id, first.normalize,
+                    first.bigram_buckets, members=k)
+        heads = [s.linear_layers() for s in students]
+        with torch.no_grad():
+            model.embeddings.weight.copy_(torch.cat([s.merged_table() for s in students], dim=1))
+            if model.bigrams is not None:
+                model.bigrams.weight.copy_(torch.cat([s.bigrams.weight for s in students], dim=1))
+            layers = model.linear_layers()
+            if first.hidden:      # each member's hidden units read only its own columns
+                layers[0].weight.copy_(torch.block_diag(*[h[0].weight for h in heads]))
+                layers[0].bias.copy_(torch.cat([h[0].bias for h in heads]))
+            layers[-1].weight.copy_(torch.cat([h[-1].weight for h in heads], dim=1) / k)
+            layers[-1].bias.copy_(torch.stack([h[-1].bias for h in heads]).mean(dim=0))
         return model.eval()
 
 

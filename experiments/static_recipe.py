@@ -13,8 +13,9 @@ thing of the shipped recipe (``methods.static`` in configs/quickstart.yaml):
 - the targets: KD at T=2 (shipped) or softer, T=4;
 - more of the teacher's labels: noisy copies of every training text, which the teacher labels
   (``static_augment_copies``), or the teacher's sentence vector as an auxiliary target (``static_teacher_vectors``).
-- averaging: a moving average of the weights (``static_weight_average``), or students trained from the same start
-  averaged into one (``static_soup``).
+- averaging: a moving average of the weights (``static_weight_average``), students trained from the same start
+  averaged into one (``static_soup``), or students trained apart and stacked into one model that averages their
+  logits (``static_ensemble``: k times the table).
 
 Protocol (as ``static_pool.py``): the validation split is cut in two stratified, seeded halves; a variant
 that chooses its epoch on validation uses half A; every variant is judged on half B. The test split is not
@@ -62,6 +63,8 @@ VARIANTS = {
     "weight-average-0.995": {"static_weight_average": 0.995},
     "soup-3": {"static_soup": 3},
     "augment-2-vectors-1-soup-3": {"static_augment_copies": 2, "static_teacher_vectors": 1.0, "static_soup": 3},
+    "ensemble-3": {"static_ensemble": 3},
+    "augment-2-vectors-1-ensemble-3": {"static_augment_copies": 2, "static_teacher_vectors": 1.0, "static_ensemble": 3},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 

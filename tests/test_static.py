@@ -1,4 +1,5 @@
 """The static student: model2vec's table of the fine-tuned teacher, trained by the one loop, exported as ONNX."""
+import copy
 import json
 
 import numpy as np
@@ -622,3 +623,73 @@ def test_a_static_soup_averages_members_that_start_alike(tmp_path, tiny_checkpoi
     assert m["compute"]["epochs_run"] == sum(len(x["history"]["epochs"]) for x in members)
     with pytest.raises(ConfigError, match=r"static_soup: 0 must be >= 1"):
         load_recipe(overrides={"methods": {"static": {"static_soup": 0}}})
+
+
+@pytest.mark.parametrize("hidden, bigrams", [(16, 0), (0, 0), (16, 32)])
+def test_stacked_static_students_give_the_mean_of_their_logits(tmp_path, hidden, bigrams):
+    from distill.static import StaticClassifier
+
+    torch.manual_seed(0)
+    students = []
+    for _ in range(3):
+        s = StaticClassifier(50, 8, ["a", "b", "c"], hidden, unk_token_id=1, bigram_buckets=bigrams)
+        with torch.no_grad():
+            for p in s.parameters():
+                p.normal_()
+        students.append(s.eval())
+    stacked = StaticClassifier.stack(students)
+    ids = torch.randint(0, 50, (5, 7))
+    ids[0, 2] = 1                                                       # an unknown token, dropped
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0                                                     # padding
+    with torch.no_grad():
+        expected = torch.stack([s(ids, mask).logits for s in students]).mean(dim=0)
+        np.testing.assert_allclose(stacked(ids, mask).logits.numpy(), expected.numpy(), atol=1e-5)
+        stacked.save_pretrained(tmp_path / "stack")
+        loaded = StaticClassifier.load(tmp_path / "stack")
+        assert loaded.config.members == 3 and loaded.embeddings.weight.shape == (50, 24)
+        np.testing.assert_allclose(loaded(ids, mask).logits.numpy(), expected.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        StaticClassifier.stack([students[0], StaticClassifier(50, 4, ["a", "b", "c"], hidden)])
+
+
+def test_a_static_ensemble_stacks_members_trained_apart(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
+    from test_train import tiny_recipe
+
+    import distill.train as train_module
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier
+
+    starts, kept = [], []
+    train = train_module.train
+
+    def spy(setup, data, max_length, seed, *args, **kwargs):   # every member's start and the model it keeps
+        member = setup.name == "static" and setup.ensemble == 1
+        if member:
+            starts.append((seed, {k: v.detach().clone() for k, v in setup.model.state_dict().items()}))
+        out = train(setup, data, max_length, seed, *args, **kwargs)
+        if member:
+            kept.append(copy.deepcopy(out.model).eval())
+        return out
+
+    monkeypatch.setattr(train_module, "train", spy)
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2, "static_ensemble": 2}},
+                         baselines={"tfidf": False, "model2vec": False})
+    m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    assert [seed for seed, _ in starts] == [recipe.run.seed, recipe.run.seed + 1] and len(kept) == 2
+    # the same table, each head from its own seed
+    assert torch.equal(starts[0][1]["embeddings.weight"], starts[1][1]["embeddings.weight"])
+    assert not torch.equal(starts[0][1]["head.0.weight"], starts[1][1]["head.0.weight"])
+    saved = StaticClassifier.load(recipe.run_dir / "models" / "static")
+    assert saved.config.members == 2 and m["static"]["ensemble"] == 2
+    assert m["params_total"] == sum(p.numel() for p in saved.parameters())
+    ids = torch.randint(0, saved.config.vocab_size, (4, 6))
+    with torch.no_grad():
+        expected = torch.stack([s(ids).logits for s in kept]).mean(dim=0)
+        np.testing.assert_allclose(saved(ids).logits.numpy(), expected.numpy(), atol=1e-5)
+    assert [x["seed"] for x in m["history"]["members"]] == [recipe.run.seed, recipe.run.seed + 1]
+    with pytest.raises(ConfigError, match=r"static_ensemble: 0 must be >= 1"):
+        load_recipe(overrides={"methods": {"static": {"static_ensemble": 0}}})
+    with pytest.raises(ConfigError, match="choose one way to combine"):
+        load_recipe(overrides={"methods": {"static": {"static_ensemble": 2, "static_soup": 2}}})

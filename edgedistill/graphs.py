@@ -61,14 +61,17 @@ def _head_nodes(source: str, head: list[tuple[np.ndarray, np.ndarray]]) -> tuple
 
 def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.ndarray]], normalize: bool,
                             unk_id: int | None = None, token_mapping: np.ndarray | None = None,
-                            token_weights: np.ndarray | None = None, bigrams: np.ndarray | None = None):
+                            token_weights: np.ndarray | None = None, bigrams: np.ndarray | None = None,
+                            members: int = 1):
     """logits = head(normalize?(sum_t w_t * table[map[id_t]] / n)) over the real tokens of each text.
 
     Real tokens are those the attention mask keeps, minus ``unk_id`` (model2vec drops unknown tokens
     before pooling); n counts them, and a text with none pools to zeros (as torch's EmbeddingBag does).
     ``bigrams`` (buckets, dims) adds, for each pair of consecutive real tokens (a, b), its row
     (a * BIGRAM_MULTIPLIER + b) mod buckets to the sum (``edgedistill.static_model.bigram_rows``).
-    ``normalize`` divides the pooled vector by its L2 norm (F.normalize: the norm clamped at 1e-12).
+    ``normalize`` divides the pooled vector by its L2 norm (F.normalize: the norm clamped at 1e-12); with
+    ``members`` > 1 (students stacked side by side, ``StaticClassifier.stack``) each member's equal share of
+    the columns is divided by its own norm.
     """
     from onnx import TensorProto, helper
 
@@ -109,7 +112,18 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
               helper.make_node("Max", ["count", "one"], ["count1"]),
               helper.make_node("Div", [summed, "count1"], ["pooled"])]
     pooled = "pooled"
-    if normalize:
+    if normalize and members > 1:
+        width = table.shape[1]
+        inits += [_init("eps", np.array(1e-12, np.float32)),
+                  _init("grouped_shape", np.array([0, members, width // members], np.int64)),
+                  _init("flat_shape", np.array([0, width], np.int64))]
+        nodes += [helper.make_node("Reshape", ["pooled", "grouped_shape"], ["grouped"]),
+                  helper.make_node("ReduceL2", ["grouped", "axis2"], ["norm"], keepdims=1),
+                  helper.make_node("Max", ["norm", "eps"], ["norm_eps"]),
+                  helper.make_node("Div", ["grouped", "norm_eps"], ["grouped_normalized"]),
+                  helper.make_node("Reshape", ["grouped_normalized", "flat_shape"], ["normalized"])]
+        pooled = "normalized"
+    elif normalize:
         inits.append(_init("eps", np.array(1e-12, np.float32)))
         nodes += [helper.make_node("ReduceL2", ["pooled", "axis1"], ["norm"], keepdims=1),
                   helper.make_node("Max", ["norm", "eps"], ["norm_eps"]),

@@ -348,14 +348,14 @@ def calibration_feeds(encoder, texts: list[str]) -> list[dict]:
 
 
 def static_onnx(model, path: Path) -> Path:
-    """A static student's graph: token-id gather (+ hashed bigram rows) + masked mean + L2 norm + head,
-    from its weights."""
+    """A static student's graph: token-id gather (+ hashed bigram rows) + masked mean + L2 norm (each stacked
+    member's own) + head, from its weights."""
     from edgedistill import graphs
 
     cfg = model.config
     head = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in model.linear_layers()]
     bigrams = None if model.bigrams is None else model.bigrams.weight.detach().numpy()
     graph = graphs.static_classifier_graph(model.embeddings.weight.detach().numpy(), head, cfg.normalize,
-                                           cfg.unk_token_id, bigrams=bigrams)
+                                           cfg.unk_token_id, bigrams=bigrams, members=getattr(cfg, "members", 1))
     return graphs.save(graph, path)
 

@@ -627,7 +627,10 @@ def test_a_static_soup_averages_members_that_start_alike(tmp_path, tiny_checkpoi
 
 @pytest.mark.parametrize("hidden, bigrams", [(16, 0), (0, 0), (16, 32)])
 def test_stacked_static_students_give_the_mean_of_their_logits(tmp_path, hidden, bigrams):
+    import onnxruntime as ort
+
     from distill.static import StaticClassifier
+    from export.convert import static_onnx
 
     torch.manual_seed(0)
     students = []
@@ -649,6 +652,11 @@ def test_stacked_static_students_give_the_mean_of_their_logits(tmp_path, hidden,
         loaded = StaticClassifier.load(tmp_path / "stack")
         assert loaded.config.members == 3 and loaded.embeddings.weight.shape == (50, 24)
         np.testing.assert_allclose(loaded(ids, mask).logits.numpy(), expected.numpy(), atol=1e-5)
+    # its ONNX graph normalises each member's columns on its own, as the model does
+    path = static_onnx(stacked, tmp_path / "model.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0],
+                               expected.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="differ in shape"):
         StaticClassifier.stack([students[0], StaticClassifier(50, 4, ["a", "b", "c"], hidden)])
 
@@ -659,6 +667,10 @@ def test_a_static_ensemble_stacks_members_trained_apart(tmp_path, tiny_checkpoin
     import distill.train as train_module
     from distill.pipeline import train_run
     from distill.static import StaticClassifier
+    from edgedistill.layout import MODEL2VEC_FILES
+    from edgedistill.predictor import load_predictor
+    from export.config import load_export_config
+    from export.pipeline import export_run
 
     starts, kept = [], []
     train = train_module.train
@@ -689,6 +701,16 @@ def test_a_static_ensemble_stacks_members_trained_apart(tmp_path, tiny_checkpoin
         expected = torch.stack([s(ids).logits for s in kept]).mean(dim=0)
         np.testing.assert_allclose(saved(ids).logits.numpy(), expected.numpy(), atol=1e-5)
     assert [x["seed"] for x in m["history"]["members"]] == [recipe.run.seed, recipe.run.seed + 1]
+    # it exports as its ONNX graph alone: model2vec normalises the whole pooled vector, not each member's
+    rows = export_run(recipe.run_dir, load_export_config({"variants": ["onnx-fp32"], "models": ["static"],
+                                                          "speed_check_blocks": 0, "parity_samples": 12}),
+                      recipe=recipe)
+    assert [r["artifact"] for r in rows] == ["static/onnx-fp32"] and rows[0]["parity"]["max_abs_diff"] < 1e-4
+    folder = recipe.run_dir / "artifacts" / "static" / "onnx-fp32"
+    assert not any((folder / name).exists() for name in MODEL2VEC_FILES)
+    texts = ["good movie", "bad awful day", "zzz"]
+    np.testing.assert_allclose(load_predictor(folder).logits(texts),
+                               load_predictor(recipe.run_dir / "models" / "static").logits(texts), atol=1e-4)
     with pytest.raises(ConfigError, match=r"static_ensemble: 0 must be >= 1"):
         load_recipe(overrides={"methods": {"static": {"static_ensemble": 0}}})
     with pytest.raises(ConfigError, match="choose one way to combine"):

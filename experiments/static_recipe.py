@@ -64,6 +64,7 @@ VARIANTS = {
     "soup-3": {"static_soup": 3},
     "augment-2-vectors-1-soup-3": {"static_augment_copies": 2, "static_teacher_vectors": 1.0, "static_soup": 3},
     "ensemble-3": {"static_ensemble": 3},
+    "augment-4-vectors-1": {"static_augment_copies": 4, "static_teacher_vectors": 1.0},
     "augment-2-vectors-1-ensemble-3": {"static_augment_copies": 2, "static_teacher_vectors": 1.0, "static_ensemble": 3},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"

@@ -356,6 +356,6 @@ def static_onnx(model, path: Path) -> Path:
     head = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in model.linear_layers()]
     bigrams = None if model.bigrams is None else model.bigrams.weight.detach().numpy()
     graph = graphs.static_classifier_graph(model.embeddings.weight.detach().numpy(), head, cfg.normalize,
-                                           cfg.unk_token_id, bigrams=bigrams, members=getattr(cfg, "members", 1))
+                                           cfg.unk_token_id, bigrams=bigrams, members=cfg.members)
     return graphs.save(graph, path)
 

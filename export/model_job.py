@@ -161,8 +161,10 @@ class ModelJob:
     def model2vec_form(self, trim: bool) -> bool:
         """Whether model2vec can serve the static student: it pools token rows only and normalises the whole
         pooled vector, so a student with hashed bigram rows or stacked members ships as its ONNX graph alone."""
+        if not self.static:
+            return False
         model = self.torch_model(trim)
-        return self.static and model.bigrams is None and model.config.members == 1
+        return model.bigrams is None and model.config.members == 1
 
     def write_model2vec(self, trim: bool, dst: Path) -> dict:
         """The static student as a model2vec ``StaticModelPipeline`` (its on-disk format: the table in

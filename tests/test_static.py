@@ -586,30 +586,39 @@ def test_the_static_student_keeps_the_moving_average_of_its_weights(tmp_path, ti
         load_recipe(overrides={"methods": {"static": {"static_weight_average": 1.0}}})
 
 
-def test_a_static_soup_averages_members_that_start_alike(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
-    from test_train import tiny_recipe
-
+def _spy_on_members(monkeypatch):
+    """Record every static member's seed and start, and a copy of the model it keeps, as ``train`` runs them
+    (a soup's or ensemble's members are the calls whose setup combines nothing)."""
     import distill.train as train_module
-    from distill.pipeline import train_run
-    from distill.static import StaticClassifier
 
     starts, kept = [], []
     train = train_module.train
 
-    def spy(setup, data, max_length, seed, *args, **kwargs):   # every member's start and the weights it keeps
-        member = setup.name == "static" and setup.soup == 1
+    def spy(setup, data, max_length, seed, *args, **kwargs):
+        member = setup.name == "static" and setup.soup == 1 and setup.ensemble == 1
         if member:
             starts.append((seed, {k: v.detach().clone() for k, v in setup.model.state_dict().items()}))
         out = train(setup, data, max_length, seed, *args, **kwargs)
         if member:
-            kept.append({k: v.detach().clone() for k, v in out.model.state_dict().items()})
+            kept.append(copy.deepcopy(out.model).eval())
         return out
 
     monkeypatch.setattr(train_module, "train", spy)
+    return starts, kept
+
+
+def test_a_static_soup_averages_members_that_start_alike(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier
+
+    starts, models = _spy_on_members(monkeypatch)
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
                          methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2, "static_soup": 3}},
                          baselines={"tfidf": False, "model2vec": False})
     m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    kept = [model.state_dict() for model in models]
     assert [seed for seed, _ in starts] == [recipe.run.seed + i for i in range(3)] and len(kept) == 3
     for _, start in starts[1:]:                      # the same start, their own batch order
         assert all(torch.equal(start[k], starts[0][1][k]) for k in start)
@@ -664,7 +673,6 @@ def test_stacked_static_students_give_the_mean_of_their_logits(tmp_path, hidden,
 def test_a_static_ensemble_stacks_members_trained_apart(tmp_path, tiny_checkpoint, tiny_csv, monkeypatch):
     from test_train import tiny_recipe
 
-    import distill.train as train_module
     from distill.pipeline import train_run
     from distill.static import StaticClassifier
     from edgedistill.layout import MODEL2VEC_FILES
@@ -672,19 +680,7 @@ def test_a_static_ensemble_stacks_members_trained_apart(tmp_path, tiny_checkpoin
     from export.config import load_export_config
     from export.pipeline import export_run
 
-    starts, kept = [], []
-    train = train_module.train
-
-    def spy(setup, data, max_length, seed, *args, **kwargs):   # every member's start and the model it keeps
-        member = setup.name == "static" and setup.ensemble == 1
-        if member:
-            starts.append((seed, {k: v.detach().clone() for k, v in setup.model.state_dict().items()}))
-        out = train(setup, data, max_length, seed, *args, **kwargs)
-        if member:
-            kept.append(copy.deepcopy(out.model).eval())
-        return out
-
-    monkeypatch.setattr(train_module, "train", spy)
+    starts, kept = _spy_on_members(monkeypatch)
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
                          methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2, "static_ensemble": 2}},
                          baselines={"tfidf": False, "model2vec": False})

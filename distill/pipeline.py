@@ -281,7 +281,7 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
     """Train one method and save its checkpoint (the main process); returns the shared teacher cache."""
     from accelerate.utils import set_seed
 
-    from distill.train import TeacherCache, setup_method, train
+    from distill.train import TeacherCache, setup_method, start_table_in_context, train
 
     folder, teacher_dir = model_dir(recipe, name), model_dir(recipe, "teacher")
     if name == "teacher" and not recipe.teacher.fine_tune:
@@ -310,7 +310,8 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
         method_cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
                                     train_data.train, recipe.data.max_length, recipe.train.eval_batch_size,
                                     acc.device, with_hidden=False, progress=progress and acc.is_main_process,
-                                    with_vectors=setup.loss.needs_vectors)
+                                    with_vectors=setup.loss.needs_vectors, with_token_vectors=setup.table_in_context)
+        start_table_in_context(setup, method_cache, progress and acc.is_main_process)
     else:
         # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
         if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
@@ -409,8 +410,9 @@ def own_pool_data(recipe: Recipe, names: list[str], data: Dataset) -> dict[str, 
         if not is_static(name):
             continue
         m = recipe.methods[name]
-        # the teacher's sentence vectors are not in the students' shared cache: a pass of its own
-        vectors = m.static_teacher_vectors > 0
+        # the teacher's sentence vectors and its vectors per token are not in the students' shared cache: a pass
+        # of its own
+        vectors = m.static_teacher_vectors > 0 or m.static_init == "context"
         if not recipe.data.unlabeled and not m.static_augment_copies and not vectors:
             continue
         hold = m.static_select_texts if m.static_select == "pool" else 0

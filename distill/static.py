@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edgedistill.static_model import MODEL_TYPE, WEIGHTS, StaticClassifier, StaticConfig, is_static_checkpoint
@@ -41,22 +43,65 @@ def distil_static(source: str, dims: int, progress: bool = True):
     return _DISTILLED[key]
 
 
-def _distil(source: str, dims: int, progress: bool):
+def distil_in_context(source: str, dims: int, context: TokenContext, progress: bool = True):
+    """model2vec's distillation of ``source`` with each vocabulary token the teacher met in ``context`` moved
+    from its alone vector towards the mean of its in-context vectors, before model2vec's PCA and Zipf weighting
+    (methods.static_init: context). Not shared between calls: the texts differ from run to run."""
+    return _distil(source, dims, progress, context)
+
+
+@dataclass
+class TokenContext:
+    """The teacher's last-layer vectors summed per vocabulary id over a set of texts (``TeacherCache`` with
+    ``with_token_vectors``), their counts, and the ids that are not text (special tokens)."""
+    sums: np.ndarray
+    counts: np.ndarray
+    special_ids: set[int]
+
+    def blend(self, alone: np.ndarray, tokenized: list[list[int]]) -> np.ndarray:
+        """``alone`` (one row per vocabulary token, each encoded as ``tokenized[row]``) with every row whose
+        token was seen moved to ``(n * in-context mean + 1 * alone) / (n + 1)`` over its n occurrences."""
+        ids = np.full(len(tokenized), -1)
+        for row, seq in enumerate(tokenized):
+            own = [i for i in seq if i not in self.special_ids]
+            if len(own) == 1 and 0 <= own[0] < len(self.counts):
+                ids[row] = own[0]
+        n = np.where(ids >= 0, self.counts[np.maximum(ids, 0)], 0)
+        seen = n > 0
+        if not seen.any():
+            return alone
+        ctx = self.sums[ids[seen]] / n[seen, None]
+        # An alone vector is the mean over [CLS] token [SEP], an in-context one a single position: one shift
+        # puts the two sets' means together before they are mixed, so seen and unseen rows stay comparable.
+        ctx += alone[seen].mean(axis=0) - ctx.mean(axis=0)
+        weight = (n[seen] / (n[seen] + 1.0))[:, None]
+        out = alone.astype(np.float64, copy=True)
+        out[seen] = weight * ctx + (1 - weight) * out[seen]
+        return out.astype(alone.dtype)
+
+
+def _distil(source: str, dims: int, progress: bool, context: TokenContext | None = None):
     try:
-        from model2vec.distill import distill, inference
+        from model2vec.distill import distill, distillation, inference
     except ImportError as exc:
         raise ImportError(f"model2vec's distillation is needed here ({exc}); install it with `pip install --no-deps "
                           "model2vec==0.10.0 skeletoken==0.6.1` beside `pip install '.[baselines]'` (make install "
                           "does both)") from None
-    if progress:
-        return distill(source, pca_dims=dims, quantize_to="float32")
-    # model2vec draws its "Encoding tokens" bar unconditionally; --no-progress silences it for this call.
-    bar = inference.tqdm
-    inference.tqdm = functools.partial(bar, disable=True)
+    # model2vec draws its "Encoding tokens" bar unconditionally; --no-progress silences it for this call. The
+    # in-context table changes model2vec's token vectors between its forward passes and its PCA, so that its
+    # own vocabulary handling, PCA and weighting stay what they are.
+    bar, create = inference.tqdm, distillation.create_embeddings
+    if not progress:
+        inference.tqdm = functools.partial(bar, disable=True)
+    if context is not None:
+        def create_in_context(*args, **kwargs):
+            tokenized = kwargs["tokenized"] if "tokenized" in kwargs else args[1]
+            return context.blend(create(*args, **kwargs), tokenized)
+        distillation.create_embeddings = create_in_context
     try:
         return distill(source, pca_dims=dims, quantize_to="float32")
     finally:
-        inference.tqdm = bar
+        inference.tqdm, distillation.create_embeddings = bar, create
 
 
 def artifact_tokenizer_json(tokenizer_json: str) -> str:

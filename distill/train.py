@@ -62,6 +62,9 @@ class MethodSetup:
     # Copies of the model trained apart (each with its own seed and a head started from it) and stacked into one
     # model whose logits are the mean of theirs (``StaticClassifier.stack``; 1: none): k times the size.
     ensemble: int = 1
+    # The static table is rebuilt from the teacher's in-context vectors over the training texts once the teacher
+    # has read them (``start_table_in_context``; methods.static_init: context).
+    table_in_context: bool = False
 
 
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
@@ -93,7 +96,9 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                           "hidden": model.config.hidden, "bigram_buckets": m.static_bigrams,
                           "token_dropout": m.static_token_dropout,
                           "augment_copies": m.static_augment_copies, "teacher_vectors": m.static_teacher_vectors,
-                          "init": "model2vec distillation of the fine-tuned teacher",
+                          "init": ("model2vec distillation of the fine-tuned teacher" if m.static_init == "model2vec"
+                                   else "model2vec distillation of the fine-tuned teacher, each token moved to its "
+                                        "in-context mean over the training texts"),
                           "table": ("frozen" if not m.static_train_table else
                                     f"rank-{m.static_table_rank} update" if m.static_table_rank else "trained"),
                           "table_lr_scale": m.static_table_lr_scale if m.static_train_table else None,
@@ -138,7 +143,31 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
     return MethodSetup(name, model, tok, loss, teacher, tcfg, info, teacher_tokenizer=teacher_tok, lr_scales=lr_scales,
                        weight_average=m.static_weight_average if is_static(name) else 0.0,
                        soup=m.static_soup if is_static(name) else 1,
-                       ensemble=m.static_ensemble if is_static(name) else 1)
+                       ensemble=m.static_ensemble if is_static(name) else 1,
+                       table_in_context=is_static(name) and m.static_init == "context")
+
+
+def start_table_in_context(setup: MethodSetup, cache: TeacherCache, progress: bool = True) -> None:
+    """A static student whose table starts in context (``setup.table_in_context``): its table replaced by
+    model2vec's distillation of the teacher with each token moved to its in-context mean over the texts
+    ``cache`` labelled (built ``with_token_vectors``). Before training; nothing for any other setup."""
+    if not setup.table_in_context:
+        return
+    from distill.static import TokenContext, distil_in_context
+
+    if cache is None or cache.token_sums is None:
+        raise ValueError(f"{setup.name}: static_init: context needs the teacher's vectors per token; build its "
+                         "TeacherCache with with_token_vectors=True")
+    context = TokenContext(cache.token_sums, cache.token_counts, set(setup.teacher_tokenizer.all_special_ids))
+    model = setup.model
+    static = distil_in_context(setup.info["teacher_checkpoint"], model.config.dims, context, progress)
+    table = torch.as_tensor(static.embedding, dtype=torch.float32)
+    if table.shape != model.embeddings.weight.shape:
+        raise ValueError(f"{setup.name}: the in-context table is {tuple(table.shape)}, the student's "
+                         f"{tuple(model.embeddings.weight.shape)}: not the vocabulary it was built with")
+    with torch.no_grad():
+        model.embeddings.weight.copy_(table)
+    setup.info["static"]["tokens_in_context"] = int((cache.token_counts > 0).sum())
 
 
 class _Encoded(torch.utils.data.Dataset):
@@ -202,13 +231,20 @@ class TeacherCache:
     Hidden states are kept unpadded in float16 (about 1.4 GB for 20k tweets x 6 layers x 384).
     """
     def __init__(self, teacher, tokenizer, split: Split, max_length: int, batch_size: int, device, with_hidden: bool,
-                 progress: bool = True, with_vectors: bool = False):
+                 progress: bool = True, with_vectors: bool = False, with_token_vectors: bool = False):
         ds = _Encoded(tokenizer, split, max_length)
         order = np.argsort(ds.lengths, kind="stable")
         self.logits = np.zeros((len(ds), teacher.config.num_labels), dtype=np.float32)
         self.hidden: list[np.ndarray | None] = [None] * len(ds)
         # the teacher's sentence vector per text (mean of its last layer over real tokens): a static student's target
         self.vectors = np.zeros((len(ds), teacher.config.hidden_size), dtype=np.float32) if with_vectors else None
+        # per vocabulary id, the sum of its last-layer vectors over its occurrences in these texts and their count
+        # (special tokens and padding left out): where a static table starts "in context" (methods.static_init)
+        self.token_sums = self.token_counts = None
+        if with_token_vectors:
+            self.token_sums = np.zeros((teacher.config.vocab_size, teacher.config.hidden_size), dtype=np.float64)
+            self.token_counts = np.zeros(teacher.config.vocab_size, dtype=np.int64)
+            special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
         teacher.eval()
         collate = _Collate(tokenizer)
         self.tokens = int(sum(ds.lengths))
@@ -221,12 +257,17 @@ class TeacherCache:
                 batch = collate([ds[i] for i in ids])
                 batch.pop("idx"), batch.pop("labels")
                 out = teacher(**{k: v.to(device) for k, v in batch.items()},
-                              output_hidden_states=with_hidden or with_vectors)
+                              output_hidden_states=with_hidden or with_vectors or with_token_vectors)
                 self.logits[ids] = out.logits.float().cpu().numpy()
                 if with_vectors:
                     mask = batch["attention_mask"].to(device).unsqueeze(-1).float()
                     last = out.hidden_states[-1].float()
                     self.vectors[ids] = ((last * mask).sum(1) / mask.sum(1).clamp(min=1.0)).cpu().numpy()
+                if with_token_vectors:
+                    real = batch["attention_mask"].bool() & ~torch.isin(batch["input_ids"], special)
+                    ids_real = batch["input_ids"][real].numpy()
+                    np.add.at(self.token_sums, ids_real, out.hidden_states[-1].float().cpu()[real].double().numpy())
+                    np.add.at(self.token_counts, ids_real, 1)
                 if with_hidden:
                     # (b, seq, layers, H)
                     h = torch.stack(out.hidden_states[1:], dim=2).to(torch.float16).cpu().numpy()

@@ -199,6 +199,8 @@ class TrainConfig:
 
 # What chooses a static student's epoch (MethodConfig.static_select).
 STATIC_SELECT = ("validation", "pool")
+# What the static table starts from (methods.static_init).
+STATIC_INITS = ("model2vec", "context")
 
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
 # counting from 1; even = 2, 4, 6, ...; bottom = the first num_layers; auto = the layers whose removal
@@ -236,7 +238,15 @@ class MethodConfig:
     # over a text's tokens): the student's pooled vector, through a linear map used in training only, is pulled
     # towards it by cosine distance. Hundreds of numbers per text where the logits give a few (0: none).
     static_teacher_vectors: float = 0.0
-    # static only: whether the table trains with the head, or stays model2vec's distillation of the teacher.
+    # static only: what the table starts from. "model2vec": model2vec's distillation, one forward pass of the
+    # fine-tuned teacher per vocabulary token, alone between [CLS] and [SEP]. "context": the same, with each token
+    # the teacher meets in the static student's training texts moved to the mean of its last-layer vectors
+    # there (in context), shrunk towards its alone vector by one occurrence's weight (n / (n + 1)). Averaging a
+    # model's contextual vectors over real contexts gives better static vectors than encoding words alone
+    # (Bommasani et al. 2020, "Interpreting pretrained contextualized representations via reductions to static
+    # embeddings"); the teacher's pass over the texts is the one that labels them.
+    static_init: str = "model2vec"
+    # static only: whether the table trains with the head, or stays as it started.
     static_train_table: bool = True
     # static only: the table's update as a low-rank product, each token's row moving in a shared rank-r space
     # (a LoRA of the table, merged into it when saved): a 7.6M-entry table fitted to a few thousand labels
@@ -276,6 +286,9 @@ class MethodConfig:
         if not (math.isfinite(self.static_token_dropout) and 0 <= self.static_token_dropout < 1):
             errs.append(f"static_token_dropout: {self.static_token_dropout:g} must be in [0, 1) (a fraction of a "
                         "training text's tokens)")
+        if self.static_init not in STATIC_INITS:
+            errs.append(f"static_init: {self.static_init!r} must be one of {', '.join(STATIC_INITS)} (what the "
+                        "static table starts from)")
         if self.static_bigrams < 0:
             errs.append(f"static_bigrams: {self.static_bigrams} must be >= 0 (0 = no bigram table)")
         if self.static_hidden < 0:

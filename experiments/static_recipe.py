@@ -16,6 +16,8 @@ thing of the shipped recipe (``methods.static`` in configs/quickstart.yaml):
 - averaging: a moving average of the weights (``static_weight_average``), students trained from the same start
   averaged into one (``static_soup``), or students trained apart and stacked into one model that averages their
   logits (``static_ensemble``: k times the table).
+- the table's start: model2vec's token-alone vectors (shipped), or each token the training texts hold moved to
+  the teacher's mean vector for it in those texts (``static_init: context``), trained or frozen.
 
 Protocol (as ``static_pool.py``): the validation split is cut in two stratified, seeded halves; a variant
 that chooses its epoch on validation uses half A; every variant is judged on half B. The test split is not
@@ -66,6 +68,10 @@ VARIANTS = {
     "ensemble-3": {"static_ensemble": 3},
     "augment-4-vectors-1": {"static_augment_copies": 4, "static_teacher_vectors": 1.0},
     "augment-2-vectors-1-ensemble-3": {"static_augment_copies": 2, "static_teacher_vectors": 1.0, "static_ensemble": 3},
+    "context": {"static_init": "context"},
+    "context-frozen": {"static_init": "context", "static_train_table": False},
+    "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
+                                    "static_init": "context"},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 
@@ -112,7 +118,14 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
 
     from distill.data import load_dataset
     from distill.pipeline import checkpoint_complete, model_dir, own_pool_data, student_dataset
-    from distill.train import TeacherCache, predict_logits, setup_method, teacher_labelled, train
+    from distill.train import (
+        TeacherCache,
+        predict_logits,
+        setup_method,
+        start_table_in_context,
+        teacher_labelled,
+        train,
+    )
 
     recipe = load_run_recipe(run_dir)
     variants = variants or VARIANTS
@@ -156,7 +169,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                 continue
             m = r.methods[METHOD]
             key = (m.static_pool, m.static_select, m.static_select_texts, m.static_augment_copies,
-                   m.static_teacher_vectors > 0)
+                   m.static_teacher_vectors > 0, m.static_init)
             if key not in data_cache:
                 own = own_pool_data(r, [METHOD], judged)
                 data_cache[key] = own[METHOD] if METHOD in own else student_dataset(r, judged)
@@ -166,11 +179,13 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
             if key not in teacher_cache:
                 cache = TeacherCache(setup.teacher, setup.teacher_tokenizer, split.train, recipe.data.max_length,
                                      recipe.train.eval_batch_size, "cpu", with_hidden=False, progress=progress,
-                                     with_vectors=setup.loss.needs_vectors)
+                                     with_vectors=setup.loss.needs_vectors,
+                                     with_token_vectors=setup.table_in_context)
                 selection = None if split.selection is None else teacher_labelled(
                     setup, split.selection, recipe.data.max_length, recipe.train.eval_batch_size, "cpu", progress)
                 teacher_cache[key] = (cache, selection)
             cache, selection = teacher_cache[key]
+            start_table_in_context(setup, cache, progress)
             data = split if selection is None else replace(split, selection=selection)
             print(f"[static recipe {name} seed {seed}] {len(data.train)} training texts, epoch chosen on "
                   f"{'held-out pool texts' if selection is not None else result['chosen_on']}", flush=True)

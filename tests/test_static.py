@@ -711,3 +711,45 @@ def test_a_static_ensemble_stacks_members_trained_apart(tmp_path, tiny_checkpoin
         load_recipe(overrides={"methods": {"static": {"static_ensemble": 0}}})
     with pytest.raises(ConfigError, match="choose one way to combine"):
         load_recipe(overrides={"methods": {"static": {"static_ensemble": 2, "static_soup": 2}}})
+
+
+def test_a_token_s_in_context_mean_moves_its_alone_vector_by_its_count():
+    from distill.static import TokenContext
+
+    alone = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [5.0, 5.0]], dtype=np.float32)
+    # rows as model2vec encodes them: [CLS]=0 token [SEP]=1; the last row a word the vocabulary splits in two
+    tokenized = [[0, 10, 1], [0, 11, 1], [0, 12, 1], [0, 10, 11, 1]]
+    sums, counts = np.zeros((13, 2)), np.zeros(13, dtype=np.int64)
+    sums[10], counts[10] = [9.0, 3.0], 3                     # seen three times: mean (3, 1)
+    sums[11], counts[11] = [1.0, 1.0], 1                     # seen once: mean (1, 1)
+    out = TokenContext(sums, counts, {0, 1}).blend(alone, tokenized)
+    shift = alone[:2].mean(axis=0) - np.array([[3.0, 1.0], [1.0, 1.0]]).mean(axis=0)   # the two means put together
+    np.testing.assert_allclose(out[0], 0.75 * (np.array([3.0, 1.0]) + shift) + 0.25 * alone[0], rtol=1e-6)
+    np.testing.assert_allclose(out[1], 0.5 * (np.array([1.0, 1.0]) + shift) + 0.5 * alone[1], rtol=1e-6)
+    np.testing.assert_array_equal(out[2:], alone[2:])          # unseen, and not one vocabulary id: as they were
+    assert out.dtype == alone.dtype
+    np.testing.assert_array_equal(TokenContext(np.zeros((13, 2)), np.zeros(13, dtype=np.int64), {0, 1})
+                                  .blend(alone, tokenized), alone)
+
+
+def test_a_static_table_started_in_context_moves_the_tokens_its_texts_hold(tmp_path, tiny_checkpoint, tiny_csv,
+                                                                          monkeypatch):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+    from distill.static import distil_static
+
+    starts, _ = _spy_on_members(monkeypatch)
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1,
+                                             "static_init": "context"}},
+                         baselines={"tfidf": False, "model2vec": False})
+    m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    started = starts[0][1]["embeddings.weight"].numpy()
+    plain = np.asarray(distil_static(str(recipe.run_dir / "models" / "teacher"), 8, progress=False).embedding)
+    assert started.shape == plain.shape
+    changed = ~np.isclose(started, plain, atol=1e-5).all(axis=1)
+    assert 0 < m["static"]["tokens_in_context"] and changed.any()
+    assert "in-context" in m["static"]["init"]
+    with pytest.raises(ConfigError, match="static_init: 'contextual' must be one of model2vec, context"):
+        load_recipe(overrides={"methods": {"static": {"static_init": "contextual"}}})

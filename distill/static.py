@@ -53,26 +53,24 @@ def distil_in_context(source: str, dims: int, context: TokenContext, progress: b
 @dataclass
 class TokenContext:
     """The teacher's last-layer vectors summed per vocabulary id over a set of texts (``TeacherCache`` with
-    ``with_token_vectors``), their counts, and the ids that are not text (special tokens)."""
+    ``with_token_vectors``), their counts, and the teacher tokenizer's vocabulary (token -> id)."""
     sums: np.ndarray
     counts: np.ndarray
-    special_ids: set[int]
+    vocab: dict[str, int]
 
-    def blend(self, alone: np.ndarray, tokenized: list[list[int]]) -> np.ndarray:
-        """``alone`` (one row per vocabulary token, each encoded as ``tokenized[row]``) with every row whose
-        token was seen moved to ``(n * in-context mean + 1 * alone) / (n + 1)`` over its n occurrences."""
-        ids = np.full(len(tokenized), -1)
-        for row, seq in enumerate(tokenized):
-            own = [i for i in seq if i not in self.special_ids]
-            if len(own) == 1 and 0 <= own[0] < len(self.counts):
-                ids[row] = own[0]
+    def blend(self, alone: np.ndarray, tokens: list[str]) -> np.ndarray:
+        """``alone`` (one row per token of ``tokens``) with every row whose token was seen moved to
+        ``(n * in-context mean + 1 * alone) / (n + 1)`` over its n occurrences. Rows are matched by the token's
+        text: model2vec numbers its tokens its own way (it drops added tokens and renumbers the rest)."""
+        ids = np.array([self.vocab.get(t, -1) for t in tokens])
+        ids[ids >= len(self.counts)] = -1
         n = np.where(ids >= 0, self.counts[np.maximum(ids, 0)], 0)
         seen = n > 0
         if not seen.any():
             return alone
         ctx = self.sums[ids[seen]] / n[seen, None]
-        # An alone vector is the mean over [CLS] token [SEP], an in-context one a single position: one shift
-        # puts the two sets' means together before they are mixed, so seen and unseen rows stay comparable.
+        # An alone vector is the mean over [CLS] token [SEP], an in-context one a single position: one shift puts
+        # the two sets' means together before they are mixed, so seen and unseen rows stay comparable.
         ctx += alone[seen].mean(axis=0) - ctx.mean(axis=0)
         weight = (n[seen] / (n[seen] + 1.0))[:, None]
         out = alone.astype(np.float64, copy=True)
@@ -90,18 +88,29 @@ def _distil(source: str, dims: int, progress: bool, context: TokenContext | None
     # model2vec draws its "Encoding tokens" bar unconditionally; --no-progress silences it for this call. The
     # in-context table changes model2vec's token vectors between its forward passes and its PCA, so that its
     # own vocabulary handling, PCA and weighting stay what they are.
-    bar, create = inference.tqdm, distillation.create_embeddings
+    # model2vec encodes its vocabulary's tokens (``turn_tokens_into_ids``) in one order, then each as a row
+    # (``create_embeddings``) in that order; the tokens' texts are caught on the way to match the rows.
+    bar, to_ids, create = inference.tqdm, distillation.turn_tokens_into_ids, distillation.create_embeddings
     if not progress:
         inference.tqdm = functools.partial(bar, disable=True)
     if context is not None:
+        rows: list[str] = []
+
+        def tokens_to_ids(tokens, *args, **kwargs):
+            rows[:] = list(tokens)
+            return to_ids(tokens, *args, **kwargs)
+
         def create_in_context(*args, **kwargs):
-            tokenized = kwargs["tokenized"] if "tokenized" in kwargs else args[1]
-            return context.blend(create(*args, **kwargs), tokenized)
-        distillation.create_embeddings = create_in_context
+            alone = create(*args, **kwargs)
+            if len(rows) != len(alone):
+                raise RuntimeError(f"model2vec encoded {len(alone)} rows for {len(rows)} tokens: this version of "
+                                   "model2vec orders its distillation otherwise than static_init: context expects")
+            return context.blend(alone, rows)
+        distillation.turn_tokens_into_ids, distillation.create_embeddings = tokens_to_ids, create_in_context
     try:
         return distill(source, pca_dims=dims, quantize_to="float32")
     finally:
-        inference.tqdm, distillation.create_embeddings = bar, create
+        inference.tqdm, distillation.turn_tokens_into_ids, distillation.create_embeddings = bar, to_ids, create
 
 
 def artifact_tokenizer_json(tokenizer_json: str) -> str:

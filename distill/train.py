@@ -158,7 +158,7 @@ def start_table_in_context(setup: MethodSetup, cache: TeacherCache, progress: bo
     if cache is None or cache.token_sums is None:
         raise ValueError(f"{setup.name}: static_init: context needs the teacher's vectors per token; build its "
                          "TeacherCache with with_token_vectors=True")
-    context = TokenContext(cache.token_sums, cache.token_counts, set(setup.teacher_tokenizer.all_special_ids))
+    context = TokenContext(cache.token_sums, cache.token_counts, setup.teacher_tokenizer.get_vocab())
     model = setup.model
     static = distil_in_context(setup.info["teacher_checkpoint"], model.config.dims, context, progress)
     table = torch.as_tensor(static.embedding, dtype=torch.float32)

@@ -717,34 +717,55 @@ def test_a_token_s_in_context_mean_moves_its_alone_vector_by_its_count():
     from distill.static import TokenContext
 
     alone = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [5.0, 5.0]], dtype=np.float32)
-    # rows as model2vec encodes them: [CLS]=0 token [SEP]=1; the last row a word the vocabulary splits in two
-    tokenized = [[0, 10, 1], [0, 11, 1], [0, 12, 1], [0, 10, 11, 1]]
+    # rows matched by text, whatever ids model2vec gives them: the teacher numbers "good" 10 and "bad" 11
+    tokens, vocab = ["good", "bad", "meh", "unheard"], {"good": 10, "bad": 11, "meh": 12}
     sums, counts = np.zeros((13, 2)), np.zeros(13, dtype=np.int64)
     sums[10], counts[10] = [9.0, 3.0], 3                     # seen three times: mean (3, 1)
     sums[11], counts[11] = [1.0, 1.0], 1                     # seen once: mean (1, 1)
-    out = TokenContext(sums, counts, {0, 1}).blend(alone, tokenized)
+    out = TokenContext(sums, counts, vocab).blend(alone, tokens)
     shift = alone[:2].mean(axis=0) - np.array([[3.0, 1.0], [1.0, 1.0]]).mean(axis=0)   # the two means put together
     np.testing.assert_allclose(out[0], 0.75 * (np.array([3.0, 1.0]) + shift) + 0.25 * alone[0], rtol=1e-6)
     np.testing.assert_allclose(out[1], 0.5 * (np.array([1.0, 1.0]) + shift) + 0.5 * alone[1], rtol=1e-6)
-    np.testing.assert_array_equal(out[2:], alone[2:])          # unseen, and not one vocabulary id: as they were
+    np.testing.assert_array_equal(out[2:], alone[2:])          # unseen, and not in the teacher's vocabulary
     assert out.dtype == alone.dtype
-    np.testing.assert_array_equal(TokenContext(np.zeros((13, 2)), np.zeros(13, dtype=np.int64), {0, 1})
-                                  .blend(alone, tokenized), alone)
+    np.testing.assert_array_equal(TokenContext(np.zeros((13, 2)), np.zeros(13, dtype=np.int64), vocab)
+                                  .blend(alone, tokens), alone)
 
 
 def test_a_static_table_started_in_context_moves_the_tokens_its_texts_hold(tmp_path, tiny_checkpoint, tiny_csv,
                                                                           monkeypatch):
     from test_train import tiny_recipe
+    from transformers import AutoModel, AutoTokenizer
 
     from distill.pipeline import train_run
-    from distill.static import distil_static
+    from distill.static import TokenContext, distil_static
 
     starts, _ = _spy_on_members(monkeypatch)
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
                          methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1,
                                              "static_init": "context"}},
                          baselines={"tfidf": False, "model2vec": False})
+    blended = []
+    blend = TokenContext.blend
+
+    def spy(self, alone, tokens):
+        blended.append((alone.copy(), list(tokens), self))
+        return blend(self, alone, tokens)
+
+    monkeypatch.setattr(TokenContext, "blend", spy)
     m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    # each row model2vec encoded is the token its text names: the teacher's vector for that token alone
+    alone, tokens, context = blended[0]
+    teacher = AutoModel.from_pretrained(recipe.run_dir / "models" / "teacher").eval()
+    tok = AutoTokenizer.from_pretrained(recipe.run_dir / "models" / "teacher")
+    seen = [i for i, t in enumerate(tokens) if context.counts[context.vocab.get(t, 0)] > 0
+            and context.vocab.get(t) not in tok.all_special_ids]
+    assert seen
+    for row in seen[:3] + seen[-3:]:
+        ids = torch.tensor([[tok.cls_token_id, tok.convert_tokens_to_ids(tokens[row]), tok.sep_token_id]])
+        with torch.no_grad():
+            expected = teacher(input_ids=ids).last_hidden_state.mean(dim=1)[0].numpy()
+        np.testing.assert_allclose(alone[row], expected, atol=1e-4)
     started = starts[0][1]["embeddings.weight"].numpy()
     plain = np.asarray(distil_static(str(recipe.run_dir / "models" / "teacher"), 8, progress=False).embedding)
     assert started.shape == plain.shape

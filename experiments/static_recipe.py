@@ -68,6 +68,7 @@ VARIANTS = {
     "ensemble-3": {"static_ensemble": 3},
     "augment-4-vectors-1": {"static_augment_copies": 4, "static_teacher_vectors": 1.0},
     "augment-2-vectors-1-ensemble-3": {"static_augment_copies": 2, "static_teacher_vectors": 1.0, "static_ensemble": 3},
+    "frozen": {"static_train_table": False},
     "context": {"static_init": "context"},
     "context-frozen": {"static_init": "context", "static_train_table": False},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,

@@ -305,13 +305,13 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
     start = time.perf_counter()
     train_data = own[name][0] if name in own else training_data(name, data, student_data)
     if name in own:
-        # Its own texts, so its own pass of the teacher (logits only: all its loss reads).
+        # Its own texts, so its own pass of the teacher: its logits, and the vectors its loss or its table's
+        # start reads.
         setup.info["teacher_labelled_pool"] = own[name][1]
         method_cache = TeacherCache(setup.teacher.to(acc.device), setup.teacher_tokenizer or setup.tokenizer,
                                     train_data.train, recipe.data.max_length, recipe.train.eval_batch_size,
                                     acc.device, with_hidden=False, progress=progress and acc.is_main_process,
                                     with_vectors=setup.loss.needs_vectors, with_token_vectors=setup.table_in_context)
-        start_table_in_context(setup, method_cache, progress and acc.is_main_process)
     else:
         # A static student reads its own vocabulary: the teacher's outputs always come from the cache.
         if setup.teacher is not None and (recipe.train.cache_teacher or setup.teacher_tokenizer) and cache is None:
@@ -325,6 +325,8 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
                                  with_hidden=with_hidden,
                                  progress=progress and acc.is_main_process)
         method_cache = cache
+    # (a table started in context always has a pass of its own, own_pool_data; the shared cache would refuse it)
+    start_table_in_context(setup, method_cache, progress and acc.is_main_process)
     if train_data.selection is not None:
         # Held-out pool texts choose the epoch: the teacher labels them once.
         from distill.train import teacher_labelled

@@ -7,8 +7,11 @@ Zipf weighting) turns the FINE-TUNED teacher's backbone into a table of token ve
 pools a text's token vectors (mean over real tokens, unknown tokens dropped, then L2-normalised, as
 model2vec's classifier does) and classifies with a small MLP head. Table and head are then trained by
 the project's one training loop with the distillation loss on labelled and teacher-labelled texts,
-like the other students. ``StaticClassifier`` follows the Hugging Face calling convention the loop
-and ``TorchRuntime`` use (``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``);
+like the other students. With ``methods.static_init: context`` the table starts from the teacher's vectors
+in context instead: each token of the training texts moved to the mean of the teacher's last layer at its
+occurrences there (``TokenContext``), before model2vec's PCA and weighting. ``StaticClassifier``
+follows the Hugging Face calling convention the loop and ``TorchRuntime`` use
+(``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``);
 ``edgedistill.graphs.static_classifier_graph`` is its ONNX form.
 """
 from __future__ import annotations

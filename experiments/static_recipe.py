@@ -72,6 +72,9 @@ VARIANTS = {
     "context": {"static_init": "context"},
     "context-frozen": {"static_init": "context", "static_train_table": False},
     "context-frozen-hidden-1024": {"static_init": "context", "static_train_table": False, "static_hidden": 1024},
+    "context-frozen-hidden-1024-epochs-20": {"static_init": "context", "static_train_table": False,
+                                             "static_hidden": 1024, "epochs": 20},
+    "frozen-hidden-1024": {"static_train_table": False, "static_hidden": 1024},
     "augment-2-context-frozen": {"static_augment_copies": 2, "static_init": "context", "static_train_table": False},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                     "static_init": "context"},
@@ -162,6 +165,9 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
         if name not in variants or seed not in seeds:
             result["variants"].setdefault(name, {**fields, "runs": []})["runs"].append(run)
     data_cache, teacher_cache = {}, {}
+    # one pass of the teacher serves the variants of a pool: its vectors per token are kept when any variant
+    # starts its table in context
+    in_context = any(r.methods[METHOD].static_init == "context" for r in recipes.values())
     # Seed by seed, every variant: the record is written after each run, so a stopped experiment keeps
     # whole seeds for every variant it reached.
     for seed in seeds:
@@ -172,7 +178,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                 continue
             m = r.methods[METHOD]
             key = (m.static_pool, m.static_select, m.static_select_texts, m.static_augment_copies,
-                   m.static_teacher_vectors > 0, m.static_init)
+                   m.static_teacher_vectors > 0)
             if key not in data_cache:
                 own = own_pool_data(r, [METHOD], judged)
                 data_cache[key] = own[METHOD] if METHOD in own else student_dataset(r, judged)
@@ -183,7 +189,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                 cache = TeacherCache(setup.teacher, setup.teacher_tokenizer, split.train, recipe.data.max_length,
                                      recipe.train.eval_batch_size, "cpu", with_hidden=False, progress=progress,
                                      with_vectors=setup.loss.needs_vectors,
-                                     with_token_vectors=setup.table_in_context)
+                                     with_token_vectors=in_context)
                 selection = None if split.selection is None else teacher_labelled(
                     setup, split.selection, recipe.data.max_length, recipe.train.eval_batch_size, "cpu", progress)
                 teacher_cache[key] = (cache, selection)

@@ -76,6 +76,8 @@ VARIANTS = {
                                              "static_hidden": 1024, "epochs": 20},
     "frozen-hidden-1024": {"static_train_table": False, "static_hidden": 1024},
     "augment-2-context-frozen": {"static_augment_copies": 2, "static_init": "context", "static_train_table": False},
+    "augment-2-context-frozen-hidden-1024": {"static_augment_copies": 2, "static_init": "context",
+                                             "static_train_table": False, "static_hidden": 1024},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                     "static_init": "context"},
 }

@@ -82,6 +82,9 @@ VARIANTS = {
                                     "static_init": "context"},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
+# Variants also paired against another variant than the shipped one: the run that differs from them in one
+# setting alone (here, where the table starts), so that setting's own effect has its interval.
+PAIRED_WITH = {"context-frozen": "frozen", "context-frozen-hidden-1024": "frozen-hidden-1024"}
 
 
 def variant_recipe(recipe, changes: dict):
@@ -233,14 +236,26 @@ def summarise(result: dict) -> None:
     from export.sensitivity import drop_interval
 
     labels = np.asarray(result["half_b_labels"])
-    shipped = {x["seed"]: x for x in result["variants"].get(SHIPPED, {}).get("runs", [])}
+
+    def runs_of(name: str) -> dict:
+        return {x["seed"]: x for x in result["variants"].get(name, {}).get("runs", [])}
+
+    def gain(x: dict, base: dict | None) -> list | None:
+        if base is None or "judged_pred" not in x or "judged_pred" not in base:
+            return None
+        # drop_interval gives first minus second: the variant's gain over its base
+        return list(drop_interval(labels, np.asarray(x["judged_pred"]), np.asarray(base["judged_pred"]),
+                                  int(labels.max()) + 1))
+
+    shipped = runs_of(SHIPPED)
     for name, row in result["variants"].items():
+        paired = runs_of(PAIRED_WITH[name]) if name in PAIRED_WITH else {}
         for x in row["runs"]:
-            base = shipped.get(x["seed"])
-            if name != SHIPPED and base is not None and "judged_pred" in x and "judged_pred" in base:
-                # drop_interval gives first minus second: the variant's gain over shipped
-                x["vs_shipped_pts"] = list(drop_interval(labels, np.asarray(x["judged_pred"]),
-                                                         np.asarray(base["judged_pred"]), int(labels.max()) + 1))
+            if name != SHIPPED and (pts := gain(x, shipped.get(x["seed"]))) is not None:
+                x["vs_shipped_pts"] = pts
+            if (pts := gain(x, paired.get(x["seed"]))) is not None:
+                x["vs_paired_with_pts"] = pts
+                row["paired_with"] = PAIRED_WITH[name]
         scores = [x["judged_macro_f1"] for x in row["runs"]]
         row.update(judged_mean=statistics.fmean(scores), judged_min=min(scores), judged_max=max(scores))
     every = sorted({x["seed"] for v in result["variants"].values() for x in v["runs"]})
@@ -321,6 +336,14 @@ def table(result: dict) -> str:
                      + " | ".join(f"{per_class[label]:.3f}" for label in labels)
                      + f" | {', '.join(str(x['best_epoch']) for x in r['runs'])} | "
                      f"{statistics.fmean(x['train_time_s'] for x in r['runs']):.0f} |")
+    paired = [(name, r) for name, r in result["variants"].items() if r.get("paired_with")]
+    if paired:
+        lines += ["", "Paired against the variant that differs in one setting alone (same seed, same judged texts):",
+                  "", "| Variant | against | pts per seed [paired 95%] |", "|---|---|---|"]
+        lines += [f"| {name} | {r['paired_with']} | "
+                  + "; ".join(f"{p:+.1f} [{lo:+.1f}, {hi:+.1f}] (seed {x['seed']})" for x in r["runs"]
+                              if "vs_paired_with_pts" in x for p, lo, hi in [x["vs_paired_with_pts"]]) + " |"
+                  for name, r in paired]
     return "\n".join(lines) + "\n"
 
 

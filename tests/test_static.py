@@ -774,3 +774,28 @@ def test_a_static_table_started_in_context_moves_the_tokens_its_texts_hold(tmp_p
     assert "in-context" in m["static"]["init"]
     with pytest.raises(ConfigError, match="static_init: 'contextual' must be one of model2vec, context"):
         load_recipe(overrides={"methods": {"static": {"static_init": "contextual"}}})
+
+
+def test_the_static_recipe_pairs_a_variant_with_the_one_it_changes_one_setting_of():
+    from static_recipe import PAIRED_WITH, summarise, table
+
+    name, base = next(iter(PAIRED_WITH.items()))
+    labels = [0, 1, 2] * 20
+    right = list(labels)
+    wrong = [(y + 1) % 3 if i % 3 == 0 else y for i, y in enumerate(labels)]     # a third of them wrong
+
+    def run(pred, seed=1):
+        return {"seed": seed, "judged_macro_f1": 0.0, "judged_pred": pred, "best_epoch": 1, "train_time_s": 1.0,
+                "judged_per_class_f1": {"a": 0.0, "b": 0.0, "c": 0.0}}
+
+    result = {"half_b_labels": labels, "run": "r", "data": "d", "labelled": 1, "halves": [1, len(labels)],
+              "schedule": {"lr": 1, "epochs": 1, "patience": 1}, "teacher_half_b_macro_f1": 1.0,
+              "shipped": "shipped",
+              "variants": {v: {"train_texts": 1, "held_out_to_choose": 0, "runs": [run(p)]}
+                           for v, p in (("shipped", right), (base, wrong), (name, right))}}
+    summarise(result)
+    pts, low, high = result["variants"][name]["runs"][0]["vs_paired_with_pts"]
+    assert pts > 0 and low <= pts <= high and result["variants"][name]["paired_with"] == base
+    assert result["variants"][name]["runs"][0]["vs_shipped_pts"][0] == 0
+    assert "vs_paired_with_pts" not in result["variants"][base]["runs"][0]
+    assert f"| {name} | {base} | +{pts:.1f}" in table(result)

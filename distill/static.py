@@ -29,28 +29,35 @@ from edgedistill.static_model import MODEL_TYPE, WEIGHTS, StaticClassifier, Stat
 __all__ = ["MODEL_TYPE", "WEIGHTS", "StaticClassifier", "StaticConfig", "is_static_checkpoint"]
 
 
-# (folder, its config's mtime, dims) -> model2vec's distillation: an experiment that trains several static
-# students from one teacher pays the one forward pass per vocabulary token once.
+# (folder, its config's mtime, dims) -> model2vec's distillation and the vectors it encoded before its PCA (its
+# tokens and their vectors alone): an experiment that trains several static students from one teacher, or a table
+# started in context after the plain one, pays the one forward pass per vocabulary token once.
 _DISTILLED: dict = {}
+
+
+def _cache_key(source: str, dims: int) -> tuple:
+    config = Path(source) / "config.json"
+    return str(Path(source).resolve()), config.stat().st_mtime_ns if config.is_file() else None, dims
 
 
 def distil_static(source: str, dims: int, progress: bool = True):
     """model2vec's own distillation of a local model folder (the backbone of a classifier folder):
     one forward pass per vocabulary token, PCA to ``dims``, Zipf (SIF) weighting. float32. The result
     is shared by later calls on the same unchanged folder; its table is read, never written."""
-    config = Path(source) / "config.json"
-    key = (str(Path(source).resolve()), config.stat().st_mtime_ns if config.is_file() else None, dims)
+    key = _cache_key(source, dims)
     if key not in _DISTILLED:
         _DISTILLED.clear()          # one teacher at a time: a table is tens of MB
         _DISTILLED[key] = _distil(source, dims, progress)
-    return _DISTILLED[key]
+    return _DISTILLED[key][0]
 
 
 def distil_in_context(source: str, dims: int, context: TokenContext, progress: bool = True):
     """model2vec's distillation of ``source`` with each vocabulary token the teacher met in ``context`` moved
     from its alone vector towards the mean of its in-context vectors, before model2vec's PCA and Zipf weighting
-    (methods.static_init: context). Not shared between calls: the texts differ from run to run."""
-    return _distil(source, dims, progress, context)
+    (methods.static_init: context). The alone vectors of an earlier ``distil_static`` of the same folder are
+    reused; the result is not shared, the texts differ from run to run."""
+    distilled = _DISTILLED.get(_cache_key(source, dims))
+    return _distil(source, dims, progress, context, distilled[1] if distilled else None)[0]
 
 
 @dataclass
@@ -81,39 +88,49 @@ class TokenContext:
         return out.astype(alone.dtype)
 
 
-def _distil(source: str, dims: int, progress: bool, context: TokenContext | None = None):
+def _distil(source: str, dims: int, progress: bool, context: TokenContext | None = None,
+            encoded: tuple[list[str], np.ndarray] | None = None):
+    """model2vec's distillation and what it encoded before its PCA: (its tokens, their vectors alone). With
+    ``context``, the vectors are blended in context before the PCA; ``encoded`` (from an earlier call on the
+    same folder) stands in for model2vec's forward passes."""
     try:
         from model2vec.distill import distill, distillation, inference
     except ImportError as exc:
         raise ImportError(f"model2vec's distillation is needed here ({exc}); install it with `pip install --no-deps "
                           "model2vec==0.10.0 skeletoken==0.6.1` beside `pip install '.[baselines]'` (make install "
                           "does both)") from None
-    # model2vec draws its "Encoding tokens" bar unconditionally; --no-progress silences it for this call. The
-    # in-context table changes model2vec's token vectors between its forward passes and its PCA, so that its
-    # own vocabulary handling, PCA and weighting stay what they are.
-    # model2vec encodes its vocabulary's tokens (``turn_tokens_into_ids``) in one order, then each as a row
-    # (``create_embeddings``) in that order; the tokens' texts are caught on the way to match the rows.
+    # model2vec lists its vocabulary's tokens (``turn_tokens_into_ids``), then encodes each as a row
+    # (``create_embeddings``) in that order, then runs its PCA and weighting: the tokens and their rows are caught
+    # between the two, where a table started in context changes them and model2vec's own vocabulary handling,
+    # PCA and weighting stay what they are. model2vec draws its "Encoding tokens" bar unconditionally;
+    # --no-progress silences it for this call.
     bar, to_ids, create = inference.tqdm, distillation.turn_tokens_into_ids, distillation.create_embeddings
+    rows: list[str] = []
+    caught: list = []
+
+    def tokens_to_ids(tokens, *args, **kwargs):
+        rows[:] = list(tokens)
+        return to_ids(tokens, *args, **kwargs)
+
+    def create_caught(*args, **kwargs):
+        if encoded is not None and encoded[0] == rows:
+            alone = encoded[1]
+        else:
+            alone = create(*args, **kwargs)
+        if len(rows) != len(alone):
+            raise RuntimeError(f"model2vec encoded {len(alone)} rows for {len(rows)} tokens: this version of "
+                               "model2vec orders its distillation otherwise than edgedistill expects")
+        caught[:] = [(list(rows), alone)]
+        return alone if context is None else context.blend(alone, rows)
+
     if not progress:
         inference.tqdm = functools.partial(bar, disable=True)
-    if context is not None:
-        rows: list[str] = []
-
-        def tokens_to_ids(tokens, *args, **kwargs):
-            rows[:] = list(tokens)
-            return to_ids(tokens, *args, **kwargs)
-
-        def create_in_context(*args, **kwargs):
-            alone = create(*args, **kwargs)
-            if len(rows) != len(alone):
-                raise RuntimeError(f"model2vec encoded {len(alone)} rows for {len(rows)} tokens: this version of "
-                                   "model2vec orders its distillation otherwise than static_init: context expects")
-            return context.blend(alone, rows)
-        distillation.turn_tokens_into_ids, distillation.create_embeddings = tokens_to_ids, create_in_context
+    distillation.turn_tokens_into_ids, distillation.create_embeddings = tokens_to_ids, create_caught
     try:
-        return distill(source, pca_dims=dims, quantize_to="float32")
+        static = distill(source, pca_dims=dims, quantize_to="float32")
     finally:
         inference.tqdm, distillation.turn_tokens_into_ids, distillation.create_embeddings = bar, to_ids, create
+    return static, caught[0]
 
 
 def artifact_tokenizer_json(tokenizer_json: str) -> str:

@@ -753,7 +753,13 @@ def test_a_static_table_started_in_context_moves_the_tokens_its_texts_hold(tmp_p
         return blend(self, alone, tokens)
 
     monkeypatch.setattr(TokenContext, "blend", spy)
+    from model2vec.distill import distillation
+
+    encodings = []
+    create = distillation.create_embeddings
+    monkeypatch.setattr(distillation, "create_embeddings", lambda *a, **k: encodings.append(1) or create(*a, **k))
     m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    assert len(encodings) == 1      # the plain table's forward passes serve the table started in context
     # each row model2vec encoded is the token its text names: the teacher's vector for that token alone
     alone, tokens, context = blended[0]
     teacher = AutoModel.from_pretrained(recipe.run_dir / "models" / "teacher").eval()

@@ -163,13 +163,14 @@ def hf_tokenizer(tokenizer):
 
 
 def build_static_student(teacher_dir: str | Path, label_names: list[str], dims: int, hidden: int,
-                         progress: bool = True, bigrams: int = 0):
+                         progress: bool = True, bigrams: int = 0, pooling: str = "mean"):
     """The static student before training: model2vec's table of the fine-tuned teacher's backbone,
     a freshly initialised head, and its tokenizer."""
     static = distil_static(str(teacher_dir), dims, progress)
     vectors = torch.as_tensor(static.embedding, dtype=torch.float32)
     model = StaticClassifier(vectors.shape[0], vectors.shape[1], label_names, hidden,
-                             unk_token_id(static.tokenizer), normalize=True, bigram_buckets=bigrams)
+                             unk_token_id(static.tokenizer), normalize=True, bigram_buckets=bigrams,
+                             pooling=pooling)
     with torch.no_grad():
         model.embeddings.weight.copy_(vectors)
     return model, hf_tokenizer(static.tokenizer)

@@ -84,7 +84,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         teacher, teacher_tok = load_classifier(str(teacher_dir), label_names)
         teacher.eval().requires_grad_(False)
         model, tok = build_static_student(teacher_dir, label_names, m.static_dims, m.static_hidden, progress,
-                                          m.static_bigrams)
+                                          m.static_bigrams, m.static_pooling)
         model.embeddings.weight.requires_grad_(m.static_train_table)
         model.token_dropout = m.static_token_dropout
         if m.static_train_table and m.static_table_lr_scale != 1:
@@ -94,6 +94,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         info["teacher_checkpoint"] = str(teacher_dir)
         info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
                           "hidden": model.config.hidden, "bigram_buckets": m.static_bigrams,
+                          "pooling": m.static_pooling,
                           "token_dropout": m.static_token_dropout,
                           "augment_copies": m.static_augment_copies, "teacher_vectors": m.static_teacher_vectors,
                           "init": ("model2vec distillation of the fine-tuned teacher" if m.static_init == "model2vec"

@@ -201,6 +201,12 @@ class TrainConfig:
 STATIC_SELECT = ("validation", "pool")
 # What the static table starts from (methods.static_init).
 STATIC_INITS = ("model2vec", "context")
+# How a static student's token rows become one vector (methods.static_pooling). "mean": their mean
+# (model2vec's pooling). "mean-max": that mean and, beside it, each column's largest value over the text's
+# tokens, each half normalised on its own: the max keeps the one strongly-charged word that a mean over twenty
+# tokens dilutes (Shen et al. 2018, "Baseline needs more love", SWEM-concat), at no extra table and a head
+# input twice as wide.
+STATIC_POOLINGS = ("mean", "mean-max")
 
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
 # counting from 1; even = 2, 4, 6, ...; bottom = the first num_layers; auto = the layers whose removal
@@ -219,6 +225,8 @@ class MethodConfig:
     # outputs) and of the head's hidden layer (0 = a linear head).
     static_dims: int = 256
     static_hidden: int = 256
+    # static only: how a text's token rows become one vector, one of STATIC_POOLINGS.
+    static_pooling: str = "mean"
     # static only: rows of a hashed bigram table added to the pooled token rows (0: none, the unigram
     # table alone). Word order a mean of token vectors cannot see ("not good"); each row costs static_dims floats.
     static_bigrams: int = 0
@@ -289,6 +297,12 @@ class MethodConfig:
         if self.static_init not in STATIC_INITS:
             errs.append(f"static_init: {self.static_init!r} must be one of {', '.join(STATIC_INITS)} (what the "
                         "static table starts from)")
+        if self.static_pooling not in STATIC_POOLINGS:
+            errs.append(f"static_pooling: {self.static_pooling!r} must be one of {', '.join(STATIC_POOLINGS)} "
+                        "(how a text's token rows become one vector)")
+        elif self.static_pooling != "mean" and self.static_ensemble > 1:
+            errs.append("static_pooling: an ensemble stacks students that pool by the mean; use static_pooling: mean "
+                        "with static_ensemble above 1")
         if self.static_bigrams < 0:
             errs.append(f"static_bigrams: {self.static_bigrams} must be >= 0 (0 = no bigram table)")
         if self.static_hidden < 0:

@@ -1,5 +1,6 @@
 """The static student's model class: a token-vector table (and optionally hashed bigram rows), masked mean
-pooling and a small head; or an ensemble of such students stacked into one model (``StaticClassifier.stack``).
+(or mean-and-max, ``edgedistill.recipe.STATIC_POOLINGS``) pooling and a small head; or an ensemble of such
+students stacked into one model (``StaticClassifier.stack``).
 
 It follows the Hugging Face calling convention the training loop and ``TorchRuntime`` use
 (``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``) and loads from its own
@@ -15,6 +16,8 @@ from types import SimpleNamespace
 
 import torch
 from torch import nn
+
+from edgedistill.recipe import STATIC_POOLINGS as POOLINGS
 
 MODEL_TYPE = "edgedistill-static"
 WEIGHTS = "model.safetensors"
@@ -42,13 +45,18 @@ class StaticConfig(SimpleNamespace):
 class StaticClassifier(nn.Module):
     def __init__(self, vocab_size: int, dims: int, label_names: list[str], hidden: int = 256,
                  unk_token_id: int | None = None, normalize: bool = True, bigram_buckets: int = 0,
-                 members: int = 1):
+                 members: int = 1, pooling: str = "mean"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"StaticClassifier: pooling {pooling!r} must be one of {', '.join(POOLINGS)}")
+        if pooling != "mean" and members != 1:
+            raise ValueError("StaticClassifier: a stack of members pools by the mean alone")
         id2label = {str(i): n for i, n in enumerate(label_names)}
         self.config = StaticConfig(model_type=MODEL_TYPE, architectures=["StaticClassifier"], vocab_size=vocab_size,
                                    dims=dims, hidden=hidden, num_labels=len(label_names), id2label=id2label,
                                    label2id={n: int(i) for i, n in id2label.items()}, unk_token_id=unk_token_id,
-                                   normalize=normalize, bigram_buckets=bigram_buckets, members=members)
+                                   normalize=normalize, bigram_buckets=bigram_buckets, members=members,
+                                   pooling=pooling)
         # ``members`` students side by side: member i owns columns [i * dims, (i + 1) * dims) of the table and of
         # the bigram rows, and its pooled vector is normalised on its own. Built by ``stack``, whose head is
         # block-diagonal so that the logits are the mean of the members' logits.
@@ -63,8 +71,9 @@ class StaticClassifier(nn.Module):
         if bigram_buckets:
             self.bigrams = nn.Embedding(bigram_buckets, width)
             nn.init.zeros_(self.bigrams.weight)
-        layers = [nn.Linear(width, hidden * members), nn.ReLU(), nn.Linear(hidden * members, len(label_names))] \
-            if hidden else [nn.Linear(width, len(label_names))]
+        pooled = width * (2 if pooling == "mean-max" else 1)
+        layers = [nn.Linear(pooled, hidden * members), nn.ReLU(), nn.Linear(hidden * members, len(label_names))] \
+            if hidden else [nn.Linear(pooled, len(label_names))]
         self.head = nn.Sequential(*layers)
         # Training only (add_teacher_map): a linear map of the pooled vector to the teacher's sentence vector.
         # Never saved: the artifact is the table and the head.
@@ -73,7 +82,7 @@ class StaticClassifier(nn.Module):
         self.table_a, self.table_b = None, None
 
     def add_teacher_map(self, width: int) -> None:
-        self.teacher_map = nn.Linear(self.width, width)
+        self.teacher_map = nn.Linear(self.linear_layers()[0].in_features, width)
 
     def add_low_rank_update(self, rank: int) -> None:
         """Freeze the table; train ``table_a[id] @ table_b`` added to each row instead (merged when saved).
@@ -115,11 +124,22 @@ class StaticClassifier(nn.Module):
             pairs = self.bigrams(bigram_rows(input_ids, self.config.bigram_buckets))
             summed = summed + (pairs * (keep[:, :-1] * keep[:, 1:]).unsqueeze(-1)).sum(dim=1)
         pooled = summed / keep.sum(dim=1, keepdim=True).clamp(min=1.0)   # no real token: a zero vector
+        groups = self.config.members
+        if self.pooling == "mean-max":
+            # padding and unknown tokens cannot be a column's max; a text with no real token maxes to zeros
+            largest = vectors.masked_fill(keep.unsqueeze(-1) == 0, float("-inf")).amax(dim=1)
+            pooled = torch.cat([pooled, torch.where(keep.sum(dim=1, keepdim=True) > 0, largest,
+                                                    torch.zeros_like(largest))], dim=1)
+            groups = 2
         if not self.config.normalize:
             return pooled
-        # each member's vector on its own (one member: the whole vector)
-        grouped = pooled.reshape(pooled.shape[0], self.config.members, self.config.dims)
+        # each member's vector (or the mean and the max) on its own (one member: the whole vector)
+        grouped = pooled.reshape(pooled.shape[0], groups, -1)
         return nn.functional.normalize(grouped, dim=-1).reshape(pooled.shape)
+
+    @property
+    def pooling(self) -> str:
+        return getattr(self.config, "pooling", "mean")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, **_) -> SimpleNamespace:
@@ -150,7 +170,8 @@ class StaticClassifier(nn.Module):
         cfg = json.loads((Path(folder) / "config.json").read_text())
         labels = [cfg["id2label"][str(i)] for i in range(cfg["num_labels"])]
         model = cls(cfg["vocab_size"], cfg["dims"], labels, cfg["hidden"], cfg.get("unk_token_id"),
-                    cfg.get("normalize", True), cfg.get("bigram_buckets", 0), cfg.get("members", 1))
+                    cfg.get("normalize", True), cfg.get("bigram_buckets", 0), cfg.get("members", 1),
+                    cfg.get("pooling", "mean"))
         model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
         return model.eval()
 
@@ -166,6 +187,8 @@ class StaticClassifier(nn.Module):
                 raise ValueError("StaticClassifier.stack: the students differ in shape; stack students of one recipe")
         if first.members != 1:
             raise ValueError("StaticClassifier.stack: stack single students, not stacks")
+        if getattr(first, "pooling", "mean") != "mean":
+            raise ValueError("StaticClassifier.stack: stack students that pool by the mean alone")
         k = len(students)
         labels = [first.id2label[str(i)] for i in range(first.num_labels)]
         model = cls(first.vocab_size, first.dims, labels, first.hidden, first.unk_token_id, first.normalize,

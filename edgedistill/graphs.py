@@ -62,7 +62,7 @@ def _head_nodes(source: str, head: list[tuple[np.ndarray, np.ndarray]]) -> tuple
 def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.ndarray]], normalize: bool,
                             unk_id: int | None = None, token_mapping: np.ndarray | None = None,
                             token_weights: np.ndarray | None = None, bigrams: np.ndarray | None = None,
-                            members: int = 1):
+                            members: int = 1, pooling: str = "mean", attention_query: np.ndarray | None = None):
     """logits = head(normalize?(sum_t w_t * table[map[id_t]] / n)) over the real tokens of each text.
 
     Real tokens are those the attention mask keeps, minus ``unk_id`` (model2vec drops unknown tokens
@@ -71,13 +71,15 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
     (a * BIGRAM_MULTIPLIER + b) mod buckets to the sum (``edgedistill.static_model.bigram_rows``).
     ``normalize`` divides the pooled vector by its L2 norm (F.normalize: the norm clamped at 1e-12); with
     ``members`` > 1 (students stacked side by side, ``StaticClassifier.stack``) each member's equal share of
-    the columns is divided by its own norm.
+    the columns is divided by its own norm. ``pooling="mean-max"`` puts each column's max over the real tokens'
+    rows beside the mean (zeros for a text with none), each half normalised on its own; ``pooling="attention"``
+    weighs the real tokens' rows by softmax over the text of (row . ``attention_query``) instead of 1 / n.
     """
     from onnx import TensorProto, helper
 
     table = np.asarray(table, np.float32)
     nodes, inits = [], [_init("table", table), _init("axis1", np.array([1], np.int64)),
-                        _init("axis2", np.array([2], np.int64)), _init("one", np.array(1.0, np.float32))]
+                        _init("axis2", np.array([2], np.int64))]
     ids = "input_ids"
     if token_mapping is not None and not np.array_equal(token_mapping, np.arange(len(token_mapping))):
         inits.append(_init("token_mapping", np.asarray(token_mapping, np.int64)))
@@ -93,6 +95,21 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
                   helper.make_node("Cast", ["not_unk"], ["not_unk_f"], to=TensorProto.FLOAT),
                   helper.make_node("Mul", ["mask_f", "not_unk_f"], ["keep"])]
         keep = "keep"
+    if pooling == "attention":
+        if attention_query is None or bigrams is not None or token_weights is not None:
+            raise ValueError("static_classifier_graph: attention pooling takes its query, and no bigram rows or "
+                             "token weights")
+        inits += [_init("attention_query", np.asarray(attention_query, np.float32)),
+                  _init("zero", np.array(0.0, np.float32)), _init("masked_score", np.array(-1e4, np.float32))]
+        nodes += [helper.make_node("MatMul", ["embedded", "attention_query"], ["scores"]),
+                  helper.make_node("Greater", [keep, "zero"], ["is_real"]),
+                  helper.make_node("Where", ["is_real", "scores", "masked_score"], ["real_scores"]),
+                  helper.make_node("Softmax", ["real_scores"], ["softmax_weights"], axis=1),
+                  helper.make_node("Mul", ["softmax_weights", keep], ["attention_weights"]),
+                  helper.make_node("Unsqueeze", ["attention_weights", "axis2"], ["attention_weights3"]),
+                  helper.make_node("Mul", ["embedded", "attention_weights3"], ["attended"]),
+                  helper.make_node("ReduceSum", ["attended", "axis1"], ["pooled"], keepdims=0)]
+        return _static_head(nodes, inits, "pooled", 1, table.shape[1], normalize, head)
     weight = keep
     if token_weights is not None:
         inits.append(_init("token_weights", np.asarray(token_weights, np.float32)))
@@ -108,16 +125,37 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
         nodes += b_nodes + [helper.make_node("Add", ["summed", "bigram_sum"], ["summed_all"])]
         inits += b_inits
         summed = "summed_all"
+    inits.append(_init("one", np.array(1.0, np.float32)))
     nodes += [helper.make_node("ReduceSum", [keep, "axis1"], ["count"], keepdims=1),
               helper.make_node("Max", ["count", "one"], ["count1"]),
               helper.make_node("Div", [summed, "count1"], ["pooled"])]
-    pooled = "pooled"
-    if normalize and members > 1:
-        width = table.shape[1]
+    pooled, groups, width = "pooled", members, table.shape[1]
+    if pooling == "mean-max":
+        inits += [_init("zero", np.array(0.0, np.float32)), _init("minus_inf", np.array(-np.inf, np.float32))]
+        nodes += [helper.make_node("Unsqueeze", [keep, "axis2"], ["keep3"]),
+                  helper.make_node("Greater", ["keep3", "zero"], ["is_real3"]),
+                  helper.make_node("Where", ["is_real3", "embedded", "minus_inf"], ["real_rows"]),
+                  helper.make_node("ReduceMax", ["real_rows", "axis1"], ["largest"], keepdims=0),
+                  helper.make_node("Greater", ["count", "zero"], ["has_real"]),
+                  helper.make_node("Where", ["has_real", "largest", "zero"], ["largest_or_zero"]),
+                  helper.make_node("Concat", ["pooled", "largest_or_zero"], ["pooled_mean_max"], axis=1)]
+        pooled, groups, width = "pooled_mean_max", 2, 2 * width
+    elif pooling != "mean":
+        raise ValueError(f"static_classifier_graph: pooling {pooling!r} is not mean, mean-max or attention")
+    return _static_head(nodes, inits, pooled, groups, width, normalize, head)
+
+
+def _static_head(nodes: list, inits: list, pooled: str, groups: int, width: int, normalize: bool,
+                 head: list[tuple[np.ndarray, np.ndarray]]):
+    """The static graph from its pooled vector on: each of ``groups`` equal shares of its ``width`` columns
+    divided by its own L2 norm (F.normalize: the norm clamped at 1e-12) where ``normalize`` asks, then the head."""
+    from onnx import helper
+
+    if normalize and groups > 1:
         inits += [_init("eps", np.array(1e-12, np.float32)),
-                  _init("grouped_shape", np.array([0, members, width // members], np.int64)),
+                  _init("grouped_shape", np.array([0, groups, width // groups], np.int64)),
                   _init("flat_shape", np.array([0, width], np.int64))]
-        nodes += [helper.make_node("Reshape", ["pooled", "grouped_shape"], ["grouped"]),
+        nodes += [helper.make_node("Reshape", [pooled, "grouped_shape"], ["grouped"]),
                   helper.make_node("ReduceL2", ["grouped", "axis2"], ["norm"], keepdims=1),
                   helper.make_node("Max", ["norm", "eps"], ["norm_eps"]),
                   helper.make_node("Div", ["grouped", "norm_eps"], ["grouped_normalized"]),
@@ -125,9 +163,9 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
         pooled = "normalized"
     elif normalize:
         inits.append(_init("eps", np.array(1e-12, np.float32)))
-        nodes += [helper.make_node("ReduceL2", ["pooled", "axis1"], ["norm"], keepdims=1),
+        nodes += [helper.make_node("ReduceL2", [pooled, "axis1"], ["norm"], keepdims=1),
                   helper.make_node("Max", ["norm", "eps"], ["norm_eps"]),
-                  helper.make_node("Div", ["pooled", "norm_eps"], ["normalized"])]
+                  helper.make_node("Div", [pooled, "norm_eps"], ["normalized"])]
         pooled = "normalized"
     head_nodes, head_inits = _head_nodes(pooled, head)
     return _model(nodes + head_nodes, inits + head_inits, INPUTS, name="static-classifier")

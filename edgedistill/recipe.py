@@ -205,8 +205,10 @@ STATIC_INITS = ("model2vec", "context")
 # (model2vec's pooling). "mean-max": that mean and, beside it, each column's largest value over the text's
 # tokens, each half normalised on its own: the max keeps the one strongly-charged word that a mean over twenty
 # tokens dilutes (Shen et al. 2018, "Baseline needs more love", SWEM-concat), at no extra table and a head
-# input twice as wide.
-STATIC_POOLINGS = ("mean", "mean-max")
+# input twice as wide. "attention": a weighted mean, each token's weight softmax over the text of its row times
+# one learned query vector (the table's width in parameters; zero at the start, so training starts from the
+# mean): the student learns which kinds of token to listen to, shared across tokens rather than one weight each.
+STATIC_POOLINGS = ("mean", "mean-max", "attention")
 
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
 # counting from 1; even = 2, 4, 6, ...; bottom = the first num_layers; auto = the layers whose removal
@@ -303,6 +305,8 @@ class MethodConfig:
         elif self.static_pooling != "mean" and self.static_ensemble > 1:
             errs.append("static_pooling: an ensemble stacks students that pool by the mean; use static_pooling: mean "
                         "with static_ensemble above 1")
+        elif self.static_pooling == "attention" and self.static_bigrams:
+            errs.append("static_pooling: attention weighs token rows and takes no bigram rows; use static_bigrams: 0")
         if self.static_bigrams < 0:
             errs.append(f"static_bigrams: {self.static_bigrams} must be >= 0 (0 = no bigram table)")
         if self.static_hidden < 0:

@@ -353,7 +353,8 @@ class NumpyRuntime(Runtime):
         if missing:
             raise ArtifactError(f"{folder} has no {', '.join(missing)}: numpy serves a static student's FP32 "
                                 "artifact, which carries the model2vec form (a transformer's artifact, an INT8 one, "
-                                "or a student with bigram rows does not); use onnxruntime for this folder")
+                                "or a student with bigram rows, stacked members or another pooling does not); use "
+                                "onnxruntime for this folder")
         cfg = json.loads((folder / CONFIG_FILE).read_text())
         head = load_file(str(folder / MODEL2VEC_FILES[1]))
         n_layers = int(cfg.get("head_config", {}).get("n_layers", len(head) // 2))

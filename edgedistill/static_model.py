@@ -1,5 +1,5 @@
 """The static student's model class: a token-vector table (and optionally hashed bigram rows), masked mean
-(or mean-and-max, ``edgedistill.recipe.STATIC_POOLINGS``) pooling and a small head; or an ensemble of such
+(or mean-and-max, or attention: ``edgedistill.recipe.STATIC_POOLINGS``) pooling and a small head; or an ensemble of such
 students stacked into one model (``StaticClassifier.stack``).
 
 It follows the Hugging Face calling convention the training loop and ``TorchRuntime`` use
@@ -51,6 +51,8 @@ class StaticClassifier(nn.Module):
             raise ValueError(f"StaticClassifier: pooling {pooling!r} must be one of {', '.join(POOLINGS)}")
         if pooling != "mean" and members != 1:
             raise ValueError("StaticClassifier: a stack of members pools by the mean alone")
+        if pooling == "attention" and bigram_buckets:
+            raise ValueError("StaticClassifier: attention pooling weighs token rows; it takes no bigram rows")
         id2label = {str(i): n for i, n in enumerate(label_names)}
         self.config = StaticConfig(model_type=MODEL_TYPE, architectures=["StaticClassifier"], vocab_size=vocab_size,
                                    dims=dims, hidden=hidden, num_labels=len(label_names), id2label=id2label,
@@ -71,6 +73,9 @@ class StaticClassifier(nn.Module):
         if bigram_buckets:
             self.bigrams = nn.Embedding(bigram_buckets, width)
             nn.init.zeros_(self.bigrams.weight)
+        # Attention pooling's one learned query: a token's weight is softmax over the text of (its row . query).
+        # It starts at zero, so the untrained student pools exactly as the mean does.
+        self.attention_query = nn.Parameter(torch.zeros(width)) if pooling == "attention" else None
         pooled = width * (2 if pooling == "mean-max" else 1)
         layers = [nn.Linear(pooled, hidden * members), nn.ReLU(), nn.Linear(hidden * members, len(label_names))] \
             if hidden else [nn.Linear(pooled, len(label_names))]
@@ -118,6 +123,12 @@ class StaticClassifier(nn.Module):
             keep = keep * (input_ids != self.config.unk_token_id).to(vectors.dtype)
         if self.training and self.token_dropout:
             keep = keep * (torch.rand(keep.shape, device=keep.device) >= self.token_dropout).to(vectors.dtype)
+        if self.attention_query is not None:
+            # padding and unknown tokens get no weight (a large negative score, then the mask: a text with no
+            # real token pools to zeros). -1e4 rather than -inf, which fp16 keeps and softmax never turns to NaN.
+            scores = (vectors @ self.attention_query).masked_fill(keep == 0, -1e4)
+            weights = torch.softmax(scores, dim=1) * keep
+            return self._normalized((vectors * weights.unsqueeze(-1)).sum(dim=1), 1)
         summed = (vectors * keep.unsqueeze(-1)).sum(dim=1)
         if self.bigrams is not None and input_ids.shape[1] > 1:
             # a pair counts where both of its tokens do (unknown tokens and padding break pairs)
@@ -131,11 +142,17 @@ class StaticClassifier(nn.Module):
             pooled = torch.cat([pooled, torch.where(keep.sum(dim=1, keepdim=True) > 0, largest,
                                                     torch.zeros_like(largest))], dim=1)
             groups = 2
+        return self._normalized(pooled, groups)
+
+    def _normalized(self, pooled: torch.Tensor, groups: int) -> torch.Tensor:
+        """Each of ``groups`` equal shares of the pooled columns divided by its own L2 norm (a stacked member's,
+        or the mean's and the max's; one group: the whole vector), where the config asks for it."""
         if not self.config.normalize:
             return pooled
-        # each member's vector (or the mean and the max) on its own (one member: the whole vector)
         grouped = pooled.reshape(pooled.shape[0], groups, -1)
-        return nn.functional.normalize(grouped, dim=-1).reshape(pooled.shape)
+        # F.normalize's 1e-12 floor underflows to zero in fp16, and a text with no real token would be 0 / 0
+        eps = max(1e-12, torch.finfo(pooled.dtype).tiny)
+        return nn.functional.normalize(grouped, dim=-1, eps=eps).reshape(pooled.shape)
 
     @property
     def pooling(self) -> str:

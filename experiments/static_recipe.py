@@ -83,6 +83,11 @@ VARIANTS = {
     "augment-2-context-frozen-hidden-1024-mean-max": {"static_augment_copies": 2, "static_init": "context",
                                                       "static_train_table": False, "static_hidden": 1024,
                                                       "static_pooling": "mean-max"},
+    "context-frozen-hidden-1024-attention": {"static_init": "context", "static_train_table": False,
+                                             "static_hidden": 1024, "static_pooling": "attention"},
+    "augment-2-context-frozen-hidden-1024-attention": {"static_augment_copies": 2, "static_init": "context",
+                                                       "static_train_table": False, "static_hidden": 1024,
+                                                       "static_pooling": "attention"},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                     "static_init": "context"},
 }
@@ -91,7 +96,9 @@ OUT_DIR = Path(__file__).parent / "static-recipe"
 # setting alone (where the table starts, how it pools), so that setting's own effect has its interval.
 PAIRED_WITH = {"context-frozen": "frozen", "context-frozen-hidden-1024": "frozen-hidden-1024",
                "context-frozen-hidden-1024-mean-max": "context-frozen-hidden-1024",
-               "augment-2-context-frozen-hidden-1024-mean-max": "augment-2-context-frozen-hidden-1024"}
+               "augment-2-context-frozen-hidden-1024-mean-max": "augment-2-context-frozen-hidden-1024",
+               "context-frozen-hidden-1024-attention": "context-frozen-hidden-1024",
+               "augment-2-context-frozen-hidden-1024-attention": "augment-2-context-frozen-hidden-1024"}
 
 
 def variant_recipe(recipe, changes: dict):

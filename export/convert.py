@@ -348,14 +348,16 @@ def calibration_feeds(encoder, texts: list[str]) -> list[dict]:
 
 
 def static_onnx(model, path: Path) -> Path:
-    """A static student's graph: token-id gather (+ hashed bigram rows) + masked mean + L2 norm (each stacked
-    member's own) + head, from its weights."""
+    """A static student's graph: token-id gather (+ hashed bigram rows) + masked mean (+ max; or attention) +
+    L2 norm (each stacked member's own, or the mean's and the max's) + head, from its weights."""
     from edgedistill import graphs
 
     cfg = model.config
     head = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in model.linear_layers()]
     bigrams = None if model.bigrams is None else model.bigrams.weight.detach().numpy()
+    query = None if model.attention_query is None else model.attention_query.detach().numpy()
     graph = graphs.static_classifier_graph(model.embeddings.weight.detach().numpy(), head, cfg.normalize,
-                                           cfg.unk_token_id, bigrams=bigrams, members=cfg.members)
+                                           cfg.unk_token_id, bigrams=bigrams, members=cfg.members,
+                                           pooling=model.pooling, attention_query=query)
     return graphs.save(graph, path)
 

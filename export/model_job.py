@@ -159,12 +159,13 @@ class ModelJob:
             self.onnx(False).parent, convert.ONNX_FILE)))
 
     def model2vec_form(self, trim: bool) -> bool:
-        """Whether model2vec can serve the static student: it pools token rows only and normalises the whole
-        pooled vector, so a student with hashed bigram rows or stacked members ships as its ONNX graph alone."""
+        """Whether model2vec can serve the static student: it takes the mean of token rows only and normalises
+        the whole pooled vector, so a student with hashed bigram rows, stacked members or another pooling ships as
+        its ONNX graph alone."""
         if not self.static:
             return False
         model = self.torch_model(trim)
-        return model.bigrams is None and model.config.members == 1
+        return model.bigrams is None and model.config.members == 1 and model.pooling == "mean"
 
     def write_model2vec(self, trim: bool, dst: Path) -> dict:
         """The static student as a model2vec ``StaticModelPipeline`` (its on-disk format: the table in

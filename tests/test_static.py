@@ -137,8 +137,8 @@ def test_the_static_model_runs_in_bf16_and_fp16_as_the_pytorch_bench_runs_it():
     from edgedistill.static_model import StaticClassifier
 
     model = StaticClassifier(50, 8, ["a", "b", "c"], hidden=16, unk_token_id=1).eval()
-    ids = torch.tensor([[5, 1, 7, 0], [9, 9, 2, 3]])
-    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    ids = torch.tensor([[5, 1, 7, 0], [9, 9, 2, 3], [1, 0, 0, 0]])      # the last: no real token, zeros pooled
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
     reference = model(ids, mask).logits
     for dtype in (torch.bfloat16, torch.float16):
         logits = model.to(dtype)(ids, mask).logits
@@ -355,7 +355,7 @@ def test_a_static_setting_changes_the_static_fingerprint_only():
         name: replace(m, static_pool=123, static_train_table=False, static_select="pool", static_select_texts=500,
                       static_table_lr_scale=0.1, static_bigrams=4096,
                       static_augment_copies=2, static_weight_average=0.9,
-                      static_soup=2) for name, m in recipe.methods.items()}})
+                      static_soup=2, static_pooling="mean-max") for name, m in recipe.methods.items()}})
     for name in ("teacher", "odd", "lora", "hybrid"):
         assert method_fingerprint(changed, name) == method_fingerprint(recipe, name)
     assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")
@@ -805,3 +805,121 @@ def test_the_static_recipe_pairs_a_variant_with_the_one_it_changes_one_setting_o
     assert result["variants"][name]["runs"][0]["vs_shipped_pts"][0] == 0
     assert "vs_paired_with_pts" not in result["variants"][base]["runs"][0]
     assert f"| {name} | {base} | +{pts:.1f}" in table(result)
+
+
+def test_mean_max_pooling_puts_each_column_s_max_beside_the_mean_and_its_graph_matches(tmp_path):
+    import onnxruntime as ort
+
+    from distill.static import StaticClassifier
+    from edgedistill import graphs
+    from export.convert import static_onnx
+
+    torch.manual_seed(0)
+    model = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1, pooling="mean-max").eval()
+    assert model.linear_layers()[0].in_features == 12        # the mean's 6 columns and the max's 6
+    ids = torch.tensor([[4, 5, 1, 9, 0], [1, 0, 0, 0, 0], [7, 0, 0, 0, 0], [9, 4, 5, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        pooled = model.pool(ids, mask)
+        rows = model.embeddings.weight[[4, 5, 9]]
+        normalize = torch.nn.functional.normalize
+        # [UNK] and padding are neither in the mean nor the max (a padding row's zeros would win a negative column)
+        expected = torch.cat([normalize(rows.mean(0), dim=0), normalize(rows.max(0).values, dim=0)])
+        assert torch.allclose(pooled[0], expected, atol=1e-6)
+        assert torch.allclose(pooled[0], pooled[3], atol=1e-6)       # the max, like the mean, ignores order
+        assert torch.equal(pooled[1], torch.zeros(12))               # no real token: zeros, not -inf
+        # one token: its row is both the mean and the max
+        assert torch.allclose(pooled[2, :6], pooled[2, 6:])
+        logits = model(ids, mask).logits
+    assert torch.isfinite(logits).all()
+    path = static_onnx(model, tmp_path / "model.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0],
+                               logits.numpy(), atol=1e-5)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = StaticClassifier.load(tmp_path / "ckpt")
+    assert again.pooling == "mean-max"
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask).logits, logits)
+    graphs.quantize_int8(path, tmp_path / "int8.onnx")
+    q = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
+    assert q.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0].shape == (4, 3)
+    with pytest.raises(ValueError, match="pool by the mean alone"):
+        StaticClassifier.stack([model, again])
+    with pytest.raises(ConfigError, match=r"static_pooling: 'max' must be one of mean, mean-max"):
+        load_recipe(overrides={"methods": {"static": {"static_pooling": "max"}}})
+    with pytest.raises(ConfigError, match="an ensemble stacks students that pool by the mean"):
+        load_recipe(overrides={"methods": {"static": {"static_pooling": "mean-max", "static_ensemble": 2}}})
+
+
+def test_a_mean_max_static_student_trains_and_ships_as_its_onnx_graph(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier
+    from edgedistill.layout import MODEL2VEC_FILES
+    from edgedistill.predictor import load_predictor
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1,
+                                             "static_pooling": "mean-max"}},
+                         baselines={"tfidf": False, "model2vec": False})
+    m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    assert m["static"]["pooling"] == "mean-max"
+    assert StaticClassifier.load(recipe.run_dir / "models" / "static").pooling == "mean-max"
+    # model2vec pools by the mean alone: the folder carries the ONNX graph and no model2vec form
+    rows = export_run(recipe.run_dir, load_export_config({"variants": ["onnx-fp32"], "models": ["static"],
+                                                          "speed_check_blocks": 0, "parity_samples": 12}),
+                      recipe=recipe)
+    assert rows[0]["parity"]["max_abs_diff"] < 1e-4
+    folder = recipe.run_dir / "artifacts" / "static" / "onnx-fp32"
+    assert not any((folder / name).exists() for name in MODEL2VEC_FILES)
+    texts = ["good movie", "bad awful day", "zzz"]
+    np.testing.assert_allclose(load_predictor(folder).logits(texts),
+                               load_predictor(recipe.run_dir / "models" / "static").logits(texts), atol=1e-4)
+
+
+def test_attention_pooling_starts_as_the_mean_and_weighs_tokens_by_its_query(tmp_path):
+    import onnxruntime as ort
+
+    from distill.static import StaticClassifier
+    from edgedistill import graphs
+    from export.convert import static_onnx
+
+    torch.manual_seed(0)
+    model = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1, pooling="attention").eval()
+    mean = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1).eval()
+    mean.load_state_dict({k: v for k, v in model.state_dict().items() if k != "attention_query"})
+    ids = torch.tensor([[4, 5, 1, 9, 0], [1, 0, 0, 0, 0], [7, 0, 0, 0, 0], [9, 4, 5, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        # the query starts at zero: every real token weighs 1 / n, the mean's pooling
+        assert torch.allclose(model(ids, mask).logits, mean(ids, mask).logits, atol=1e-6)
+        torch.nn.init.normal_(model.attention_query)
+        rows = model.embeddings.weight[[4, 5, 9]]
+        weights = torch.softmax(rows @ model.attention_query, dim=0)
+        expected = torch.nn.functional.normalize((weights[:, None] * rows).sum(0), dim=0)
+        pooled = model.pool(ids, mask)
+        # [UNK] and padding take no weight; order does not count; a text with no real token pools to zeros
+        assert torch.allclose(pooled[0], expected, atol=1e-6) and torch.allclose(pooled[0], pooled[3], atol=1e-6)
+        assert torch.equal(pooled[1], torch.zeros(6))
+        assert not torch.allclose(pooled[0], mean.pool(ids, mask)[0], atol=1e-3)
+        logits = model(ids, mask).logits
+    path = static_onnx(model, tmp_path / "model.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0],
+                               logits.numpy(), atol=1e-5)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = StaticClassifier.load(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask).logits, logits)
+    graphs.quantize_int8(path, tmp_path / "int8.onnx")
+    q = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
+    assert q.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0].shape == (4, 3)
+    with torch.no_grad():
+        half = copy.deepcopy(model).to(torch.float16)
+        assert torch.allclose(half(ids, mask).logits.float(), logits, atol=0.05)    # the masked score fits fp16
+    with pytest.raises(ConfigError, match="attention weighs token rows and takes no bigram rows"):
+        load_recipe(overrides={"methods": {"static": {"static_pooling": "attention", "static_bigrams": 64}}})

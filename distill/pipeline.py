@@ -281,7 +281,7 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
     """Train one method and save its checkpoint (the main process); returns the shared teacher cache."""
     from accelerate.utils import set_seed
 
-    from distill.train import TeacherCache, setup_method, start_table_in_context, train
+    from distill.train import TeacherCache, setup_method, start_static_table, train
 
     folder, teacher_dir = model_dir(recipe, name), model_dir(recipe, "teacher")
     if name == "teacher" and not recipe.teacher.fine_tune:
@@ -326,7 +326,7 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
                                  progress=progress and acc.is_main_process)
         method_cache = cache
     # (a table started in context always has a pass of its own, own_pool_data; the shared cache would refuse it)
-    start_table_in_context(setup, method_cache, progress and acc.is_main_process)
+    start_static_table(setup, method_cache, train_data.train.texts, progress and acc.is_main_process)
     if train_data.selection is not None:
         # Held-out pool texts choose the epoch: the teacher labels them once.
         from distill.train import teacher_labelled

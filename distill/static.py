@@ -9,7 +9,8 @@ model2vec's classifier does) and classifies with a small MLP head. Table and hea
 the project's one training loop with the distillation loss on labelled and teacher-labelled texts,
 like the other students. With ``methods.static_init: context`` the table starts from the teacher's vectors
 in context instead: each token of the training texts moved to the mean of the teacher's last layer at its
-occurrences there (``TokenContext``), before model2vec's PCA and weighting. ``StaticClassifier``
+occurrences there (``TokenContext``), before model2vec's PCA and weighting; with ``methods.static_vocabulary``
+the training texts' frequent split words join the table as whole words (``domain_words``). ``StaticClassifier``
 follows the Hugging Face calling convention the loop and ``TorchRuntime`` use
 (``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``);
 ``edgedistill.graphs.static_classifier_graph`` is its ONNX form.
@@ -18,46 +19,71 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from edgedistill.recipe import STATIC_WORD_MIN_COUNT
 from edgedistill.static_model import MODEL_TYPE, WEIGHTS, StaticClassifier, StaticConfig, is_static_checkpoint
 
 __all__ = ["MODEL_TYPE", "WEIGHTS", "StaticClassifier", "StaticConfig", "is_static_checkpoint"]
 
 
-# (folder, its config's mtime, dims) -> model2vec's distillation and the vectors it encoded before its PCA (its
-# tokens and their vectors alone): an experiment that trains several static students from one teacher, or a table
-# started in context after the plain one, pays the one forward pass per vocabulary token once.
+# (folder, its config's mtime, dims, added words) -> model2vec's distillation and the vectors it encoded before its
+# PCA (its tokens and their vectors alone): an experiment that trains several static students from one teacher, or
+# a table started in context after the plain one, pays the one forward pass per vocabulary token once.
 _DISTILLED: dict = {}
 
 
-def _cache_key(source: str, dims: int) -> tuple:
+def _cache_key(source: str, dims: int, words: tuple[str, ...]) -> tuple:
     config = Path(source) / "config.json"
-    return str(Path(source).resolve()), config.stat().st_mtime_ns if config.is_file() else None, dims
+    return str(Path(source).resolve()), config.stat().st_mtime_ns if config.is_file() else None, dims, words
 
 
-def distil_static(source: str, dims: int, progress: bool = True):
+def distil_static(source: str, dims: int, progress: bool = True, words: list[str] | tuple = ()):
     """model2vec's own distillation of a local model folder (the backbone of a classifier folder):
-    one forward pass per vocabulary token, PCA to ``dims``, Zipf (SIF) weighting. float32. The result
-    is shared by later calls on the same unchanged folder; its table is read, never written."""
-    key = _cache_key(source, dims)
+    one forward pass per vocabulary token (and per added whole word of ``words``), PCA to ``dims``, Zipf (SIF)
+    weighting. float32. The result is shared by later calls on the same unchanged folder and words; its table is
+    read, never written."""
+    key = _cache_key(source, dims, tuple(words))
     if key not in _DISTILLED:
         _DISTILLED.clear()          # one teacher at a time: a table is tens of MB
-        _DISTILLED[key] = _distil(source, dims, progress)
+        _DISTILLED[key] = _distil(source, dims, progress, words=tuple(words))
     return _DISTILLED[key][0]
 
 
-def distil_in_context(source: str, dims: int, context: TokenContext, progress: bool = True):
+def distil_in_context(source: str, dims: int, context: TokenContext, progress: bool = True,
+                      words: list[str] | tuple = ()):
     """model2vec's distillation of ``source`` with each vocabulary token the teacher met in ``context`` moved
     from its alone vector towards the mean of its in-context vectors, before model2vec's PCA and Zipf weighting
-    (methods.static_init: context). The alone vectors of an earlier ``distil_static`` of the same folder are
-    reused; the result is not shared, the texts differ from run to run."""
-    distilled = _DISTILLED.get(_cache_key(source, dims))
-    return _distil(source, dims, progress, context, distilled[1] if distilled else None)[0]
+    (methods.static_init: context); added whole ``words`` are not the teacher's tokens and keep their vectors.
+    The alone vectors of an earlier ``distil_static`` of the same folder and words are reused; the result is not
+    shared, the texts differ from run to run."""
+    distilled = _DISTILLED.get(_cache_key(source, dims, tuple(words)))
+    return _distil(source, dims, progress, context, distilled[1] if distilled else None, tuple(words))[0]
+
+
+def domain_words(texts: list[str], tokenizer, limit: int, min_count: int = STATIC_WORD_MIN_COUNT) -> list[str]:
+    """Up to ``limit`` words of ``texts``, as ``tokenizer`` (the teacher's fast tokenizer) normalises and splits
+    them, that its vocabulary splits into more than one piece and that occur at least ``min_count`` times; the most
+    frequent first (ties in order of first occurrence). The words a static table adds whole
+    (methods.static_vocabulary)."""
+    backend = tokenizer.backend_tokenizer
+    normalizer, splitter = backend.normalizer, backend.pre_tokenizer
+    counts: Counter = Counter()
+    for text in texts:
+        text = normalizer.normalize_str(text) if normalizer is not None else text
+        counts.update([w for w, _ in splitter.pre_tokenize_str(text)] if splitter is not None else text.split())
+    words = []
+    for word, n in counts.most_common():
+        if n < min_count or len(words) >= limit:
+            break
+        if len(backend.model.tokenize(word)) > 1:
+            words.append(word)
+    return words
 
 
 @dataclass
@@ -89,10 +115,10 @@ class TokenContext:
 
 
 def _distil(source: str, dims: int, progress: bool, context: TokenContext | None = None,
-            encoded: tuple[list[str], np.ndarray] | None = None):
+            encoded: tuple[list[str], np.ndarray] | None = None, words: tuple[str, ...] = ()):
     """model2vec's distillation and what it encoded before its PCA: (its tokens, their vectors alone). With
     ``context``, the vectors are blended in context before the PCA; ``encoded`` (from an earlier call on the
-    same folder) stands in for model2vec's forward passes."""
+    same folder and words) stands in for model2vec's forward passes; ``words`` join the vocabulary whole."""
     try:
         from model2vec.distill import distill, distillation, inference
     except ImportError as exc:
@@ -127,7 +153,7 @@ def _distil(source: str, dims: int, progress: bool, context: TokenContext | None
         inference.tqdm = functools.partial(bar, disable=True)
     distillation.turn_tokens_into_ids, distillation.create_embeddings = tokens_to_ids, create_caught
     try:
-        static = distill(source, pca_dims=dims, quantize_to="float32")
+        static = distill(source, vocabulary=list(words) or None, pca_dims=dims, quantize_to="float32")
     finally:
         inference.tqdm, distillation.turn_tokens_into_ids, distillation.create_embeddings = bar, to_ids, create
     return static, caught[0]

@@ -63,8 +63,11 @@ class MethodSetup:
     # model whose logits are the mean of theirs (``StaticClassifier.stack``; 1: none): k times the size.
     ensemble: int = 1
     # The static table is rebuilt from the teacher's in-context vectors over the training texts once the teacher
-    # has read them (``start_table_in_context``; methods.static_init: context).
+    # has read them (``start_static_table``; methods.static_init: context).
     table_in_context: bool = False
+    # Up to this many of the training texts' split words join the static table whole (``start_static_table``;
+    # methods.static_vocabulary).
+    vocabulary: int = 0
 
 
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
@@ -97,6 +100,7 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                           "pooling": m.static_pooling,
                           "token_dropout": m.static_token_dropout,
                           "augment_copies": m.static_augment_copies, "teacher_vectors": m.static_teacher_vectors,
+                          "words_asked": m.static_vocabulary,
                           "init": ("model2vec distillation of the fine-tuned teacher" if m.static_init == "model2vec"
                                    else "model2vec distillation of the fine-tuned teacher, each token moved to its "
                                         "in-context mean over the training texts"),
@@ -145,30 +149,45 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                        weight_average=m.static_weight_average if is_static(name) else 0.0,
                        soup=m.static_soup if is_static(name) else 1,
                        ensemble=m.static_ensemble if is_static(name) else 1,
-                       table_in_context=is_static(name) and m.static_init == "context")
+                       table_in_context=is_static(name) and m.static_init == "context",
+                       vocabulary=m.static_vocabulary if is_static(name) else 0)
 
 
-def start_table_in_context(setup: MethodSetup, cache: TeacherCache, progress: bool = True) -> None:
-    """A static student whose table starts in context (``setup.table_in_context``): its table replaced by
-    model2vec's distillation of the teacher with each token moved to its in-context mean over the texts
-    ``cache`` labelled (built ``with_token_vectors``). Before training; nothing for any other setup."""
-    if not setup.table_in_context:
+def start_static_table(setup: MethodSetup, cache: TeacherCache, texts: list[str], progress: bool = True) -> None:
+    """A static student's table rebuilt from its training ``texts`` before training, where its recipe asks:
+    their frequent split words added whole (``setup.vocabulary``; the student's tokenizer then knows them), and
+    each token started at its in-context mean over them (``setup.table_in_context``; ``cache``, the teacher's pass
+    over ``texts``, built ``with_token_vectors``). Nothing for any other setup."""
+    if not (setup.table_in_context or setup.vocabulary):
         return
-    from distill.static import TokenContext, distil_in_context
+    from distill.static import TokenContext, distil_in_context, distil_static, domain_words, hf_tokenizer, unk_token_id
 
-    if cache is None or cache.token_sums is None:
-        raise ValueError(f"{setup.name}: static_init: context needs the teacher's vectors per token; build its "
-                         "TeacherCache with with_token_vectors=True")
-    context = TokenContext(cache.token_sums, cache.token_counts, setup.teacher_tokenizer.get_vocab())
-    model = setup.model
-    static = distil_in_context(setup.info["teacher_checkpoint"], model.config.dims, context, progress)
+    model, source = setup.model, setup.info["teacher_checkpoint"]
+    words = domain_words(texts, setup.teacher_tokenizer, setup.vocabulary) if setup.vocabulary else []
+    if setup.table_in_context:
+        if cache is None or cache.token_sums is None:
+            raise ValueError(f"{setup.name}: static_init: context needs the teacher's vectors per token; build its "
+                             "TeacherCache with with_token_vectors=True")
+        context = TokenContext(cache.token_sums, cache.token_counts, setup.teacher_tokenizer.get_vocab())
+        static = distil_in_context(source, model.config.dims, context, progress, words)
+        setup.info["static"]["tokens_in_context"] = int((cache.token_counts > 0).sum())
+    else:
+        static = distil_static(source, model.config.dims, progress, words)
     table = torch.as_tensor(static.embedding, dtype=torch.float32)
+    if words:
+        rows_before = model.config.vocab_size
+        model.replace_table(table, unk_token_id(static.tokenizer))
+        setup.tokenizer = hf_tokenizer(static.tokenizer)
+        added = (model.config.vocab_size - rows_before) * model.width
+        setup.info["params_total"] += added * setup.ensemble
+        setup.info["params_trainable"] += added if model.embeddings.weight.requires_grad else 0
+        setup.info["static"].update(vocabulary=model.config.vocab_size, words_added=len(words))
+        return
     if table.shape != model.embeddings.weight.shape:
         raise ValueError(f"{setup.name}: the in-context table is {tuple(table.shape)}, the student's "
                          f"{tuple(model.embeddings.weight.shape)}: not the vocabulary it was built with")
     with torch.no_grad():
         model.embeddings.weight.copy_(table)
-    setup.info["static"]["tokens_in_context"] = int((cache.token_counts > 0).sum())
 
 
 class _Encoded(torch.utils.data.Dataset):

@@ -209,6 +209,9 @@ STATIC_INITS = ("model2vec", "context")
 # one learned query vector (the table's width in parameters; zero at the start, so training starts from the
 # mean): the student learns which kinds of token to listen to, shared across tokens rather than one weight each.
 STATIC_POOLINGS = ("mean", "mean-max", "attention")
+# A word joins the static table's vocabulary (methods.static_vocabulary) only if its training texts hold it at
+# least this often: a word seen once is as likely a typo, and its one context says little.
+STATIC_WORD_MIN_COUNT = 2
 
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
 # counting from 1; even = 2, 4, 6, ...; bottom = the first num_layers; auto = the layers whose removal
@@ -244,6 +247,11 @@ class MethodConfig:
     # teacher's labels where the data has no more text. Distilling BERT into shallow students gains from
     # such copies (Tang et al. 2019, "Distilling task-specific knowledge from BERT into simple neural networks").
     static_augment_copies: int = 0
+    # static only: up to this many words of its training texts that the teacher's tokenizer splits into pieces
+    # (seen at least STATIC_WORD_MIN_COUNT times there, most frequent first), added to the table as whole words:
+    # model2vec's own vocabulary option encodes each as one unit, where the plain table can only average its
+    # pieces' vectors, each encoded alone ("lo", "##oo", "##ove"). 0: the teacher's vocabulary alone.
+    static_vocabulary: int = 0
     # static only: the weight of an auxiliary target, the teacher's sentence vector (the mean of its last layer
     # over a text's tokens): the student's pooled vector, through a linear map used in training only, is pulled
     # towards it by cosine distance. Hundreds of numbers per text where the logits give a few (0: none).
@@ -319,6 +327,12 @@ class MethodConfig:
                         "trains)")
         elif self.static_table_rank and not self.static_train_table:
             errs.append("static_table_rank: a low-rank update trains the table; it needs static_train_table: true")
+        if self.static_vocabulary < 0:
+            errs.append(f"static_vocabulary: {self.static_vocabulary} must be >= 0 (words added to the table; "
+                        "0 = none)")
+        elif self.static_vocabulary and self.static_table_rank:
+            errs.append("static_vocabulary: words added to the table take rows a low-rank update was not built for; "
+                        "use static_table_rank: 0 with it")
         if self.static_augment_copies < 0:
             errs.append(f"static_augment_copies: {self.static_augment_copies} must be >= 0 (0 = no noisy copies)")
         if self.static_pool is not None and self.static_pool < 1:

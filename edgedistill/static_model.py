@@ -102,6 +102,15 @@ class StaticClassifier(nn.Module):
         """The table's width: every member's columns."""
         return self.config.dims * self.config.members
 
+    def replace_table(self, table: torch.Tensor, unk_token_id: int | None) -> None:
+        """The table of a vocabulary with whole words added (methods.static_vocabulary): its rows, their
+        count and its unknown token's id; the table stays trainable or frozen as it was."""
+        if self.table_a is not None or self.config.members != 1 or table.shape[1] != self.config.dims:
+            raise ValueError("StaticClassifier.replace_table: a single student's plain table of the same width")
+        trainable = self.embeddings.weight.requires_grad
+        self.embeddings = nn.Embedding.from_pretrained(table.detach().clone(), freeze=not trainable)
+        self.config.vocab_size, self.config.unk_token_id = int(table.shape[0]), unk_token_id
+
     def merged_table(self) -> torch.Tensor:
         """The table as it is saved: a low-rank update merged into it."""
         weight = self.embeddings.weight

@@ -88,17 +88,22 @@ VARIANTS = {
     "augment-2-context-frozen-hidden-1024-attention": {"static_augment_copies": 2, "static_init": "context",
                                                        "static_train_table": False, "static_hidden": 1024,
                                                        "static_pooling": "attention"},
+    "vocabulary-5k": {"static_vocabulary": 5000},
+    "augment-2-context-frozen-hidden-1024-vocabulary-5k": {"static_augment_copies": 2, "static_init": "context",
+                                                           "static_train_table": False, "static_hidden": 1024,
+                                                           "static_vocabulary": 5000},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                     "static_init": "context"},
 }
 OUT_DIR = Path(__file__).parent / "static-recipe"
 # Variants also paired against another variant than the shipped one: the run that differs from them in one
-# setting alone (where the table starts, how it pools), so that setting's own effect has its interval.
+# setting alone (where the table starts, how it pools, its words), so that setting's own effect has its interval.
 PAIRED_WITH = {"context-frozen": "frozen", "context-frozen-hidden-1024": "frozen-hidden-1024",
                "context-frozen-hidden-1024-mean-max": "context-frozen-hidden-1024",
                "augment-2-context-frozen-hidden-1024-mean-max": "augment-2-context-frozen-hidden-1024",
                "context-frozen-hidden-1024-attention": "context-frozen-hidden-1024",
-               "augment-2-context-frozen-hidden-1024-attention": "augment-2-context-frozen-hidden-1024"}
+               "augment-2-context-frozen-hidden-1024-attention": "augment-2-context-frozen-hidden-1024",
+               "augment-2-context-frozen-hidden-1024-vocabulary-5k": "augment-2-context-frozen-hidden-1024"}
 
 
 def variant_recipe(recipe, changes: dict):
@@ -147,7 +152,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
         TeacherCache,
         predict_logits,
         setup_method,
-        start_table_in_context,
+        start_static_table,
         teacher_labelled,
         train,
     )
@@ -213,7 +218,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                     setup, split.selection, recipe.data.max_length, recipe.train.eval_batch_size, "cpu", progress)
                 teacher_cache[key] = (cache, selection)
             cache, selection = teacher_cache[key]
-            start_table_in_context(setup, cache, progress)
+            start_static_table(setup, cache, split.train.texts, progress)
             data = split if selection is None else replace(split, selection=selection)
             print(f"[static recipe {name} seed {seed}] {len(data.train)} training texts, epoch chosen on "
                   f"{'held-out pool texts' if selection is not None else result['chosen_on']}", flush=True)

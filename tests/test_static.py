@@ -923,3 +923,66 @@ def test_attention_pooling_starts_as_the_mean_and_weighs_tokens_by_its_query(tmp
         assert torch.allclose(half(ids, mask).logits.float(), logits, atol=0.05)    # the masked score fits fp16
     with pytest.raises(ConfigError, match="attention weighs token rows and takes no bigram rows"):
         load_recipe(overrides={"methods": {"static": {"static_pooling": "attention", "static_bigrams": 64}}})
+
+
+@pytest.mark.parametrize("init", ["model2vec", "context"])
+def test_split_words_of_the_training_texts_join_the_static_table_whole(tmp_path, init):
+    import pandas as pd
+    from conftest import LABELS, WORDS, make_tiny_model, tiny_texts
+    from test_train import tiny_recipe
+    from transformers import AutoTokenizer, BertTokenizer
+
+    from distill.pipeline import train_run
+    from distill.static import StaticClassifier, domain_words
+    from edgedistill.layout import MODEL2VEC_FILES
+    from edgedistill.predictor import load_predictor
+    from export.config import load_export_config
+    from export.pipeline import export_run
+
+    # a teacher whose vocabulary splits plurals and adverbs into pieces ("movies" -> "movie", "##s")
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ly"]) + "\n")
+    tok = BertTokenizer(vocab=str(vocab), do_lower_case=True)
+    teacher = tmp_path / "teacher"
+    make_tiny_model("bert", vocab_size=len(tok)).save_pretrained(teacher)
+    tok.save_pretrained(teacher)
+    fast = AutoTokenizer.from_pretrained(teacher)
+    assert fast.tokenize("movies") == ["movie", "##s"]
+    texts, labels = tiny_texts(120)
+    # "days" in a third of the texts, "sadly" in the negative ones, "nights" once (below the minimum count)
+    texts = [t + (" days" if i % 3 == 0 else "") + (" sadly" if y == "negative" else "") for i, (t, y)
+             in enumerate(zip(texts, labels))]
+    texts[1] += " nights"
+    assert domain_words(texts, fast, 10) == ["days", "sadly"] and domain_words(texts, fast, 1) == ["days"]
+    csv = tmp_path / "words.csv"
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(csv, index=False)
+    recipe = tiny_recipe(tmp_path, teacher, csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1,
+                                             "static_vocabulary": 10, "static_init": init}},
+                         baselines={"tfidf": False, "model2vec": False})
+    m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+    folder = recipe.run_dir / "models" / "static"
+    saved = StaticClassifier.load(folder)
+    student_tok = AutoTokenizer.from_pretrained(folder)
+    # the words are whole tokens of the student's tokenizer, with rows of their own; the teacher's are kept
+    assert [len(student_tok.tokenize(w)) for w in ("days", "sadly", "nights", "movie")] == [1, 1, 2, 1]
+    assert m["static"]["words_added"] == 2 and saved.config.vocab_size == m["static"]["vocabulary"]
+    assert ("tokens_in_context" in m["static"]) == (init == "context")
+    assert saved.config.vocab_size == len(student_tok)
+    assert m["params_total"] == sum(p.numel() for p in saved.parameters())
+    # the model2vec form and the ONNX graph read the same tokenizer: both match the checkpoint on text
+    rows = export_run(recipe.run_dir, load_export_config({"variants": ["onnx-fp32"], "models": ["static"],
+                                                          "speed_check_blocks": 0, "parity_samples": 12}),
+                      recipe=recipe)
+    assert rows[0]["parity"]["max_abs_diff"] < 1e-4
+    artifact = recipe.run_dir / "artifacts" / "static" / "onnx-fp32"
+    assert all((artifact / name).is_file() for name in MODEL2VEC_FILES)
+    probe = ["sadly bad days", "good days", "movies nights"]
+    expected = load_predictor(folder).logits(probe)
+    for runtime in ("onnxruntime", "numpy"):
+        np.testing.assert_allclose(load_predictor(artifact, runtime=runtime).logits(probe), expected, atol=1e-4)
+    assert LABELS == sorted(set(labels))
+    with pytest.raises(ConfigError, match="static_vocabulary: -1 must be >= 0"):
+        load_recipe(overrides={"methods": {"static": {"static_vocabulary": -1}}})
+    with pytest.raises(ConfigError, match="use static_table_rank: 0 with it"):
+        load_recipe(overrides={"methods": {"static": {"static_vocabulary": 10, "static_table_rank": 4}}})

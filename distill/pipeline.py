@@ -227,7 +227,7 @@ def train_run(recipe: Recipe, methods: list[str] | None = None, force: bool = Fa
                         "has no complete checkpoint)"))
                 continue
             try:
-                cache = train_method(name, recipe, data, acc, names, own, student_data, cache, progress,
+                cache = train_method(name, recipe, data, acc, names, own, (student_data, extra_info), cache, progress,
                                      eval_samples)
             except Exception as exc:
                 if not keep_going or acc.num_processes > 1:
@@ -276,7 +276,7 @@ def _write_what_finished(recipe: Recipe, data: Dataset, tried: list[str]) -> Non
         print(f"(results for what finished were not written: {paragraph(exc)})", flush=True)
 
 
-def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str], own: dict, student_data: Dataset,
+def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str], own: dict, students_pool: tuple,
                  cache, progress: bool, eval_samples: int | None):
     """Train one method and save its checkpoint (the main process); returns the shared teacher cache."""
     from accelerate.utils import set_seed
@@ -303,7 +303,9 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
               "trainable; "
               f"layers {setup.info['layers']}; loss {setup.info['loss']}")
     start = time.perf_counter()
+    student_data, pool_info = students_pool
     train_data = own[name][0] if name in own else training_data(name, data, student_data)
+    pool_info = own[name][1] if name in own else pool_info
     if name in own:
         # Its own texts, so its own pass of the teacher: its logits, and the vectors its loss or its table's
         # start reads.
@@ -326,7 +328,8 @@ def train_method(name: str, recipe: Recipe, data: Dataset, acc, names: list[str]
                                  progress=progress and acc.is_main_process)
         method_cache = cache
     # (a table started in context always has a pass of its own, own_pool_data; the shared cache would refuse it)
-    start_static_table(setup, method_cache, train_data.train.texts, progress and acc.is_main_process)
+    start_static_table(setup, method_cache, original_texts(train_data.train, pool_info),
+                       progress and acc.is_main_process)
     if train_data.selection is not None:
         # Held-out pool texts choose the epoch: the teacher labels them once.
         from distill.train import teacher_labelled
@@ -463,6 +466,13 @@ def pool_dataset(recipe: Recipe, data: Dataset, cap: int | None, hold: int = 0,
         pooled = with_extra_texts(pooled, copies)
         info = {**info, "static_augmented": len(copies)}
     return pooled, info
+
+
+def original_texts(split, pool_info: dict) -> list[str]:
+    """A training split's texts without the noisy copies its pool record counts: they come last
+    (data.augment_copies', then a static student's own), and a word they repeat is not a word seen again."""
+    copies = pool_info.get("augmented", 0) + pool_info.get("static_augmented", 0)
+    return split.texts[:len(split.texts) - copies]
 
 
 def training_data(method: str, data: Dataset, student_data: Dataset) -> Dataset:

@@ -147,7 +147,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
     from static_pool import validation_halves
 
     from distill.data import load_dataset
-    from distill.pipeline import checkpoint_complete, model_dir, own_pool_data, student_dataset
+    from distill.pipeline import checkpoint_complete, model_dir, original_texts, own_pool_data, student_dataset
     from distill.train import (
         TeacherCache,
         predict_logits,
@@ -218,7 +218,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                     setup, split.selection, recipe.data.max_length, recipe.train.eval_batch_size, "cpu", progress)
                 teacher_cache[key] = (cache, selection)
             cache, selection = teacher_cache[key]
-            start_static_table(setup, cache, split.train.texts, progress)
+            start_static_table(setup, cache, original_texts(split.train, pool_info), progress)
             data = split if selection is None else replace(split, selection=selection)
             print(f"[static recipe {name} seed {seed}] {len(data.train)} training texts, epoch chosen on "
                   f"{'held-out pool texts' if selection is not None else result['chosen_on']}", flush=True)

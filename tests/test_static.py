@@ -986,3 +986,19 @@ def test_split_words_of_the_training_texts_join_the_static_table_whole(tmp_path,
         load_recipe(overrides={"methods": {"static": {"static_vocabulary": -1}}})
     with pytest.raises(ConfigError, match="use static_table_rank: 0 with it"):
         load_recipe(overrides={"methods": {"static": {"static_vocabulary": 10, "static_table_rank": 4}}})
+
+
+def test_noisy_copies_do_not_count_as_words_seen_again(tmp_path, tiny_checkpoint, tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.data import load_dataset
+    from distill.pipeline import original_texts, own_pool_data, student_dataset
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv, data={"augment_copies": 1},
+                         methods={"static": {"static_augment_copies": 2}})
+    data = load_dataset(recipe.data)
+    split, info = own_pool_data(recipe, ["static"], data)["static"]
+    assert info["augmented"] == len(data.train) and info["static_augmented"] == 2 * 2 * len(data.train)
+    assert original_texts(split.train, info) == data.train.texts      # no pool here: the labelled texts alone
+    students, students_info = student_dataset(recipe, data)
+    assert original_texts(students.train, students_info) == data.train.texts

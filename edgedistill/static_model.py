@@ -107,8 +107,11 @@ class StaticClassifier(nn.Module):
         count and its unknown token's id; the table stays trainable or frozen as it was."""
         if self.table_a is not None or self.config.members != 1 or table.shape[1] != self.config.dims:
             raise ValueError("StaticClassifier.replace_table: a single student's plain table of the same width")
-        trainable = self.embeddings.weight.requires_grad
-        self.embeddings = nn.Embedding.from_pretrained(table.detach().clone(), freeze=not trainable)
+        old = self.embeddings.weight
+        self.embeddings = nn.Embedding(table.shape[0], table.shape[1], device=old.device, dtype=old.dtype)
+        with torch.no_grad():
+            self.embeddings.weight.copy_(table)
+        self.embeddings.weight.requires_grad_(old.requires_grad)
         self.config.vocab_size, self.config.unk_token_id = int(table.shape[0]), unk_token_id
 
     def merged_table(self) -> torch.Tensor:

@@ -89,6 +89,7 @@ VARIANTS = {
                                                        "static_train_table": False, "static_hidden": 1024,
                                                        "static_pooling": "attention"},
     "vocabulary-5k": {"static_vocabulary": 5000},
+    "augment-2-vocabulary-5k": {"static_augment_copies": 2, "static_vocabulary": 5000},
     "augment-2-context-frozen-hidden-1024-vocabulary-5k": {"static_augment_copies": 2, "static_init": "context",
                                                            "static_train_table": False, "static_hidden": 1024,
                                                            "static_vocabulary": 5000},
@@ -103,7 +104,8 @@ PAIRED_WITH = {"context-frozen": "frozen", "context-frozen-hidden-1024": "frozen
                "augment-2-context-frozen-hidden-1024-mean-max": "augment-2-context-frozen-hidden-1024",
                "context-frozen-hidden-1024-attention": "context-frozen-hidden-1024",
                "augment-2-context-frozen-hidden-1024-attention": "augment-2-context-frozen-hidden-1024",
-               "augment-2-context-frozen-hidden-1024-vocabulary-5k": "augment-2-context-frozen-hidden-1024"}
+               "augment-2-context-frozen-hidden-1024-vocabulary-5k": "augment-2-context-frozen-hidden-1024",
+               "augment-2-vocabulary-5k": "augment-2"}
 
 
 def variant_recipe(recipe, changes: dict):

@@ -174,6 +174,8 @@ def start_static_table(setup: MethodSetup, cache: TeacherCache, texts: list[str]
     else:
         static = distil_static(source, model.config.dims, progress, words)
     table = torch.as_tensor(static.embedding, dtype=torch.float32)
+    if setup.vocabulary:
+        setup.info["static"]["words_added"] = len(words)
     if words:
         rows_before = model.config.vocab_size
         model.replace_table(table, unk_token_id(static.tokenizer))
@@ -181,10 +183,10 @@ def start_static_table(setup: MethodSetup, cache: TeacherCache, texts: list[str]
         added = (model.config.vocab_size - rows_before) * model.width
         setup.info["params_total"] += added * setup.ensemble
         setup.info["params_trainable"] += added if model.embeddings.weight.requires_grad else 0
-        setup.info["static"].update(vocabulary=model.config.vocab_size, words_added=len(words))
+        setup.info["static"]["vocabulary"] = model.config.vocab_size
         return
     if table.shape != model.embeddings.weight.shape:
-        raise ValueError(f"{setup.name}: the in-context table is {tuple(table.shape)}, the student's "
+        raise ValueError(f"{setup.name}: the rebuilt table is {tuple(table.shape)}, the student's "
                          f"{tuple(model.embeddings.weight.shape)}: not the vocabulary it was built with")
     with torch.no_grad():
         model.embeddings.weight.copy_(table)

@@ -146,13 +146,13 @@ class StaticClassifier(nn.Module):
             # a pair counts where both of its tokens do (unknown tokens and padding break pairs)
             pairs = self.bigrams(bigram_rows(input_ids, self.config.bigram_buckets))
             summed = summed + (pairs * (keep[:, :-1] * keep[:, 1:]).unsqueeze(-1)).sum(dim=1)
-        pooled = summed / keep.sum(dim=1, keepdim=True).clamp(min=1.0)   # no real token: a zero vector
+        count = keep.sum(dim=1, keepdim=True)
+        pooled = summed / count.clamp(min=1.0)   # no real token: a zero vector
         groups = self.config.members
         if self.pooling == "mean-max":
             # padding and unknown tokens cannot be a column's max; a text with no real token maxes to zeros
             largest = vectors.masked_fill(keep.unsqueeze(-1) == 0, float("-inf")).amax(dim=1)
-            pooled = torch.cat([pooled, torch.where(keep.sum(dim=1, keepdim=True) > 0, largest,
-                                                    torch.zeros_like(largest))], dim=1)
+            pooled = torch.cat([pooled, torch.where(count > 0, largest, torch.zeros_like(largest))], dim=1)
             groups = 2
         return self._normalized(pooled, groups)
 
@@ -168,7 +168,7 @@ class StaticClassifier(nn.Module):
 
     @property
     def pooling(self) -> str:
-        return getattr(self.config, "pooling", "mean")
+        return self.config.pooling
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, **_) -> SimpleNamespace:
@@ -216,7 +216,7 @@ class StaticClassifier(nn.Module):
                 raise ValueError("StaticClassifier.stack: the students differ in shape; stack students of one recipe")
         if first.members != 1:
             raise ValueError("StaticClassifier.stack: stack single students, not stacks")
-        if getattr(first, "pooling", "mean") != "mean":
+        if first.pooling != "mean":
             raise ValueError("StaticClassifier.stack: stack students that pool by the mean alone")
         k = len(students)
         labels = [first.id2label[str(i)] for i in range(first.num_labels)]

@@ -807,12 +807,31 @@ def test_the_static_recipe_pairs_a_variant_with_the_one_it_changes_one_setting_o
     assert f"| {name} | {base} | +{pts:.1f}" in table(result)
 
 
-def test_mean_max_pooling_puts_each_column_s_max_beside_the_mean_and_its_graph_matches(tmp_path):
+def _graph_matches_and_reloads(model, ids, mask, logits, tmp_path):
+    """A static student's ONNX graph gives its ``logits``, its checkpoint reloads to the same ones, and its graph
+    quantises to INT8 and runs; the reloaded model."""
     import onnxruntime as ort
 
     from distill.static import StaticClassifier
     from edgedistill import graphs
     from export.convert import static_onnx
+
+    feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    path = static_onnx(model, tmp_path / "model.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, feed)[0], logits.numpy(), atol=1e-5)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = StaticClassifier.load(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.equal(again(ids, mask).logits, logits)
+    graphs.quantize_int8(path, tmp_path / "int8.onnx")
+    q = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
+    assert q.run(None, feed)[0].shape == (len(ids), logits.shape[1])
+    return again
+
+
+def test_mean_max_pooling_puts_each_column_s_max_beside_the_mean_and_its_graph_matches(tmp_path):
+    from distill.static import StaticClassifier
 
     torch.manual_seed(0)
     model = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1, pooling="mean-max").eval()
@@ -832,18 +851,8 @@ def test_mean_max_pooling_puts_each_column_s_max_beside_the_mean_and_its_graph_m
         assert torch.allclose(pooled[2, :6], pooled[2, 6:])
         logits = model(ids, mask).logits
     assert torch.isfinite(logits).all()
-    path = static_onnx(model, tmp_path / "model.onnx")
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0],
-                               logits.numpy(), atol=1e-5)
-    model.save_pretrained(tmp_path / "ckpt")
-    again = StaticClassifier.load(tmp_path / "ckpt")
+    again = _graph_matches_and_reloads(model, ids, mask, logits, tmp_path)
     assert again.pooling == "mean-max"
-    with torch.no_grad():
-        assert torch.equal(again(ids, mask).logits, logits)
-    graphs.quantize_int8(path, tmp_path / "int8.onnx")
-    q = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
-    assert q.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0].shape == (4, 3)
     with pytest.raises(ValueError, match="pool by the mean alone"):
         StaticClassifier.stack([model, again])
     with pytest.raises(ConfigError, match=r"static_pooling: 'max' must be one of mean, mean-max"):
@@ -882,11 +891,7 @@ def test_a_mean_max_static_student_trains_and_ships_as_its_onnx_graph(tmp_path, 
 
 
 def test_attention_pooling_starts_as_the_mean_and_weighs_tokens_by_its_query(tmp_path):
-    import onnxruntime as ort
-
     from distill.static import StaticClassifier
-    from edgedistill import graphs
-    from export.convert import static_onnx
 
     torch.manual_seed(0)
     model = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1, pooling="attention").eval()
@@ -907,17 +912,7 @@ def test_attention_pooling_starts_as_the_mean_and_weighs_tokens_by_its_query(tmp
         assert torch.equal(pooled[1], torch.zeros(6))
         assert not torch.allclose(pooled[0], mean.pool(ids, mask)[0], atol=1e-3)
         logits = model(ids, mask).logits
-    path = static_onnx(model, tmp_path / "model.onnx")
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0],
-                               logits.numpy(), atol=1e-5)
-    model.save_pretrained(tmp_path / "ckpt")
-    again = StaticClassifier.load(tmp_path / "ckpt")
-    with torch.no_grad():
-        assert torch.equal(again(ids, mask).logits, logits)
-    graphs.quantize_int8(path, tmp_path / "int8.onnx")
-    q = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"])
-    assert q.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0].shape == (4, 3)
+    _graph_matches_and_reloads(model, ids, mask, logits, tmp_path)
     with torch.no_grad():
         half = copy.deepcopy(model).to(torch.float16)
         assert torch.allclose(half(ids, mask).logits.float(), logits, atol=0.05)    # the masked score fits fp16

@@ -90,6 +90,10 @@ VARIANTS = {
                                                        "static_pooling": "attention"},
     "vocabulary-5k": {"static_vocabulary": 5000},
     "augment-2-vocabulary-5k": {"static_augment_copies": 2, "static_vocabulary": 5000},
+    "augment-2-vocabulary-5k-select-pool": {"static_augment_copies": 2, "static_vocabulary": 5000,
+                                            "static_select": "pool"},
+    "augment-2-vocabulary-5k-table-0.1": {"static_augment_copies": 2, "static_vocabulary": 5000,
+                                          "static_table_lr_scale": 0.1},
     "augment-2-context-frozen-hidden-1024-vocabulary-5k": {"static_augment_copies": 2, "static_init": "context",
                                                            "static_train_table": False, "static_hidden": 1024,
                                                            "static_vocabulary": 5000},
@@ -105,7 +109,9 @@ PAIRED_WITH = {"context-frozen": "frozen", "context-frozen-hidden-1024": "frozen
                "context-frozen-hidden-1024-attention": "context-frozen-hidden-1024",
                "augment-2-context-frozen-hidden-1024-attention": "augment-2-context-frozen-hidden-1024",
                "augment-2-context-frozen-hidden-1024-vocabulary-5k": "augment-2-context-frozen-hidden-1024",
-               "augment-2-vocabulary-5k": "augment-2"}
+               "augment-2-vocabulary-5k": "augment-2",
+               "augment-2-vocabulary-5k-select-pool": "augment-2-vocabulary-5k",
+               "augment-2-vocabulary-5k-table-0.1": "augment-2-vocabulary-5k"}
 
 
 def variant_recipe(recipe, changes: dict):
@@ -237,7 +243,9 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                                 "half_a_macro_f1": out.validation["macro_f1"],
                                 "select_agreement": chosen.get("select_agreement"),
                                 "best_epoch": out.best_epoch, "epochs_run": out.compute.get("epochs_run"),
-                                "train_time_s": time.perf_counter() - t0})
+                                "train_time_s": time.perf_counter() - t0,
+                                **({"words_added": setup.info["static"]["words_added"]}
+                                   if "words_added" in setup.info["static"] else {})})
             summarise(result)
             print(f"[static recipe {name} seed {seed}] judged {out.test['macro_f1']:.4f} (epoch {out.best_epoch})",
                   flush=True)

@@ -213,9 +213,13 @@ def test_static_recipe_experiment_judges_every_variant_on_half_b_over_seeds(tmp_
     train_run(recipe, methods=["teacher"], progress=False)
     _hide_the_test_split(monkeypatch)
     out = tmp_path / "recipe"
-    variants = {"shipped": {}, "select-pool-T4": {"static_select": "pool", "loss": {"temperature": 4.0}}}
+    variants = {"shipped": {}, "select-pool-T4": {"static_select": "pool", "loss": {"temperature": 4.0}},
+                "words": {"static_vocabulary": 5}}
     result = run_experiment(recipe.run_dir, [1, 2], variants, progress=False, out_dir=out)
     shipped, pool = result["variants"]["shipped"], result["variants"]["select-pool-T4"]
+    # a run asked for whole words records how many its texts gave (the tiny teacher's vocabulary splits none)
+    assert [r["words_added"] for r in result["variants"]["words"]["runs"]] == [0, 0]
+    assert "words_added" not in shipped["runs"][0]
     assert shipped["train_texts"] == pool["train_texts"] and pool["held_out_to_choose"] == 10
     assert [r["seed"] for r in pool["runs"]] == [1, 2] and all(r["select_agreement"] is not None for r in pool["runs"])
     assert shipped["runs"][0]["select_agreement"] is None
@@ -236,7 +240,7 @@ def test_static_recipe_experiment_judges_every_variant_on_half_b_over_seeds(tmp_
     monkeypatch.setattr(train_module, "train", lambda setup, data, max_length, seed, **k: trained.append(seed) or
                         real_train(setup, data, max_length, seed, **k))
     again = run_experiment(recipe.run_dir, [1, 2, 3], variants, progress=False, out_dir=out)
-    assert trained == [3, 3] and again["seeds"] == [1, 2, 3]
+    assert trained == [3, 3, 3] and again["seeds"] == [1, 2, 3]
     assert again["variants"]["shipped"]["runs"][:2] == shipped["runs"]
     # One variant, one new seed: it alone trains, and the record keeps every earlier variant and seed.
     trained.clear()

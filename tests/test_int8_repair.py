@@ -359,6 +359,23 @@ def test_the_paired_drop_interval_matches_scikit_learn_and_shrinks_with_agreemen
     assert drop_interval(labels, source, source, 3) == (0.0, 0.0, 0.0)
 
 
+
+def test_the_mean_drop_over_pairs_scores_every_pair_on_the_same_resample():
+    from export.sensitivity import drop_interval, mean_drop_interval
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 400)
+    better = [np.where(rng.random(400) < 0.8, labels, rng.integers(0, 3, 400)) for _ in range(2)]
+    worse = [np.where(rng.random(400) < 0.7, labels, rng.integers(0, 3, 400)) for _ in range(2)]
+    one = [drop_interval(labels, a, b, 3) for a, b in zip(better, worse)]
+    point, low, high = mean_drop_interval(labels, list(zip(better, worse)), 3)
+    assert point == pytest.approx((one[0][0] + one[1][0]) / 2) and low < point < high
+    # two copies of one pair are that pair: the same resample scores both, so the interval does not narrow
+    assert mean_drop_interval(labels, [(better[0], worse[0])] * 2, 3) == pytest.approx(one[0])
+    # the mean of two agreeing pairs is no wider than the wider of them
+    assert high - low <= max(h - lo for _, lo, h in one)
+    assert mean_drop_interval(labels, [(better[0], better[0])] * 2, 3) == (0.0, 0.0, 0.0)
+
 def test_a_drop_inside_its_noise_is_not_over_budget_and_is_not_repaired():
     from export.sensitivity import greedy_repair, score_logits, verdict
 

@@ -795,6 +795,35 @@ def test_the_static_recipe_pairs_a_variant_with_the_one_it_changes_one_setting_o
     assert result["variants"][name]["runs"][0]["vs_shipped_pts"][0] == 0
     assert "vs_paired_with_pts" not in result["variants"][base]["runs"][0]
     assert f"| {name} | {base} | +{pts:.1f}" in table(result)
+    assert "vs_shipped_mean_pts" not in result["variants"][name]       # one seed: no mean over seeds
+
+
+def test_the_static_recipe_gives_the_mean_gain_over_seeds_against_the_shipped_recipe():
+    from static_recipe import summarise, table
+
+    labels = [0, 1, 2] * 20
+    right = list(labels)
+    wrong = [(y + 1) % 3 if i % 3 == 0 else y for i, y in enumerate(labels)]     # a third of them wrong
+    half = [(y + 1) % 3 if i % 6 == 0 else y for i, y in enumerate(labels)]      # a sixth of them wrong
+
+    def run(pred, seed):
+        return {"seed": seed, "judged_macro_f1": 0.0, "judged_pred": pred, "best_epoch": 1, "train_time_s": 1.0,
+                "judged_per_class_f1": {"a": 0.0, "b": 0.0, "c": 0.0}}
+
+    result = {"half_b_labels": labels, "run": "r", "data": "d", "labelled": 1, "halves": [1, len(labels)],
+              "schedule": {"lr": 1, "epochs": 1, "patience": 1}, "teacher_half_b_macro_f1": 1.0,
+              "shipped": "shipped",
+              "variants": {"shipped": {"train_texts": 1, "held_out_to_choose": 0,
+                                       "runs": [run(wrong, 1), run(wrong, 2), run(wrong, 3)]},
+                           "frozen": {"train_texts": 1, "held_out_to_choose": 0,
+                                      "runs": [run(right, 1), run(half, 2)]}}}
+    summarise(result)
+    row = result["variants"]["frozen"]
+    per_seed = [x["vs_shipped_pts"][0] for x in row["runs"]]
+    pts, low, high = row["vs_shipped_mean_pts"]
+    assert row["vs_shipped_mean_seeds"] == 2 and pts == pytest.approx(sum(per_seed) / 2) and 0 < low <= pts <= high
+    assert "vs_shipped_mean_pts" not in result["variants"]["shipped"]
+    assert f"| frozen | 2 | +{pts:.1f} [{low:+.1f}, {high:+.1f}] |" in table(result)
 
 
 def _graph_matches_and_reloads(model, ids, mask, logits, tmp_path):

@@ -288,7 +288,8 @@ def summarise(result: dict) -> None:
                 row["paired_with"] = PAIRED_WITH[name]
         both = [(x["judged_pred"], shipped[x["seed"]]["judged_pred"]) for x in row["runs"]
                 if name != SHIPPED and "judged_pred" in x and "judged_pred" in shipped.get(x["seed"], {})]
-        row.pop("vs_shipped_mean_pts", None), row.pop("vs_shipped_mean_seeds", None)
+        for key in ("vs_shipped_mean_pts", "vs_shipped_mean_seeds"):      # recomputed from the runs it now has
+            row.pop(key, None)
         if len(both) > 1:
             # the mean gain over seeds: what a default is chosen on when each seed alone is inside its noise
             row["vs_shipped_mean_pts"] = list(mean_drop_interval(
@@ -315,8 +316,7 @@ def earlier_runs(path: Path, run_dir: Path, teacher: float, variants: dict) -> d
     out = {}
     for name, row in old.get("variants", {}).items():
         if name in variants and row.get("changes") == variants[name]:
-            fields = {k: v for k, v in row.items() if k not in ("runs", "judged_mean", "judged_min", "judged_max",
-                                                             "vs_shipped_mean_pts", "vs_shipped_mean_seeds")}
+            fields = {k: v for k, v in row.items() if k not in ("runs", "judged_mean", "judged_min", "judged_max")}
             out.update({(name, x["seed"]): (fields, x) for x in row["runs"]})
     return out
 

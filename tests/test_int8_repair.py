@@ -359,7 +359,6 @@ def test_the_paired_drop_interval_matches_scikit_learn_and_shrinks_with_agreemen
     assert drop_interval(labels, source, source, 3) == (0.0, 0.0, 0.0)
 
 
-
 def test_the_mean_drop_over_pairs_scores_every_pair_on_the_same_resample():
     from export.sensitivity import drop_interval, mean_drop_interval
 
@@ -375,6 +374,7 @@ def test_the_mean_drop_over_pairs_scores_every_pair_on_the_same_resample():
     # the mean of two agreeing pairs is no wider than the wider of them
     assert high - low <= max(h - lo for _, lo, h in one)
     assert mean_drop_interval(labels, [(better[0], better[0])] * 2, 3) == (0.0, 0.0, 0.0)
+
 
 def test_a_drop_inside_its_noise_is_not_over_budget_and_is_not_repaired():
     from export.sensitivity import greedy_repair, score_logits, verdict

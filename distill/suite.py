@@ -10,8 +10,9 @@ finishes, so a killed suite resumes at the first unfinished (entry, seed), and a
 one resumes at its first unfinished method. Each row carries a fingerprint of the resolved recipe
 it was trained with, and one per method: after the suite file, the base recipe (or ``--set``) changes,
 the rows whose methods changed are stale and the suite refuses to mix them with new ones until they are
-retrained (``--rerun-stale``). Only the changed methods are retrained where the run folder is still there
-(a new hybrid schedule retrains the hybrid, not the teacher and every student).
+retrained (``--rerun-stale``). Only the changed methods are retrained (a new hybrid schedule retrains the
+hybrid, not the teacher and every student); where the run folder is gone (a fresh clone) the teacher is
+retrained beside them, and the row's other methods are kept only if it reproduces the row's teacher exactly.
 ``suite.json`` / ``suite.md`` aggregate whatever is finished (mean +- std over seeds) and say which
 pairs are still missing.
 """
@@ -501,14 +502,27 @@ def train_pair(recipe, stale_row: dict | None = None, stale: list[str] | None = 
     redo = changed_methods(recipe)
     done_before = [m for m in finished_methods(recipe) if m not in redo]
     t0 = time.perf_counter()
+    if only := folderless_retrain(recipe, stale_row, stale):
+        # The kept methods' checkpoints are gone (a fresh clone): train the stale ones beside a retrained
+        # teacher, and keep the row's other methods only if that teacher reproduces the row's own.
+        print(f"{recipe.run.name}: the run folder lacks the kept methods' checkpoints; retraining the teacher "
+              f"(it must reproduce its row) and {', '.join(only)}", flush=True)
+        # The teacher always: a kept entry's retained share and a new one's must be against the same teacher.
+        metrics = train_run(recipe, methods=["teacher", *only], progress=progress, retrain_changed=True)
+        raise_failed(recipe, metrics)
+        if teacher_reproduced(stale_row, metrics):
+            wall = time.perf_counter() - t0
+            row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
+            # Checkpoints a killed retraining finished before this process: their time is this retraining's too.
+            spent = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in done_before if m in row["models"])
+            return keep_unchanged(stale_row, row, spent, only, recipe.method_names() + recipe.baselines.enabled())
+        print(f"{recipe.run.name}: the retrained teacher does not reproduce its row (test macro-F1 "
+              f"{metrics['models']['teacher']['test']['macro_f1']:.4f} against "
+              f"{stale_row['models']['teacher']['test_macro_f1']:.4f}, or another validation or per-class score); "
+              "its other methods distilled from another teacher, so the whole pair is retrained", flush=True)
     metrics = train_run(recipe, progress=progress, retrain_changed=True)
     wall = time.perf_counter() - t0
-    if metrics.get("failed"):
-        from distill.errors import RunError
-        from distill.failures import summary
-
-        # No row for a pair with a method missing; its run folder keeps what finished for the retry.
-        raise RunError(f"{recipe.run.name}: {summary(metrics['failed'])}")
+    raise_failed(recipe, metrics)
     # Only the methods the recipe enables: a checkpoint of one disabled since stays in the run folder.
     metrics = {**metrics, "models": {m: e for m, e in metrics["models"].items() if m in recipe.method_names()}}
     row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
@@ -522,6 +536,55 @@ def train_pair(recipe, stale_row: dict | None = None, stale: list[str] | None = 
         row = _account_retrain(stale_row, row, spent)
     if earlier:
         row["resumed"] = {"methods_trained_before": earlier, "wall_time_s_this_process": wall}
+    return row
+
+
+def raise_failed(recipe, metrics: dict) -> None:
+    """No row for a pair with a method missing; its run folder keeps what finished for the retry."""
+    if metrics.get("failed"):
+        from distill.errors import RunError
+        from distill.failures import summary
+
+        raise RunError(f"{recipe.run.name}: {summary(metrics['failed'])}")
+
+
+def folderless_retrain(recipe, stale_row: dict | None, stale: list[str] | None) -> list[str]:
+    """The stale methods to train alone, when a stale row's other methods are current but their
+    checkpoints are not in the run folder (empty: the usual path). The teacher is retrained with them;
+    a stale teacher, or a row with nothing stale, retrains the whole pair as before."""
+    if stale_row is None or not stale or "teacher" in stale:
+        return []
+    kept = [m for m in recipe.method_names() if m not in stale]
+    done = set(finished_methods(recipe))
+    if all(m in done for m in kept) or any(m not in stale_row["models"] for m in kept):
+        return []
+    return [m for m in recipe.method_names() if m in stale]
+
+
+def teacher_scores(entry: dict) -> dict:
+    """What a row says of its teacher's predictions: equal on every field, the same predictions."""
+    return {k: entry[k] for k in ("test_macro_f1", "validation_macro_f1", "test_per_class_f1")}
+
+
+def teacher_reproduced(old_row: dict, metrics: dict) -> bool:
+    """Whether a retrained teacher scores exactly what the row's teacher scored (test, validation, per class)."""
+    new = entry_row(metrics, 0.0)["models"]["teacher"]
+    return teacher_scores(new) == teacher_scores(old_row["models"]["teacher"])
+
+
+def keep_unchanged(old: dict, new: dict, wall_s: float, retrained: list[str], names: list[str]) -> dict:
+    """A stale row whose ``retrained`` methods were trained beside a teacher that reproduced the row's:
+    the entries of its other ``names`` (methods and baselines the recipe enables) are the old row's, the
+    teacher's included; the row's time is the old one, less the replaced methods' own, plus this
+    retraining's (``wall_s``) without the teacher's second training, which the retraining record keeps."""
+    models = {m: (new["models"][m] if m in retrained else e) for m, e in old["models"].items() if m in names}
+    models |= {m: new["models"][m] for m in retrained if m not in models}
+    again = new["models"]["teacher"]["wall_time_s"] or 0.0
+    replaced = sum(old["models"][m]["wall_time_s"] or 0.0 for m in retrained if m in old["models"])
+    row = {**new, "models": models, "wall_time_s": old["wall_time_s"] - replaced + wall_s - again}
+    row["retrained"] = [*old.get("retrained", []),
+                        {"methods": retrained, "wall_time_s": wall_s, "git_commit": new["provenance"]["git_commit"],
+                         "teacher_reproduced_s": again}]
     return row
 
 

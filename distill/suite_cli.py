@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="progress bars (sequential runs only)")
     p.add_argument("--rerun-stale", action="store_true",
                    help="retrain the finished pairs whose recorded recipe differs from what the suite file now gives "
-                        "(only the changed methods where the run folder is kept)")
+                        "(only the changed methods; without the run folder, beside a retrained teacher that must "
+                        "reproduce the row's, else the whole pair)")
     p.add_argument("--plan", action="store_true", help="print the projected time and exit (trains nothing)")
     p.add_argument("--tables", action="store_true",
                    help="rewrite suite.json, suite.md and retained.png from the finished rows (trains nothing)")

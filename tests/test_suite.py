@@ -336,6 +336,54 @@ def test_a_changed_method_retrains_only_that_method(tmp_path, tiny_checkpoint, t
     assert stale_methods(cfg, recipes) == {row: ["teacher", "odd", "hybrid", "static"]}
 
 
+def test_a_stale_method_without_its_run_folder_retrains_beside_a_reproduced_teacher(tmp_path, tiny_checkpoint,
+                                                                                    tiny_csv, capsys):
+    """A fresh clone has the rows but no checkpoints: a changed static student retrains with the teacher
+    alone, and the other methods' entries stay only while that teacher scores exactly what the row's did."""
+    path = _suite(tmp_path, tiny_checkpoint, tiny_csv, seeds=[1])
+    spec = yaml.safe_load(path.read_text())
+    run_suite(path)
+    row = tmp_path / "suite" / "entries" / "capped-s1.json"
+    first = json.loads(row.read_text())
+    models = tmp_path / "suite-runs" / "capped-s1" / "models"
+    shutil.rmtree(tmp_path / "suite-runs")
+    spec["overrides"]["methods"] = {"static": {"lr": 0.02}}
+    path.write_text(yaml.safe_dump(spec))
+    run_suite(path, rerun_stale=True)
+    again = json.loads(row.read_text())
+    assert "retraining the teacher (it must reproduce its row) and static" in capsys.readouterr().out
+    assert sorted(p.name for p in models.iterdir()) == ["static", "teacher"]      # odd and hybrid not retrained
+    assert again["models"]["static"]["lr"] == 0.02 != first["models"]["static"]["lr"]
+    for m in ("teacher", "odd", "hybrid", "tfidf", "model2vec"):
+        assert again["models"][m] == first["models"][m]
+    (redo,) = again["retrained"]
+    assert redo["methods"] == ["static"] and 0 < redo["teacher_reproduced_s"] < redo["wall_time_s"]
+    expected = (first["wall_time_s"] - first["models"]["static"]["wall_time_s"] + redo["wall_time_s"]
+                - redo["teacher_reproduced_s"])
+    assert again["wall_time_s"] == pytest.approx(expected)
+    assert stale_methods_of(path) == {}
+
+    # a teacher that does not reproduce the row's: its students came from another teacher, so all retrain
+    shutil.rmtree(tmp_path / "suite-runs")
+    spec["overrides"]["methods"] = {"static": {"lr": 0.03}}
+    path.write_text(yaml.safe_dump(spec))
+    other = json.loads(json.dumps(again))
+    other["models"]["teacher"]["test_macro_f1"] += 0.01
+    row.write_text(json.dumps(other))
+    run_suite(path, rerun_stale=True)
+    assert "does not reproduce its row" in capsys.readouterr().out
+    assert {"odd", "hybrid", "static", "teacher"} <= {p.name for p in models.iterdir()}
+    whole = json.loads(row.read_text())
+    assert whole["models"]["teacher"]["test_macro_f1"] == first["models"]["teacher"]["test_macro_f1"]
+    assert whole["retrained"][-1]["methods"] == list(whole["models"])       # every entry is this retraining's
+
+
+def stale_methods_of(path):
+    from distill.suite import stale_methods
+
+    return stale_methods(*load_suite(path))
+
+
 def test_a_pair_costs_at_least_what_its_methods_took():
     """A row that recorded only its last process (an old resumed pair) is counted by its methods' times."""
     from distill.suite import pair_wall_s

@@ -303,6 +303,40 @@ def summarise(result: dict) -> None:
     result["best"] = max(result["variants"], key=lambda k: result["variants"][k]["judged_mean"])
 
 
+def sign_test(records: list[dict], variant: str, seeds: list[int]) -> dict:
+    """A one-sided sign test of ``variant`` against the shipped recipe over (record, seed) pairs: each pair
+    is the two students of one seed judged on one record's texts; a pair counts for the variant only if it
+    scores strictly higher (a tie counts against). ``p_one_sided``: the chance of at least that many wins
+    if neither recipe were better (Binomial(n, 1/2)). A pair a record lacks is listed, not counted."""
+    from scipy.stats import binom
+
+    pairs, missing = [], []
+    for rec in records:
+        runs = {name: {x["seed"]: x for x in rec["variants"].get(name, {}).get("runs", [])}
+                for name in (variant, rec["shipped"])}
+        for seed in seeds:
+            mine, base = runs[variant].get(seed), runs[rec["shipped"]].get(seed)
+            if mine is None or base is None:
+                missing.append(f"{rec['run']} seed {seed}")
+                continue
+            pairs.append({"run": rec["run"], "judged_on": rec.get("judged_on"), "seed": seed,
+                          "variant": mine["judged_macro_f1"], "shipped": base["judged_macro_f1"],
+                          "gain_pts": 100 * (mine["judged_macro_f1"] - base["judged_macro_f1"])})
+    wins = sum(x["gain_pts"] > 0 for x in pairs)
+    return {"variant": variant, "seeds": seeds, "pairs": pairs, "wins": wins, "n": len(pairs), "missing": missing,
+            "p_one_sided": float(binom.sf(wins - 1, len(pairs), 0.5)) if pairs else None}
+
+
+def sign_table(test: dict) -> str:
+    lines = [f"Sign test of {test['variant']} against the shipped recipe, seeds {', '.join(map(str, test['seeds']))}: "
+             f"{test['wins']} of {test['n']} pairs higher, one-sided p = {test['p_one_sided']:.3f}"
+             + (f"; missing: {', '.join(test['missing'])}" if test["missing"] else ""), "",
+             "| run | judged on | seed | shipped | variant | gain, pts |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {x['run']} | {x['judged_on']} | {x['seed']} | {x['shipped']:.4f} | {x['variant']:.4f} | "
+              f"{x['gain_pts']:+.2f} |" for x in test["pairs"]]
+    return "\n".join(lines) + "\n"
+
+
 def earlier_runs(path: Path, run_dir: Path, teacher: float, variants: dict) -> dict:
     """(variant, seed) -> (its row's fields, the run) from an earlier record of the same experiment on the
     same run (same teacher, same variant settings), so a stopped experiment resumes instead of starting over."""
@@ -395,7 +429,7 @@ def table(result: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python experiments/static_recipe.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="a trained run folder (runs/<run>) whose teacher is fine-tuned")
+    p.add_argument("run", nargs="?", help="a trained run folder (runs/<run>) whose teacher is fine-tuned")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="training seeds per variant")
     p.add_argument("--only", nargs="+", choices=list(VARIANTS), help="train only these variants")
     p.add_argument("--judge", choices=JUDGE, default="half-b",
@@ -403,7 +437,28 @@ def main(argv=None) -> int:
                         "split chooses and the validation texts beyond the cap judge (record <run>-rest.json)")
     p.add_argument("--out", default=str(OUT_DIR), help="folder for <run>.json and <run>.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--sign-test", nargs="+", metavar="RECORD.json",
+                   help="train nothing: a sign test of --only's one variant against the shipped recipe over these "
+                        "records' --seeds (written beside the first record as sign-test-<variant>.{json,md})")
     args = p.parse_args(argv)
+    if args.sign_test:
+        if not args.only or len(args.only) != 1:
+            p.error("--sign-test needs --only with exactly one variant")
+        import json
+
+        paths = [Path(r) for r in args.sign_test]
+        if bad := [str(r) for r in paths if not r.is_file()]:
+            p.error(f"--sign-test: no such record: {', '.join(bad)}")
+        test = sign_test([json.loads(r.read_text()) for r in paths], args.only[0], args.seeds)
+        test["records"] = [str(r) for r in paths]
+        test["provenance"] = provenance()
+        stem = f"sign-test-{args.only[0]}"       # the variant's name may hold a dot: no with_suffix
+        atomic_write_json(paths[0].parent / f"{stem}.json", test)
+        atomic_write_text(paths[0].parent / f"{stem}.md", sign_table(test))
+        print(sign_table(test))
+        return 0
+    if not args.run:
+        p.error("name a run folder (or --sign-test records)")
     try:
         run_experiment(Path(args.run), args.seeds, {k: VARIANTS[k] for k in args.only} if args.only else None,
                        progress=not args.no_progress, out_dir=args.out, judge=args.judge)

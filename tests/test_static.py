@@ -826,6 +826,41 @@ def test_the_static_recipe_gives_the_mean_gain_over_seeds_against_the_shipped_re
     assert f"| frozen | 2 | +{pts:.1f} [{low:+.1f}, {high:+.1f}] |" in table(result)
 
 
+def test_the_static_recipe_sign_test_counts_pairs_a_variant_wins_and_ties_against_it(tmp_path, capsys):
+    import json
+
+    from static_recipe import main, sign_test
+
+    def rec(run, shipped, variant):
+        return {"run": run, "judged_on": "half B", "shipped": "shipped",
+                "variants": {"shipped": {"runs": [{"seed": s, "judged_macro_f1": f} for s, f in shipped.items()]},
+                             "v-0.1": {"runs": [{"seed": s, "judged_macro_f1": f} for s, f in variant.items()]}}}
+
+    a = rec("a", {1: 0.70, 3: 0.70, 4: 0.70}, {1: 0.10, 3: 0.71, 4: 0.72})        # seed 1 not asked for
+    b = rec("b", {3: 0.80, 4: 0.80}, {3: 0.80, 5: 0.90})                             # a tie; seed 4 missing
+    test = sign_test([a, b], "v-0.1", [3, 4])
+    assert (test["wins"], test["n"]) == (2, 3) and test["missing"] == ["b seed 4"]
+    assert test["p_one_sided"] == pytest.approx(4 / 8)              # P(X >= 2), X ~ Binomial(3, 1/2)
+    assert sign_test([a], "v-0.1", [3, 4])["p_one_sided"] == pytest.approx(1 / 4)
+    assert [round(x["gain_pts"], 6) for x in test["pairs"]] == [1.0, 2.0, 0.0]
+
+    # from the command line: one variant the experiment knows, records on disk, both written beside the first
+    name = "augment-2-vocabulary-5k-table-0.1"
+    paths = []
+    for r in (a, b):
+        r["variants"][name] = r["variants"].pop("v-0.1")
+        paths.append(tmp_path / f"{r['run']}.json")
+        paths[-1].write_text(json.dumps(r))
+    with pytest.raises(SystemExit) as no_variant:
+        main(["--sign-test", *map(str, paths), "--seeds", "3", "4"])
+    assert no_variant.value.code == 2 and "exactly one variant" in capsys.readouterr().err
+    assert main(["--sign-test", *map(str, paths), "--seeds", "3", "4", "--only", name]) == 0
+    written = json.loads((tmp_path / f"sign-test-{name}.json").read_text())
+    assert (written["wins"], written["n"], written["records"]) == (2, 3, list(map(str, paths)))
+    table = (tmp_path / f"sign-test-{name}.md").read_text()
+    assert "2 of 3 pairs higher, one-sided p = 0.500; missing: b seed 4" in table and "| a | half B | 4 |" in table
+
+
 def _graph_matches_and_reloads(model, ids, mask, logits, tmp_path):
     """A static student's ONNX graph gives its ``logits``, its checkpoint reloads to the same ones, and its graph
     quantises to INT8 and runs; the reloaded model."""

@@ -26,7 +26,7 @@ from edgedistill.layout import checkpoint_complete
 from edgedistill.metadata import CheckpointMeta
 from edgedistill.methods import ORDER, is_baseline, is_static, layer_students, students
 from edgedistill.provenance import provenance
-from edgedistill.recipe import Recipe
+from edgedistill.recipe import STATIC_OFF, Recipe
 
 SCHEMA_VERSION = 1
 
@@ -48,9 +48,12 @@ def _affecting(recipe: Recipe, method: str) -> dict:
 
 def _own_settings(settings: dict | None, method: str) -> dict | None:
     """A method's settings without those only the static student reads: a new static setting leaves
-    the other methods' checkpoints (and suite rows) current."""
-    if settings is None or is_static(method):
+    the other methods' checkpoints (and suite rows) current. The static student's own, without those at
+    their ``STATIC_OFF`` value: a new static option, off, leaves its rows current too."""
+    if settings is None:
         return settings
+    if is_static(method):
+        return {k: v for k, v in settings.items() if k not in STATIC_OFF or v != STATIC_OFF[k]}
     return {k: v for k, v in settings.items() if not k.startswith("static_")}
 
 

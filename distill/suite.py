@@ -408,11 +408,14 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
             "projected_s": seconds * len(cfg.seeds),
         }
         total += seconds * len(cfg.seeds)
+    remaining = remaining_work(cfg, recipes, out)
     result = {
         "costs_from": str(costs_from),
         "seeds": cfg.seeds,
         "entries": out,
         "projected_total_s": total,
+        "remaining": remaining,
+        "projected_remaining_s": sum(r["projected_s"] for r in remaining.values()),
         "note": "upper bound: every method runs its maximum epochs; early stopping shortens it",
     }
     for name, e in out.items():
@@ -422,7 +425,42 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
             f"{e['projected_s'] / 60:.0f} min for {len(cfg.seeds)} seeds"
         )
     print(f"total: {total / 3600:.1f} h (upper bound, from {costs_from})")
+    for pair, r in remaining.items():
+        print(f"  to train now: {pair}: {', '.join(r['methods'])} ({r['why']}), {r['projected_s'] / 60:.0f} min")
+    print(f"to train now (missing pairs, and stale ones with --rerun-stale): "
+          f"{result['projected_remaining_s'] / 3600:.1f} h of it")
     return result
+
+
+def remaining_work(cfg: SuiteConfig, recipes: dict, projected: dict) -> dict:
+    """What a run of the suite would train now, per pair: a missing pair every method, a stale row (with
+    ``--rerun-stale``) its changed methods, plus the teacher where the run folder lacks the kept ones'
+    checkpoints (``folderless_retrain``); a current row nothing. ``projected``: plan's per-entry figures."""
+    from edgedistill.methods import students as student_methods
+
+    rows = read_rows(cfg, recipes)
+    stale = stale_methods(cfg, recipes, rows)
+    out = {}
+    for (entry, seed), recipe in recipes.items():
+        costs = projected[entry]["methods"]
+        redo = stale.get(row_path(cfg, entry, seed))
+        if (entry, seed) in rows and redo is None:
+            continue
+        # A changed method retrains; any other without a complete checkpoint in the run folder trains.
+        done = [m for m in finished_methods(recipe) if m not in (redo or [])]
+        if (entry, seed) not in rows:
+            wanted, why = list(costs), "not trained yet"
+        elif only := folderless_retrain(recipe, rows[(entry, seed)], redo):
+            wanted, why = ["teacher", *only], f"stale ({', '.join(only)}); no run folder, so with the teacher"
+        else:
+            wanted, why = list(costs), f"stale ({', '.join(redo) or 'methods removed'})"
+        methods = [m for m in wanted if m not in done]
+        seconds = sum(costs[m]["projected_s"] for m in methods)
+        if any(m in student_methods() for m in methods):
+            # the teacher's one cached pass over the students' texts
+            seconds += projected[entry]["projected_s_per_seed"] - sum(c["projected_s"] for c in costs.values())
+        out[f"{entry}-s{seed}"] = {"methods": methods, "why": why, "projected_s": seconds}
+    return out
 
 
 def run_suite(

@@ -213,6 +213,18 @@ STATIC_POOLINGS = ("mean", "mean-max", "attention")
 # least this often: a word seen once is as likely a typo, and its one context says little.
 STATIC_WORD_MIN_COUNT = 2
 
+# Each static setting added after the first four (static_dims, static_hidden, static_pool, static_train_table),
+# at the value that trains the student as it was before the setting existed. A setting at this value is left
+# out of the static student's fingerprint (distill.pipeline.method_fingerprint): a new option, off, leaves the
+# rows and checkpoints trained before it current; set otherwise, or made the default at another value, it
+# changes the fingerprint. Fixed once written: changing one would hide a change of the student it names.
+STATIC_OFF = {
+    "static_pooling": "mean", "static_bigrams": 0, "static_token_dropout": 0.0, "static_augment_copies": 0,
+    "static_vocabulary": 0, "static_teacher_vectors": 0.0, "static_init": "model2vec", "static_table_rank": 0,
+    "static_table_lr_scale": 1.0, "static_select": "validation", "static_select_texts": 2000,
+    "static_weight_average": 0.0, "static_soup": 1, "static_ensemble": 1,
+}
+
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
 # counting from 1; even = 2, 4, 6, ...; bottom = the first num_layers; auto = the layers whose removal
 # hurts validation most (distill/layers.py).

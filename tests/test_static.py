@@ -351,6 +351,35 @@ def test_a_static_setting_changes_the_static_fingerprint_only():
     assert method_fingerprint(changed, "static") != method_fingerprint(recipe, "static")
 
 
+def test_a_static_option_left_off_keeps_the_static_fingerprint():
+    """Rows trained before an option existed stay current while it is off; on, it is a new student."""
+    from dataclasses import fields, replace
+
+    from distill.pipeline import method_fingerprint
+    from edgedistill.recipe import STATIC_OFF, MethodConfig
+
+    # every static setting is one of the first four or names its value that changes nothing
+    first = {"static_dims", "static_hidden", "static_pool", "static_train_table"}
+    assert {f.name for f in fields(MethodConfig) if f.name.startswith("static_")} == first | set(STATIC_OFF)
+    recipe = load_recipe()
+    static = recipe.methods["static"]
+    assert all(getattr(static, k) == v for k, v in STATIC_OFF.items())       # the quickstart sets every one off
+    base = method_fingerprint(recipe, "static")
+    for key, off in STATIC_OFF.items():
+        on = "other" if isinstance(off, str) else off + 1
+        turned = replace(recipe, methods={**recipe.methods, "static": replace(static, **{key: on})})
+        assert method_fingerprint(turned, "static") != base, key
+    # the fingerprint leaves out what is off, so it is what it was before those options were added
+    import hashlib
+    import json
+
+    from distill.pipeline import _affecting
+
+    before = _affecting(recipe, "static")
+    assert not set(STATIC_OFF) & set(before["method"]) and "static_dims" in before["method"]
+    assert base == hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def test_no_progress_silences_model2vec_s_own_encoding_bar(tiny_checkpoint, capfd):
     from distill.static import build_static_student
 

@@ -170,6 +170,9 @@ def test_plan_projects_time_from_measured_throughput(tmp_path, tiny_checkpoint, 
         )
     )
     result = plan(path, costs)
+    # nothing trained yet: every pair, every method is still to train
+    assert result["projected_remaining_s"] == pytest.approx(result["projected_total_s"])
+    assert result["remaining"]["capped-s2"]["methods"] == ["teacher", "odd", "hybrid", "static"]
     capped = result["entries"]["capped"]
     assert capped["labelled"] == 60 and capped["student_texts"] > 60
     odd = capped["methods"]["odd"]
@@ -340,6 +343,8 @@ def test_a_stale_method_without_its_run_folder_retrains_beside_a_reproduced_teac
                                                                                     tiny_csv, capsys):
     """A fresh clone has the rows but no checkpoints: a changed static student retrains with the teacher
     alone, and the other methods' entries stay only while that teacher scores exactly what the row's did."""
+    from distill.suite import plan
+
     path = _suite(tmp_path, tiny_checkpoint, tiny_csv, seeds=[1])
     spec = yaml.safe_load(path.read_text())
     run_suite(path)
@@ -349,6 +354,15 @@ def test_a_stale_method_without_its_run_folder_retrains_beside_a_reproduced_teac
     shutil.rmtree(tmp_path / "suite-runs")
     spec["overrides"]["methods"] = {"static": {"lr": 0.02}}
     path.write_text(yaml.safe_dump(spec))
+    costs = tmp_path / "metrics.json"
+    costs.write_text(json.dumps({"models": {m: {"train_examples_per_s": 10.0} for m in ("teacher", "odd", "hybrid")}}))
+    projected = plan(path, costs)
+    (todo,) = projected["remaining"].values()
+    assert todo["methods"] == ["teacher", "static"] and "no run folder" in todo["why"]
+    per = projected["entries"]["capped"]["methods"]
+    teacher_pass = projected["entries"]["capped"]["projected_s_per_seed"] - sum(m["projected_s"] for m in per.values())
+    assert todo["projected_s"] == pytest.approx(per["teacher"]["projected_s"] + per["static"]["projected_s"]
+                                                + teacher_pass)
     run_suite(path, rerun_stale=True)
     again = json.loads(row.read_text())
     assert "retraining the teacher (it must reproduce its row) and static" in capsys.readouterr().out
@@ -361,7 +375,7 @@ def test_a_stale_method_without_its_run_folder_retrains_beside_a_reproduced_teac
     expected = (first["wall_time_s"] - first["models"]["static"]["wall_time_s"] + redo["wall_time_s"]
                 - redo["teacher_reproduced_s"])
     assert again["wall_time_s"] == pytest.approx(expected)
-    assert stale_methods_of(path) == {}
+    assert stale_methods_of(path) == {} and plan(path, costs)["remaining"] == {}
 
     # a teacher that does not reproduce the row's: its students came from another teacher, so all retrain
     shutil.rmtree(tmp_path / "suite-runs")
@@ -423,3 +437,13 @@ def test_a_suite_trained_on_two_machines_names_both():
     result["machines"] = {"box-a": ["e-s1", "e-s2", "e-s3", "e-s4"]}
     table = suite_table(result)
     assert "pairs trained on box-a." in table and "1.0 h on this machine" in table
+
+
+def test_the_committed_suite_rows_are_current_with_the_committed_recipe(monkeypatch):
+    """The suite refuses to average rows of two recipes: what is committed must be one recipe's, and an
+    option added since, left off, must not make them stale."""
+    from distill.suite import stale_methods
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])        # the suite file's paths are the repository's
+    cfg, recipes = load_suite("experiments/suite/suite.yaml")
+    assert len(recipes) == 12 and stale_methods(cfg, recipes) == {}

@@ -444,12 +444,17 @@ def main(argv=None) -> int:
     if args.sign_test:
         if not args.only or len(args.only) != 1:
             p.error("--sign-test needs --only with exactly one variant")
+        if args.run:
+            p.error(f"--sign-test trains nothing and reads records only; drop the run folder {args.run}")
         import json
 
         paths = [Path(r) for r in args.sign_test]
         if bad := [str(r) for r in paths if not r.is_file()]:
             p.error(f"--sign-test: no such record: {', '.join(bad)}")
         test = sign_test([json.loads(r.read_text()) for r in paths], args.only[0], args.seeds)
+        if not test["n"]:
+            p.error(f"--sign-test: no record holds {args.only[0]} and the shipped recipe at seeds "
+                    f"{', '.join(map(str, args.seeds))} (missing: {', '.join(test['missing'])})")
         test["records"] = [str(r) for r in paths]
         test["provenance"] = provenance()
         stem = f"sign-test-{args.only[0]}"       # the variant's name may hold a dot: no with_suffix

@@ -883,6 +883,9 @@ def test_the_static_recipe_sign_test_counts_pairs_a_variant_wins_and_ties_agains
     with pytest.raises(SystemExit) as no_variant:
         main(["--sign-test", *map(str, paths), "--seeds", "3", "4"])
     assert no_variant.value.code == 2 and "exactly one variant" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--sign-test", *map(str, paths), "--seeds", "9", "--only", name])     # no pair at seed 9
+    assert "no record holds" in capsys.readouterr().err and not (tmp_path / f"sign-test-{name}.json").exists()
     assert main(["--sign-test", *map(str, paths), "--seeds", "3", "4", "--only", name]) == 0
     written = json.loads((tmp_path / f"sign-test-{name}.json").read_text())
     assert (written["wins"], written["n"], written["records"]) == (2, 3, list(map(str, paths)))

@@ -397,13 +397,15 @@ def plan(path: str | Path, costs_from: str | Path, extra: list[str] | None = Non
             s_m = per * _wall_units(n, epochs, n_val, n_test)
             methods[name] = {"train_examples": n, "max_epochs": epochs, "seconds_per_example": per, "projected_s": s_m}
             seconds += s_m
-        seconds += sec["teacher"] * n_all / 3  # the teacher's one cached pass for the students
+        teacher_pass = sec["teacher"] * n_all / 3  # the teacher's one cached pass for the students
+        seconds += teacher_pass
         out[entry] = {
             "labelled": n_lab,
             "student_texts": n_all,
             "validation": n_val,
             "test": n_test,
             "methods": methods,
+            "teacher_pass_s": teacher_pass,
             "projected_s_per_seed": seconds,
             "projected_s": seconds * len(cfg.seeds),
         }
@@ -457,8 +459,7 @@ def remaining_work(cfg: SuiteConfig, recipes: dict, projected: dict) -> dict:
         methods = [m for m in wanted if m not in done]
         seconds = sum(costs[m]["projected_s"] for m in methods)
         if any(m in student_methods() for m in methods):
-            # the teacher's one cached pass over the students' texts
-            seconds += projected[entry]["projected_s_per_seed"] - sum(c["projected_s"] for c in costs.values())
+            seconds += projected[entry]["teacher_pass_s"]
         out[f"{entry}-s{seed}"] = {"methods": methods, "why": why, "projected_s": seconds}
     return out
 
@@ -548,9 +549,9 @@ def train_pair(recipe, stale_row: dict | None = None, stale: list[str] | None = 
         # The teacher always: a kept entry's retained share and a new one's must be against the same teacher.
         metrics = train_run(recipe, methods=["teacher", *only], progress=progress, retrain_changed=True)
         raise_failed(recipe, metrics)
-        if teacher_reproduced(stale_row, metrics):
-            wall = time.perf_counter() - t0
-            row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
+        wall = time.perf_counter() - t0
+        row = entry_row(metrics, wall, recipe_fingerprint(recipe), method_fingerprints(recipe))
+        if teacher_scores(row["models"]["teacher"]) == teacher_scores(stale_row["models"]["teacher"]):
             # Checkpoints a killed retraining finished before this process: their time is this retraining's too.
             spent = wall + sum(row["models"][m]["wall_time_s"] or 0.0 for m in done_before if m in row["models"])
             return keep_unchanged(stale_row, row, spent, only, recipe.method_names() + recipe.baselines.enabled())
@@ -600,14 +601,9 @@ def folderless_retrain(recipe, stale_row: dict | None, stale: list[str] | None) 
 
 
 def teacher_scores(entry: dict) -> dict:
-    """What a row says of its teacher's predictions: equal on every field, the same predictions."""
+    """What a row says of its teacher's predictions (test, validation, per class): equal on every field, the
+    retrained teacher reproduces the row's."""
     return {k: entry[k] for k in ("test_macro_f1", "validation_macro_f1", "test_per_class_f1")}
-
-
-def teacher_reproduced(old_row: dict, metrics: dict) -> bool:
-    """Whether a retrained teacher scores exactly what the row's teacher scored (test, validation, per class)."""
-    new = entry_row(metrics, 0.0)["models"]["teacher"]
-    return teacher_scores(new) == teacher_scores(old_row["models"]["teacher"])
 
 
 def keep_unchanged(old: dict, new: dict, wall_s: float, retrained: list[str], names: list[str]) -> dict:
@@ -618,11 +614,9 @@ def keep_unchanged(old: dict, new: dict, wall_s: float, retrained: list[str], na
     models = {m: (new["models"][m] if m in retrained else e) for m, e in old["models"].items() if m in names}
     models |= {m: new["models"][m] for m in retrained if m not in models}
     again = new["models"]["teacher"]["wall_time_s"] or 0.0
-    replaced = sum(old["models"][m]["wall_time_s"] or 0.0 for m in retrained if m in old["models"])
-    row = {**new, "models": models, "wall_time_s": old["wall_time_s"] - replaced + wall_s - again}
-    row["retrained"] = [*old.get("retrained", []),
-                        {"methods": retrained, "wall_time_s": wall_s, "git_commit": new["provenance"]["git_commit"],
-                         "teacher_reproduced_s": again}]
+    row = _account_retrain(old, {**new, "models": models}, wall_s)
+    row["wall_time_s"] -= again
+    row["retrained"][-1]["teacher_reproduced_s"] = again
     return row
 
 

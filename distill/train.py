@@ -68,6 +68,9 @@ class MethodSetup:
     # Up to this many of the training texts' split words join the static table whole (``start_static_table``;
     # methods.static_vocabulary).
     vocabulary: int = 0
+    # Once the epoch is chosen, one offset per class is added to the head's output bias so that its labels agree
+    # best with the teacher's on the texts that chose the epoch (``calibrate``; methods.static_calibrate).
+    calibrate: bool = False
 
 
 def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir: str | Path | None,
@@ -111,7 +114,8 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                           "soup": m.static_soup if m.static_soup > 1 else None,
                           "ensemble": m.static_ensemble if m.static_ensemble > 1 else None,
                           "epoch_chosen_on": ("teacher agreement on held-out pool texts" if m.static_select == "pool"
-                                              else "validation macro-F1")}
+                                              else "validation macro-F1"),
+                          "calibrate": m.static_calibrate if m.static_calibrate != "none" else None}
     elif not method(name).distilled:
         # LoRA adapts the pre-trained (not fine-tuned) backbone, like the teacher's own fine-tuning.
         model, tok = load_classifier(recipe.teacher.model, label_names)
@@ -150,7 +154,8 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
                        soup=m.static_soup if is_static(name) else 1,
                        ensemble=m.static_ensemble if is_static(name) else 1,
                        table_in_context=is_static(name) and m.static_init == "context",
-                       vocabulary=m.static_vocabulary if is_static(name) else 0)
+                       vocabulary=m.static_vocabulary if is_static(name) else 0,
+                       calibrate=is_static(name) and m.static_calibrate == "teacher")
 
 
 def start_static_table(setup: MethodSetup, cache: TeacherCache, texts: list[str], progress: bool = True) -> None:
@@ -336,6 +341,28 @@ def teacher_labelled(setup: MethodSetup, split: Split, max_length: int, batch_si
     cache = TeacherCache(setup.teacher.to(device), setup.teacher_tokenizer or setup.tokenizer, split, max_length,
                          batch_size, device, with_hidden=False, progress=progress)
     return Split(list(split.texts), cache.logits.argmax(axis=1).astype(np.int64))
+
+
+def calibrate(setup: MethodSetup, model, data: Dataset, max_length: int, batch_size: int, device,
+              progress: bool = True) -> dict:
+    """Add to ``model``'s output bias the per-class offsets (``distill.calibration.fit_offsets``) that make its
+    labels agree best with the teacher's on the texts that chose its epoch: ``data.selection`` (already
+    teacher-labelled) where given, else the validation split's texts, labelled by the teacher here (their own
+    labels are not read). Returns what was fitted, for the method's history."""
+    from distill.calibration import fit_offsets
+
+    if setup.teacher is None:
+        raise ValueError(f"{setup.name}: static_calibrate: teacher needs the teacher; it was not loaded")
+    texts = data.selection if data.selection is not None else teacher_labelled(
+        setup, data.validation, max_length, batch_size, device, progress)
+    logits = predict_logits(model, setup.tokenizer, texts, max_length, batch_size, device)
+    offsets, before, after = fit_offsets(logits, texts.labels)
+    bias = model.linear_layers()[-1].bias
+    with torch.no_grad():
+        bias.add_(torch.as_tensor(offsets, dtype=bias.dtype, device=bias.device))
+    return {"fitted_to": "teacher labels on the texts that chose the epoch", "texts": len(texts),
+            "offsets": [round(float(o), 4) for o in offsets], "teacher_agreement_macro_f1_before": before,
+            "teacher_agreement_macro_f1_after": after}
 
 
 def _loader(tokenizer, split: Split, max_length: int, batch_size: int, shuffle: bool, seed: int,
@@ -526,6 +553,9 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
             capture.remove()
     unwrapped = acc.unwrap_model(model)
     unwrapped.load_state_dict(best["state"])
+    if setup.calibrate:
+        history["calibration"] = calibrate(setup, unwrapped, data, max_length, cfg.eval_batch_size, acc.device,
+                                           progress and acc.is_main_process)
     val_logits = predict_logits(unwrapped, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size,
                                 acc.device)
     test_logits = predict_logits(unwrapped, setup.tokenizer, data.test, max_length, cfg.eval_batch_size, acc.device)
@@ -559,7 +589,8 @@ def train_members(setup: MethodSetup, data: Dataset, max_length: int, seed: int,
     for i in range(count):
         if progress:
             tqdm.write(f"[{setup.name}] {kind} member {i + 1}/{count} (seed {seed + i})")
-        member = replace(setup, model=copy.deepcopy(setup.model), soup=1, ensemble=1)
+        # Members are not calibrated: the combined model is, once.
+        member = replace(setup, model=copy.deepcopy(setup.model), soup=1, ensemble=1, calibrate=False)
         if kind == "ensemble" and i:
             torch.manual_seed(seed + i)
             for layer in member.model.linear_layers():
@@ -576,6 +607,8 @@ def train_members(setup: MethodSetup, data: Dataset, max_length: int, seed: int,
     device = next(members[0].model.parameters()).device
     combined.to(device)
     cfg = setup.train
+    calibration = calibrate(setup, combined, data, max_length, cfg.eval_batch_size, device, progress) \
+        if setup.calibrate else None
     val_logits = predict_logits(combined, setup.tokenizer, data.validation, max_length, cfg.eval_batch_size, device)
     test_logits = predict_logits(combined, setup.tokenizer, data.test, max_length, cfg.eval_batch_size, device)
     summed = ("epochs_run", "optimizer_steps", "examples_seen", "tokens_seen", "train_flops", "teacher_forward_flops")
@@ -584,7 +617,8 @@ def train_members(setup: MethodSetup, data: Dataset, max_length: int, seed: int,
     history = {**members[0].history,
                "members": [{"seed": seed + i, "best_epoch": m.best_epoch,
                             "validation_macro_f1": m.validation["macro_f1"], "history": m.history}
-                           for i, m in enumerate(members)]}
+                           for i, m in enumerate(members)],
+               **({"calibration": calibration} if calibration else {})}
     # Each member keeps its own best epoch (all in history["members"]); the combined model reports the first member's.
     return TrainOutcome(
         model=combined, history=history, best_epoch=members[0].best_epoch, train_time_s=train_time,

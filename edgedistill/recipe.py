@@ -199,6 +199,12 @@ class TrainConfig:
 
 # What chooses a static student's epoch (MethodConfig.static_select).
 STATIC_SELECT = ("validation", "pool")
+# What a static student's decision rule is fitted to once its epoch is chosen (methods.static_calibrate).
+# "none": its head as trained. "teacher": one offset per class added to the head's output bias, chosen so that
+# its labels agree best (macro-F1) with the teacher's on the texts that chose the epoch. A mean of token
+# vectors is less sure of a rare class than the teacher, so its argmax names that class less often than the
+# teacher does, which costs macro-F1 most; the offsets live in the saved bias, so every export carries them.
+STATIC_CALIBRATIONS = ("none", "teacher")
 # What the static table starts from (methods.static_init).
 STATIC_INITS = ("model2vec", "context")
 # How a static student's token rows become one vector (methods.static_pooling). "mean": their mean
@@ -222,7 +228,7 @@ STATIC_OFF = {
     "static_pooling": "mean", "static_bigrams": 0, "static_token_dropout": 0.0, "static_augment_copies": 0,
     "static_vocabulary": 0, "static_teacher_vectors": 0.0, "static_init": "model2vec", "static_table_rank": 0,
     "static_table_lr_scale": 1.0, "static_select": "validation", "static_select_texts": 2000,
-    "static_weight_average": 0.0, "static_soup": 1, "static_ensemble": 1,
+    "static_weight_average": 0.0, "static_soup": 1, "static_ensemble": 1, "static_calibrate": "none",
 }
 
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
@@ -302,6 +308,8 @@ class MethodConfig:
     # logits are the mean of theirs (1: a single student). Costs ensemble x the training, the table's size and
     # its per-token gather width at inference.
     static_ensemble: int = 1
+    # static only: what its head's output bias is fitted to once the epoch is chosen (STATIC_CALIBRATIONS).
+    static_calibrate: str = "none"
     # Per-method schedule; None inherits the train section. Budgets are compared in compute
     # (optimizer steps, examples, FLOPs, wall time are recorded per method), not in epochs.
     lr: float | None = None                 # LoRA and small students want a larger one
@@ -364,6 +372,9 @@ class MethodConfig:
             errs.append("static_ensemble and static_soup: choose one way to combine students (the other must be 1)")
         if self.static_select not in STATIC_SELECT:
             errs.append(f"static_select: {self.static_select!r} must be one of {', '.join(STATIC_SELECT)}")
+        if self.static_calibrate not in STATIC_CALIBRATIONS:
+            errs.append(f"static_calibrate: {self.static_calibrate!r} must be one of {', '.join(STATIC_CALIBRATIONS)} "
+                        "(what the static head's output bias is fitted to once the epoch is chosen)")
         if self.static_select_texts < 1:
             errs.append(f"static_select_texts: {self.static_select_texts} must be >= 1 (held-out teacher-labelled "
                         "texts that choose the epoch)")

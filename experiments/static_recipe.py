@@ -18,6 +18,8 @@ thing of the shipped recipe (``methods.static`` in configs/quickstart.yaml):
   logits (``static_ensemble``: k times the table).
 - the table's start: model2vec's token-alone vectors (shipped), or each token the training texts hold moved to
   the teacher's mean vector for it in those texts (``static_init: context``), trained or frozen.
+- the decision rule: the head as trained (shipped), or one offset per class added to its output bias so that its
+  labels agree best with the teacher's on the texts that chose the epoch (``static_calibrate: teacher``).
 
 Protocol (as ``static_pool.py``): the validation split is cut in two stratified, seeded halves; a variant
 that chooses its epoch on validation uses half A; every variant is judged on half B. The test split is not
@@ -97,6 +99,7 @@ VARIANTS = {
     "augment-2-context-frozen-hidden-1024-vocabulary-5k": {"static_augment_copies": 2, "static_init": "context",
                                                            "static_train_table": False, "static_hidden": 1024,
                                                            "static_vocabulary": 5000},
+    "calibrate": {"static_calibrate": "teacher"},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                     "static_init": "context"},
 }
@@ -236,14 +239,21 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
             row = result["variants"].setdefault(name, {
                 "changes": variants[name], "train_texts": len(split.train), "pool": pool_info.get("unlabeled", 0),
                 "held_out_to_choose": pool_info.get("held_out_to_choose_the_epoch", 0), "runs": []})
-            preds = predict_logits(out.model, setup.tokenizer, judged.test, recipe.data.max_length,
-                                   recipe.train.eval_batch_size, "cpu").argmax(axis=1)
+            logits = predict_logits(out.model, setup.tokenizer, judged.test, recipe.data.max_length,
+                                    recipe.train.eval_batch_size, "cpu")
+            preds = logits.argmax(axis=1)
+            calibration = out.history.get("calibration")
+            uncalibrated = (logits - calibration["offsets"]).argmax(axis=1).tolist() if calibration else None
             row["runs"].append({"seed": seed, "judged_macro_f1": out.test["macro_f1"], "judged_pred": preds.tolist(),
                                 "judged_per_class_f1": {k: v["f1"] for k, v in out.test["per_class"].items()},
                                 "half_a_macro_f1": out.validation["macro_f1"],
                                 "select_agreement": chosen.get("select_agreement"),
                                 "best_epoch": out.best_epoch, "epochs_run": out.compute.get("epochs_run"),
                                 "train_time_s": time.perf_counter() - t0,
+                                # a calibrated student's labels without its offsets: the same training, the shipped
+                                # decision rule (a check that the uncalibrated run reproduces the shipped one)
+                                **({"calibration": calibration, "judged_pred_uncalibrated": uncalibrated}
+                                   if calibration else {}),
                                 **({"words_added": setup.info["static"]["words_added"]}
                                    if "words_added" in setup.info["static"] else {})})
             summarise(result)

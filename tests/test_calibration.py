@@ -1,0 +1,107 @@
+"""A static student's decision rule fitted to the teacher's labels (methods.static_calibrate: teacher)."""
+import numpy as np
+import pytest
+import torch
+
+from edgedistill.configbase import ConfigError
+from edgedistill.recipe import load_recipe
+
+
+def _under_calling_student(seed=0, n=600):
+    """Teacher labels and a student's logits that name class 2 (a tenth of the texts) too rarely: its logit
+    for class 2 sits 1.5 below where it would agree with the teacher."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(3, size=n, p=[0.5, 0.4, 0.1])
+    logits = rng.normal(0.0, 0.6, size=(n, 3))
+    logits[np.arange(n), labels] += 2.0
+    logits[:, 2] -= 1.5
+    return logits, labels
+
+
+def test_offsets_give_back_a_rare_class_the_student_names_too_rarely():
+    from distill.calibration import agreement, fit_offsets
+
+    logits, labels = _under_calling_student()
+    offsets, before, after = fit_offsets(logits, labels)
+    assert offsets[0] == 0.0 and offsets[2] > 0.5        # the first class is the reference; class 2 comes up
+    assert after > before + 0.05 and after == pytest.approx(agreement(logits, labels, offsets))
+    assert (np.argmax(logits + offsets, axis=1) == 2).sum() > (np.argmax(logits, axis=1) == 2).sum()
+
+
+def test_a_student_that_already_agrees_keeps_its_bias():
+    from distill.calibration import fit_offsets
+
+    labels = np.array([0, 1, 2, 1, 0, 2, 1])
+    logits = np.eye(3)[labels] * 3.0                      # every text agrees; no offset can gain
+    offsets, before, after = fit_offsets(logits, labels)
+    assert np.array_equal(offsets, np.zeros(3)) and before == after == 1.0
+
+
+def test_a_binary_student_moves_one_offset_and_bad_input_is_refused():
+    from distill.calibration import fit_offsets
+
+    logits, labels = _under_calling_student(seed=1)
+    binary = (labels == 2).astype(int)
+    two = np.stack([logits[:, :2].max(axis=1), logits[:, 2]], axis=1)
+    offsets, before, after = fit_offsets(two, binary)
+    assert offsets.shape == (2,) and offsets[0] == 0.0 and offsets[1] > 0 and after > before
+    with pytest.raises(ValueError, match="one row per text"):
+        fit_offsets(two[:5], binary[:4])
+    with pytest.raises(ValueError, match="one row per text"):
+        fit_offsets(np.zeros((0, 2)), np.zeros(0))
+
+
+def test_the_calibrated_student_is_the_trained_one_with_offsets_in_its_output_bias(tmp_path, tiny_checkpoint,
+                                                                                  tiny_csv):
+    """The same training with and without calibration: the saved students differ in the head's output bias
+    alone, by the recorded offsets, which were fitted to the teacher's labels on the validation texts."""
+    pytest.importorskip("model2vec.distill")
+    from test_train import tiny_recipe
+
+    from distill.calibration import agreement
+    from distill.data import load_dataset
+    from distill.pipeline import method_fingerprint, model_dir, train_run
+    from distill.static import StaticClassifier
+    from distill.train import predict_logits, setup_method, teacher_labelled
+
+    saved, entries = {}, {}
+    for mode in ("none", "teacher"):
+        recipe = tiny_recipe(tmp_path / mode, tiny_checkpoint, tiny_csv,
+                             methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2,
+                                                 "static_calibrate": mode}},
+                             baselines={"tfidf": False, "model2vec": False})
+        entries[mode] = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
+        saved[mode] = StaticClassifier.load(model_dir(recipe, "static"))
+    plain, calibrated = saved["none"].state_dict(), saved["teacher"].state_dict()
+    record = entries["teacher"]["history"]["calibration"]
+    last = "head.2.bias"
+    for k in plain:
+        if k != last:
+            assert torch.equal(plain[k], calibrated[k]), k
+    np.testing.assert_allclose((calibrated[last] - plain[last]).numpy(), record["offsets"], atol=1e-6)
+    assert any(record["offsets"])          # this tiny student does move its bias
+    assert "calibration" not in entries["none"]["history"] and entries["teacher"]["static"]["calibrate"] == "teacher"
+    # fitted to the teacher's labels on the texts that chose the epoch, as recorded
+    data = load_dataset(recipe.data)
+    setup = setup_method("static", recipe, data.label_names, model_dir(recipe, "teacher"), progress=False)
+    taught = teacher_labelled(setup, data.validation, recipe.data.max_length, 32, "cpu", progress=False)
+    logits = predict_logits(saved["teacher"], setup.tokenizer, taught, recipe.data.max_length, 32, "cpu")
+    assert record["texts"] == len(data.validation)
+    assert record["teacher_agreement_macro_f1_after"] == pytest.approx(agreement(logits, taught.labels, 0.0))
+    assert record["teacher_agreement_macro_f1_after"] >= record["teacher_agreement_macro_f1_before"]
+    # the reported validation scores are the calibrated student's
+    from edgedistill.metrics import classification_metrics, softmax
+
+    val = predict_logits(saved["teacher"], setup.tokenizer, data.validation, recipe.data.max_length, 32, "cpu")
+    assert entries["teacher"]["validation"]["macro_f1"] == pytest.approx(
+        classification_metrics(data.validation.labels, softmax(val), data.label_names)["macro_f1"])
+    # a new student: its fingerprint changes, the other methods' do not
+    off = tiny_recipe(tmp_path / "fp", tiny_checkpoint, tiny_csv)
+    on = tiny_recipe(tmp_path / "fp", tiny_checkpoint, tiny_csv, methods={"static": {"static_calibrate": "teacher"}})
+    assert method_fingerprint(on, "static") != method_fingerprint(off, "static")
+    assert method_fingerprint(on, "odd") == method_fingerprint(off, "odd")
+
+
+def test_an_unknown_calibration_is_refused_with_the_recipe():
+    with pytest.raises(ConfigError, match="static_calibrate: 'gold' must be one of none, teacher"):
+        load_recipe(overrides={"methods": {"static": {"static_calibrate": "gold"}}})

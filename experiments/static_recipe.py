@@ -313,19 +313,44 @@ def summarise(result: dict) -> None:
     result["best"] = max(result["variants"], key=lambda k: result["variants"][k]["judged_mean"])
 
 
-def sign_test(records: list[dict], variant: str, seeds: list[int]) -> dict:
-    """A one-sided sign test of ``variant`` against the shipped recipe over (record, seed) pairs: each pair
-    is the two students of one seed judged on one record's texts; a pair counts for the variant only if it
-    scores strictly higher (a tie counts against). ``p_one_sided``: the chance of at least that many wins
-    if neither recipe were better (Binomial(n, 1/2)). A pair a record lacks is listed, not counted."""
+# What a sign test pairs a variant's run with: "shipped", the shipped recipe's run of the same seed; or
+# "uncalibrated", the same run's labels without its calibration offsets (``judged_pred_uncalibrated``): the same
+# weights, so the pair measures the offsets alone, free of the noise of training twice.
+AGAINST = ("shipped", "uncalibrated")
+
+
+def _uncalibrated(rec: dict, run: dict) -> dict | None:
+    """A calibrated run as it scores without its offsets (None for a run without them)."""
+    import numpy as np
+
+    from edgedistill.metrics import classification_metrics
+
+    if "judged_pred_uncalibrated" not in run:
+        return None
+    k = len(run["calibration"]["offsets"])
+    onehot = np.eye(k)[np.asarray(run["judged_pred_uncalibrated"])]       # the labels as certain probabilities
+    return {"seed": run["seed"], "judged_macro_f1": classification_metrics(
+        rec["half_b_labels"], onehot, [str(c) for c in range(k)])["macro_f1"]}
+
+
+def sign_test(records: list[dict], variant: str, seeds: list[int], against: str = "shipped") -> dict:
+    """A one-sided sign test of ``variant`` over (record, seed) pairs: each pair is its run of one seed and,
+    judged on the same texts, the shipped recipe's run of that seed (``against`` "shipped") or the same run
+    without its calibration offsets ("uncalibrated"); a pair counts for the variant only if it scores strictly
+    higher (a tie counts against). ``p_one_sided``: the chance of at least that many wins if neither were better
+    (Binomial(n, 1/2)). A pair a record lacks is listed, not counted."""
     from scipy.stats import binom
 
+    if against not in AGAINST:
+        raise ValueError(f"sign test: against {against!r} must be one of {', '.join(AGAINST)}")
     pairs, missing = [], []
     for rec in records:
         runs = {name: {x["seed"]: x for x in rec["variants"].get(name, {}).get("runs", [])}
                 for name in (variant, rec["shipped"])}
         for seed in seeds:
-            mine, base = runs[variant].get(seed), runs[rec["shipped"]].get(seed)
+            mine = runs[variant].get(seed)
+            base = runs[rec["shipped"]].get(seed) if against == "shipped" else \
+                (_uncalibrated(rec, mine) if mine is not None else None)
             if mine is None or base is None:
                 missing.append(f"{rec['run']} seed {seed}")
                 continue
@@ -333,12 +358,14 @@ def sign_test(records: list[dict], variant: str, seeds: list[int]) -> dict:
                           "variant": mine["judged_macro_f1"], "shipped": base["judged_macro_f1"],
                           "gain_pts": 100 * (mine["judged_macro_f1"] - base["judged_macro_f1"])})
     wins = sum(x["gain_pts"] > 0 for x in pairs)
-    return {"variant": variant, "seeds": seeds, "pairs": pairs, "wins": wins, "n": len(pairs), "missing": missing,
-            "p_one_sided": float(binom.sf(wins - 1, len(pairs), 0.5)) if pairs else None}
+    return {"variant": variant, "against": against, "seeds": seeds, "pairs": pairs, "wins": wins, "n": len(pairs),
+            "missing": missing, "p_one_sided": float(binom.sf(wins - 1, len(pairs), 0.5)) if pairs else None}
 
 
 def sign_table(test: dict) -> str:
-    lines = [f"Sign test of {test['variant']} against the shipped recipe, seeds {', '.join(map(str, test['seeds']))}: "
+    base = {"shipped": "the shipped recipe", "uncalibrated": "itself without its calibration offsets"}[
+        test.get("against", "shipped")]
+    lines = [f"Sign test of {test['variant']} against {base}, seeds {', '.join(map(str, test['seeds']))}: "
              f"{test['wins']} of {test['n']} pairs higher, one-sided p = {test['p_one_sided']:.3f}"
              + (f"; missing: {', '.join(test['missing'])}" if test["missing"] else ""), "",
              "| run | judged on | seed | shipped | variant | gain, pts |", "|---|---|---:|---:|---:|---:|"]
@@ -450,6 +477,10 @@ def main(argv=None) -> int:
     p.add_argument("--sign-test", nargs="+", metavar="RECORD.json",
                    help="train nothing: a sign test of --only's one variant against the shipped recipe over these "
                         "records' --seeds (written beside the first record as sign-test-<variant>.{json,md})")
+    p.add_argument("--against", choices=AGAINST, default="shipped",
+                   help="with --sign-test: pair each run with the shipped recipe's run of its seed (shipped) or with "
+                        "its own labels without its calibration offsets (uncalibrated; written as "
+                        "sign-test-<variant>-against-uncalibrated.{json,md})")
     args = p.parse_args(argv)
     if args.sign_test:
         if not args.only or len(args.only) != 1:
@@ -461,13 +492,14 @@ def main(argv=None) -> int:
         paths = [Path(r) for r in args.sign_test]
         if bad := [str(r) for r in paths if not r.is_file()]:
             p.error(f"--sign-test: no such record: {', '.join(bad)}")
-        test = sign_test([json.loads(r.read_text()) for r in paths], args.only[0], args.seeds)
+        test = sign_test([json.loads(r.read_text()) for r in paths], args.only[0], args.seeds, args.against)
         if not test["n"]:
-            p.error(f"--sign-test: no record holds {args.only[0]} and the shipped recipe at seeds "
+            p.error(f"--sign-test: no record holds {args.only[0]} and its pair ({args.against}) at seeds "
                     f"{', '.join(map(str, args.seeds))} (missing: {', '.join(test['missing'])})")
         test["records"] = [str(r) for r in paths]
         test["provenance"] = provenance()
-        stem = f"sign-test-{args.only[0]}"       # the variant's name may hold a dot: no with_suffix
+        # the variant's name may hold a dot: no with_suffix
+        stem = f"sign-test-{args.only[0]}" + ("" if args.against == "shipped" else f"-against-{args.against}")
         atomic_write_json(paths[0].parent / f"{stem}.json", test)
         atomic_write_text(paths[0].parent / f"{stem}.md", sign_table(test))
         print(sign_table(test))

@@ -105,3 +105,45 @@ def test_the_calibrated_student_is_the_trained_one_with_offsets_in_its_output_bi
 def test_an_unknown_calibration_is_refused_with_the_recipe():
     with pytest.raises(ConfigError, match="static_calibrate: 'gold' must be one of none, teacher"):
         load_recipe(overrides={"methods": {"static": {"static_calibrate": "gold"}}})
+
+
+def test_the_sign_test_can_pair_a_calibrated_run_with_itself_without_its_offsets(tmp_path, capsys):
+    """The offsets' own effect: each calibrated run against its own labels without them, never a retrained run."""
+    import json
+
+    from static_recipe import main, sign_test
+
+    labels = [0, 0, 1, 1, 2, 2]
+
+    def run(seed, pred, uncalibrated):
+        return {"seed": seed, "judged_macro_f1": _macro_f1(labels, pred), "judged_pred": pred,
+                "judged_pred_uncalibrated": uncalibrated, "calibration": {"offsets": [0.0, -0.5, 0.5]}}
+
+    rec = {"run": "r", "judged_on": "half B", "shipped": "shipped", "half_b_labels": labels,
+           "variants": {"shipped": {"runs": [{"seed": 1, "judged_macro_f1": 1.0}, {"seed": 2, "judged_macro_f1": 0.0}]},
+                        "calibrate": {"runs": [run(1, [0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 1, 1]),      # gains
+                                               run(2, [0, 1, 1, 1, 2, 2], [0, 1, 1, 1, 2, 2]),      # a tie
+                                               run(3, [0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2])]}}}
+    own = sign_test([rec], "calibrate", [1, 2, 3], against="uncalibrated")
+    assert (own["wins"], own["n"], own["missing"]) == (1, 3, [])
+    assert own["pairs"][0]["shipped"] == pytest.approx(_macro_f1(labels, [0, 0, 1, 1, 1, 1]))
+    assert own["pairs"][1]["gain_pts"] == 0.0
+    # against the shipped runs the same record reads otherwise: seed 1 ties, seed 2 wins, seed 3 has no shipped run
+    shipped = sign_test([rec], "calibrate", [1, 2, 3])
+    assert (shipped["wins"], shipped["n"], shipped["missing"]) == (1, 2, ["r seed 3"])
+    with pytest.raises(ValueError, match="against 'gold' must be one of shipped, uncalibrated"):
+        sign_test([rec], "calibrate", [1], against="gold")
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(rec))
+    assert main(["--sign-test", str(path), "--only", "calibrate", "--seeds", "1", "2", "3",
+                 "--against", "uncalibrated"]) == 0
+    table = (tmp_path / "sign-test-calibrate-against-uncalibrated.md").read_text()
+    assert table.startswith("Sign test of calibrate against itself without its calibration offsets, seeds 1, 2, 3: "
+                            "1 of 3 pairs higher")
+    assert not (tmp_path / "sign-test-calibrate.json").exists()
+
+
+def _macro_f1(labels, pred):
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(labels, pred, average="macro", labels=[0, 1, 2], zero_division=0.0))

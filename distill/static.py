@@ -55,6 +55,15 @@ def distil_static(source: str, dims: int, progress: bool = True, words: list[str
     return _DISTILLED[key][0]
 
 
+def forget_distilled() -> None:
+    """Drop the shared distillation: the next ``distil_static`` distils again. model2vec's distillation draws
+    from torch's and Python's random generators, so a student set up after a cached one starts its head from
+    another random state than a student that distilled after the same seed, as every pipeline run does. An
+    experiment that sets up several students in one process calls this before each, so that each starts as the
+    pipeline's would and two settings of one seed differ in that setting alone."""
+    _DISTILLED.clear()
+
+
 def distil_in_context(source: str, dims: int, context: TokenContext, progress: bool = True,
                       words: list[str] | tuple = ()):
     """model2vec's distillation of ``source`` with each vocabulary token the teacher met in ``context`` moved

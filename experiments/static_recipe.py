@@ -159,6 +159,7 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
 
     from distill.data import load_dataset
     from distill.pipeline import checkpoint_complete, model_dir, original_texts, own_pool_data, student_dataset
+    from distill.static import forget_distilled
     from distill.train import (
         TeacherCache,
         predict_logits,
@@ -218,7 +219,10 @@ def run_experiment(run_dir: Path, seeds: list[int], variants: dict | None = None
                 own = own_pool_data(r, [METHOD], judged)
                 data_cache[key] = own[METHOD] if METHOD in own else student_dataset(r, judged)
             split, pool_info = data_cache[key]
-            set_seed(seed)      # every variant of a seed starts from the same random head
+            # every variant of a seed starts from the same random head, the pipeline's: model2vec's distillation
+            # draws random numbers, so each run distils after the seed, as a pipeline run does
+            forget_distilled()
+            set_seed(seed)
             setup = setup_method(METHOD, r, judged.label_names, teacher_dir, progress=progress)
             if key not in teacher_cache:
                 cache = TeacherCache(setup.teacher, setup.teacher_tokenizer, split.train, recipe.data.max_length,

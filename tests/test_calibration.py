@@ -147,3 +147,26 @@ def _macro_f1(labels, pred):
     from sklearn.metrics import f1_score
 
     return float(f1_score(labels, pred, average="macro", labels=[0, 1, 2], zero_division=0.0))
+
+
+def test_a_calibrated_run_is_the_shipped_run_of_its_seed_plus_its_offsets(tmp_path, tiny_checkpoint, tiny_csv):
+    """Each run of the static recipe starts its head as a pipeline run would, whatever ran before it in the
+    process (model2vec's distillation draws random numbers): without its offsets the calibrated student labels
+    every judged text as the shipped student of its seed does."""
+    pytest.importorskip("model2vec.distill")
+    from static_recipe import run_experiment
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2}},
+                         baselines={"tfidf": False, "model2vec": False})
+    train_run(recipe, methods=["teacher"], progress=False)
+    result = run_experiment(recipe.run_dir, [1, 2], {"shipped": {}, "calibrate": {"static_calibrate": "teacher"}},
+                            progress=False, out_dir=tmp_path / "recipe")
+    shipped, calibrated = (result["variants"][k]["runs"] for k in ("shipped", "calibrate"))
+    assert [r["seed"] for r in calibrated] == [1, 2]
+    for base, run in zip(shipped, calibrated, strict=True):
+        assert run["judged_pred_uncalibrated"] == base["judged_pred"]
+        assert len(run["calibration"]["offsets"]) == 3 and "judged_pred_uncalibrated" not in base

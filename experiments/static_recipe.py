@@ -337,21 +337,23 @@ def _uncalibrated(rec: dict, run: dict) -> dict | None:
         rec["half_b_labels"], onehot, [str(c) for c in range(k)])["macro_f1"]}
 
 
-def sign_test(records: list[dict], variant: str, seeds: list[int], against: str = "shipped") -> dict:
+def sign_test(records: list[dict], variant: str, seeds: list[int], against: str = "shipped",
+              record_seeds: list[list[int] | None] | None = None) -> dict:
     """A one-sided sign test of ``variant`` over (record, seed) pairs: each pair is its run of one seed and,
     judged on the same texts, the shipped recipe's run of that seed (``against`` "shipped") or the same run
     without its calibration offsets ("uncalibrated"); a pair counts for the variant only if it scores strictly
     higher (a tie counts against). ``p_one_sided``: the chance of at least that many wins if neither were better
-    (Binomial(n, 1/2)). A pair a record lacks is listed, not counted."""
+    (Binomial(n, 1/2)). ``record_seeds``: per record, its own seeds instead of ``seeds`` (None: ``seeds``).
+    A pair a record lacks is listed, not counted."""
     from scipy.stats import binom
 
     if against not in AGAINST:
         raise ValueError(f"sign test: against {against!r} must be one of {', '.join(AGAINST)}")
     pairs, missing = [], []
-    for rec in records:
+    for rec, own in zip(records, record_seeds or [None] * len(records), strict=True):
         runs = {name: {x["seed"]: x for x in rec["variants"].get(name, {}).get("runs", [])}
                 for name in (variant, rec["shipped"])}
-        for seed in seeds:
+        for seed in own or seeds:
             mine = runs[variant].get(seed)
             base = runs[rec["shipped"]].get(seed) if against == "shipped" else \
                 (_uncalibrated(rec, mine) if mine is not None else None)
@@ -362,17 +364,21 @@ def sign_test(records: list[dict], variant: str, seeds: list[int], against: str 
                           "variant": mine["judged_macro_f1"], "shipped": base["judged_macro_f1"],
                           "gain_pts": 100 * (mine["judged_macro_f1"] - base["judged_macro_f1"])})
     wins = sum(x["gain_pts"] > 0 for x in pairs)
-    return {"variant": variant, "against": against, "seeds": seeds, "pairs": pairs, "wins": wins, "n": len(pairs),
-            "missing": missing, "p_one_sided": float(binom.sf(wins - 1, len(pairs), 0.5)) if pairs else None}
+    return {"variant": variant, "against": against, "seeds": seeds,
+            **({"record_seeds": record_seeds} if record_seeds and any(record_seeds) else {}),
+            "pairs": pairs, "wins": wins, "n": len(pairs), "missing": missing,
+            "p_one_sided": float(binom.sf(wins - 1, len(pairs), 0.5)) if pairs else None}
 
 
 def sign_table(test: dict) -> str:
     base = {"shipped": "the shipped recipe", "uncalibrated": "itself without its calibration offsets"}[
         test.get("against", "shipped")]
-    lines = [f"Sign test of {test['variant']} against {base}, seeds {', '.join(map(str, test['seeds']))}: "
+    seeds = "each record's seeds below" if test.get("record_seeds") else f"seeds {', '.join(map(str, test['seeds']))}"
+    column = "shipped" if test.get("against", "shipped") == "shipped" else "without offsets"
+    lines = [f"Sign test of {test['variant']} against {base}, {seeds}: "
              f"{test['wins']} of {test['n']} pairs higher, one-sided p = {test['p_one_sided']:.3f}"
              + (f"; missing: {', '.join(test['missing'])}" if test["missing"] else ""), "",
-             "| run | judged on | seed | shipped | variant | gain, pts |", "|---|---|---:|---:|---:|---:|"]
+             f"| run | judged on | seed | {column} | variant | gain, pts |", "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {x['run']} | {x['judged_on']} | {x['seed']} | {x['shipped']:.4f} | {x['variant']:.4f} | "
               f"{x['gain_pts']:+.2f} |" for x in test["pairs"]]
     return "\n".join(lines) + "\n"
@@ -478,9 +484,12 @@ def main(argv=None) -> int:
                         "split chooses and the validation texts beyond the cap judge (record <run>-rest.json)")
     p.add_argument("--out", default=str(OUT_DIR), help="folder for <run>.json and <run>.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.add_argument("--sign-test", nargs="+", metavar="RECORD.json",
+    p.add_argument("--sign-test", nargs="+", metavar="RECORD.json[@S,S]",
                    help="train nothing: a sign test of --only's one variant against the shipped recipe over these "
-                        "records' --seeds (written beside the first record as sign-test-<variant>.{json,md})")
+                        "records' --seeds, or a record's own seeds after @ (written beside the first record as "
+                        "sign-test-<variant>.{json,md})")
+    p.add_argument("--label", help="with --sign-test: written as sign-test-<variant>[-against-...]-<label>, so that "
+                                   "several tests of one variant keep their own files")
     p.add_argument("--against", choices=AGAINST, default="shipped",
                    help="with --sign-test: pair each run with the shipped recipe's run of its seed (shipped) or with "
                         "its own labels without its calibration offsets (uncalibrated; written as "
@@ -493,17 +502,26 @@ def main(argv=None) -> int:
             p.error(f"--sign-test trains nothing and reads records only; drop the run folder {args.run}")
         import json
 
-        paths = [Path(r) for r in args.sign_test]
+        paths, record_seeds = [], []
+        for arg in args.sign_test:
+            path, _, own = arg.partition("@")
+            try:
+                record_seeds.append([int(x) for x in own.split(",")] if own else None)
+            except ValueError:
+                p.error(f"--sign-test: {arg}: the seeds after @ must be integers separated by commas, like 4,5,6")
+            paths.append(Path(path))
         if bad := [str(r) for r in paths if not r.is_file()]:
             p.error(f"--sign-test: no such record: {', '.join(bad)}")
-        test = sign_test([json.loads(r.read_text()) for r in paths], args.only[0], args.seeds, args.against)
+        test = sign_test([json.loads(r.read_text()) for r in paths], args.only[0], args.seeds, args.against,
+                         record_seeds)
         if not test["n"]:
             p.error(f"--sign-test: no record holds {args.only[0]} and its pair ({args.against}) at seeds "
                     f"{', '.join(map(str, args.seeds))} (missing: {', '.join(test['missing'])})")
         test["records"] = [str(r) for r in paths]
         test["provenance"] = provenance()
         # the variant's name may hold a dot: no with_suffix
-        stem = f"sign-test-{args.only[0]}" + ("" if args.against == "shipped" else f"-against-{args.against}")
+        stem = f"sign-test-{args.only[0]}" + ("" if args.against == "shipped" else f"-against-{args.against}") \
+            + (f"-{args.label}" if args.label else "")
         atomic_write_json(paths[0].parent / f"{stem}.json", test)
         atomic_write_text(paths[0].parent / f"{stem}.md", sign_table(test))
         print(sign_table(test))

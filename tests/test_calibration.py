@@ -141,6 +141,18 @@ def test_the_sign_test_can_pair_a_calibrated_run_with_itself_without_its_offsets
     assert table.startswith("Sign test of calibrate against itself without its calibration offsets, seeds 1, 2, 3: "
                             "1 of 3 pairs higher")
     assert not (tmp_path / "sign-test-calibrate.json").exists()
+    # each record's own seeds after @, and a label that keeps this test's files apart
+    other = dict(rec, run="o")
+    (tmp_path / "o.json").write_text(json.dumps(other))
+    assert main(["--sign-test", f"{path}@1", f"{tmp_path / 'o.json'}@2,3", "--only", "calibrate", "--seeds", "9",
+                 "--against", "uncalibrated", "--label", "split"]) == 0
+    split = json.loads((tmp_path / "sign-test-calibrate-against-uncalibrated-split.json").read_text())
+    assert [(x["run"], x["seed"]) for x in split["pairs"]] == [("r", 1), ("o", 2), ("o", 3)]
+    assert split["record_seeds"] == [[1], [2, 3]] and split["wins"] == 1
+    assert "each record's seeds below" in (tmp_path / "sign-test-calibrate-against-uncalibrated-split.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["--sign-test", f"{path}@one", "--only", "calibrate"])
+    assert "the seeds after @ must be integers" in capsys.readouterr().err
 
 
 def _macro_f1(labels, pred):

@@ -335,12 +335,18 @@ def param_groups(model: nn.Module, cfg: TrainConfig, lr_scales: dict) -> list[di
             for (decay, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
 
 
+def teacher_pass(setup: MethodSetup, split: Split, max_length: int, batch_size: int, device,
+                 progress: bool = True) -> tuple[Split, float]:
+    """``split`` labelled with the teacher's argmax, and the FLOPs of that pass."""
+    cache = TeacherCache(setup.teacher.to(device), setup.teacher_tokenizer or setup.tokenizer, split, max_length,
+                         batch_size, device, with_hidden=False, progress=progress)
+    return Split(list(split.texts), cache.logits.argmax(axis=1).astype(np.int64)), cache.flops
+
+
 def teacher_labelled(setup: MethodSetup, split: Split, max_length: int, batch_size: int, device,
                      progress: bool = True) -> Split:
     """``split`` labelled with the teacher's argmax (held-out pool texts that choose a static student's epoch)."""
-    cache = TeacherCache(setup.teacher.to(device), setup.teacher_tokenizer or setup.tokenizer, split, max_length,
-                         batch_size, device, with_hidden=False, progress=progress)
-    return Split(list(split.texts), cache.logits.argmax(axis=1).astype(np.int64))
+    return teacher_pass(setup, split, max_length, batch_size, device, progress)[0]
 
 
 def calibrate(setup: MethodSetup, model, data: Dataset, max_length: int, batch_size: int, device,
@@ -348,12 +354,13 @@ def calibrate(setup: MethodSetup, model, data: Dataset, max_length: int, batch_s
     """Add to ``model``'s output bias the per-class offsets (``distill.calibration.fit_offsets``) that make its
     labels agree best with the teacher's on the texts that chose its epoch: ``data.selection`` (already
     teacher-labelled) where given, else the validation split's texts, labelled by the teacher here (their own
-    labels are not read). Returns what was fitted, for the method's history."""
+    labels are not read). Returns what was fitted, for the method's history, with the FLOPs of the teacher's
+    pass it ran (0 where the texts came labelled)."""
     from distill.calibration import fit_offsets
 
     if setup.teacher is None:
         raise ValueError(f"{setup.name}: static_calibrate: teacher needs the teacher; it was not loaded")
-    texts = data.selection if data.selection is not None else teacher_labelled(
+    texts, flops = (data.selection, 0.0) if data.selection is not None else teacher_pass(
         setup, data.validation, max_length, batch_size, device, progress)
     logits = predict_logits(model, setup.tokenizer, texts, max_length, batch_size, device)
     offsets, before, after = fit_offsets(logits, texts.labels)
@@ -362,7 +369,7 @@ def calibrate(setup: MethodSetup, model, data: Dataset, max_length: int, batch_s
         bias.add_(torch.as_tensor(offsets, dtype=bias.dtype, device=bias.device))
     return {"fitted_to": "teacher labels on the texts that chose the epoch", "texts": len(texts),
             "offsets": [round(float(o), 4) for o in offsets], "teacher_agreement_macro_f1_before": before,
-            "teacher_agreement_macro_f1_after": after}
+            "teacher_agreement_macro_f1_after": after, "teacher_forward_flops": flops}
 
 
 def _loader(tokenizer, split: Split, max_length: int, batch_size: int, shuffle: bool, seed: int,
@@ -564,8 +571,10 @@ def train(setup: MethodSetup, data: Dataset, max_length: int, seed: int, acceler
         train_examples_per_s=seen / train_time if train_time else 0.0,
         compute={"epochs_run": epochs_run, "optimizer_steps": step, "examples_seen": seen, "tokens_seen": tokens,
                  "train_flops": training_flops(n_params, n_trainable, tokens),
-                 # the frozen teacher run alongside (attention terms, or no cache); a cached pass is added by the caller
-                 "teacher_forward_flops": forward_flops(n_teacher, tokens) if teacher is not None else 0.0,
+                 # the frozen teacher run alongside (attention terms, or no cache), and its pass over the texts a
+                 # calibration fits to; a cached pass is added by the caller
+                 "teacher_forward_flops": (forward_flops(n_teacher, tokens) if teacher is not None else 0.0)
+                 + history.get("calibration", {}).get("teacher_forward_flops", 0.0),
                  "matmul_params": n_params, "matmul_params_trainable": n_trainable},
         validation=classification_metrics(data.validation.labels, softmax(val_logits), data.label_names),
         test=classification_metrics(data.test.labels, softmax(test_logits), data.label_names))
@@ -613,6 +622,8 @@ def train_members(setup: MethodSetup, data: Dataset, max_length: int, seed: int,
     test_logits = predict_logits(combined, setup.tokenizer, data.test, max_length, cfg.eval_batch_size, device)
     summed = ("epochs_run", "optimizer_steps", "examples_seen", "tokens_seen", "train_flops", "teacher_forward_flops")
     compute = {**members[0].compute, **{k: sum(m.compute[k] for m in members) for k in summed}}
+    if calibration:
+        compute["teacher_forward_flops"] += calibration["teacher_forward_flops"]
     train_time = sum(m.train_time_s for m in members)
     history = {**members[0].history,
                "members": [{"seed": seed + i, "best_epoch": m.best_epoch,

@@ -87,6 +87,10 @@ def test_the_calibrated_student_is_the_trained_one_with_offsets_in_its_output_bi
     taught = teacher_labelled(setup, data.validation, recipe.data.max_length, 32, "cpu", progress=False)
     logits = predict_logits(saved["teacher"], setup.tokenizer, taught, recipe.data.max_length, 32, "cpu")
     assert record["texts"] == len(data.validation)
+    # the teacher's pass over those texts is counted in the method's compute
+    assert record["teacher_forward_flops"] > 0
+    assert entries["teacher"]["compute"]["teacher_forward_flops"] == pytest.approx(
+        entries["none"]["compute"]["teacher_forward_flops"] + record["teacher_forward_flops"])
     assert record["teacher_agreement_macro_f1_after"] == pytest.approx(agreement(logits, taught.labels, 0.0))
     assert record["teacher_agreement_macro_f1_after"] >= record["teacher_agreement_macro_f1_before"]
     # the reported validation scores are the calibrated student's

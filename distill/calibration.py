@@ -10,7 +10,8 @@ head's output bias, so the saved student, and every export of it, carries them.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score
+
+from edgedistill.metrics import labels_macro_f1
 
 # The offsets tried for each class, in the logits' units. A static head's logits span a few units; offsets
 # beyond +-2 would overrule most of what it learned, and a step of 0.05 moves only a handful of texts.
@@ -21,9 +22,7 @@ MAX_ROUNDS = 5
 
 def agreement(logits: np.ndarray, labels: np.ndarray, offsets: np.ndarray) -> float:
     """Macro-F1 of the offset logits' argmax against ``labels`` (over every class, present or not)."""
-    classes = np.arange(logits.shape[1])
-    return float(f1_score(labels, (logits + offsets).argmax(axis=1), labels=classes, average="macro",
-                          zero_division=0.0))
+    return labels_macro_f1(labels, (logits + offsets).argmax(axis=1), logits.shape[1])
 
 
 def fit_offsets(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float, float]:

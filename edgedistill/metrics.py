@@ -29,6 +29,18 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
     return cm
 
 
+def class_f1(cm: np.ndarray) -> np.ndarray:
+    """Per-class F1 of a confusion matrix (0 for a class neither true nor predicted)."""
+    return _ratio(2 * np.diag(cm), cm.sum(axis=1) + cm.sum(axis=0))
+
+
+def labels_macro_f1(y_true, y_pred, k: int) -> float:
+    """Macro-F1 of predicted labels over all ``k`` classes: what ``classification_metrics`` reports, for
+    callers that hold labels rather than probabilities."""
+    return float(np.mean(class_f1(confusion(np.asarray(y_true).astype(np.int64),
+                                            np.asarray(y_pred).astype(np.int64), k))))
+
+
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     """Binary ROC-AUC as the Mann-Whitney statistic (tied scores count one half)."""
     y = np.asarray(y).astype(bool)
@@ -69,7 +81,7 @@ def classification_metrics(y_true, probs, label_names: list[str]) -> dict:
     cm = confusion(y_true, y_pred, k)
     tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
     p, r = _ratio(tp, predicted), _ratio(tp, support)
-    f = _ratio(2 * tp, support + predicted)
+    f = class_f1(cm)
     onehot = np.eye(k)[y_true]
     present = [c for c in range(k) if 0 < onehot[:, c].sum() < len(y_true)]
     if k == 2:

@@ -325,16 +325,12 @@ AGAINST = ("shipped", "uncalibrated")
 
 def _uncalibrated(rec: dict, run: dict) -> dict | None:
     """A calibrated run as it scores without its offsets (None for a run without them)."""
-    import numpy as np
-
-    from edgedistill.metrics import classification_metrics
+    from edgedistill.metrics import labels_macro_f1
 
     if "judged_pred_uncalibrated" not in run:
         return None
-    k = len(run["calibration"]["offsets"])
-    onehot = np.eye(k)[np.asarray(run["judged_pred_uncalibrated"])]       # the labels as certain probabilities
-    return {"seed": run["seed"], "judged_macro_f1": classification_metrics(
-        rec["half_b_labels"], onehot, [str(c) for c in range(k)])["macro_f1"]}
+    return {"seed": run["seed"], "judged_macro_f1": labels_macro_f1(
+        rec["half_b_labels"], run["judged_pred_uncalibrated"], len(run["calibration"]["offsets"]))}
 
 
 def sign_test(records: list[dict], variant: str, seeds: list[int], against: str = "shipped",

@@ -12,7 +12,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from edgedistill.metrics import average_precision, classification_metrics, roc_auc
+from edgedistill.metrics import average_precision, classification_metrics, labels_macro_f1, roc_auc
 
 
 def sklearn_metrics(y, probs, k):
@@ -47,6 +47,7 @@ def test_numpy_metrics_equal_sklearn(k, n, seed, rounding):
         assert (pc["precision"], pc["recall"], pc["f1"], pc["support"]) == pytest.approx(
             (ref["p"][i], ref["r"][i], ref["f"][i], ref["s"][i]), abs=1e-12)
     assert ours["confusion_matrix"] == ref["cm"]
+    assert labels_macro_f1(y, probs.argmax(1), k) == pytest.approx(ref["macro_f1"], abs=1e-12)
 
 
 def test_binary_scores_with_ties_and_a_class_never_predicted():

@@ -62,7 +62,8 @@ def _head_nodes(source: str, head: list[tuple[np.ndarray, np.ndarray]]) -> tuple
 def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.ndarray]], normalize: bool,
                             unk_id: int | None = None, token_mapping: np.ndarray | None = None,
                             token_weights: np.ndarray | None = None, bigrams: np.ndarray | None = None,
-                            members: int = 1, pooling: str = "mean", attention_query: np.ndarray | None = None):
+                            members: int = 1, pooling: str = "mean", attention_query: np.ndarray | None = None,
+                            conv: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
     """logits = head(normalize?(sum_t w_t * table[map[id_t]] / n)) over the real tokens of each text.
 
     Real tokens are those the attention mask keeps, minus ``unk_id`` (model2vec drops unknown tokens
@@ -73,7 +74,10 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
     ``members`` > 1 (students stacked side by side, ``StaticClassifier.stack``) each member's equal share of
     the columns is divided by its own norm. ``pooling="mean-max"`` puts each column's max over the real tokens'
     rows beside the mean (zeros for a text with none), each half normalised on its own; ``pooling="attention"``
-    weighs the real tokens' rows by softmax over the text of (row . ``attention_query``) instead of 1 / n.
+    weighs the real tokens' rows by softmax over the text of (row . ``attention_query``) instead of 1 / n;
+    ``pooling="conv"`` adds to the mean ``conv`` = (weight (out, dims, width), bias, out_map (dims, out)): the
+    mean over the real tokens of ReLU(a convolution over the rows, padding and unknown tokens zeroed, same
+    length), times ``out_map`` (``edgedistill.static_model.StaticClassifier.pool``).
     """
     from onnx import TensorProto, helper
 
@@ -140,8 +144,28 @@ def static_classifier_graph(table: np.ndarray, head: list[tuple[np.ndarray, np.n
                   helper.make_node("Where", ["has_real", "largest", "zero"], ["largest_or_zero"]),
                   helper.make_node("Concat", ["pooled", "largest_or_zero"], ["pooled_mean_max"], axis=1)]
         pooled, groups, width = "pooled_mean_max", 2, 2 * width
+    elif pooling == "conv":
+        if conv is None or bigrams is not None or token_weights is not None:
+            raise ValueError("static_classifier_graph: conv pooling takes its weights, and no bigram rows or token "
+                             "weights")
+        conv_weight, conv_bias, out_map = (np.asarray(a, np.float32) for a in conv)
+        pad = conv_weight.shape[2] // 2
+        inits += [_init("conv_weight", conv_weight), _init("conv_bias", conv_bias), _init("conv_out", out_map)]
+        nodes += [helper.make_node("Unsqueeze", [keep, "axis2"], ["conv_keep3"]),
+                  helper.make_node("Mul", ["embedded", "conv_keep3"], ["kept_rows"]),
+                  helper.make_node("Transpose", ["kept_rows"], ["kept_rows_t"], perm=[0, 2, 1]),
+                  helper.make_node("Conv", ["kept_rows_t", "conv_weight", "conv_bias"], ["grams_t"],
+                                   kernel_shape=[conv_weight.shape[2]], pads=[pad, pad]),
+                  helper.make_node("Relu", ["grams_t"], ["grams_relu_t"]),
+                  helper.make_node("Transpose", ["grams_relu_t"], ["grams"], perm=[0, 2, 1]),
+                  helper.make_node("Mul", ["grams", "conv_keep3"], ["kept_grams"]),
+                  helper.make_node("ReduceSum", ["kept_grams", "axis1"], ["grams_sum"], keepdims=0),
+                  helper.make_node("Div", ["grams_sum", "count1"], ["grams_mean"]),
+                  helper.make_node("MatMul", ["grams_mean", "conv_out"], ["grams_pooled"]),
+                  helper.make_node("Add", ["pooled", "grams_pooled"], ["pooled_conv"])]
+        pooled = "pooled_conv"
     elif pooling != "mean":
-        raise ValueError(f"static_classifier_graph: pooling {pooling!r} is not mean, mean-max or attention")
+        raise ValueError(f"static_classifier_graph: pooling {pooling!r} is not mean, mean-max, attention or conv")
     return _static_head(nodes, inits, pooled, groups, width, normalize, head)
 
 

@@ -214,7 +214,14 @@ STATIC_INITS = ("model2vec", "context")
 # input twice as wide. "attention": a weighted mean, each token's weight softmax over the text of its row times
 # one learned query vector (the table's width in parameters; zero at the start, so training starts from the
 # mean): the student learns which kinds of token to listen to, shared across tokens rather than one weight each.
-STATIC_POOLINGS = ("mean", "mean-max", "attention")
+# "conv": the mean plus n-gram features: a width-STATIC_CONV_WIDTH convolution over the text's token rows, ReLU,
+# averaged over its real tokens and mapped back to the table's width by a matrix that starts at zero (so training
+# starts from the mean). A mean of token rows cannot tell "not good, bad" from "not bad, good"; a window of
+# neighbouring rows can, with weights shared across every n-gram rather than one row per hashed pair
+# (static_bigrams), so it reaches n-grams the training texts never held (Kim 2014; Shen et al. 2018 found word
+# order matters most on short sentiment texts).
+STATIC_POOLINGS = ("mean", "mean-max", "attention", "conv")
+STATIC_CONV_WIDTH = 3
 # A word joins the static table's vocabulary (methods.static_vocabulary) only if its training texts hold it at
 # least this often: a word seen once is as likely a typo, and its one context says little.
 STATIC_WORD_MIN_COUNT = 2
@@ -333,8 +340,9 @@ class MethodConfig:
         elif self.static_pooling != "mean" and self.static_ensemble > 1:
             errs.append("static_pooling: an ensemble stacks students that pool by the mean; use static_pooling: mean "
                         "with static_ensemble above 1")
-        elif self.static_pooling == "attention" and self.static_bigrams:
-            errs.append("static_pooling: attention weighs token rows and takes no bigram rows; use static_bigrams: 0")
+        elif self.static_pooling in ("attention", "conv") and self.static_bigrams:
+            errs.append(f"static_pooling: {self.static_pooling} reads the token rows alone and takes no bigram rows; "
+                        "use static_bigrams: 0")
         if self.static_bigrams < 0:
             errs.append(f"static_bigrams: {self.static_bigrams} must be >= 0 (0 = no bigram table)")
         if self.static_hidden < 0:

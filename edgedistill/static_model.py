@@ -1,5 +1,5 @@
 """The static student's model class: a token-vector table (and optionally hashed bigram rows), masked mean
-(or mean-and-max, or attention: ``edgedistill.recipe.STATIC_POOLINGS``) pooling and a small head; or an ensemble of such
+(or mean-and-max, attention, or mean plus convolved n-grams: ``edgedistill.recipe.STATIC_POOLINGS``) pooling and a small head; or an ensemble of such
 students stacked into one model (``StaticClassifier.stack``).
 
 It follows the Hugging Face calling convention the training loop and ``TorchRuntime`` use
@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
+from edgedistill.recipe import STATIC_CONV_WIDTH
 from edgedistill.recipe import STATIC_POOLINGS as POOLINGS
 
 MODEL_TYPE = "edgedistill-static"
@@ -51,8 +52,8 @@ class StaticClassifier(nn.Module):
             raise ValueError(f"StaticClassifier: pooling {pooling!r} must be one of {', '.join(POOLINGS)}")
         if pooling != "mean" and members != 1:
             raise ValueError("StaticClassifier: a stack of members pools by the mean alone")
-        if pooling == "attention" and bigram_buckets:
-            raise ValueError("StaticClassifier: attention pooling weighs token rows; it takes no bigram rows")
+        if pooling in ("attention", "conv") and bigram_buckets:
+            raise ValueError(f"StaticClassifier: {pooling} pooling reads the token rows alone; it takes no bigram rows")
         id2label = {str(i): n for i, n in enumerate(label_names)}
         self.config = StaticConfig(model_type=MODEL_TYPE, architectures=["StaticClassifier"], vocab_size=vocab_size,
                                    dims=dims, hidden=hidden, num_labels=len(label_names), id2label=id2label,
@@ -76,6 +77,14 @@ class StaticClassifier(nn.Module):
         # Attention pooling's one learned query: a token's weight is softmax over the text of (its row . query).
         # It starts at zero, so the untrained student pools exactly as the mean does.
         self.attention_query = nn.Parameter(torch.zeros(width)) if pooling == "attention" else None
+        # Convolution pooling: n-gram features (a convolution over neighbouring token rows, ReLU, their mean) mapped
+        # back to the table's width and added to the mean. The map starts at zero, so the untrained student pools
+        # exactly as the mean does.
+        self.conv, self.conv_out = None, None
+        if pooling == "conv":
+            self.conv = nn.Conv1d(width, width, STATIC_CONV_WIDTH, padding=STATIC_CONV_WIDTH // 2)
+            self.conv_out = nn.Linear(width, width, bias=False)
+            nn.init.zeros_(self.conv_out.weight)
         pooled = width * (2 if pooling == "mean-max" else 1)
         layers = [nn.Linear(pooled, hidden * members), nn.ReLU(), nn.Linear(hidden * members, len(label_names))] \
             if hidden else [nn.Linear(pooled, len(label_names))]
@@ -149,6 +158,11 @@ class StaticClassifier(nn.Module):
         count = keep.sum(dim=1, keepdim=True)
         pooled = summed / count.clamp(min=1.0)   # no real token: a zero vector
         groups = self.config.members
+        if self.conv is not None:
+            # padding and unknown tokens enter the window as zero rows and leave no feature of their own
+            kept = keep.unsqueeze(-1)
+            grams = torch.relu(self.conv((vectors * kept).transpose(1, 2))).transpose(1, 2)
+            pooled = pooled + self.conv_out((grams * kept).sum(dim=1) / count.clamp(min=1.0))
         if self.pooling == "mean-max":
             # padding and unknown tokens cannot be a column's max; a text with no real token maxes to zeros
             largest = vectors.masked_fill(keep.unsqueeze(-1) == 0, float("-inf")).amax(dim=1)

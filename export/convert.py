@@ -348,16 +348,18 @@ def calibration_feeds(encoder, texts: list[str]) -> list[dict]:
 
 
 def static_onnx(model, path: Path) -> Path:
-    """A static student's graph: token-id gather (+ hashed bigram rows) + masked mean (+ max; or attention) +
-    L2 norm (each stacked member's own, or the mean's and the max's) + head, from its weights."""
+    """A static student's graph: token-id gather (+ hashed bigram rows) + masked mean (+ max or convolved n-grams;
+    or attention) + L2 norm (each stacked member's own, or the mean's and the max's) + head, from its weights."""
     from edgedistill import graphs
 
     cfg = model.config
     head = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in model.linear_layers()]
     bigrams = None if model.bigrams is None else model.bigrams.weight.detach().numpy()
     query = None if model.attention_query is None else model.attention_query.detach().numpy()
+    conv = None if model.conv is None else (model.conv.weight.detach().numpy(), model.conv.bias.detach().numpy(),
+                                            model.conv_out.weight.detach().numpy().T)
     graph = graphs.static_classifier_graph(model.embeddings.weight.detach().numpy(), head, cfg.normalize,
                                            cfg.unk_token_id, bigrams=bigrams, members=cfg.members,
-                                           pooling=model.pooling, attention_query=query)
+                                           pooling=model.pooling, attention_query=query, conv=conv)
     return graphs.save(graph, path)
 

@@ -947,7 +947,9 @@ def test_mean_max_pooling_puts_each_column_s_max_beside_the_mean_and_its_graph_m
         load_recipe(overrides={"methods": {"static": {"static_pooling": "mean-max", "static_ensemble": 2}}})
 
 
-def test_a_mean_max_static_student_trains_and_ships_as_its_onnx_graph(tmp_path, tiny_checkpoint, tiny_csv):
+@pytest.mark.parametrize("pooling", ["mean-max", "conv"])
+def test_a_static_student_pooled_otherwise_trains_and_ships_as_its_onnx_graph(tmp_path, tiny_checkpoint, tiny_csv,
+                                                                               pooling):
     from test_train import tiny_recipe
 
     from distill.pipeline import train_run
@@ -959,11 +961,14 @@ def test_a_mean_max_static_student_trains_and_ships_as_its_onnx_graph(tmp_path, 
 
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
                          methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 1,
-                                             "static_pooling": "mean-max"}},
+                                             "static_pooling": pooling}},
                          baselines={"tfidf": False, "model2vec": False})
     m = train_run(recipe, methods=["static"], progress=False)["models"]["static"]
-    assert m["static"]["pooling"] == "mean-max"
-    assert StaticClassifier.load(recipe.run_dir / "models" / "static").pooling == "mean-max"
+    assert m["static"]["pooling"] == pooling
+    trained = StaticClassifier.load(recipe.run_dir / "models" / "static")
+    assert trained.pooling == pooling
+    if pooling == "conv":      # training moved the n-gram map off zero: the graph below runs the convolution
+        assert trained.conv_out.weight.abs().sum() > 0
     # model2vec pools by the mean alone: the folder carries the ONNX graph and no model2vec form
     rows = export_run(recipe.run_dir, load_export_config({"variants": ["onnx-fp32"], "models": ["static"],
                                                           "speed_check_blocks": 0, "parity_samples": 12}),
@@ -1002,8 +1007,47 @@ def test_attention_pooling_starts_as_the_mean_and_weighs_tokens_by_its_query(tmp
     with torch.no_grad():
         half = copy.deepcopy(model).to(torch.float16)
         assert torch.allclose(half(ids, mask).logits.float(), logits, atol=0.05)    # the masked score fits fp16
-    with pytest.raises(ConfigError, match="attention weighs token rows and takes no bigram rows"):
+    with pytest.raises(ConfigError, match="attention reads the token rows alone and takes no bigram rows"):
         load_recipe(overrides={"methods": {"static": {"static_pooling": "attention", "static_bigrams": 64}}})
+
+
+def test_conv_pooling_starts_as_the_mean_and_reads_word_order(tmp_path):
+    from distill.static import StaticClassifier
+
+    torch.manual_seed(0)
+    model = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1, pooling="conv").eval()
+    mean = StaticClassifier(30, 6, ["a", "b", "c"], hidden=5, unk_token_id=1).eval()
+    mean.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("conv")})
+    # [4, 5, 1, 9] and [9, 4, 5]: the same real tokens, another order; [1] and [7]: no real token, one
+    ids = torch.tensor([[4, 5, 1, 9, 0], [1, 0, 0, 0, 0], [7, 0, 0, 0, 0], [9, 4, 5, 0, 0], [4, 5, 1, 9, 9]])
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
+    with torch.no_grad():
+        # the map back to the table's width starts at zero: the mean's pooling, whatever the convolution holds
+        assert torch.allclose(model(ids, mask).logits, mean(ids, mask).logits, atol=1e-6)
+        torch.nn.init.normal_(model.conv_out.weight)
+        pooled = model.pool(ids, mask)
+        # by hand: rows of the real tokens with [UNK] as a zero row inside the window, ReLU, mean over real tokens
+        rows = model.embeddings.weight[[4, 5, 1, 9]].clone()
+        rows[2] = 0
+        padded = torch.cat([torch.zeros(1, 6), rows, torch.zeros(1, 6)])
+        w, b = model.conv.weight, model.conv.bias
+        grams = torch.stack([torch.relu(b + sum(w[:, :, k] @ padded[t + k] for k in range(3))) for t in range(4)])
+        grams = grams[[0, 1, 3]].mean(0)             # [UNK] keeps no feature of its own
+        expected = torch.nn.functional.normalize(rows[[0, 1, 3]].mean(0) + model.conv_out.weight @ grams, dim=0)
+        assert torch.allclose(pooled[0], expected, atol=1e-5)
+        # word order now counts (the mean alone cannot tell these apart); padding and a masked token do not
+        assert torch.allclose(mean.pool(ids, mask)[0], mean.pool(ids, mask)[3], atol=1e-6)
+        assert not torch.allclose(pooled[0], pooled[3], atol=1e-3)
+        assert torch.equal(pooled[0], pooled[4]) and torch.equal(pooled[1], torch.zeros(6))
+        logits = model(ids, mask).logits
+    _graph_matches_and_reloads(model, ids, mask, logits, tmp_path)
+    with torch.no_grad():
+        half = copy.deepcopy(model).to(torch.float16)
+        assert torch.allclose(half(ids, mask).logits.float(), logits, atol=0.05)
+    with pytest.raises(ConfigError, match="conv reads the token rows alone and takes no bigram rows"):
+        load_recipe(overrides={"methods": {"static": {"static_pooling": "conv", "static_bigrams": 64}}})
+    with pytest.raises(ValueError, match="conv pooling reads the token rows alone"):
+        StaticClassifier(30, 6, ["a", "b"], pooling="conv", bigram_buckets=8)
 
 
 @pytest.mark.parametrize("init", ["model2vec", "context"])

@@ -1,6 +1,6 @@
 """The static student's model class: a token-vector table (and optionally hashed bigram rows), masked mean
-(or mean-and-max, attention, or mean plus convolved n-grams: ``edgedistill.recipe.STATIC_POOLINGS``) pooling and a small head; or an ensemble of such
-students stacked into one model (``StaticClassifier.stack``).
+(or mean-and-max, attention, or mean plus convolved n-grams: ``edgedistill.recipe.STATIC_POOLINGS``) pooling
+and a small head; or an ensemble of such students stacked into one model (``StaticClassifier.stack``).
 
 It follows the Hugging Face calling convention the training loop and ``TorchRuntime`` use
 (``forward(input_ids, attention_mask) -> .logits``, ``save_pretrained``) and loads from its own

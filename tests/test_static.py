@@ -1127,3 +1127,22 @@ def test_noisy_copies_do_not_count_as_words_seen_again(tmp_path, tiny_checkpoint
     assert original_texts(split.train, info) == data.train.texts      # no pool here: the labelled texts alone
     students, students_info = student_dataset(recipe, data)
     assert original_texts(students.train, students_info) == data.train.texts
+
+
+def test_the_pooling_cost_probe_reads_the_static_multiple_over_the_fastest_transformer_student(tmp_path):
+    from static_pooling_cost import committed_static_multiple
+
+    fields = ["model", "variant", "scenario", "batch_size", "device", "threads", "latency_p50_ms"]
+    rows = [("odd", "onnx-int8-dynamic", "text-latency", 1, "cpu", 2, 1.2),
+            ("hybrid", "onnx-int8-dynamic", "text-latency", 1, "cpu", 2, 1.5),
+            ("odd", "onnx-int8-dynamic", "text-latency", 1, "cpu", 1, 0.9),      # another thread count
+            ("odd", "onnx-int8-dynamic", "latency", 1, "cpu", 2, 0.5),           # pre-tokenized: not text -> label
+            ("tfidf", "onnx-fp32", "text-latency", 1, "cpu", 2, 0.05),           # a baseline, not a student
+            ("static", "onnx-int8-dynamic", "text-latency", 1, "cpu", 2, 0.08),  # not the FP32 graph
+            ("static", "onnx-fp32", "text-latency", 1, "cpu", 2, 0.1),
+            ("static", "onnx-fp32", "text-latency", 8, "cpu", 2, 0.3)]
+    (tmp_path / "bench.csv").write_text("\n".join([",".join(fields)] + [",".join(map(str, r)) for r in rows]) + "\n")
+    multiple, source = committed_static_multiple(tmp_path, 2)
+    assert multiple == pytest.approx(12.0) and source.startswith("odd/onnx-int8-dynamic 1.200 ms")
+    assert committed_static_multiple(tmp_path, 4) is None
+    assert committed_static_multiple(tmp_path / "none", 2) is None

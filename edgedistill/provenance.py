@@ -177,6 +177,12 @@ def threads() -> dict:
 STARTED_AT_COMMIT = git_commit()
 
 
+def footer(prov: dict, command: list[str], when: str) -> str:
+    """The line a result's markdown ends with: what ran (``command``), at which commit, on what, when."""
+    return (f"`{' '.join(map(str, command))}` at commit `{str(prov.get('git_commit'))[:7]}` on "
+            f"{prov.get('hardware', {}).get('label', '?')}, {when}.")
+
+
 def provenance(command: list[str] | None = None) -> dict:
     return {
         "git_commit": STARTED_AT_COMMIT,

@@ -222,6 +222,8 @@ STATIC_INITS = ("model2vec", "context")
 # order matters most on short sentiment texts).
 STATIC_POOLINGS = ("mean", "mean-max", "attention", "conv")
 STATIC_CONV_WIDTH = 3
+# The poolings that read the token rows alone: a bigram row belongs to no one token, so they take none.
+STATIC_POOLINGS_WITHOUT_BIGRAMS = ("attention", "conv")
 # A word joins the static table's vocabulary (methods.static_vocabulary) only if its training texts hold it at
 # least this often: a word seen once is as likely a typo, and its one context says little.
 STATIC_WORD_MIN_COUNT = 2
@@ -340,7 +342,7 @@ class MethodConfig:
         elif self.static_pooling != "mean" and self.static_ensemble > 1:
             errs.append("static_pooling: an ensemble stacks students that pool by the mean; use static_pooling: mean "
                         "with static_ensemble above 1")
-        elif self.static_pooling in ("attention", "conv") and self.static_bigrams:
+        elif self.static_pooling in STATIC_POOLINGS_WITHOUT_BIGRAMS and self.static_bigrams:
             errs.append(f"static_pooling: {self.static_pooling} reads the token rows alone and takes no bigram rows; "
                         "use static_bigrams: 0")
         if self.static_bigrams < 0:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from edgedistill.recipe import STATIC_CONV_WIDTH
+from edgedistill.recipe import STATIC_CONV_WIDTH, STATIC_POOLINGS_WITHOUT_BIGRAMS
 from edgedistill.recipe import STATIC_POOLINGS as POOLINGS
 
 MODEL_TYPE = "edgedistill-static"
@@ -52,7 +52,7 @@ class StaticClassifier(nn.Module):
             raise ValueError(f"StaticClassifier: pooling {pooling!r} must be one of {', '.join(POOLINGS)}")
         if pooling != "mean" and members != 1:
             raise ValueError("StaticClassifier: a stack of members pools by the mean alone")
-        if pooling in ("attention", "conv") and bigram_buckets:
+        if pooling in STATIC_POOLINGS_WITHOUT_BIGRAMS and bigram_buckets:
             raise ValueError(f"StaticClassifier: {pooling} pooling reads the token rows alone; it takes no bigram rows")
         id2label = {str(i): n for i, n in enumerate(label_names)}
         self.config = StaticConfig(model_type=MODEL_TYPE, architectures=["StaticClassifier"], vocab_size=vocab_size,

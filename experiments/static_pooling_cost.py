@@ -9,7 +9,8 @@ recipe that pools otherwise or widens the head must keep that room, so this prob
 - each student is built on the run's own distilled table (``distill.static.build_static_student``: its
   vocabulary, its tokenizer, its width), its zero-started weights (the convolution's map, the attention query)
   set off zero, and exported by the export stage's own ``export.convert.static_onnx``;
-- a call is what a user's one text costs: the student's tokenizer, its ONNX graph on ONNX Runtime, the argmax;
+- a call is what a user's one text costs and what the bench's text-latency rows time: ``Runtime.predict`` of the
+  project's ONNX Runtime backend (``edgedistill.runtime.OrtRuntime``: its text encoder, the graph, the label);
 - the texts are the bench's text-latency texts of the run's data.
 
 Accuracy is not this probe's business (``static_recipe.py``); the weights are untrained, and a dense graph costs
@@ -44,13 +45,12 @@ def committed_static_multiple(results: Path, threads: int) -> tuple[float, str] 
 
     transformers = {n for n in students() if not is_static(n)}
     rows = [r for r in csv.DictReader(path.open()) if r["scenario"] == "text-latency" and r["batch_size"] == "1"
-            and r["device"] == "cpu" and r["latency_p50_ms"]]
-    rows = [r for r in rows if int(r["threads"]) == threads]
+            and r["device"] == "cpu" and r["latency_p50_ms"] and int(r["threads"]) == threads]
     static = [float(r["latency_p50_ms"]) for r in rows if r["model"] == "static" and r["variant"] == "onnx-fp32"]
-    students = [(float(r["latency_p50_ms"]), r["model"], r["variant"]) for r in rows if r["model"] in transformers]
-    if not static or not students:
+    timed = [(float(r["latency_p50_ms"]), r["model"], r["variant"]) for r in rows if r["model"] in transformers]
+    if not static or not timed:
         return None
-    fastest = min(students)
+    fastest = min(timed)
     return fastest[0] / static[0], f"{fastest[1]}/{fastest[2]} {fastest[0]:.3f} ms, static/onnx-fp32 " \
                                    f"{static[0]:.3f} ms, {threads} threads"
 
@@ -65,8 +65,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    import numpy as np
-    import onnxruntime as ort
     import torch
 
     from bench.config import load_bench_config
@@ -77,9 +75,10 @@ def main(argv=None) -> int:
     from edgedistill.contention import Sampler
     from edgedistill.io import atomic_write_json, atomic_write_text
     from edgedistill.paired import time_paired
-    from edgedistill.provenance import provenance
+    from edgedistill.provenance import footer, provenance
     from edgedistill.recipe import STATIC_POOLINGS, load_run_recipe
-    from export.convert import static_onnx
+    from edgedistill.runtime import OrtRuntime
+    from export.convert import ONNX_FILE, static_onnx
 
     recipe = load_run_recipe(args.run)
     teacher = layout.model_dir(args.run, "teacher")
@@ -93,12 +92,11 @@ def main(argv=None) -> int:
     base, tokenizer = build_static_student(teacher, list(data.label_names), static.static_dims, 256, progress=False)
     table = base.embeddings.weight.detach().clone()
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+    labels = list(data.label_names)
     serving = {}
     with tempfile.TemporaryDirectory() as tmp:
         for pooling, hidden in itertools.product(STATIC_POOLINGS, HIDDEN):
-            model = StaticClassifier(table.shape[0], table.shape[1], list(data.label_names), hidden,
+            model = StaticClassifier(table.shape[0], table.shape[1], labels, hidden,
                                      base.config.unk_token_id, pooling=pooling).eval()
             with torch.no_grad():
                 model.embeddings.weight.copy_(table)
@@ -106,20 +104,16 @@ def main(argv=None) -> int:
                     torch.nn.init.normal_(model.conv_out.weight, std=0.05)
                 if model.attention_query is not None:
                     torch.nn.init.normal_(model.attention_query, std=0.05)
-            path = static_onnx(model, Path(tmp) / f"{pooling}-{hidden}.onnx")
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-            def predict(text, session=session):
-                enc = tokenizer([text], truncation=True, max_length=recipe.data.max_length, return_tensors="np")
-                feed = {"input_ids": enc["input_ids"].astype(np.int64),
-                        "attention_mask": enc["attention_mask"].astype(np.int64)}
-                return int(session.run(None, feed)[0].argmax(axis=1)[0])
-
-            serving[(pooling, hidden)] = predict
+            folder = Path(tmp) / f"{pooling}-{hidden}"
+            static_onnx(model, folder / ONNX_FILE)
+            tokenizer.save_pretrained(folder)
+            meta = {"format": "onnx", "precision": "fp32", "model_file": ONNX_FILE, "label_names": labels,
+                    "max_length": recipe.data.max_length}
+            serving[(pooling, hidden)] = OrtRuntime.open(folder, meta, threads=args.threads).predict
 
         def call(key):
             fn, cycle = serving[key], itertools.cycle(texts)
-            return lambda: fn(next(cycle))
+            return lambda: fn([next(cycle)])
 
         rows = []
         for key in serving:
@@ -148,8 +142,9 @@ def main(argv=None) -> int:
              f"{len(texts)} texts (the bench's text-latency texts), batch 1, {args.threads} ONNX Runtime thread(s), "
              "one process; each "
              f"candidate against the shipped form (mean pooling, head of 256) in ABBA blocks ({args.blocks} x "
-             f"{args.calls} calls per side). A call: the student's tokenizer, its ONNX graph on ONNX Runtime, the "
-             "argmax. Cost = the candidate's time / the shipped form's, median over blocks [bootstrap 95%].", ""]
+             f"{args.calls} calls per side). A call: `Runtime.predict` on the project's ONNX Runtime backend (text "
+             "encoder, graph, label), as the bench's text-latency rows. Cost = the candidate's time / the shipped "
+             "form's, median over blocks [bootstrap 95%].", ""]
     if committed is not None:
         lines += [f"The committed bench ({recipe.results_path}/bench.csv) has the static FP32 graph at "
                   f"{committed[0]:.1f}x the fastest transformer student ({committed[1]}); a form that costs c times "
@@ -161,10 +156,8 @@ def main(argv=None) -> int:
         lines.append(f"| {r['pooling']} | {r['hidden']} | {r['p50_ms']:.4f} | {r['mean_256_p50_ms']:.4f} | "
                      f"{r['cost_vs_mean_256']:.2f}x [{r['low']:.2f}, {r['high']:.2f}] | {keeps} | "
                      f"{(r['contention'] or {}).get('other_cpu_pct', float('nan')):.1f} |")
-    hw = doc["provenance"].get("hardware", {})
-    lines += ["", f"`{' '.join(['python', 'experiments/static_pooling_cost.py', *map(str, argv or sys.argv[1:])])}` "
-              f"at commit `{str(doc['provenance'].get('git_commit'))[:7]}` on {hw.get('label', '?')}, "
-              f"{doc['measured_at']}."]
+    lines += ["", footer(doc["provenance"], ["python", "experiments/static_pooling_cost.py", *(argv or sys.argv[1:])],
+                         doc["measured_at"])]
     atomic_write_text(OUT / f"{stem}.md", "\n".join(lines) + "\n")
     print(f"wrote {OUT / (stem + '.json')} and .md")
     return 0

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from edgedistill.metrics import classification_metrics
     from edgedistill.paired import time_paired
     from edgedistill.predictor import load_predictor
-    from edgedistill.provenance import provenance
+    from edgedistill.provenance import footer, provenance
     from edgedistill.recipe import load_run_recipe
 
     recipe = load_run_recipe(args.run)
@@ -115,9 +115,8 @@ def main(argv=None) -> int:
     lines += [f"| {r['candidate']} | {r['candidate_p50_ms']:.4f} | {r['reference_p50_ms']:.4f} | {r['ratio']:.2f}x "
               f"[{r['low']:.2f}, {r['high']:.2f}] | {(r['contention'] or {}).get('other_cpu_pct', float('nan')):.1f} |"
               for r in rows]
-    hw = doc["provenance"].get("hardware", {})
-    lines += ["", f"`{' '.join(['python', 'experiments/text_latency.py', *map(str, argv or sys.argv[1:])])}` at commit "
-              f"`{str(doc['provenance'].get('git_commit'))[:7]}` on {hw.get('label', '?')}, {doc['measured_at']}."]
+    lines += ["", footer(doc["provenance"], ["python", "experiments/text_latency.py", *(argv or sys.argv[1:])],
+                         doc["measured_at"])]
     atomic_write_text(OUT / f"{recipe.run.name}.md", "\n".join(lines) + "\n")
     print(f"wrote {OUT / (recipe.run.name + '.json')} and .md")
     return 0

@@ -60,8 +60,8 @@ def main(argv=None) -> int:
     p.add_argument("run", type=Path, help="a run folder whose teacher is trained (models/teacher)")
     p.add_argument("--blocks", type=int, default=40)
     # A block must outlast the wake-up that follows time_paired's settle pause: a 0.1 ms call's block of 20 calls
-    # (2 ms) after 20 ms idle measured 25-30% slower than the same calls back to back (and than a twin pair with
-    # no pause), which pulls every ratio toward 1; 400 calls make a block of 40-120 ms.
+    # (2 ms) after 20 ms idle ran 17-19% slower than the same calls back to back, which pulls every ratio toward 1
+    # (speed-probes/settle_wakeup.txt); 400 calls make a block of 40-120 ms.
     p.add_argument("--calls", type=int, default=400)
     p.add_argument("--threads", type=int, default=2,
                    help="ONNX Runtime's threads (default 2: the bench's text-latency rows on a 2-core machine)")

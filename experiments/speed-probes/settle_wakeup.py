@@ -1,4 +1,4 @@
-"""Why the pooling-cost probe's 20-call blocks ran a 0.1 ms call 25-30% slow: the settle pause, not the neighbour.
+"""Why the pooling-cost probe's 20-call blocks ran a 0.1 ms call 17-19% slow: the settle pause, not the neighbour.
 
     PYTHONPATH=$PWD python experiments/speed-probes/settle_wakeup.py runs/quickstart \
         > experiments/speed-probes/settle_wakeup.txt
@@ -25,29 +25,28 @@ CASES = ["alone:mean-256", "blocks:mean-256", "pair:twin:20:0.02", "pair:twin:20
          "alone:conv-1024", "pair:conv-1024:20:0.02", "pair:conv-1024:400:0.02"]
 
 
-def texts_and_meta(run: Path):
-    from bench.config import load_bench_config
-    from bench.inputs import bench_inputs
-    from distill.data import load_dataset
-    from edgedistill.recipe import load_run_recipe
-
-    recipe = load_run_recipe(run)
-    data = load_dataset(recipe.data)
-    meta = {"format": "onnx", "precision": "fp32", "model_file": "model.onnx", "label_names": list(data.label_names),
-            "max_length": recipe.data.max_length}
-    return recipe, data, bench_inputs(data, load_bench_config(recipe.bench))["natural_texts"], meta
+INPUTS = "inputs.json"    # the texts and the artifacts' metadata, written once by build, read by every case
 
 
 def build(run: Path, folder: Path) -> None:
     import torch
 
+    from bench.config import load_bench_config
+    from bench.inputs import bench_inputs
+    from distill.data import load_dataset
     from distill.static import StaticClassifier, build_static_student
     from edgedistill import layout
+    from edgedistill.recipe import load_run_recipe
     from export.convert import ONNX_FILE, static_onnx
 
-    recipe, data, _, _ = texts_and_meta(run)
-    torch.manual_seed(0)
+    recipe = load_run_recipe(run)
+    data = load_dataset(recipe.data)
     labels = list(data.label_names)
+    meta = {"format": "onnx", "precision": "fp32", "model_file": ONNX_FILE, "label_names": labels,
+            "max_length": recipe.data.max_length}
+    texts = bench_inputs(data, load_bench_config(recipe.bench))["natural_texts"]
+    (folder / INPUTS).write_text(json.dumps({"texts": texts, "meta": meta}))
+    torch.manual_seed(0)
     base, tokenizer = build_static_student(layout.model_dir(run, "teacher"), labels,
                                            recipe.methods["static"].static_dims, 256, progress=False)
     for name, (pooling, hidden) in FORMS.items():
@@ -61,11 +60,12 @@ def build(run: Path, folder: Path) -> None:
         tokenizer.save_pretrained(folder / name)
 
 
-def case(run: Path, folder: Path, spec: str) -> dict:
+def case(folder: Path, spec: str) -> dict:
     from edgedistill.paired import time_paired
     from edgedistill.runtime import OrtRuntime
 
-    _, _, texts, meta = texts_and_meta(run)
+    inputs = json.loads((folder / INPUTS).read_text())
+    texts, meta = inputs["texts"], inputs["meta"]
 
     def call(name):
         predict, cycle = OrtRuntime.open(folder / name, meta, threads=2).predict, itertools.cycle(texts)
@@ -101,7 +101,7 @@ def case(run: Path, folder: Path, spec: str) -> dict:
 def main() -> int:
     run = Path(sys.argv[1])
     if len(sys.argv) == 4:
-        print(json.dumps(case(run, Path(sys.argv[2]), sys.argv[3])), flush=True)
+        print(json.dumps(case(Path(sys.argv[2]), sys.argv[3])), flush=True)
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with tempfile.TemporaryDirectory() as tmp:

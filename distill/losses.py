@@ -7,6 +7,8 @@ total = ce * CE(student, labels)
       + attention * KL(A_teacher || A_student) per mapped layer        (MiniLM, Wang et al. 2020)
       + value_relation * KL(VR_teacher || VR_student) per mapped layer (MiniLM)
       + vectors * (1 - cos(student vector, teacher sentence vector))  (static student, methods.static_teacher_vectors)
+      + logits_mse * MSE(student_logits, teacher_logits)              (static student, methods.static_logits_mse;
+                                                                       Tang et al. 2019)
 
 where A = softmax(Q K^T / sqrt(d_head)) is a layer's self-attention distribution and
 VR = softmax(V V^T / sqrt(d_head)) its value relation, per head, over real (unpadded) tokens.
@@ -32,18 +34,21 @@ def resolve(cfg: LossConfig) -> LossConfig:
 
 
 class DistillationLoss(nn.Module):
-    def __init__(self, cfg: LossConfig, layer_map: list[int] | None = None, vectors: float = 0.0):
+    def __init__(self, cfg: LossConfig, layer_map: list[int] | None = None, vectors: float = 0.0,
+                 logits_mse: float = 0.0):
         super().__init__()
         self.cfg = resolve(cfg)
-        # The static student's auxiliary target (a method setting, not a loss-section one): its weight.
+        # The static student's own terms (method settings, not loss-section ones, so that adding them left every
+        # other method's fingerprint as it was): their weights.
         self.vectors = float(vectors)
+        self.logits_mse = float(logits_mse)
         # layer_map[i] = 0-based teacher layer that student layer i imitates (its hidden output).
         self.layer_map = layer_map
 
     @property
     def needs_teacher(self) -> bool:
         c = self.cfg
-        return c.kl > 0 or c.cosine > 0 or c.hidden > 0 or self.needs_relations
+        return c.kl > 0 or c.cosine > 0 or c.hidden > 0 or self.logits_mse > 0 or self.needs_relations
 
     @property
     def needs_vectors(self) -> bool:
@@ -76,6 +81,8 @@ class DistillationLoss(nn.Module):
                                        reduction="batchmean", log_target=True) * t * t
             if c.cosine > 0:
                 parts["cosine"] = (1 - F.cosine_similarity(student_logits, teacher_logits, dim=-1)).mean()
+            if self.logits_mse > 0:
+                parts["logits_mse"] = F.mse_loss(student_logits, teacher_logits)
         if self.needs_hidden and student_hidden is not None and teacher_hidden is not None:
             parts["hidden"] = hidden_mse(student_hidden, teacher_hidden, self.layer_map, attention_mask)
         if self.needs_relations and student_qkv is not None and teacher_qkv is not None:
@@ -91,6 +98,7 @@ class DistillationLoss(nn.Module):
             parts["vectors"] = (1 - F.cosine_similarity(student_vectors, teacher_vectors.detach(), dim=-1)).mean()
         weights = {k: getattr(c, k) for k in ("ce", "kl", "cosine", "hidden", "attention", "value_relation")}
         weights["vectors"] = self.vectors
+        weights["logits_mse"] = self.logits_mse
         total = sum(weights[k] * v for k, v in parts.items())
         return total, {k: float(v.detach()) for k, v in parts.items()}
 

@@ -96,13 +96,15 @@ def setup_method(name: str, recipe: Recipe, label_names: list[str], teacher_dir:
         if m.static_train_table and m.static_table_lr_scale != 1:
             for prefix in ("embeddings.", "bigrams.", "table_a.", "table_b"):
                 lr_scales[prefix] = m.static_table_lr_scale
-        loss = DistillationLoss(m.loss or recipe.loss, vectors=m.static_teacher_vectors)
+        loss = DistillationLoss(m.loss or recipe.loss, vectors=m.static_teacher_vectors,
+                                logits_mse=m.static_logits_mse)
         info["teacher_checkpoint"] = str(teacher_dir)
         info["static"] = {"dims": model.config.dims, "vocabulary": model.config.vocab_size,
                           "hidden": model.config.hidden, "bigram_buckets": m.static_bigrams,
                           "pooling": m.static_pooling,
                           "token_dropout": m.static_token_dropout,
                           "augment_copies": m.static_augment_copies, "teacher_vectors": m.static_teacher_vectors,
+                          "logits_mse": m.static_logits_mse,
                           "words_asked": m.static_vocabulary,
                           "init": ("model2vec distillation of the fine-tuned teacher" if m.static_init == "model2vec"
                                    else "model2vec distillation of the fine-tuned teacher, each token moved to its "

@@ -238,6 +238,7 @@ STATIC_OFF = {
     "static_vocabulary": 0, "static_teacher_vectors": 0.0, "static_init": "model2vec", "static_table_rank": 0,
     "static_table_lr_scale": 1.0, "static_select": "validation", "static_select_texts": 2000,
     "static_weight_average": 0.0, "static_soup": 1, "static_ensemble": 1, "static_calibrate": "none",
+    "static_logits_mse": 0.0,
 }
 
 # How a student names the teacher layers it keeps (or an explicit 0-based list): odd = 1, 3, 5, ...
@@ -283,6 +284,11 @@ class MethodConfig:
     # over a text's tokens): the student's pooled vector, through a linear map used in training only, is pulled
     # towards it by cosine distance. Hundreds of numbers per text where the logits give a few (0: none).
     static_teacher_vectors: float = 0.0
+    # static only: the weight of the squared distance between its logits and the teacher's (mean over classes):
+    # the teacher's scores themselves, where the kl term reads only their softmax at one temperature, the limit
+    # that term tends to as the temperature grows (Hinton et al. 2015). Distilling BERT into a shallow student,
+    # Tang et al. 2019 train on it instead of soft labels; with loss.kl 0 it replaces the kl term (0: none).
+    static_logits_mse: float = 0.0
     # static only: what the table starts from. "model2vec": model2vec's distillation, one forward pass of the
     # fine-tuned teacher per vocabulary token, alone between [CLS] and [SEP]. "context": the same, with each token
     # the teacher meets in the static student's training texts moved to the mean of its last-layer vectors
@@ -352,6 +358,9 @@ class MethodConfig:
         if not (math.isfinite(self.static_teacher_vectors) and self.static_teacher_vectors >= 0):
             errs.append(f"static_teacher_vectors: {self.static_teacher_vectors:g} must be >= 0 (the auxiliary "
                         "target's weight; 0 = none)")
+        if not (math.isfinite(self.static_logits_mse) and self.static_logits_mse >= 0):
+            errs.append(f"static_logits_mse: {self.static_logits_mse:g} must be >= 0 (the weight of the squared "
+                        "distance to the teacher's logits; 0 = none)")
         if self.static_table_rank < 0:
             errs.append(f"static_table_rank: {self.static_table_rank} must be >= 0 (0 = every entry of the table "
                         "trains)")
@@ -486,10 +495,11 @@ class Recipe:
             loss = m.loss or self.loss
             if (name in registry.students() and m.enabled
                     and (self.data.unlabeled or self.data.augment_copies or m.static_augment_copies)
-                    and not any(getattr(loss, k) > 0 for k in LOSS_TERMS if k != "ce")):
+                    and not any(getattr(loss, k) > 0 for k in LOSS_TERMS if k != "ce")
+                    and not (registry.is_static(name) and m.static_logits_mse > 0)):
                 errs.append(f"methods.{name}: teacher-labelled texts (data.unlabeled / augment_copies) carry no "
                             "labels; its loss needs a distillation term (kl, cosine, hidden, attention or "
-                            "value_relation > 0)")
+                            "value_relation > 0; a static student's static_logits_mse > 0)")
             if registry.is_static(name) and m.enabled:
                 if m.layers is not None or m.lora is not None:
                     errs.append(f"methods.{name}: a static student keeps no transformer layers; drop its layers / "

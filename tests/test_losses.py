@@ -69,3 +69,16 @@ def test_weights_combine_and_gradients_flow(logits):
     assert math.isclose(float(total), 0.5 * parts["ce"] + 2.0 * parts["kl"] + parts["cosine"], rel_tol=1e-5)
     total.backward()
     assert s.grad is not None and t.grad is None
+
+
+def test_logits_mse_is_the_mean_squared_distance_to_the_teachers_logits(logits):
+    s, t, y = logits
+    loss = DistillationLoss(LossConfig(ce=0, kl=0), logits_mse=0.5)
+    assert loss.needs_teacher
+    total, parts = loss(s, y, t)
+    assert set(parts) == {"logits_mse"}
+    assert math.isclose(float(total), 0.5 * float(((s - t) ** 2).mean()), rel_tol=1e-6)
+    # logits that differ by a constant have the same softmax (kl 0) but not the same scores
+    _, parts = DistillationLoss(LossConfig(ce=0, kl=1), logits_mse=1.0)(t + 1.0, y, t)
+    assert parts["kl"] == pytest.approx(0.0, abs=1e-6) and parts["logits_mse"] == pytest.approx(1.0)
+    assert "logits_mse" not in DistillationLoss(LossConfig(ce=0, kl=1))(s, y, t)[1]

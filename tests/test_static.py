@@ -1146,3 +1146,29 @@ def test_the_pooling_cost_probe_reads_the_static_multiple_over_the_fastest_trans
     assert multiple == pytest.approx(12.0) and source.startswith("odd/onnx-int8-dynamic 1.200 ms")
     assert committed_static_multiple(tmp_path, 4) is None
     assert committed_static_multiple(tmp_path / "none", 2) is None
+
+
+def test_the_static_student_can_learn_the_teachers_logits_in_place_of_its_soft_labels(tmp_path, tiny_checkpoint,
+                                                                                      tiny_csv):
+    from test_train import tiny_recipe
+
+    from distill.pipeline import train_run
+
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint, tiny_csv,
+                         data={"unlabeled": str(_pool(tmp_path)), "max_unlabeled": 20},
+                         methods={"static": {"static_dims": 8, "static_hidden": 16, "epochs": 2, "static_pool": 20,
+                                             "static_logits_mse": 1.0, "loss": {"kl": 0.0}}},
+                         baselines={"tfidf": False, "model2vec": False})
+    metrics = train_run(recipe, methods=["static"], progress=False)
+    m = metrics["models"]["static"]
+    assert m["static"]["logits_mse"] == 1.0
+    steps = m["history"]["steps"]
+    assert any("logits_mse" in step for step in steps) and not any("kl" in step for step in steps)
+    with pytest.raises(ConfigError, match="static_logits_mse: -1 must be >= 0"):
+        load_recipe(overrides={"methods": {"static": {"static_logits_mse": -1}}})
+    # with neither kl nor the squared distance, the teacher-labelled pool would train on nothing
+    with pytest.raises(ConfigError, match="needs a distillation term"):
+        load_recipe(overrides={"data": {"unlabeled": "rest-of-train", "max_train": 2000},
+                               "methods": {"static": {"loss": {"kl": 0.0}}}})
+    load_recipe(overrides={"data": {"unlabeled": "rest-of-train", "max_train": 2000},
+                           "methods": {"static": {"loss": {"kl": 0.0}, "static_logits_mse": 1.0}}})

@@ -119,6 +119,8 @@ VARIANTS = {
     "augment-2-vocabulary-5k-table-0.1-logits-mse": {"static_augment_copies": 2, "static_vocabulary": 5000,
                                                      "static_table_lr_scale": 0.1, "static_logits_mse": 1.0,
                                                      "loss": {"kl": 0.0}},
+    "augment-2-vocabulary-5k-table-0.1-ensemble-2": {"static_augment_copies": 2, "static_vocabulary": 5000,
+                                                     "static_table_lr_scale": 0.1, "static_ensemble": 2},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                     "static_init": "context"},
 }
@@ -141,7 +143,8 @@ PAIRED_WITH = {"context-frozen": "frozen", "context-frozen-hidden-1024": "frozen
                "augment-2-vocabulary-5k-table-0.1-vectors-1-soup-3": "augment-2-vocabulary-5k-table-0.1",
                "augment-2-vocabulary-5k-table-0.1-T4": "augment-2-vocabulary-5k-table-0.1",
                "augment-2-vocabulary-5k-table-0.1-hidden-1024": "augment-2-vocabulary-5k-table-0.1",
-               "augment-2-vocabulary-5k-table-0.1-logits-mse": "augment-2-vocabulary-5k-table-0.1"}
+               "augment-2-vocabulary-5k-table-0.1-logits-mse": "augment-2-vocabulary-5k-table-0.1",
+               "augment-2-vocabulary-5k-table-0.1-ensemble-2": "augment-2-vocabulary-5k-table-0.1"}
 
 
 def variant_recipe(recipe, changes: dict):

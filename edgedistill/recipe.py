@@ -285,9 +285,10 @@ class MethodConfig:
     # towards it by cosine distance. Hundreds of numbers per text where the logits give a few (0: none).
     static_teacher_vectors: float = 0.0
     # static only: the weight of the squared distance between its logits and the teacher's (mean over classes):
-    # the teacher's scores themselves, where the kl term reads only their softmax at one temperature, the limit
-    # that term tends to as the temperature grows (Hinton et al. 2015). Distilling BERT into a shallow student,
-    # Tang et al. 2019 train on it instead of soft labels; with loss.kl 0 it replaces the kl term (0: none).
+    # the teacher's scores themselves, where the kl term reads only their softmax at one temperature. As the
+    # temperature grows the kl term tends to matching logits up to a shift of all of them (Hinton et al. 2015);
+    # this counts the shift too. Distilling BERT into a shallow student, Tang et al. 2019 train on it instead of
+    # soft labels; with loss.kl 0 it replaces the kl term (0: none).
     static_logits_mse: float = 0.0
     # static only: what the table starts from. "model2vec": model2vec's distillation, one forward pass of the
     # fine-tuned teacher per vocabulary token, alone between [CLS] and [SEP]. "context": the same, with each token

@@ -45,6 +45,14 @@ from edgedistill.recipe import LossConfig, load_run_recipe
 
 METHOD = "static"
 SHIPPED = "shipped"
+# The best recipe of the screens (two noisy copies, whole words, the table at a tenth of the step); the variants
+# named after it change it in one setting each.
+BEST = "augment-2-vocabulary-5k-table-0.1"
+BEST_SETTINGS = {"static_augment_copies": 2, "static_vocabulary": 5000, "static_table_lr_scale": 0.1}
+BEST_CHANGES = {"conv": {"static_pooling": "conv"}, "pool-all": {"static_pool": 10**9},
+                "vectors-1-soup-3": {"static_teacher_vectors": 1.0, "static_soup": 3},
+                "T4": {"loss": {"temperature": 4.0}}, "hidden-1024": {"static_hidden": 1024},
+                "logits-mse": {"static_logits_mse": 1.0, "loss": {"kl": 0.0}}, "ensemble-2": {"static_ensemble": 2}}
 # name -> the static method's settings that differ from the run's recipe. "shipped" changes nothing.
 VARIANTS = {
     SHIPPED: {},
@@ -94,8 +102,7 @@ VARIANTS = {
     "augment-2-vocabulary-5k": {"static_augment_copies": 2, "static_vocabulary": 5000},
     "augment-2-vocabulary-5k-select-pool": {"static_augment_copies": 2, "static_vocabulary": 5000,
                                             "static_select": "pool"},
-    "augment-2-vocabulary-5k-table-0.1": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                          "static_table_lr_scale": 0.1},
+    BEST: BEST_SETTINGS,
     "augment-2-context-frozen-hidden-1024-vocabulary-5k": {"static_augment_copies": 2, "static_init": "context",
                                                            "static_train_table": False, "static_hidden": 1024,
                                                            "static_vocabulary": 5000},
@@ -105,22 +112,7 @@ VARIANTS = {
     "augment-2-context-frozen-hidden-1024-conv": {"static_augment_copies": 2, "static_init": "context",
                                                   "static_train_table": False, "static_hidden": 1024,
                                                   "static_pooling": "conv"},
-    "augment-2-vocabulary-5k-table-0.1-conv": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                               "static_table_lr_scale": 0.1, "static_pooling": "conv"},
-    "augment-2-vocabulary-5k-table-0.1-pool-all": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                                   "static_table_lr_scale": 0.1, "static_pool": 10**9},
-    "augment-2-vocabulary-5k-table-0.1-vectors-1-soup-3": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                                           "static_table_lr_scale": 0.1, "static_teacher_vectors": 1.0,
-                                                           "static_soup": 3},
-    "augment-2-vocabulary-5k-table-0.1-T4": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                             "static_table_lr_scale": 0.1, "loss": {"temperature": 4.0}},
-    "augment-2-vocabulary-5k-table-0.1-hidden-1024": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                                      "static_table_lr_scale": 0.1, "static_hidden": 1024},
-    "augment-2-vocabulary-5k-table-0.1-logits-mse": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                                     "static_table_lr_scale": 0.1, "static_logits_mse": 1.0,
-                                                     "loss": {"kl": 0.0}},
-    "augment-2-vocabulary-5k-table-0.1-ensemble-2": {"static_augment_copies": 2, "static_vocabulary": 5000,
-                                                     "static_table_lr_scale": 0.1, "static_ensemble": 2},
+    **{f"{BEST}-{name}": {**BEST_SETTINGS, **change} for name, change in BEST_CHANGES.items()},
     "augment-2-vectors-1-context": {"static_augment_copies": 2, "static_teacher_vectors": 1.0,
                                     "static_init": "context"},
 }
@@ -138,13 +130,7 @@ PAIRED_WITH = {"context-frozen": "frozen", "context-frozen-hidden-1024": "frozen
                "augment-2-vocabulary-5k-table-0.1": "augment-2-vocabulary-5k",
                "context-frozen-hidden-1024-conv": "context-frozen-hidden-1024",
                "augment-2-context-frozen-hidden-1024-conv": "augment-2-context-frozen-hidden-1024",
-               "augment-2-vocabulary-5k-table-0.1-conv": "augment-2-vocabulary-5k-table-0.1",
-               "augment-2-vocabulary-5k-table-0.1-pool-all": "augment-2-vocabulary-5k-table-0.1",
-               "augment-2-vocabulary-5k-table-0.1-vectors-1-soup-3": "augment-2-vocabulary-5k-table-0.1",
-               "augment-2-vocabulary-5k-table-0.1-T4": "augment-2-vocabulary-5k-table-0.1",
-               "augment-2-vocabulary-5k-table-0.1-hidden-1024": "augment-2-vocabulary-5k-table-0.1",
-               "augment-2-vocabulary-5k-table-0.1-logits-mse": "augment-2-vocabulary-5k-table-0.1",
-               "augment-2-vocabulary-5k-table-0.1-ensemble-2": "augment-2-vocabulary-5k-table-0.1"}
+               **{f"{BEST}-{name}": BEST for name in BEST_CHANGES}}
 
 
 def variant_recipe(recipe, changes: dict):
